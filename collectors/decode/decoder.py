@@ -1,0 +1,216 @@
+"""Decoder: RawBatch -> PacketBatch, column-wise.
+
+The common case (Ethernet/raw/SLL, IPv4, TCP/UDP/ICMP) is decoded with numpy gathers at
+fixed offsets over the whole batch; VLAN stacks, IPv6 extension chains, fragments and L7
+payloads are handled on masked subsets. The decoder keeps one piece of state across
+batches: the table that attributes later IP fragments to their datagram's ports.
+"""
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+
+import numpy as np
+
+from collectors import protocols as P
+from collectors.decode.dns import parse_dns
+from collectors.decode.http import parse_http
+from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16
+from collectors.raw_batch import RawBatch
+from schemas.packet_batch import (FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
+                                  STATUS_ZERO_LENGTH, L7Table, PacketBatch)
+
+FRAGMENT_TABLE_SIZE = 65536   # datagrams remembered for fragment attribution (oldest evicted first)
+_DNS_UDP = np.array(P.DNS_UDP_PORTS)
+_DNS_TCP = np.array(P.DNS_TCP_PORTS)
+_PORT_PROTOS = np.array(P.PORT_PROTOCOLS)
+
+
+class FragmentTable:
+    """(src, dst, proto, IP id) of first fragments -> their ports, bounded in size."""
+
+    def __init__(self, size: int = FRAGMENT_TABLE_SIZE):
+        self.size = size
+        self._ports: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+
+    def resolve(self, keys: np.ndarray, first: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+        """Attribute later fragments to their first fragment's ports (filled in place).
+
+        Fragments are walked in capture order; a later fragment that arrives before its first
+        fragment (reordering) is matched when the first one appears later in the same batch,
+        as pmacct does. Returns a bool array: True where a later fragment was matched."""
+        found = np.zeros(len(keys), bool)
+        table = self._ports
+        waiting: dict[bytes, list[int]] = {}
+        for i in range(len(keys)):
+            key = keys[i].tobytes()
+            if first[i]:
+                ports = (int(sport[i]), int(dport[i]))
+                table[key] = ports
+                table.move_to_end(key)
+                if len(table) > self.size:
+                    table.popitem(last=False)
+                for j in waiting.pop(key, ()):
+                    sport[j], dport[j] = ports
+                    found[j] = True
+            else:
+                ports = table.get(key)
+                if ports is not None:
+                    sport[i], dport[i] = ports
+                    found[i] = True
+                else:
+                    waiting.setdefault(key, []).append(i)
+        return found
+
+
+class Decoder:
+    """Decode RawBatches; `stats` accumulates per-reason counts over all batches."""
+
+    def __init__(self, l7: bool = True):
+        self.l7 = l7
+        self.fragments = FragmentTable()
+        self.stats: Counter = Counter()
+
+    def decode(self, raw: RawBatch) -> PacketBatch:
+        n = len(raw)
+        buf, off = raw.buf, raw.off
+        end = off + raw.caplen
+        status = np.zeros(n, np.uint8)
+        lk = link_layer(buf, off, end, raw.link, status)
+        status[raw.caplen == 0] = STATUS_ZERO_LENGTH
+        b = PacketBatch.empty(n)
+        b.ts_ns[:] = raw.ts_ns
+        b.iface[:] = raw.iface
+        b.link[:] = raw.link
+        b.cap_len[:] = raw.caplen
+        b.wire_len[:] = raw.wirelen
+        b.vlan[:] = lk.vlan
+        b.vlan_depth[:] = lk.vlan_depth
+        b.eth_type[:] = np.maximum(lk.eth_type, 0)
+        l7 = _L7Builder()
+        for ver, parse, ethertype in ((4, ipv4, P.ETH_IPV4), (6, ipv6, P.ETH_IPV6)):
+            rows = np.nonzero((lk.eth_type == ethertype) & (status == 0))[0]
+            if rows.size:
+                ip = parse(buf, rows, off, lk.l3, end, raw.wirelen, status, self.stats)
+                if ip.rows.size:
+                    self._transport(b, buf, end, lk.l3, ip, ver, l7)
+        b.status[:] = status
+        counts = np.bincount(status, minlength=len(STATUS_NAMES))
+        for code, name in STATUS_NAMES.items():
+            if counts[code]:
+                self.stats[name] += int(counts[code])
+        b.l7 = l7.table()
+        return b
+
+    def _transport(self, b: PacketBatch, buf, end, l3, ip: IPResult, ver: int, l7: "_L7Builder") -> None:
+        rows, l4 = ip.rows, ip.l4
+        rend = end[rows]
+        proto = ip.proto
+        first_part = ip.frag_off == 0            # unfragmented or first fragment: transport header present
+        b.ip_ver[rows] = ver
+        b.src[rows] = ip.src
+        b.dst[rows] = ip.dst
+        b.proto[rows] = proto
+        b.ip_len[rows] = ip.ip_len
+        b.ttl[rows] = ip.ttl
+
+        sport = np.zeros(rows.size, np.int64)
+        dport = np.zeros(rows.size, np.int64)
+        wants_ports = np.isin(proto, _PORT_PROTOS) & first_part
+        has_ports = wants_ports & ip.l4_ok & (l4 + 4 <= rend)
+        i = np.nonzero(has_ports)[0]
+        sport[i] = u16(buf, l4[i])
+        dport[i] = u16(buf, l4[i] + 2)
+        short = int(wants_ports.sum() - i.size)
+        if short:
+            self.stats["l4_truncated"] += short
+
+        is_tcp = (proto == P.IPPROTO_TCP) & first_part & ip.l4_ok & (l4 + 14 <= rend)
+        i = np.nonzero(is_tcp)[0]
+        b.tcp_flags[rows[i]] = u8(buf, l4[i] + 13) | ((u8(buf, l4[i] + 12) & 1) << 8)
+
+        is_icmp = (((proto == P.IPPROTO_ICMP) & (ver == 4)) | ((proto == P.IPPROTO_ICMPV6) & (ver == 6))) \
+            & first_part & ip.l4_ok & (l4 + 2 <= rend)
+        i = np.nonzero(is_icmp)[0]
+        b.icmp_type[rows[i]] = u8(buf, l4[i])
+        b.icmp_code[rows[i]] = u8(buf, l4[i] + 1)
+
+        f = np.nonzero(ip.is_frag)[0]
+        if f.size:
+            keys = np.concatenate([ip.src[f], ip.dst[f], proto[f, None].astype(np.uint8),
+                                   ip.frag_id[f, None].astype(">u4").view(np.uint8)], axis=1)
+            fs, fd = sport[f], dport[f]
+            found = self.fragments.resolve(keys, first_part[f], fs, fd)
+            sport[f], dport[f] = fs, fd
+            codes = np.where(first_part[f], FRAG_FIRST, np.where(found, FRAG_LATER, FRAG_LATER_UNMATCHED))
+            b.frag[rows[f]] = codes
+            b.frag_id[rows[f]] = ip.frag_id[f]
+            unmatched = int((codes == FRAG_LATER_UNMATCHED).sum())
+            if unmatched:
+                self.stats["fragment_without_first"] += unmatched
+        b.sport[rows] = sport
+        b.dport[rows] = dport
+
+        if self.l7:
+            ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
+            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7)
+
+    def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder") -> None:
+        udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (np.isin(sport, _DNS_UDP) | np.isin(dport, _DNS_UDP)) \
+            & (l4 + 8 + 12 <= ip_end)
+        for k in np.nonzero(udp_dns)[0]:
+            d = parse_dns(bytes(buf[l4[k] + 8:ip_end[k]]))
+            if d is not None:
+                l7.dns(int(rows[k]), d)
+        ssdp = has_ports & (proto == P.IPPROTO_UDP) & ((sport == P.SSDP_UDP_PORT) | (dport == P.SSDP_UDP_PORT)) \
+            & (l4 + 8 + 12 <= ip_end)
+        for k in np.nonzero(ssdp)[0]:
+            h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
+            if h is not None:
+                l7.http(int(rows[k]), h)
+        tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
+        if tcp.size == 0:
+            return
+        payload = l4[tcp] + (u8(buf, l4[tcp] + 12) >> 4) * 4
+        plen = ip_end[tcp] - payload
+        tcp_dns = (np.isin(sport[tcp], _DNS_TCP) | np.isin(dport[tcp], _DNS_TCP)) & (plen >= 14)
+        for k in np.nonzero(tcp_dns)[0]:
+            d = parse_dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
+            if d is not None:
+                l7.dns(int(rows[tcp[k]]), d)
+        # HTTP start lines begin with an upper-case token; test the first byte column-wise first.
+        cand = np.nonzero((plen >= 12) & ~tcp_dns)[0]
+        if cand.size:
+            c0 = u8(buf, payload[cand])
+            cand = cand[(c0 >= 0x41) & (c0 <= 0x5A)]
+        for k in cand:
+            h = parse_http(bytes(buf[payload[k]:ip_end[tcp[k]]]))
+            if h is not None:
+                l7.http(int(rows[tcp[k]]), h)
+
+
+class _L7Builder:
+    def __init__(self):
+        self.rows: list[int] = []
+        self.cols: dict[str, list] = {c: [] for c in L7Table().value_columns()}
+
+    def _add(self, row, **vals):
+        self.rows.append(row)
+        for c, lst in self.cols.items():
+            lst.append(vals.get(c, -1 if c in ("dns_qtype", "dns_rcode", "http_status") else None))
+
+    def dns(self, row, d):
+        self._add(row, dns_qname=d.qname, dns_qtype=d.qtype, dns_rcode=d.rcode, dns_response=d.response)
+
+    def http(self, row, h):
+        self._add(row, http_method=h.method, http_host=h.host, http_path=h.path, http_status=h.status)
+
+    def table(self) -> L7Table:
+        if not self.rows:
+            return L7Table()
+        order = np.argsort(np.asarray(self.rows), kind="stable")
+        return L7Table(row=np.asarray(self.rows, np.int32)[order],
+                       **{c: [v[i] for i in order] for c, v in self.cols.items()})
+
+
+def status_ok(batch: PacketBatch) -> np.ndarray:
+    return batch.status == STATUS_OK

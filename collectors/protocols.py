@@ -1,0 +1,55 @@
+"""Protocol numbers used across NetSpectra: one place for each wire constant."""
+
+# Link types (tcpdump.org LINKTYPE_* values as written in pcap/pcapng headers).
+LINK_NULL = 0          # BSD loopback: 4-byte address family in the capturing host's byte order
+LINK_ETHERNET = 1
+LINK_RAW_BSD = 12      # raw IP; some BSDs write 12 instead of 101
+LINK_RAW = 101
+LINK_LOOP = 108        # OpenBSD loopback: address family in network byte order
+LINK_LINUX_SLL = 113
+LINK_IPV4 = 228
+LINK_IPV6 = 229
+LINK_LINUX_SLL2 = 276
+
+LINK_NAMES = {
+    LINK_NULL: "null", LINK_ETHERNET: "eth", LINK_RAW_BSD: "raw", LINK_RAW: "raw", LINK_LOOP: "loop",
+    LINK_LINUX_SLL: "sll", LINK_IPV4: "ipv4", LINK_IPV6: "ipv6", LINK_LINUX_SLL2: "sll2",
+}
+
+# EtherTypes.
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)   # 802.1Q, 802.1ad (QinQ), legacy QinQ
+
+# BSD loopback address families meaning IPv6 (values differ per OS).
+AF_INET = 2
+AF_INET6_VALUES = (10, 24, 28, 30)
+
+# IP protocol numbers.
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+IPPROTO_SCTP = 132
+# IPv6 extension headers walked to reach the transport header (RFC 8200 order; 44 = fragment).
+IPV6_EXT_HOPOPTS = 0
+IPV6_EXT_ROUTING = 43
+IPV6_EXT_FRAGMENT = 44
+IPV6_EXT_AH = 51
+IPV6_EXT_DSTOPTS = 60
+IPV6_EXT_MOBILITY = 135
+IPV6_EXT_HEADERS = (IPV6_EXT_HOPOPTS, IPV6_EXT_ROUTING, IPV6_EXT_FRAGMENT, IPV6_EXT_AH,
+                    IPV6_EXT_DSTOPTS, IPV6_EXT_MOBILITY, 139, 140)
+IPV6_MAX_EXT_HEADERS = 8   # deeper chains are counted as malformed (denial-of-service guard)
+
+# Transport protocols whose ports go into the flow key. SCTP also starts with two ports, but
+# pmacct and NetFlow v5 tooling key SCTP flows with ports 0; we follow them for comparable numbers.
+PORT_PROTOCOLS = (IPPROTO_TCP, IPPROTO_UDP)
+
+# Application ports decoded for DNS (53), mDNS (5353) and LLMNR (5355): all share the DNS wire format.
+DNS_UDP_PORTS = (53, 5353, 5355)
+DNS_TCP_PORTS = (53,)
+SSDP_UDP_PORT = 1900   # HTTP over UDP (SSDP M-SEARCH / NOTIFY)
+
+# Capture-file sanity bounds.
+MAX_RECORD_BYTES = 262144  # libpcap's MAXIMUM_SNAPLEN; a larger record header means a corrupt file

@@ -1,0 +1,245 @@
+"""The packet batch: NetSpectra's columnar data contract between collectors and the dataflow.
+
+One batch holds thousands of decoded packets as numpy columns (no Python object per packet).
+Rare application-layer fields (DNS, HTTP) live in a sparse side table keyed by row number.
+
+Dense columns (one value per packet):
+
+| column     | dtype        | meaning                                                                 |
+|------------|--------------|-------------------------------------------------------------------------|
+| ts_ns      | int64        | capture time, ns since the Unix epoch                                   |
+| iface      | uint16       | interface index within the capture (pcapng interface id)               |
+| link       | uint16       | link type of the frame (pcap LINKTYPE_*)                                |
+| cap_len    | uint32       | captured bytes of the frame                                             |
+| wire_len   | uint32       | original frame length on the wire                                       |
+| vlan       | uint16       | outermost 802.1Q/802.1ad VLAN id, 0 when untagged                       |
+| vlan_depth | uint8        | number of VLAN tags (0-3)                                               |
+| eth_type   | uint16       | EtherType of the L3 payload (0x0800, 0x86DD, ...), 0 when unknown       |
+| ip_ver     | uint8        | 4 or 6; 0 for non-IP or undecodable packets                            |
+| src, dst   | uint8[16]    | addresses, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d)                   |
+| proto      | uint8        | IP protocol (after IPv6 extension headers)                              |
+| sport,dport| uint16       | transport ports; 0 for ICMP and protocols without ports (NetFlow usage) |
+| ip_len     | uint32       | IPv4 total length / IPv6 payload length + 40 (flow byte convention)    |
+| ttl        | uint8        | IPv4 TTL / IPv6 hop limit                                               |
+| tcp_flags  | uint16       | TCP flags incl. NS bit (0x100); 0 for non-TCP                           |
+| frag       | uint8        | FRAG_* code below                                                       |
+| frag_id    | uint32       | IP identification of a fragment (IPv6: fragment header id), else 0     |
+| icmp_type, icmp_code | uint8 | ICMP/ICMPv6 type and code (meaningful when proto is 1 or 58)     |
+| status     | uint8        | STATUS_* code below; only STATUS_OK rows are IP packets counted in flows|
+
+Sparse L7 table (one row per packet that carries DNS or an HTTP/1.x start line):
+row (int32 index into the dense columns), dns_qname, dns_qtype, dns_rcode, dns_response,
+http_method, http_host, http_path, http_status; missing values are None / -1.
+
+Wire format (Kafka message value), version WIRE_VERSION:
+  b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | dense | l7
+where dense and l7 are Arrow IPC streams with zstd-compressed buffers.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pyarrow as pa
+
+WIRE_MAGIC = b"NSPB"
+WIRE_VERSION = 1
+_HEADER = struct.Struct("<4sHHIII")
+
+# Per-packet status codes. Only STATUS_OK packets are IP packets and count in flows.
+STATUS_OK = 0
+STATUS_NON_IP = 1          # not IPv4/IPv6 (ARP, LLC, CDP, ...): counted, not an error
+STATUS_ZERO_LENGTH = 2
+STATUS_TRUNCATED_L2 = 3    # shorter than its link-layer header
+STATUS_UNKNOWN_LINK = 4
+STATUS_TRUNCATED_IP = 5    # IP header cut by the capture
+STATUS_BAD_IP_HEADER = 6   # impossible version / header length / total length
+STATUS_NAMES = {STATUS_OK: "ok", STATUS_NON_IP: "non_ip", STATUS_ZERO_LENGTH: "zero_length",
+                STATUS_TRUNCATED_L2: "truncated_l2", STATUS_UNKNOWN_LINK: "unknown_link_type",
+                STATUS_TRUNCATED_IP: "truncated_ip", STATUS_BAD_IP_HEADER: "bad_ip_header"}
+
+# Fragment codes.
+FRAG_NONE = 0
+FRAG_FIRST = 1             # offset 0 with more-fragments set: carries the ports
+FRAG_LATER = 2             # offset > 0, ports taken from the first fragment of its datagram
+FRAG_LATER_UNMATCHED = 3   # offset > 0, first fragment not seen: ports are 0
+
+DENSE_COLUMNS = {  # name -> numpy dtype (src/dst are (n, 16) uint8)
+    "ts_ns": np.int64, "iface": np.uint16, "link": np.uint16, "cap_len": np.uint32, "wire_len": np.uint32,
+    "vlan": np.uint16, "vlan_depth": np.uint8, "eth_type": np.uint16, "ip_ver": np.uint8,
+    "src": np.uint8, "dst": np.uint8, "proto": np.uint8, "sport": np.uint16, "dport": np.uint16,
+    "ip_len": np.uint32, "ttl": np.uint8, "tcp_flags": np.uint16, "frag": np.uint8, "frag_id": np.uint32,
+    "icmp_type": np.uint8, "icmp_code": np.uint8, "status": np.uint8,
+}
+ADDRESS_COLUMNS = ("src", "dst")
+
+
+@dataclass
+class L7Table:
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    dns_qname: list = field(default_factory=list)
+    dns_qtype: list = field(default_factory=list)
+    dns_rcode: list = field(default_factory=list)
+    dns_response: list = field(default_factory=list)
+    http_method: list = field(default_factory=list)
+    http_host: list = field(default_factory=list)
+    http_path: list = field(default_factory=list)
+    http_status: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.row.shape[0])
+
+    def value_columns(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "row"]
+
+
+L7_ARROW_SCHEMA = pa.schema([
+    ("row", pa.int32()), ("dns_qname", pa.string()), ("dns_qtype", pa.int32()), ("dns_rcode", pa.int16()),
+    ("dns_response", pa.bool_()), ("http_method", pa.string()), ("http_host", pa.string()),
+    ("http_path", pa.string()), ("http_status", pa.int16()),
+])
+
+
+@dataclass
+class PacketBatch:
+    ts_ns: np.ndarray
+    iface: np.ndarray
+    link: np.ndarray
+    cap_len: np.ndarray
+    wire_len: np.ndarray
+    vlan: np.ndarray
+    vlan_depth: np.ndarray
+    eth_type: np.ndarray
+    ip_ver: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    proto: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    ip_len: np.ndarray
+    ttl: np.ndarray
+    tcp_flags: np.ndarray
+    frag: np.ndarray
+    frag_id: np.ndarray
+    icmp_type: np.ndarray
+    icmp_code: np.ndarray
+    status: np.ndarray
+    l7: L7Table = field(default_factory=L7Table)
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+    @classmethod
+    def empty(cls, n: int) -> "PacketBatch":
+        cols = {name: np.zeros((n, 16) if name in ADDRESS_COLUMNS else n, dtype) for name, dtype in DENSE_COLUMNS.items()}
+        return cls(**cols)
+
+    def take(self, rows: np.ndarray) -> "PacketBatch":
+        """A new batch with the given rows (L7 rows follow, renumbered)."""
+        cols = {name: getattr(self, name)[rows] for name in DENSE_COLUMNS}
+        out = PacketBatch(**cols)
+        if len(self.l7):
+            new_index = np.full(len(self), -1, np.int64)
+            new_index[rows] = np.arange(len(rows))
+            keep = np.nonzero(new_index[self.l7.row] >= 0)[0]
+            out.l7 = L7Table(row=new_index[self.l7.row[keep]].astype(np.int32),
+                             **{c: [getattr(self.l7, c)[i] for i in keep] for c in self.l7.value_columns()})
+        return out
+
+    # ---- wire format -------------------------------------------------------------------------------
+    def to_bytes(self, compression: str = "zstd") -> bytes:
+        arrays, names = [], []
+        for name in DENSE_COLUMNS:
+            col = np.ascontiguousarray(getattr(self, name))
+            if name in ADDRESS_COLUMNS:
+                arrays.append(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(self), [None, pa.py_buffer(col)]))
+            else:
+                arrays.append(pa.array(col))
+            names.append(name)
+        dense = _ipc(pa.RecordBatch.from_arrays(arrays, names=names), compression)
+        l7 = b""
+        if len(self.l7):
+            cols = [pa.array(self.l7.row, pa.int32())] + [
+                pa.array([None if v is None or (isinstance(v, int) and v < 0) else v for v in getattr(self.l7, c)],
+                         L7_ARROW_SCHEMA.field(c).type) for c in self.l7.value_columns()]
+            l7 = _ipc(pa.RecordBatch.from_arrays(cols, schema=L7_ARROW_SCHEMA), compression)
+        return _HEADER.pack(WIRE_MAGIC, WIRE_VERSION, 0, len(self), len(dense), len(l7)) + dense + l7
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "PacketBatch":
+        """Parse a wire message; raises WireFormatError for anything that is not a valid batch."""
+        try:
+            magic, version, _flags, n, dense_len, l7_len = _HEADER.unpack_from(data, 0)
+        except struct.error as e:
+            raise WireFormatError(f"short message ({len(data)} bytes)") from e
+        if magic != WIRE_MAGIC:
+            raise WireFormatError(f"bad magic {magic!r}")
+        if version != WIRE_VERSION:
+            raise WireFormatError(f"unsupported packet-batch version {version}")
+        if _HEADER.size + dense_len + l7_len != len(data):
+            raise WireFormatError("length fields do not match the message size")
+        try:
+            body = memoryview(data)[_HEADER.size:]
+            rb = _read_ipc(body[:dense_len])
+            if rb.num_rows != n or rb.schema.names != list(DENSE_COLUMNS):
+                raise WireFormatError("dense columns do not match the schema")
+            cols = {}
+            for name, dtype in DENSE_COLUMNS.items():
+                arr = rb.column(name)
+                if name in ADDRESS_COLUMNS:
+                    buf = arr.buffers()[1]
+                    cols[name] = np.frombuffer(buf, np.uint8, count=16 * n, offset=arr.offset * 16).reshape(n, 16).copy()
+                else:
+                    cols[name] = arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+            batch = cls(**cols)
+            if l7_len:
+                t = _read_ipc(body[dense_len:dense_len + l7_len])
+                d = t.to_pydict()
+                batch.l7 = L7Table(row=np.asarray(d.pop("row"), np.int32),
+                                   **{k: [(-1 if v is None and k in ("dns_qtype", "dns_rcode", "http_status") else v)
+                                          for v in vals] for k, vals in d.items()})
+                if len(batch.l7) and (batch.l7.row.min() < 0 or batch.l7.row.max() >= n):
+                    raise WireFormatError("L7 row index out of range")
+            return batch
+        except WireFormatError:
+            raise
+        except Exception as e:  # any Arrow decoding failure means a corrupt message
+            raise WireFormatError(f"corrupt packet batch: {e}") from e
+
+
+class WireFormatError(ValueError):
+    """A message is not a valid NetSpectra packet batch."""
+
+
+def _ipc(rb: pa.RecordBatch, compression: str) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rb.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
+        w.write_batch(rb)
+    return sink.getvalue().to_pybytes()
+
+
+def _read_ipc(buf) -> pa.RecordBatch:
+    reader = pa.ipc.open_stream(pa.py_buffer(bytes(buf)))
+    batches = list(reader)
+    if len(batches) != 1:
+        raise WireFormatError(f"expected one record batch, got {len(batches)}")
+    return batches[0]
+
+
+def concat(batches: list[PacketBatch]) -> PacketBatch:
+    """Concatenate batches (L7 rows renumbered)."""
+    if not batches:
+        return PacketBatch.empty(0)
+    cols = {name: np.concatenate([getattr(b, name) for b in batches]) for name in DENSE_COLUMNS}
+    out = PacketBatch(**cols)
+    base, rows, vals = 0, [], {c: [] for c in L7Table().value_columns()}
+    for b in batches:
+        if len(b.l7):
+            rows.append(b.l7.row.astype(np.int64) + base)
+            for c in vals:
+                vals[c].extend(getattr(b.l7, c))
+        base += len(b)
+    if rows:
+        out.l7 = L7Table(row=np.concatenate(rows).astype(np.int32), **vals)
+    return out
