@@ -64,6 +64,7 @@ FRAG_NONE = 0
 FRAG_FIRST = 1             # offset 0 with more-fragments set: carries the ports
 FRAG_LATER = 2             # offset > 0, ports taken from the first fragment of its datagram
 FRAG_LATER_UNMATCHED = 3   # offset > 0, first fragment not seen: ports are 0
+FRAG_NAMES = {FRAG_NONE: "", FRAG_FIRST: "first", FRAG_LATER: "later", FRAG_LATER_UNMATCHED: "later_unmatched"}
 
 DENSE_COLUMNS = {  # name -> numpy dtype (src/dst are (n, 16) uint8)
     "ts_ns": np.int64, "iface": np.uint16, "link": np.uint16, "cap_len": np.uint32, "wire_len": np.uint32,

@@ -1,0 +1,111 @@
+"""Shared fixtures: the public captures in ../shared/pcaps (when present), generated captures,
+and the peer tools (pmacctd, tshark) that `make test` installs."""
+from __future__ import annotations
+
+import collections
+import csv
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from collectors import synth
+from collectors.capture_file import CaptureFile
+from collectors.decode.decoder import Decoder
+from schemas.addresses import column_to_text
+from schemas.packet_batch import FRAG_LATER_UNMATCHED
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_PCAPS = Path(os.environ.get("NETSPECTRA_SHARED_PCAPS", ROOT.parent / "shared" / "pcaps"))
+
+
+def shared_manifest() -> list[dict]:
+    path = SHARED_PCAPS / "MANIFEST.tsv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+SHARED = shared_manifest()
+SHARED_NAMES = [r["file"] for r in SHARED]
+
+
+def shared_pcap(name: str) -> Path:
+    if not (SHARED_PCAPS / name).exists():
+        pytest.skip(f"public capture {name} not present (../shared/pcaps)")
+    return SHARED_PCAPS / name
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: `make test` installs the peer tools (make deps)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_pcap(tmp_path_factory) -> Path:
+    """A 60k-packet capture exercising every planted pattern and encapsulation."""
+    path = tmp_path_factory.mktemp("synth") / "mix.pcap"
+    synth.write(str(path), synth.SynthConfig(packets=60_000, hosts=300, vlan=0.1, ipv6=0.15, fragments=0.05,
+                                             syn_flood=3000, spreaders=2, spread=500, scans=1, scan_ports=300, seed=7))
+    return path
+
+
+FlowKey = tuple  # (src, dst, sport, dport, proto)
+
+
+def decode_flows(path, drop_unmatched_fragments=False, iface=None):
+    """Per unidirectional 5-tuple packets and bytes (IP total length), straight from the decoder.
+
+    drop_unmatched_fragments leaves out later fragments whose first fragment never appeared
+    (pmacct drops them; NetSpectra counts them with ports 0); iface keeps one interface only."""
+    pk, by = collections.Counter(), collections.Counter()
+    dec = Decoder()
+    for raw in CaptureFile(str(path)).batches():
+        b = dec.decode(raw)
+        ok = b.status == 0
+        if drop_unmatched_fragments:
+            ok &= b.frag != FRAG_LATER_UNMATCHED
+        if iface is not None:
+            ok &= b.iface == iface
+        keys = zip(column_to_text(b.src[ok]), column_to_text(b.dst[ok]), b.sport[ok].tolist(),
+                   b.dport[ok].tolist(), b.proto[ok].tolist())
+        for k, ln in zip(keys, b.ip_len[ok].tolist()):
+            pk[k] += 1
+            by[k] += ln
+    return pk, by, dec
+
+
+def pmacct_flows(path, workdir: Path) -> tuple[collections.Counter, collections.Counter]:
+    """pmacctd's per-5-tuple packets/bytes (the configuration of ../shared/peers/pmacctd.conf)."""
+    pmacctd = require_tool("pmacctd")
+    out = workdir / "pmacct.csv"
+    conf = workdir / "pmacctd.conf"
+    conf.write_text(f"daemonize: false\npcap_savefile: {path}\naggregate: src_host, dst_host, src_port, dst_port, proto\n"
+                    f"plugins: print\nprint_output: csv\nprint_output_file: {out}\nprint_refresh_time: 3600\n"
+                    "print_cache_entries: 65537\n")
+    subprocess.run([pmacctd, "-f", str(conf)], capture_output=True, timeout=300)
+    pk, by = collections.Counter(), collections.Counter()
+    if out.exists():
+        rows = out.read_text().splitlines()[1:]
+        for line in rows:
+            s, d, sp, dp, proto, pkts, byts = line.split(",")[:7]
+            p = int(proto) if proto.isdigit() else socket.getprotobyname(proto)
+            k = (s, d, int(sp), int(dp), p)
+            pk[k] += int(pkts)
+            by[k] += int(byts)
+    return pk, by
+
+
+def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ...]]:
+    tshark = require_tool("tshark")
+    args = [tshark, "-r", str(path), "-n", "-Y", display_filter, "-T", "fields"]
+    for f in fields:
+        args += ["-e", f]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    return [tuple((line.split("\t") + [""] * len(fields))[:len(fields)]) for line in res.stdout.splitlines()]
