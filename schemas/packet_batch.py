@@ -188,6 +188,9 @@ class PacketBatch:
             cols = {}
             for name, dtype in DENSE_COLUMNS.items():
                 arr = rb.column(name)
+                want = pa.binary(16) if name in ADDRESS_COLUMNS else pa.from_numpy_dtype(dtype)
+                if arr.type != want or arr.null_count:
+                    raise WireFormatError(f"column {name} is {arr.type}, expected {want}")
                 if name in ADDRESS_COLUMNS:
                     buf = arr.buffers()[1]
                     cols[name] = np.frombuffer(buf, np.uint8, count=16 * n, offset=arr.offset * 16).reshape(n, 16).copy()

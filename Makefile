@@ -1,0 +1,44 @@
+# NetSpectra: `make demo` and `make test` work on a fresh Debian machine (root, PyPI + Debian only).
+SHELL := /bin/bash
+PYTHON ?= $(shell for v in python3.12 python3.11 python3.10; do command -v $$v >/dev/null 2>&1 && { echo $$v; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages: peer tools the tests compare against, and tcpreplay/iproute2 for live-capture tests.
+APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8
+PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip
+OUT := out
+
+.PHONY: all demo test deps venv bench clean
+
+all: test
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "need python 3.10-3.12 (Bytewax 0.21.1 supports <= 3.12)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+deps:
+	@missing=""; for c in $(PEER_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+test: deps venv
+	$(BIN)/python -m pytest tests
+
+demo: venv
+	@mkdir -p $(OUT)
+	$(BIN)/netspectra synth $(OUT)/demo.pcap --packets 500000 --vlan 0.05 --ipv6 0.1 --fragments 0.02 --syn-flood 20000
+	$(BIN)/netspectra decode $(OUT)/demo.pcap --limit 10
+	$(BIN)/netspectra decode $(OUT)/demo.pcap --summary
+
+bench: deps venv
+	$(BIN)/python bench/bench_decode.py
+
+clean:
+	rm -rf $(VENV) $(OUT) bench/out

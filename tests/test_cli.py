@@ -1,0 +1,52 @@
+"""The `netspectra` command line, run as a user would."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+from netspectra.cli import DECODE_FIELDS
+from tests.conftest import shared_pcap
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netspectra.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_synth_then_decode_csv(tmp_path):
+    out = tmp_path / "s.pcap"
+    assert run("synth", str(out), "--packets", "3000", "--vlan", "0.2", "--spreaders", "1", "--spread", "100", "--scan-ports", "100").returncode == 0
+    res = run("decode", str(out), "--limit", "50")
+    assert res.returncode == 0
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 50 and list(rows[0]) == DECODE_FIELDS
+    summary = json.loads(res.stderr.strip().splitlines()[-1])
+    assert summary["packets"] == 3000
+
+
+def test_decode_jsonl_l7_and_non_ip():
+    res = run("decode", str(shared_pcap("ppp_VlanPackets.pcap")), "--format", "jsonl")
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 26
+    non_ip = [r for r in rows if r["status"] == "non_ip"]
+    assert len(non_ip) == 6 and all(r["src"] == "" for r in non_ip)
+    assert {r["vlan"] for r in rows if r["status"] == "ok"} - {""}
+    res = run("decode", str(shared_pcap("zeek_http-methods.pcap")), "--format", "jsonl")
+    methods = {json.loads(line)["http_method"] for line in res.stdout.splitlines()}
+    assert {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "CCM_POST"} <= methods
+
+
+def test_truncated_capture_is_not_an_error_exit():
+    res = run("decode", str(shared_pcap("suricata_http-mime-truncated_cutshort.pcap")), "--summary")
+    assert res.returncode == 0
+    s = json.loads(res.stdout)
+    assert s["packets"] == 2696 and s["reader"]["truncated"] is True
+
+
+def test_not_a_capture_is_a_clean_error(tmp_path):
+    p = tmp_path / "x.pcap"
+    p.write_text("nope")
+    res = run("decode", str(p))
+    assert res.returncode == 2 and "not a pcap" in res.stderr and "Traceback" not in res.stderr
