@@ -1,6 +1,8 @@
 # NetSpectra: `make demo` and `make test` work on a fresh Debian machine (root, PyPI + Debian only).
 SHELL := /bin/bash
-PYTHON ?= $(shell for v in python3.12 python3.11 python3.10; do command -v $$v >/dev/null 2>&1 && { echo $$v; break; }; done)
+# The first interpreter that really runs (pyenv shims exist for versions that are not selected) and is 3.10-3.12.
+PYTHON ?= $(shell for v in python3 python3.12 python3.11 python3.10; do \
+  $$v -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1 && { echo $$v; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: peer tools the tests compare against, and tcpreplay/iproute2 for live-capture tests.
