@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from collectors import protocols as P
+from schemas.addresses import V4_PREFIX, to_text
 
 TCP_SYN, TCP_ACK, TCP_PSH = 0x02, 0x10, 0x08
 FRAME_SIZES = {  # name -> (frame sizes, weights) for background packets; IMIX is the classic 7:4:1
@@ -136,8 +137,7 @@ def _syns(src, dst, sport, dport) -> dict:
 
 
 def _fmt4(v: int) -> str:
-    v = int(v)
-    return f"{v >> 24 & 255}.{v >> 16 & 255}.{v >> 8 & 255}.{v & 255}"
+    return to_text(V4_PREFIX + int(v).to_bytes(4, "big"))
 
 
 def _put(buf, pos, value, nbytes):

@@ -16,7 +16,7 @@ from collectors.decode.dns import parse_dns
 from collectors.decode.http import parse_http
 from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16
 from collectors.raw_batch import RawBatch
-from schemas.packet_batch import (FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
+from schemas.packet_batch import (FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES,
                                   STATUS_ZERO_LENGTH, L7Table, PacketBatch)
 
 FRAGMENT_TABLE_SIZE = 65536   # datagrams remembered for fragment attribution (oldest evicted first)
@@ -211,6 +211,3 @@ class _L7Builder:
         return L7Table(row=np.asarray(self.rows, np.int32)[order],
                        **{c: [v[i] for i in order] for c, v in self.cols.items()})
 
-
-def status_ok(batch: PacketBatch) -> np.ndarray:
-    return batch.status == STATUS_OK
