@@ -1,0 +1,117 @@
+"""The Bytewax dataflow: thin wiring around the pure stages in flows.window.
+
+    packets (PacketBatch items) -> split: one Chunk per shard, keyed by shard
+      -> shard_windows (stateful per shard): event-time windows -> ShardPartial per window
+      -> merge_shards (stateful per window): all shards' partials -> WindowResult
+      -> sinks
+
+Items are whole packet batches and per-shard chunks, never single packets. The same flow runs
+offline (`netspectra analyze`, a capture-file source) and live (a Kafka source, issue 4).
+
+Run it directly with Bytewax, e.g. two worker threads over a capture into a chDB store:
+
+    python -m bytewax.run "flows.dataflow:capture_flow('x.pcap', store='out/store', window_s=60)" -w 2
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Optional
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from bytewax.operators import StatefulBatchLogic
+
+from flows.config import WindowConfig
+from flows.sketches import SketchConfig
+from flows.window import ShardPartial, ShardState, WindowMerger, WindowResult, split_batch
+from schemas.packet_batch import PacketBatch
+
+
+class ShardLogic(StatefulBatchLogic):
+    def __init__(self, shard: int, cfg: WindowConfig, resume: Optional[ShardState]):
+        self.state = resume if resume is not None else ShardState(shard, cfg)
+
+    def on_batch(self, values):
+        out = []
+        for chunk in values:
+            out.extend(self.state.add(chunk))
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self):
+        return self.state.flush(), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> ShardState:
+        # Flow tables are never modified in place, so a shallow copy of the containers is a
+        # consistent, immutable view.
+        s = ShardState(self.state.shard, self.state.cfg)
+        for w, acc in self.state.open.items():
+            a = s.open[w] = type(acc)()
+            a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
+        s.closed, s.max_ts, s.late = self.state.closed.copy(), self.state.max_ts, self.state.late.copy()
+        return s
+
+
+class MergeLogic(StatefulBatchLogic):
+    def __init__(self, cfg: WindowConfig, resume: Optional[dict]):
+        self.merger = WindowMerger(cfg)
+        if resume:
+            self.merger.partials = dict(resume)
+        self.deadline = datetime.now(timezone.utc) + timedelta(seconds=cfg.merge_timeout_s)
+
+    def on_batch(self, values: list[ShardPartial]):
+        for p in values:
+            res = self.merger.add(p)
+            if res is not None:
+                return [res], StatefulBatchLogic.DISCARD
+        return [], StatefulBatchLogic.RETAIN
+
+    def on_notify(self):
+        return self._flush()
+
+    def on_eof(self):
+        return self._flush()
+
+    def _flush(self):
+        res = self.merger.finish()
+        return ([res] if res is not None else []), StatefulBatchLogic.DISCARD
+
+    def notify_at(self):
+        return self.deadline
+
+    def snapshot(self) -> dict:
+        return dict(self.merger.partials)
+
+
+def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink],
+               name: str = "netspectra") -> Dataflow:
+    """The dataflow from a source of PacketBatches to sinks of (window key, WindowResult)."""
+    flow = Dataflow(name)
+    batches = op.input("packets", flow, source)
+    chunks = op.flat_map("split", batches, lambda b: [(str(c.shard), c) for c in split_batch(b, cfg)])
+    partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
+    by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
+    results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
+    for i, sink in enumerate(sinks):
+        op.output(f"out{i}", results, sink)
+    return flow
+
+
+def _shard_logic(cfg: WindowConfig, resume: Optional[ShardState]) -> ShardLogic:
+    # Bytewax builds the logic without telling it its key; the first chunk does. State built
+    # before then has shard -1, which only labels log lines.
+    return ShardLogic(resume.shard if resume else -1, cfg, resume)
+
+
+def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0, lateness_s: float = 5.0,
+                 shards: int = 4, top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
+                 hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: Optional[str] = None) -> Dataflow:
+    """The offline analysis of one capture file, writing to a chDB store (for `bytewax.run`)."""
+    from flows.sources import CaptureSource
+    from sinks.bytewax_sinks import StoreSink
+
+    cfg = WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n,
+                       sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))
+    sinks = [StoreSink(store, source_name or pcap, cfg)] if store else []
+    return build_flow(CaptureSource(pcap), cfg, sinks)

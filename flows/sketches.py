@@ -1,0 +1,295 @@
+"""Mergeable summaries of a window: heavy hitters (DataSketches frequent items) and spread
+(one DataSketches HLL per entity).
+
+Both are fed from an exact flow table, never per packet: the table is grouped by the
+dimension with numpy and each distinct key goes into the sketch once with its summed weight
+(frequent items) or each distinct (entity, peer) pair once (HLL). Per-shard summaries merge
+into per-window ones, and per-window heavy hitters merge into per-capture ones. Both pickle
+through the sketches' own compact serialisation, so they can cross Bytewax workers and sit
+in recovery snapshots.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasketches as ds
+import numpy as np
+
+from flows.table import FlowTable, group_rows
+from schemas.flow_key import mix, words_to_addr
+
+# Heavy-hitter dimensions and the metrics each is ranked by.
+HH_DIMENSIONS = ("src", "dst", "flow", "dport", "proto")
+HH_METRICS = ("bytes", "packets")
+SPREAD_KINDS = ("src_spread", "dst_fan_in")   # distinct dsts per src; distinct srcs per dst
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+@dataclass(frozen=True)
+class SketchConfig:
+    # Frequent items: map of 2^lg_max_map counters. With items pre-aggregated per shard, keys
+    # fewer than 0.75 * 2^lg are counted exactly; beyond that the error is <= 3.5/2^lg of the weight.
+    hh_lg_max_map: int = 12
+    # HLL: 2^lg_k registers of 8 bits (4 KiB when dense); relative standard error 1.04/sqrt(2^lg_k).
+    hll_lg_k: int = 12
+    # Spread: entities with fewer distinct peers than this in a shard are counted exactly.
+    exact_peers: int = 64
+
+
+def hex_rows(rows: np.ndarray) -> list[str]:
+    """(n, w) uint8 -> n lowercase hex strings of 2w characters, without a Python loop over bytes."""
+    n, w = rows.shape
+    out = np.empty((n, 2 * w), np.uint8)
+    out[:, 0::2] = _HEX[rows >> 4]
+    out[:, 1::2] = _HEX[rows & 15]
+    return out.view(f"S{2 * w}").ravel().astype(f"U{2 * w}").tolist()
+
+
+def flow_key_bytes(t: FlowTable) -> np.ndarray:
+    """(n, 37) uint8: src(16) dst(16) sport(2, big-endian) dport(2) proto(1); the 'flow' item key."""
+    out = np.empty((len(t), 37), np.uint8)
+    out[:, 0:16] = t.src_addr()
+    out[:, 16:32] = t.dst_addr()
+    out[:, 32:34] = t.sport.astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 34:36] = t.dport.astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 36] = t.proto
+    return out
+
+
+def parse_key(dimension: str, key: str) -> dict:
+    """Item key -> its fields: src/dst as 16 address bytes, ports and protocol as ints."""
+    if dimension in ("src", "dst"):
+        return {dimension: bytes.fromhex(key)}
+    if dimension == "flow":
+        b = bytes.fromhex(key)
+        return {"src": b[0:16], "dst": b[16:32], "sport": int.from_bytes(b[32:34], "big"),
+                "dport": int.from_bytes(b[34:36], "big"), "proto": b[36]}
+    if dimension == "dport":
+        proto, port = key.split("/")
+        return {"proto": int(proto), "dport": int(port)}
+    return {"proto": int(key)}
+
+
+def _sum_by(t: FlowTable, key_hash: np.ndarray, key_cols: list[np.ndarray]):
+    """Rows of t that represent each distinct key, with summed bytes and packets."""
+    order, starts = group_rows(key_hash, key_cols)
+    return order[starts], np.add.reduceat(t.bytes[order], starts), np.add.reduceat(t.packets[order], starts)
+
+
+def dimension_keys(t: FlowTable, dimension: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct keys of one dimension in a flow table with their exact bytes and packets."""
+    if len(t) == 0:
+        return [], np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    if dimension in ("src", "dst"):
+        w = t.src if dimension == "src" else t.dst
+        rep, b, p = _sum_by(t, mix(w[:, 0], w[:, 1]), [w[:, 0], w[:, 1]])
+        return hex_rows(np.ascontiguousarray(w[rep]).view(np.uint8).reshape(-1, 16)), b, p
+    if dimension == "flow":
+        if (t.window == t.window[0]).all():     # one window: rows are already distinct 5-tuples
+            return hex_rows(flow_key_bytes(t)), t.bytes, t.packets
+        rep, b, p = _sum_by(t, t.fhash, [t.src[:, 0], t.src[:, 1], t.dst[:, 0], t.dst[:, 1], t.pp])
+        return hex_rows(flow_key_bytes(t.take(rep))), b, p
+    if dimension == "dport":
+        dp = t.pp & np.uint64(0xFFFFFF)            # dport << 8 | proto
+        rep, b, p = _sum_by(t, mix(dp), [dp])
+        return [f"{x & 0xFF}/{x >> 8}" for x in dp[rep].tolist()], b, p
+    pr = t.pp & np.uint64(0xFF)
+    rep, b, p = _sum_by(t, mix(pr), [pr])
+    return [str(x) for x in pr[rep].tolist()], b, p
+
+
+class HeavyHitters:
+    """One frequent-items sketch per (dimension, metric)."""
+
+    def __init__(self, cfg: SketchConfig = SketchConfig()):
+        self.cfg = cfg
+        self.sketches = {(d, m): ds.frequent_strings_sketch(cfg.hh_lg_max_map) for d in HH_DIMENSIONS for m in HH_METRICS}
+
+    @classmethod
+    def from_flows(cls, t: FlowTable, cfg: SketchConfig = SketchConfig()) -> "HeavyHitters":
+        hh = cls(cfg)
+        for d in HH_DIMENSIONS:
+            keys, b, p = dimension_keys(t, d)
+            for m, weights in (("bytes", b), ("packets", p)):
+                sk = hh.sketches[(d, m)]
+                for k, wt in zip(keys, weights.tolist()):
+                    if wt:
+                        sk.update(k, wt)
+        return hh
+
+    def merge(self, other: "HeavyHitters") -> "HeavyHitters":
+        for k, sk in self.sketches.items():
+            sk.merge(other.sketches[k])
+        return self
+
+    def top(self, dimension: str, metric: str, n: int) -> list[tuple[str, int, int, int]]:
+        """Up to n (key, estimate, lower_bound, upper_bound), largest estimate first.
+
+        Items whose upper bound could exceed the sketch's error are candidates (no false negatives)."""
+        items = self.sketches[(dimension, metric)].get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        items.sort(key=lambda x: (-x[1], x[0]))
+        return [(k, est, lb, ub) for k, est, lb, ub in items[:n]]
+
+    def estimate(self, dimension: str, metric: str, key: str) -> int:
+        return self.sketches[(dimension, metric)].get_estimate(key)
+
+    def total(self, dimension: str = "proto", metric: str = "bytes") -> int:
+        return self.sketches[(dimension, metric)].total_weight
+
+    def memory_bytes(self) -> int:
+        return sum(sk.get_serialized_size_bytes() for sk in self.sketches.values())
+
+    def __getstate__(self):
+        return {"cfg": self.cfg, "sketches": {k: sk.serialize() for k, sk in self.sketches.items()}}
+
+    def __setstate__(self, state):
+        self.cfg = state["cfg"]
+        self.sketches = {k: ds.frequent_strings_sketch.deserialize(b) for k, b in state["sketches"].items()}
+
+
+def _pairs(t: FlowTable, entity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Entity words (m, 2) and peer hashes (m,) of every flow row."""
+    ew, pw = (t.src, t.dst) if entity == "src" else (t.dst, t.src)
+    return ew, mix(pw[:, 0], pw[:, 1])
+
+
+def dedup_pairs(ent: np.ndarray, peer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (entity, peer) pairs sorted by entity: entity words, peer hashes, group starts.
+
+    The peer is already a 64-bit hash of the peer address, so (entity, peer hash) pairs are
+    compared exactly; two peers sharing a 64-bit hash would count once (~1e-9 for 10^5 peers)."""
+    if len(peer) == 0:
+        return np.zeros((0, 2), np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    eh = mix(ent[:, 0], ent[:, 1])
+    order, starts = group_rows(mix(eh, peer), [ent[:, 0], ent[:, 1], peer])
+    first = order[starts]
+    first = first[np.lexsort((peer[first], ent[first, 1], ent[first, 0]))]
+    e, p = ent[first], peer[first]
+    change = np.flatnonzero((e[1:] != e[:-1]).any(axis=1)) + 1
+    return e, p, np.concatenate(([0], change))
+
+
+class Spread:
+    """Distinct peers per entity: distinct dsts per src, or distinct srcs per dst.
+
+    Like HLL++'s sparse mode, small entities are kept exactly and big ones in a sketch: an
+    entity with fewer than `cfg.exact_peers` distinct peers in a shard is kept as its
+    (entity, peer-hash) pairs in numpy arrays, a bigger one as a DataSketches HLL. Merging
+    shards concatenates and de-duplicates the pairs exactly and unions the HLLs (feeding them
+    the entity's exact pairs from other shards), so the long tail costs no Python object and
+    big spreaders stay bounded in memory."""
+
+    def __init__(self, cfg: SketchConfig = SketchConfig()):
+        self.cfg = cfg
+        self.ent = np.zeros((0, 2), np.uint64)     # exact pairs: entity words and peer hashes
+        self.peer = np.zeros(0, np.uint64)
+        self.sketches: dict[bytes, ds.hll_sketch] = {}
+        self._parts: list["Spread"] = []
+
+    @classmethod
+    def from_flows(cls, t: FlowTable, entity: str, cfg: SketchConfig = SketchConfig()) -> "Spread":
+        sp = cls(cfg)
+        e, p, starts = dedup_pairs(*_pairs(t, entity))
+        sizes = np.diff(np.append(starts, len(p)))
+        big = sizes >= cfg.exact_peers
+        if big.any():
+            small_rows = np.repeat(~big, sizes)
+            sp.ent, sp.peer = e[small_rows], p[small_rows]
+            bounds = np.append(starts, len(p))
+            for g in np.flatnonzero(big).tolist():
+                sp.sketches[words_to_addr(e[starts[g]:starts[g] + 1])[0].tobytes()] = \
+                    _hll(cfg, p[bounds[g]:bounds[g + 1]])
+        else:
+            sp.ent, sp.peer = e, p
+        return sp
+
+    def merge(self, other: "Spread") -> "Spread":
+        """Add another shard's spread; the union is computed when results are read."""
+        self._parts.append(other)
+        return self
+
+    def _settle(self) -> None:
+        if not self._parts:
+            return
+        parts = [self] + self._parts
+        self._parts = []
+        e, p, starts = dedup_pairs(np.concatenate([x.ent for x in parts]), np.concatenate([x.peer for x in parts]))
+        sketches: dict[bytes, list] = {}
+        for x in parts:
+            for k, sk in x.sketches.items():
+                sketches.setdefault(k, []).append(sk)
+        sizes = np.diff(np.append(starts, len(p)))
+        keys = words_to_addr(e[starts]) if len(starts) else np.zeros((0, 16), np.uint8)
+        big = sizes >= self.cfg.exact_peers
+        if sketches:        # entities that also have exact pairs elsewhere
+            kh = set(sketches)
+            big |= np.fromiter((k.tobytes() in kh for k in keys), bool, len(keys)) if len(keys) else big
+        bounds = np.append(starts, len(p))
+        for g in np.flatnonzero(big).tolist():
+            k = keys[g].tobytes()
+            sketches.setdefault(k, []).append(_hll(self.cfg, p[bounds[g]:bounds[g + 1]]))
+        self.sketches = {}
+        for k, sks in sketches.items():
+            if len(sks) == 1:
+                self.sketches[k] = sks[0]
+            else:
+                u = ds.hll_union(self.cfg.hll_lg_k)
+                for sk in sks:
+                    u.update(sk)
+                self.sketches[k] = u.get_result(ds.HLL_8)
+        keep = np.repeat(~big, sizes)
+        self.ent, self.peer = e[keep], p[keep]
+
+    def _exact(self) -> tuple[np.ndarray, np.ndarray]:
+        """Entities kept exactly (k, 16) and their distinct peer counts."""
+        if len(self.peer) == 0:
+            return np.zeros((0, 16), np.uint8), np.zeros(0, np.int64)
+        change = np.flatnonzero((self.ent[1:] != self.ent[:-1]).any(axis=1)) + 1
+        starts = np.concatenate(([0], change))
+        return words_to_addr(self.ent[starts]), np.diff(np.append(starts, len(self.peer)))
+
+    def top(self, n: int) -> list[tuple[bytes, float, float, float]]:
+        """Up to n (entity, estimate, lower, upper) with the largest estimates; exact entities
+        have lower = upper = estimate, sketched ones 2-standard-deviation bounds."""
+        self._settle()
+        keys, counts = self._exact()
+        cand = [(k, s.get_estimate(), s.get_lower_bound(2), s.get_upper_bound(2)) for k, s in self.sketches.items()]
+        if len(counts):
+            idx = np.argsort(-counts, kind="stable")[:n]
+            cand += [(keys[i].tobytes(), float(c), float(c), float(c)) for i, c in zip(idx.tolist(), counts[idx].tolist())]
+        cand.sort(key=lambda x: (-x[1], x[0]))
+        return cand[:n]
+
+    def estimate(self, key: bytes) -> float:
+        self._settle()
+        if key in self.sketches:
+            return self.sketches[key].get_estimate()
+        keys, counts = self._exact()
+        hit = np.flatnonzero((keys == np.frombuffer(key, np.uint8)).all(axis=1))
+        return float(counts[hit[0]]) if len(hit) else 0.0
+
+    def __len__(self) -> int:
+        self._settle()
+        return len(self._exact()[1]) + len(self.sketches)
+
+    def memory_bytes(self) -> int:
+        self._settle()
+        return self.ent.nbytes + self.peer.nbytes + sum(s.get_compact_serialization_bytes() for s in self.sketches.values())
+
+    def __getstate__(self):
+        self._settle()
+        return {"cfg": self.cfg, "ent": self.ent, "peer": self.peer,
+                "keys": list(self.sketches), "blobs": [s.serialize_compact() for s in self.sketches.values()]}
+
+    def __setstate__(self, state):
+        self.cfg, self.ent, self.peer = state["cfg"], state["ent"], state["peer"]
+        self.sketches = {k: ds.hll_sketch.deserialize(b) for k, b in zip(state["keys"], state["blobs"])}
+        self._parts = []
+
+
+def _hll(cfg: SketchConfig, peers: np.ndarray) -> ds.hll_sketch:
+    s = ds.hll_sketch(cfg.hll_lg_k, ds.HLL_8)
+    for v in peers.view(np.int64).tolist():
+        s.update(v)
+    return s

@@ -1,0 +1,103 @@
+"""ClickHouse DDL of the window results (modern ClickHouse: chDB and servers >= 23.x).
+
+Design:
+- time first in every sort key (queries are nearly always "this time range, then ..."), then
+  `source` (the capture file or collector the window came from), then the entity;
+- monthly partitions on window time, so dropping old data is dropping partitions;
+- TTL on insertion time, so an old capture analysed today is kept as long as live data;
+- LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
+- idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
+  entity), so writing a window again (a re-run, or a replay after a crash) replaces its rows
+  instead of adding to them. Read with FINAL (or argMax on inserted_at) for exact results
+  before background merges have run.
+
+Debian's clickhouse-server 18.16 lacks IPv6, LowCardinality (without a setting), DateTime64
+and TTL; see docs/storage.md.
+"""
+from __future__ import annotations
+
+DATABASE = "netspectra"
+RETENTION_DAYS = 90
+
+_ENGINE = f"""ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY ({{order}})
+TTL inserted_at + INTERVAL {RETENTION_DAYS} DAY"""
+
+_COMMON = """    window_start DateTime64(3, 'UTC'),
+    source LowCardinality(String),"""
+_INSERTED = "    inserted_at DateTime DEFAULT now()"
+
+TABLES = {
+    # Exact per-window flow records, one per unidirectional 5-tuple.
+    "flows": (f"""{_COMMON}
+    src IPv6,
+    dst IPv6,
+    sport UInt16,
+    dport UInt16,
+    proto UInt8,
+    packets UInt64,
+    bytes UInt64,
+    first_seen DateTime64(9, 'UTC'),
+    last_seen DateTime64(9, 'UTC'),
+    tcp_flags UInt16,
+{_INSERTED}""", "window_start, source, src, dst, sport, dport, proto"),
+    # One row per window: totals and whether every shard reported.
+    "window_totals": (f"""{_COMMON}
+    window_seconds Float64,
+    first_seen DateTime64(9, 'UTC'),
+    last_seen DateTime64(9, 'UTC'),
+    frames UInt64,
+    packets UInt64,
+    bytes UInt64,
+    flows UInt64,
+    late_packets UInt64,
+    late_bytes UInt64,
+    complete UInt8,
+{_INSERTED}""", "window_start, source"),
+    # Exact small breakdowns: kind 'protocol' (name = number), 'port' (name = proto/port, top N),
+    # 'status' (frames by decode status and other counters, bytes 0).
+    "window_counters": (f"""{_COMMON}
+    kind LowCardinality(String),
+    name LowCardinality(String),
+    packets UInt64,
+    bytes UInt64,
+{_INSERTED}""", "window_start, source, kind, name"),
+    # Frequent-items estimates: dimension src|dst|flow|dport|proto ranked by metric bytes|packets.
+    "heavy_hitters": (f"""{_COMMON}
+    dimension LowCardinality(String),
+    metric LowCardinality(String),
+    item String,
+    rank UInt16,
+    src IPv6,
+    dst IPv6,
+    sport UInt16,
+    dport UInt16,
+    proto UInt8,
+    estimate UInt64,
+    lower_bound UInt64,
+    upper_bound UInt64,
+{_INSERTED}""", "window_start, source, dimension, metric, item"),
+    # HLL estimates: kind src_spread (distinct dsts per src) or dst_fan_in (distinct srcs per dst).
+    "spreaders": (f"""{_COMMON}
+    kind LowCardinality(String),
+    addr IPv6,
+    rank UInt16,
+    estimate Float64,
+    lower_bound Float64,
+    upper_bound Float64,
+{_INSERTED}""", "window_start, source, kind, addr"),
+}
+
+
+def ddl(database: str = DATABASE) -> list[str]:
+    stmts = [f"CREATE DATABASE IF NOT EXISTS {database}"]
+    for name, (columns, order) in TABLES.items():
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{columns}\n)\n{_ENGINE.format(order=order)}")
+    return stmts
+
+
+def columns(table: str) -> list[str]:
+    """Column names a writer supplies (everything but inserted_at)."""
+    names = [line.split()[0] for line in TABLES[table][0].splitlines() if line.strip()]
+    return [n for n in names if n != "inserted_at"]

@@ -1,0 +1,120 @@
+"""The embedded store: window results in chDB (ClickHouse in-process) through schemas/clickhouse.py.
+
+chDB runs one embedded server per process, on one data directory at a time (and a directory
+belongs to one process). Every ChdbStore on the same path shares that session; opening a
+store on another path closes the previous one.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from flows.window import WindowResult
+from schemas.clickhouse import DATABASE, TABLES, columns, ddl
+from sinks.rows import result_tables
+
+log = logging.getLogger(__name__)
+
+ADDRESS_COLUMNS = {"src", "dst", "addr"}
+TIME_COLUMNS = {"window_start", "first_seen", "last_seen"}
+_ACTIVE: dict[str, object] = {}     # at most one {path: session}
+_LOCK = threading.Lock()
+
+
+def address_text(col: str) -> str:
+    """SQL for an IPv6 column as text, IPv4-mapped addresses as plain dotted quads."""
+    return f"if(isIPv4String(substring(toString({col}), 8)) AND startsWith(toString({col}), '::ffff:'), " \
+           f"substring(toString({col}), 8), toString({col}))"
+
+
+def _arrow(cols: dict) -> pa.Table:
+    arrays = {}
+    for name, v in cols.items():
+        if name in ADDRESS_COLUMNS:
+            v = np.ascontiguousarray(v)
+            arrays[name] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(v), [None, pa.py_buffer(v.tobytes())])
+        elif isinstance(v, list):
+            arrays[name] = pa.array(v, pa.string())
+        else:
+            arrays[name] = pa.array(v)
+    return pa.table(arrays)
+
+
+def _select(name: str) -> str:
+    if name in ADDRESS_COLUMNS:
+        return f"CAST({name} AS IPv6)"
+    if name in TIME_COLUMNS:
+        return f"fromUnixTimestamp64Nano({name}, 'UTC')"
+    return name
+
+
+class ChdbStore:
+    def __init__(self, path: str):
+        from chdb import session
+
+        self.path = str(Path(path).resolve())
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        with _LOCK:
+            if self.path not in _ACTIVE:
+                for other in list(_ACTIVE):
+                    log.info("closing chDB store %s to open %s", other, self.path)
+                    _ACTIVE.pop(other).close()
+                _ACTIVE[self.path] = session.Session(self.path)
+            self.sess = _ACTIVE[self.path]
+        for stmt in ddl():
+            self.sess.query(stmt)
+
+    def write(self, result: WindowResult, source: str, top_n: int) -> None:
+        for table, cols in result_tables(result, source, top_n).items():
+            self.insert(table, cols)
+
+    def insert(self, table: str, cols: dict) -> None:
+        names = columns(table)
+        if not len(cols[names[0]]):
+            return
+        # window_start and source are constant within one window's rows: send them as literals.
+        select = {n: _select(n) for n in names}
+        select["window_start"] = f"fromUnixTimestamp64Nano(toInt64({int(cols['window_start'][0])}), 'UTC')"
+        select["source"] = f"'{_quote(cols['source'][0])}'"
+        data = _arrow({n: v for n, v in cols.items() if n not in ("window_start", "source")})  # noqa: F841
+        self.sess.query(f"INSERT INTO {DATABASE}.{table} ({', '.join(names)}) "
+                        f"SELECT {', '.join(select.values())} FROM Python(data)")
+
+    def close(self) -> None:
+        with _LOCK:
+            if _ACTIVE.get(self.path) is self.sess:
+                _ACTIVE.pop(self.path).close()
+
+    def query(self, sql: str, fmt: str = "CSVWithNames") -> str:
+        res = self.sess.query(sql, fmt)
+        return res.bytes().decode() if hasattr(res, "bytes") else str(res)
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Result rows as Python values (JSONCompact parsing; numbers come back as numbers)."""
+        import json
+        out = self.query(sql, "JSONCompact")
+        return [tuple(r) for r in json.loads(out)["data"]] if out.strip() else []
+
+    def export(self, out_dir: str, source: str | None = None) -> list[Path]:
+        """Each result table as CSV with a header; addresses as text, times as ISO text."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        where = f"WHERE source = '{_quote(source)}'" if source is not None else ""
+        for table in TABLES:
+            cols = [address_text(c) + f" AS {c}" if c in ADDRESS_COLUMNS else c
+                    for c in columns(table) if c != "source" or source is None]
+            order = TABLES[table][1]
+            sql = f"SELECT {', '.join(cols)} FROM {DATABASE}.{table} FINAL {where} ORDER BY {order}"
+            p = out / f"{table}.csv"
+            p.write_text(self.query(sql, "CSVWithNames"))
+            paths.append(p)
+        return paths
+
+
+def _quote(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("'", "\\'")
