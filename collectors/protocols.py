@@ -45,6 +45,10 @@ IPV6_MAX_EXT_HEADERS = 8   # deeper chains are counted as malformed (denial-of-s
 # Transport protocols whose ports go into the flow key. SCTP also starts with two ports, but
 # pmacct and NetFlow v5 tooling key SCTP flows with ports 0; we follow them for comparable numbers.
 PORT_PROTOCOLS = (IPPROTO_TCP, IPPROTO_UDP)
+# Names for reports (IANA keywords, lower case); others print as their number.
+PROTOCOL_NAMES = {IPPROTO_ICMP: "icmp", 2: "igmp", 4: "ipip", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", 41: "ipv6",
+                  47: "gre", 50: "esp", 51: "ah", IPPROTO_ICMPV6: "icmpv6", 89: "ospf", 103: "pim", 112: "vrrp",
+                  IPPROTO_SCTP: "sctp"}
 
 # Application ports decoded for DNS (53), mDNS (5353) and LLMNR (5355): all share the DNS wire format.
 DNS_UDP_PORTS = (53, 5353, 5355)

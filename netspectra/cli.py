@@ -30,12 +30,34 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--limit", type=int, default=0, help="stop after N packets (0 = all)")
     d.add_argument("--summary", action="store_true", help="print only totals and error counts (JSON)")
 
+    a = sub.add_parser("analyze", help="windowed flow, heavy-hitter and spread analysis of a capture (Bytewax + chDB)")
+    a.add_argument("pcap")
+    a.add_argument("--window", type=float, default=60.0, help="window length in seconds; 0 = one window (default 60)")
+    a.add_argument("--lateness", type=float, default=5.0, help="seconds a window waits for late packets (default 5)")
+    a.add_argument("--store", help="keep the chDB store in this directory (default: a temporary one)")
+    a.add_argument("--top", type=int, default=10, help="rows per report list (default 10)")
+    a.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    a.add_argument("--export", metavar="DIR", help="write every result table as CSV into DIR")
+    a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
+    a.add_argument("--shards", type=int, default=4, help="state shards (default 4; results do not depend on workers)")
+
+    q = sub.add_parser("sql", help="run a query against a store written by analyze --store")
+    q.add_argument("--store", required=True)
+    q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact)")
+    q.add_argument("query")
+
     args = p.parse_args(argv)
     try:
         if args.cmd == "synth":
             return cmd_synth(args)
         if args.cmd == "decode":
             return cmd_decode(args)
+        if args.cmd == "analyze":
+            from netspectra.analyze import cmd_analyze
+            return cmd_analyze(args)
+        if args.cmd == "sql":
+            from netspectra.analyze import cmd_sql
+            return cmd_sql(args)
     except BrokenPipeError:   # `netspectra decode x.pcap | head` is normal use
         sys.stderr.close()
         return 0

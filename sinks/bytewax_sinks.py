@@ -14,22 +14,38 @@ log = logging.getLogger(__name__)
 
 
 class _Partition(StatefulSinkPartition):
-    def __init__(self, write: Callable[[WindowResult], None]):
+    def __init__(self, write: Callable[[list[WindowResult]], None], buffer_rows: int = 0):
         self.write = write
+        self.buffer_rows = buffer_rows
+        self.pending: list[WindowResult] = []
+        self.rows = 0
 
     def write_batch(self, values):
-        for r in values:
-            self.write(r)
+        self.pending.extend(values)
+        self.rows += sum(len(r.flows) for r in values)
+        if self.rows >= self.buffer_rows:
+            self.flush()
+
+    def flush(self):
+        if self.pending:
+            self.write(self.pending)
+        self.pending, self.rows = [], 0
 
     def snapshot(self):
         return None
 
+    def close(self):
+        self.flush()
+
 
 class StoreSink(FixedPartitionedSink):
-    """Writes every WindowResult to a chDB store directory."""
+    """Writes WindowResults to a chDB store directory.
 
-    def __init__(self, path: str, source: str, cfg: WindowConfig):
-        self.path, self.source, self.cfg = path, source, cfg
+    buffer_rows > 0 holds results until that many flow rows are pending (or the run ends):
+    offline analysis writes in a few large INSERTs; live use keeps 0, writing every window at once."""
+
+    def __init__(self, path: str, source: str, cfg: WindowConfig, buffer_rows: int = 0):
+        self.path, self.source, self.cfg, self.buffer_rows = path, source, cfg, buffer_rows
 
     def list_parts(self):
         return ["store"]
@@ -38,7 +54,7 @@ class StoreSink(FixedPartitionedSink):
         from sinks.chdb_store import ChdbStore
 
         store = ChdbStore(self.path)
-        return _Partition(lambda r: store.write(r, self.source, self.cfg.top_n))
+        return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows)
 
 
 class CallbackSink(FixedPartitionedSink):
@@ -51,4 +67,4 @@ class CallbackSink(FixedPartitionedSink):
         return ["callback"]
 
     def build_part(self, step_id, for_part, resume_state):
-        return _Partition(self.fn)
+        return _Partition(lambda rs: [self.fn(r) for r in rs])

@@ -109,3 +109,50 @@ def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ..
         args += ["-e", f]
     res = subprocess.run(args, capture_output=True, text=True, timeout=300)
     return [tuple((line.split("\t") + [""] * len(fields))[:len(fields)]) for line in res.stdout.splitlines()]
+
+
+def reference_windows(path, window_s: float) -> dict:
+    """Brute force, one Python step per packet: {window_start_ns: {5-tuple: [packets, bytes, first, last, flags]}}.
+
+    The independent reference the dataflow's exact results are checked against."""
+    out: dict = collections.defaultdict(dict)
+    wns = int(window_s * 1e9)
+    dec = Decoder(l7=False)
+    for raw in CaptureFile(str(path)).batches():
+        b = dec.decode(raw)
+        ok = b.status == 0
+        keys = zip(column_to_text(b.src[ok]), column_to_text(b.dst[ok]), b.sport[ok].tolist(), b.dport[ok].tolist(),
+                   b.proto[ok].tolist())
+        for k, ln, ts, fl in zip(keys, b.ip_len[ok].tolist(), b.ts_ns[ok].tolist(), b.tcp_flags[ok].tolist()):
+            w = ts - ts % wns if wns else 0
+            rec = out[w].get(k)
+            if rec is None:
+                out[w][k] = [1, ln, ts, ts, fl]
+            else:
+                rec[0] += 1
+                rec[1] += ln
+                rec[2] = min(rec[2], ts)
+                rec[3] = max(rec[3], ts)
+                rec[4] |= fl
+    return dict(out)
+
+
+def table_records(t) -> dict:
+    """A FlowTable as {window: {5-tuple text: [packets, bytes, first, last, flags]}} like reference_windows."""
+    out: dict = collections.defaultdict(dict)
+    keys = zip(t.window.tolist(), column_to_text(t.src_addr()), column_to_text(t.dst_addr()), t.sport.tolist(),
+               t.dport.tolist(), t.proto.tolist())
+    for (w, *k), pk, by, f, l, fl in zip(keys, t.packets.tolist(), t.bytes.tolist(), t.first_ns.tolist(),
+                                         t.last_ns.tolist(), t.tcp_flags.tolist()):
+        out[w][tuple(k)] = [pk, by, f, l, fl]
+    return dict(out)
+
+
+@pytest.fixture(scope="session")
+def planted_pcap(tmp_path_factory) -> Path:
+    """300k packets with planted elephants, super-spreaders and a spoofed SYN flood (accuracy tests)."""
+    path = tmp_path_factory.mktemp("planted") / "planted.pcap"
+    synth.write(str(path), synth.SynthConfig(packets=300_000, hosts=2000, heavy_hitters=10, heavy_share=0.3,
+                                             spreaders=3, spread=5000, scans=1, scan_ports=1000, syn_flood=20_000,
+                                             ipv6=0.1, seed=11))
+    return path

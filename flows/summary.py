@@ -1,0 +1,92 @@
+"""A whole-capture summary built from window results: what `netspectra analyze` reports.
+
+Totals, protocols and ports are exact sums over windows. Heavy hitters merge the windows'
+frequent-items sketches (a sum over windows). Spread is a per-window notion (distinct peers
+within one window), so the summary keeps each entity's largest per-window value.
+"""
+from __future__ import annotations
+
+import collections
+
+from collectors.protocols import PROTOCOL_NAMES
+from flows.config import WindowConfig
+from flows.sketches import SPREAD_KINDS, HeavyHitters, parse_key
+from flows.window import WindowResult
+from schemas.addresses import to_text
+
+_NOT_ERRORS = {"frames", "ok"}
+
+
+def proto_name(p: int) -> str:
+    return PROTOCOL_NAMES.get(p, str(p))
+
+
+class CaptureSummary:
+    def __init__(self, cfg: WindowConfig):
+        self.cfg = cfg
+        self.windows = 0
+        self.incomplete_windows = 0
+        self.packets = self.bytes = self.flows = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.heavy = HeavyHitters(cfg.sketches)
+        self.spread: dict[str, dict[bytes, float]] = {k: {} for k in SPREAD_KINDS}
+        self.counters: collections.Counter = collections.Counter()
+        self.protocols: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
+        self.ports: dict[tuple[int, int], list[int]] = collections.defaultdict(lambda: [0, 0])
+
+    def add(self, r: WindowResult) -> None:
+        self.windows += 1
+        self.incomplete_windows += not r.complete
+        self.packets += r.packets
+        self.bytes += r.bytes
+        self.flows += len(r.flows)
+        if len(r.flows):
+            lo, hi = int(r.flows.first_ns.min()), int(r.flows.last_ns.max())
+            self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
+            self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
+        self.heavy.merge(r.heavy)
+        for kind in SPREAD_KINDS:
+            best = self.spread[kind]
+            for addr, est, _, _ in r.spread[kind].top(self.cfg.top_n):
+                best[addr] = max(best.get(addr, 0.0), est)
+        self.counters.update(r.counters)
+        for p, pk, by in r.protocols():
+            self.protocols[p][0] += pk
+            self.protocols[p][1] += by
+        for p, port, pk, by in r.ports(self.cfg.top_n):
+            self.ports[(p, port)][0] += pk
+            self.ports[(p, port)][1] += by
+
+    def top_spread(self, kind: str, n: int) -> list[tuple[str, int]]:
+        items = sorted(self.spread[kind].items(), key=lambda x: (-x[1], x[0]))[:n]
+        return [(to_text(a), int(round(e))) for a, e in items]
+
+    def report(self, top: int, source_errors: dict | None = None) -> dict:
+        """The JSON report of `netspectra analyze --json`."""
+        hh = self.heavy
+        talkers = [{"src": to_text(parse_key("src", k)["src"]), "bytes": est,
+                    "packets": hh.estimate("src", "packets", k)} for k, est, _, _ in hh.top("src", "bytes", top)]
+        flows = []
+        for k, est, _, _ in hh.top("flow", "bytes", top):
+            f = parse_key("flow", k)
+            flows.append({"src": to_text(f["src"]), "dst": to_text(f["dst"]), "sport": f["sport"], "dport": f["dport"],
+                          "proto": f["proto"], "bytes": est, "packets": hh.estimate("flow", "packets", k)})
+        errors = {k: v for k, v in self.counters.items() if k not in _NOT_ERRORS and v}
+        for k, v in (source_errors or {}).items():
+            if v:
+                errors[k] = errors.get(k, 0) + v
+        ports = sorted(self.ports.items(), key=lambda x: (-x[1][1], x[0]))[:top]
+        return {
+            "packets": self.packets, "bytes": self.bytes, "flows": self.flows, "windows": self.windows,
+            "window_seconds": self.cfg.window_s, "frames": self.counters.get("frames", 0),
+            "first_seen_ns": self.first_ns, "last_seen_ns": self.last_ns,
+            "top_talkers": talkers, "heavy_hitters": flows,
+            "super_spreaders": [{"src": a, "distinct_dsts": e} for a, e in self.top_spread("src_spread", top)],
+            "fan_in": [{"dst": a, "distinct_srcs": e} for a, e in self.top_spread("dst_fan_in", top)],
+            "protocols": [{"proto": p, "name": proto_name(p), "packets": v[0], "bytes": v[1]}
+                          for p, v in sorted(self.protocols.items(), key=lambda x: -x[1][1])],
+            "top_ports": [{"proto": proto_name(p), "port": port, "packets": v[0], "bytes": v[1]} for (p, port), v in ports],
+            "incomplete_windows": self.incomplete_windows,
+            "errors": dict(sorted(errors.items())),
+        }

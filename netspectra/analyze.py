@@ -1,0 +1,187 @@
+"""`netspectra analyze`: run the Bytewax dataflow in-process over a capture, store the window
+results in chDB, and print a report (or JSON), optionally exporting the tables as CSV."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flows.config import WindowConfig
+from flows.summary import CaptureSummary, proto_name
+
+
+@dataclass
+class AnalysisRun:
+    summary: CaptureSummary
+    report: dict
+    seconds: float
+    store: str
+
+
+def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, progress: bool = False,
+                 top: int = 10, export: str | None = None) -> AnalysisRun:
+    from bytewax.testing import cluster_main, run_main
+
+    from flows.dataflow import build_flow
+    from flows.sources import CaptureSource
+    from sinks.bytewax_sinks import CallbackSink, StoreSink
+    from sinks.chdb_store import ChdbStore
+
+    summary = CaptureSummary(cfg)
+    bar = _Progress() if progress else None
+    source = CaptureSource(pcap, on_progress=bar.update if bar else None)
+    flow = build_flow(source, cfg, [CallbackSink(summary.add), StoreSink(store, pcap, cfg, buffer_rows=1_000_000)])
+    t = time.perf_counter()
+    try:
+        if workers > 1:
+            cluster_main(flow, [], 0, worker_count_per_proc=workers)
+        else:
+            run_main(flow)
+    finally:
+        if bar:
+            bar.stop()
+    seconds = time.perf_counter() - t
+    st = source.stats
+    src_errors = dict(st.reader.get("errors", {}))
+    if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
+        src_errors["l4_truncated"] = st.decoder["l4_truncated"]
+    report = {"source": pcap, **summary.report(top, src_errors), "seconds": round(seconds, 3),
+              "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated"))}
+    if export:
+        ChdbStore(store).export(export, source=pcap)
+    return AnalysisRun(summary, report, seconds, store)
+
+
+class _Progress:
+    """packets, packets/s and ETA (from the share of the file read) on stderr."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("[bold]analyze"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                          TextColumn("{task.fields[packets]:,} packets"), TextColumn("{task.fields[rate]}"),
+                          TimeRemainingColumn(), transient=True, console=_stderr_console())
+        self.task = None
+        self.t0 = time.perf_counter()
+        self.p.start()
+
+    def update(self, st) -> None:
+        if self.task is None:
+            self.task = self.p.add_task("analyze", total=max(st.file_bytes, 1), packets=0, rate="")
+        rate = st.packets / max(time.perf_counter() - self.t0, 1e-9)
+        self.p.update(self.task, completed=st.position, packets=st.packets, rate=f"{rate / 1e6:.2f} Mpps")
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+def _stderr_console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def _ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def print_report(rep: dict, top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    dur = ((rep["last_seen_ns"] or 0) - (rep["first_seen_ns"] or 0)) / 1e9
+    win = "one window" if not rep["window_seconds"] else f"{rep['windows']} windows of {rep['window_seconds']:g} s"
+    con.print(f"[bold]{rep['source']}[/bold] ({rep['capture_format']}): {_ts(rep['first_seen_ns'])} to "
+              f"{_ts(rep['last_seen_ns'])} UTC, {dur:.1f} s, {win}")
+    con.print(f"{rep['frames']:,} frames, {rep['packets']:,} IP packets, {_size(rep['bytes'])} IP bytes, "
+              f"{rep['flows']:,} flow records; analysed in {rep['seconds']:.2f} s "
+              f"({rep['frames'] / max(rep['seconds'], 1e-9) / 1e6:.2f} M packets/s)")
+
+    def table(title, cols, rows):
+        if not rows:
+            return
+        t = Table(title=title, title_justify="left", title_style="bold")
+        for c in cols:
+            t.add_column(c, justify="right" if c in ("packets", "bytes", "share", "distinct dsts", "distinct srcs", "port") else "left")
+        for r in rows:
+            t.add_row(*[str(x) for x in r])
+        con.print(t)
+
+    total = max(rep["bytes"], 1)
+    table("Protocols", ["protocol", "packets", "bytes", "share"],
+          [(p["name"], f"{p['packets']:,}", _size(p["bytes"]), f"{100 * p['bytes'] / total:.1f}%") for p in rep["protocols"]])
+    table("Top ports", ["protocol", "port", "packets", "bytes"],
+          [(p["proto"], p["port"], f"{p['packets']:,}", _size(p["bytes"])) for p in rep["top_ports"][:top]])
+    table("Top talkers (by bytes)", ["source", "packets", "bytes", "share"],
+          [(t["src"], f"{t['packets']:,}", _size(t["bytes"]), f"{100 * t['bytes'] / total:.1f}%") for t in rep["top_talkers"]])
+    table("Top flows (heavy hitters by bytes)", ["flow", "packets", "bytes"],
+          [(f"{f['src']}:{f['sport']} -> {f['dst']}:{f['dport']} {proto_name(f['proto'])}", f"{f['packets']:,}", _size(f["bytes"]))
+           for f in rep["heavy_hitters"]])
+    table("Super-spreaders (most distinct destinations in one window)", ["source", "distinct dsts"],
+          [(s["src"], f"{s['distinct_dsts']:,}") for s in rep["super_spreaders"]])
+    table("Fan-in (most distinct sources in one window: DDoS victims)", ["destination", "distinct srcs"],
+          [(s["dst"], f"{s['distinct_srcs']:,}") for s in rep["fan_in"]])
+    if rep["errors"]:
+        table("Errors and non-IP frames", ["reason", "packets"], [(k, f"{v:,}") for k, v in rep["errors"].items()])
+    if rep["incomplete_windows"]:
+        con.print(f"[yellow]{rep['incomplete_windows']} windows incomplete (not every shard reported)")
+
+
+def cmd_analyze(args) -> int:
+    from collectors.capture_file import CaptureFormatError
+    from flows.sketches import SketchConfig
+
+    cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),
+                       sketches=SketchConfig())
+    store = args.store or tempfile.mkdtemp(prefix="netspectra-store-")
+    try:
+        run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
+                           progress=not args.json and sys.stderr.isatty())
+    except (CaptureFormatError, FileNotFoundError) as e:
+        print(f"netspectra analyze: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.store:
+            from sinks.chdb_store import ChdbStore
+            ChdbStore(store).close()
+            shutil.rmtree(store, ignore_errors=True)
+    if args.json:
+        json.dump(run.report, sys.stdout)
+        print()
+    else:
+        print_report(run.report, args.top)
+        if args.export:
+            print(f"tables written as CSV to {args.export}/")
+        if args.store:
+            print(f'store kept in {args.store}: netspectra sql --store {args.store} "SELECT ..."')
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from sinks.chdb_store import ChdbStore
+
+    if not Path(args.store).is_dir():
+        print(f"netspectra sql: no store at {args.store}", file=sys.stderr)
+        return 1
+    try:
+        out = ChdbStore(args.store).query(args.query, args.format)
+    except Exception as e:   # chDB raises plain RuntimeErrors for SQL errors
+        print(f"netspectra sql: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out)
+    return 0

@@ -1,0 +1,81 @@
+"""The exact flow table: per-batch aggregation and merging equal a per-packet brute force."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from collectors.capture_file import CaptureFile
+from collectors.decode.decoder import Decoder
+from flows.table import FlowTable, group_rows
+from schemas.packet_batch import PacketBatch
+from tests.conftest import reference_windows, table_records
+
+WINDOW_NS = 10 * 10**9
+
+
+def _batches(path, batch_size=4096):
+    dec = Decoder(l7=False)
+    return [dec.decode(r) for r in CaptureFile(str(path), batch_size).batches()]
+
+
+def test_flow_table_equals_brute_force(synth_pcap):
+    batches = _batches(synth_pcap)
+    table = FlowTable.concat([FlowTable.from_packets(b, WINDOW_NS) for b in batches]).aggregate()
+    assert table_records(table) == reference_windows(synth_pcap, 10)
+
+
+def test_one_window_over_everything(synth_pcap):
+    table = FlowTable.concat([FlowTable.from_packets(b, 0) for b in _batches(synth_pcap)]).aggregate()
+    assert set(table.window.tolist()) == {0}
+    assert table_records(table) == reference_windows(synth_pcap, 0)
+
+
+def test_merge_order_and_sharding_do_not_matter(synth_pcap):
+    parts = [FlowTable.from_packets(b, WINDOW_NS) for b in _batches(synth_pcap, 1000)]
+    whole = FlowTable.concat(parts).aggregate()
+    backwards = FlowTable.concat(parts[::-1]).aggregate()
+    assert whole.equals(backwards)
+    shards = whole.split(3)
+    assert sum(len(s) for s in shards) == len(whole)
+    assert FlowTable.concat(shards).equals(whole)
+    # a flow lives in exactly one shard
+    for s in shards[1:]:
+        assert not set(s.fhash.tolist()) & set(shards[0].fhash.tolist())
+
+
+def test_hash_collisions_fall_back_to_an_exact_sort():
+    keys = [np.array([3, 1, 3, 2, 1], np.uint64), np.array([0, 0, 0, 0, 5], np.uint64)]
+    order, starts = group_rows(np.zeros(5, np.uint64), keys)     # every row "collides"
+    groups = [sorted(order[a:b].tolist()) for a, b in zip(starts, list(starts[1:]) + [5])]
+    assert sorted(groups) == [[0, 2], [1], [3], [4]]
+
+
+def _random_batch(rng, n) -> PacketBatch:
+    b = PacketBatch.empty(n)
+    b.ts_ns[:] = np.sort(rng.integers(0, 30 * 10**9, n))
+    hosts = rng.integers(0, 6, (n, 2))
+    b.src[:, 10:12] = 0xFF
+    b.dst[:, 10:12] = 0xFF
+    b.src[:, 15] = hosts[:, 0]
+    b.dst[:, 15] = hosts[:, 1]
+    b.sport[:] = rng.integers(0, 3, n)
+    b.dport[:] = rng.integers(0, 3, n)
+    b.proto[:] = rng.choice([6, 17], n)
+    b.ip_len[:] = rng.integers(20, 1500, n)
+    b.tcp_flags[:] = rng.integers(0, 512, n)
+    b.status[:] = rng.choice([0, 0, 0, 1], n)
+    return b
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_any_split_into_batches_gives_the_same_table(seed, n, cuts):
+    b = _random_batch(np.random.default_rng(seed), n)
+    whole = FlowTable.from_packets(b, WINDOW_NS)
+    bounds = sorted({0, n, *[c % (n + 1) for c in cuts]})
+    parts = [FlowTable.from_packets(b.take(np.arange(lo, hi)), WINDOW_NS) for lo, hi in zip(bounds, bounds[1:])]
+    merged = FlowTable.concat(parts).aggregate()
+    assert merged.equals(whole)
+    ok = b.status == 0
+    assert int(whole.packets.sum()) == int(ok.sum())
+    assert int(whole.bytes.sum()) == int(b.ip_len[ok].sum())
