@@ -36,11 +36,12 @@ test: deps venv
 demo: venv
 	@mkdir -p $(OUT)
 	$(BIN)/netspectra synth $(OUT)/demo.pcap --packets 500000 --vlan 0.05 --ipv6 0.1 --fragments 0.02 --syn-flood 20000
-	$(BIN)/netspectra decode $(OUT)/demo.pcap --limit 10
-	$(BIN)/netspectra decode $(OUT)/demo.pcap --summary
+	$(BIN)/netspectra analyze $(OUT)/demo.pcap --window 10 --store $(OUT)/store --export $(OUT)/tables
+	$(BIN)/netspectra sql --store $(OUT)/store "SELECT window_start, packets, bytes, flows FROM netspectra.window_totals FINAL ORDER BY window_start"
 
 bench: deps venv
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_analyze.py
 
 clean:
 	rm -rf $(VENV) $(OUT) bench/out

@@ -22,21 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import best_of, bench_capture  # noqa: E402
 from collectors import synth  # noqa: E402
 from collectors.capture_file import CaptureFile  # noqa: E402
 from collectors.decode.decoder import Decoder  # noqa: E402
 
 
 TSHARK_PACKETS = 200_000
-
-
-def best_of(runs: int, fn):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> int:
@@ -47,13 +39,7 @@ def main() -> int:
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--dir", default=str(Path(__file__).resolve().parent / "out"))
     args = ap.parse_args()
-    os.makedirs(args.dir, exist_ok=True)
-    path = os.path.join(args.dir, f"bench_{args.packets}_{args.sizes}.pcap")
-    if not os.path.exists(path):
-        t = time.perf_counter()
-        synth.write(path, synth.SynthConfig(packets=args.packets, sizes=args.sizes, hosts=5000, heavy_hitters=10,
-                                            spreaders=2, spread=5000, scans=1, scan_ports=1000))
-        print(f"generated {path} in {time.perf_counter() - t:.1f} s")
+    path = bench_capture(args.dir, args.packets, args.sizes)
     size = os.path.getsize(path)
     n = sum(len(b) for b in CaptureFile(path).batches())   # warm-up: page cache + numba cache
     print(f"capture: {n:,} packets, {size / 1e6:,.0f} MB, frames '{args.sizes}'")

@@ -10,6 +10,7 @@ in recovery snapshots.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import datasketches as ds
@@ -129,8 +130,7 @@ class HeavyHitters:
 
         Items whose upper bound could exceed the sketch's error are candidates (no false negatives)."""
         items = self.sketches[(dimension, metric)].get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
-        items.sort(key=lambda x: (-x[1], x[0]))
-        return [(k, est, lb, ub) for k, est, lb, ub in items[:n]]
+        return heapq.nsmallest(n, items, key=lambda x: (-x[1], x[0]))
 
     def estimate(self, dimension: str, metric: str, key: str) -> int:
         return self.sketches[(dimension, metric)].get_estimate(key)
@@ -257,8 +257,7 @@ class Spread:
         keys, counts = self._exact()
         cand = [(k, s.get_estimate(), s.get_lower_bound(2), s.get_upper_bound(2)) for k, s in self.sketches.items()]
         if len(counts):
-            # every entity tied with the n-th largest count is a candidate, so ties break by address
-            idx = np.flatnonzero(counts >= np.partition(counts, -n)[-n]) if len(counts) > n else np.arange(len(counts))
+            idx = _top_exact(keys, counts, n)
             cand += [(keys[i].tobytes(), float(c), float(c), float(c)) for i, c in zip(idx.tolist(), counts[idx].tolist())]
         cand.sort(key=lambda x: (-x[1], x[0]))
         return cand[:n]
@@ -288,6 +287,18 @@ class Spread:
         self.cfg, self.ent, self.peer = state["cfg"], state["ent"], state["peer"]
         self.sketches = {k: ds.hll_sketch.deserialize(b) for k, b in zip(state["keys"], state["blobs"])}
         self._parts = []
+
+
+def _top_exact(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest counts, ties broken by address bytes (so any sharding agrees)."""
+    if len(counts) <= n:
+        return np.arange(len(counts))
+    kth = np.partition(counts, -n)[-n]
+    above = np.flatnonzero(counts > kth)
+    tied = np.flatnonzero(counts == kth)
+    be = np.ascontiguousarray(keys[tied]).view(">u8").reshape(-1, 2)     # byte order = numeric order
+    tied = tied[np.lexsort((be[:, 1], be[:, 0]))][:n - len(above)]
+    return np.concatenate([above, tied])
 
 
 def _hll(cfg: SketchConfig, peers: np.ndarray) -> ds.hll_sketch:

@@ -51,10 +51,24 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, pro
     if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
         src_errors["l4_truncated"] = st.decoder["l4_truncated"]
     report = {"source": pcap, **summary.report(top, src_errors), "seconds": round(seconds, 3),
-              "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated"))}
+              "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated")),
+              "memory_mb": _memory_mb()}
     if export:
         ChdbStore(store).export(export, source=pcap)
     return AnalysisRun(summary, report, seconds, store)
+
+
+def _memory_mb() -> dict:
+    """Peak RSS, and the anonymous part now: the mapped capture file counts in RSS but is page cache."""
+    import resource
+    out = {"peak_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(("RssAnon:", "RssFile:")):
+                out[line.split(":")[0].lower()] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
 
 
 class _Progress:

@@ -1,0 +1,46 @@
+"""Shared by the benchmarks: the generated capture and timing helpers."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+
+from collectors import synth
+
+BENCH_CONFIG = dict(hosts=5000, heavy_hitters=10, spreaders=2, spread=5000, scans=1, scan_ports=1000)
+
+
+def bench_capture(directory: str, packets: int, sizes: str = "imix") -> str:
+    """The generated benchmark capture (written once, then reused)."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"bench_{packets}_{sizes}.pcap")
+    if not os.path.exists(path):
+        t = time.perf_counter()
+        synth.write(path, synth.SynthConfig(packets=packets, sizes=sizes, **BENCH_CONFIG))
+        print(f"generated {path} in {time.perf_counter() - t:.1f} s")
+    return path
+
+
+def best_of(runs: int, fn):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def run_measured(cmd: list[str], **kw) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (bytes) and stdout of a child process."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **kw)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {err.read()[-2000:]}")
+        return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, out.read()
