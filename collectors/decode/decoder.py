@@ -13,10 +13,11 @@ import numpy as np
 
 from collectors import protocols as P
 from collectors.decode.dns import parse_dns
+from collectors.decode.fast import fast_decode
 from collectors.decode.http import parse_http
 from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16
 from collectors.raw_batch import RawBatch
-from schemas.packet_batch import (FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES,
+from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
                                   STATUS_ZERO_LENGTH, L7Table, PacketBatch)
 
 FRAGMENT_TABLE_SIZE = 65536   # datagrams remembered for fragment attribution (oldest evicted first)
@@ -71,6 +72,31 @@ class Decoder:
         self.stats: Counter = Counter()
 
     def decode(self, raw: RawBatch) -> PacketBatch:
+        """Decode a batch. Without L7, common packets take the compiled fast path (fast.py) and
+        only the rest goes through the column-wise reference decoder below."""
+        if self.l7 or len(raw) == 0:
+            return self._decode(raw)
+        n = len(raw)
+        b = PacketBatch.empty(n)
+        b.ts_ns[:] = raw.ts_ns
+        b.iface[:] = raw.iface
+        b.link[:] = raw.link
+        b.cap_len[:] = raw.caplen
+        b.wire_len[:] = raw.wirelen
+        slow = np.zeros(n, bool)
+        fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
+                    b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow)
+        rows = np.flatnonzero(slow)
+        if rows.size:
+            sub = self._decode(RawBatch(buf=raw.buf, off=raw.off[rows], caplen=raw.caplen[rows],
+                                        wirelen=raw.wirelen[rows], ts_ns=raw.ts_ns[rows], link=raw.link[rows],
+                                        iface=raw.iface[rows]))
+            for name in DENSE_COLUMNS:
+                getattr(b, name)[rows] = getattr(sub, name)
+        self.stats[STATUS_NAMES[STATUS_OK]] += n - rows.size
+        return b
+
+    def _decode(self, raw: RawBatch) -> PacketBatch:
         n = len(raw)
         buf, off = raw.buf, raw.off
         end = off + raw.caplen
