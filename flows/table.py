@@ -5,15 +5,16 @@ length), first/last seen and the OR of TCP flags. It is built from a packet batc
 with other tables by the same exact group-by, so per-batch partial tables combine into final
 per-window records without a Python object per packet or per flow.
 
-The group-by sorts a 64-bit hash of the key (numpy sort is ~20 ns a row) and then checks that
-rows sharing a hash really share the key; a hash collision (about 1 in 10^7 for a million
-distinct flows) falls back to a lexicographic sort, so results are always exact.
+Flow aggregation is a compiled hash aggregation on a 64-bit hash of the key that compares the
+full key on every hit, so results are exact even when hashes collide. `group_rows` (sort by hash,
+check keys, fall back to a lexicographic sort on a collision) groups the other dimensions.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
 import numpy as np
+from numba import njit
 
 from schemas.flow_key import addr_words, flow_hash, mix, port_proto, shard_of, words_to_addr
 from schemas.packet_batch import STATUS_OK, PacketBatch
@@ -51,6 +52,50 @@ def window_starts(ts_ns: np.ndarray, window_ns: int) -> np.ndarray:
     if window_ns <= 0:
         return np.zeros(len(ts_ns), np.int64)
     return ts_ns - ts_ns % window_ns
+
+
+@njit(cache=True, nogil=True)
+def _aggregate_rows(key, window, src, dst, pp, packets, nbytes, first_ns, last_ns, flags):
+    """Hash aggregation (open addressing on the 64-bit key hash, full key compared on every hit,
+    so a hash collision only costs a probe). One pass, ~15 ns a row."""
+    n = key.shape[0]
+    cap = 1
+    while cap < 2 * n:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    slots = np.full(cap, -1, np.int64)
+    rep = np.empty(n, np.int64)
+    pk = np.empty(n, np.uint64)
+    by = np.empty(n, np.uint64)
+    first = np.empty(n, np.int64)
+    last = np.empty(n, np.int64)
+    fl = np.empty(n, np.uint16)
+    ng = 0
+    for i in range(n):
+        j = key[i] & mask
+        while True:
+            g = slots[j]
+            if g == -1:
+                slots[j] = ng
+                rep[ng] = i
+                pk[ng] = packets[i]
+                by[ng] = nbytes[i]
+                first[ng] = first_ns[i]
+                last[ng] = last_ns[i]
+                fl[ng] = flags[i]
+                ng += 1
+                break
+            r = rep[g]
+            if (key[r] == key[i] and window[r] == window[i] and pp[r] == pp[i] and src[r, 0] == src[i, 0]
+                    and src[r, 1] == src[i, 1] and dst[r, 0] == dst[i, 0] and dst[r, 1] == dst[i, 1]):
+                pk[g] += packets[i]
+                by[g] += nbytes[i]
+                first[g] = min(first[g], first_ns[i])
+                last[g] = max(last[g], last_ns[i])
+                fl[g] |= flags[i]
+                break
+            j = (j + np.uint64(1)) & mask
+    return ng, rep, pk, by, first, last, fl
 
 
 @dataclass
@@ -111,20 +156,21 @@ class FlowTable:
         return raw.aggregate()
 
     def aggregate(self) -> "FlowTable":
-        """Merge rows with the same (window, 5-tuple): sums, min/max times, OR of flags."""
+        """Merge rows with the same (window, 5-tuple): sums, min/max times, OR of flags.
+
+        Groups appear in the order of their first row."""
         if len(self) == 0:
             return self
         key = mix(self.fhash, self.window)
-        order, starts = group_rows(key, [self.window, self.src[:, 0], self.src[:, 1], self.dst[:, 0],
-                                         self.dst[:, 1], self.pp])
-        if len(starts) == len(self):
-            return self.take(order)
-        first = order[starts]
-        return FlowTable(self.window[first], self.src[first], self.dst[first], self.pp[first], self.fhash[first],
-                         np.add.reduceat(self.packets[order], starts), np.add.reduceat(self.bytes[order], starts),
-                         np.minimum.reduceat(self.first_ns[order], starts),
-                         np.maximum.reduceat(self.last_ns[order], starts),
-                         np.bitwise_or.reduceat(self.tcp_flags[order], starts))
+        src, dst = np.ascontiguousarray(self.src), np.ascontiguousarray(self.dst)
+        ng, rep, pk, by, first, last, fl = _aggregate_rows(
+            key, self.window, src, dst, self.pp, self.packets, self.bytes, self.first_ns, self.last_ns,
+            self.tcp_flags)
+        if ng == len(self):
+            return self
+        r = rep[:ng]
+        return FlowTable(self.window[r], src[r], dst[r], self.pp[r], self.fhash[r], pk[:ng], by[:ng], first[:ng],
+                         last[:ng], fl[:ng])
 
     def take(self, rows: np.ndarray) -> "FlowTable":
         return FlowTable(*(getattr(self, f.name)[rows] for f in fields(self)))

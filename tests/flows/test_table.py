@@ -79,3 +79,21 @@ def test_any_split_into_batches_gives_the_same_table(seed, n, cuts):
     ok = b.status == 0
     assert int(whole.packets.sum()) == int(ok.sum())
     assert int(whole.bytes.sum()) == int(b.ip_len[ok].sum())
+
+
+def test_aggregation_is_exact_when_every_hash_collides():
+    from flows.table import _aggregate_rows
+    n = 6
+    window = np.zeros(n, np.int64)
+    src = np.array([[1, 1], [2, 2], [1, 1], [3, 3], [2, 2], [1, 1]], np.uint64)
+    dst = np.zeros((n, 2), np.uint64)
+    pp = np.zeros(n, np.uint64)
+    ts = np.arange(n, dtype=np.int64)
+    ng, rep, pk, by, first, last, fl = _aggregate_rows(np.zeros(n, np.uint64), window, src, dst, pp,
+                                                       np.ones(n, np.uint64), np.full(n, 10, np.uint64), ts, ts,
+                                                       np.array([1, 2, 4, 8, 16, 32], np.uint16))
+    assert ng == 3
+    assert rep[:3].tolist() == [0, 1, 3]
+    assert pk[:3].tolist() == [3, 2, 1] and by[:3].tolist() == [30, 20, 10]
+    assert first[:3].tolist() == [0, 1, 3] and last[:3].tolist() == [5, 4, 3]
+    assert fl[:3].tolist() == [1 | 4 | 32, 2 | 16, 8]
