@@ -32,6 +32,8 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, pro
     from sinks.bytewax_sinks import CallbackSink, StoreSink
     from sinks.chdb_store import ChdbStore
 
+    from collectors.capture_file import sniff_format
+    sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a Bytewax worker
     summary = CaptureSummary(cfg)
     bar = _Progress() if progress else None
     source = CaptureSource(pcap, on_progress=bar.update if bar else None)

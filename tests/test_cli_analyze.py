@@ -104,3 +104,23 @@ def test_analyze_export_matches_pmacct(name, tmp_path):
         theirs_b = collections.Counter({k: v for k, v in theirs_b.items() if k not in extra})
     assert ours_p == theirs_p
     assert ours_b == theirs_b
+
+
+def test_two_worker_threads_give_the_same_report(synth_pcap):
+    reps = []
+    for w in ("1", "2"):
+        res = run("analyze", str(synth_pcap), "--window", "10", "--json", "--workers", w)
+        assert res.returncode == 0, res.stderr
+        rep = json.loads(res.stdout)
+        reps.append({k: v for k, v in rep.items() if k not in ("seconds", "memory_mb")})
+    assert reps[0] == reps[1]
+
+
+def test_bad_input_is_a_clean_error_or_counted(tmp_path):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a capture at all")
+    res = run("analyze", str(junk), "--json")
+    assert res.returncode == 1 and "netspectra analyze" in res.stderr
+    res = run("analyze", str(shared_pcap("suricata_http-mime-truncated_cutshort.pcap")), "--json")
+    rep = json.loads(res.stdout)
+    assert res.returncode == 0 and rep["truncated_file"] and rep["errors"]["truncated_file"] == 1 and rep["packets"] > 0
