@@ -63,6 +63,17 @@ class FragmentTable:
         return found
 
 
+def _frame_columns(raw: RawBatch) -> PacketBatch:
+    """A batch with the capture-level columns filled and the decoded ones zero."""
+    b = PacketBatch.empty(len(raw))
+    b.ts_ns[:] = raw.ts_ns
+    b.iface[:] = raw.iface
+    b.link[:] = raw.link
+    b.cap_len[:] = raw.caplen
+    b.wire_len[:] = raw.wirelen
+    return b
+
+
 class Decoder:
     """Decode RawBatches; `stats` accumulates per-reason counts over all batches."""
 
@@ -77,12 +88,7 @@ class Decoder:
         if self.l7 or len(raw) == 0:
             return self._decode(raw)
         n = len(raw)
-        b = PacketBatch.empty(n)
-        b.ts_ns[:] = raw.ts_ns
-        b.iface[:] = raw.iface
-        b.link[:] = raw.link
-        b.cap_len[:] = raw.caplen
-        b.wire_len[:] = raw.wirelen
+        b = _frame_columns(raw)
         slow = np.zeros(n, bool)
         fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
                     b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow)
@@ -103,12 +109,7 @@ class Decoder:
         status = np.zeros(n, np.uint8)
         lk = link_layer(buf, off, end, raw.link, status)
         status[raw.caplen == 0] = STATUS_ZERO_LENGTH
-        b = PacketBatch.empty(n)
-        b.ts_ns[:] = raw.ts_ns
-        b.iface[:] = raw.iface
-        b.link[:] = raw.link
-        b.cap_len[:] = raw.caplen
-        b.wire_len[:] = raw.wirelen
+        b = _frame_columns(raw)
         b.vlan[:] = lk.vlan
         b.vlan_depth[:] = lk.vlan_depth
         b.eth_type[:] = np.maximum(lk.eth_type, 0)
