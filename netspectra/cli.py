@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact)")
     q.add_argument("query")
 
+    k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
+    k.add_argument("action", choices=["up", "down", "status"])
+    k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
+    k.add_argument("--no-clickhouse", action="store_true", help="leave out the ClickHouse server")
+
     args = p.parse_args(argv)
     try:
         if args.cmd == "synth":
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "analyze":
             from netspectra.analyze import cmd_analyze
             return cmd_analyze(args)
+        if args.cmd == "stack":
+            from netspectra.stack import cmd_stack
+            return cmd_stack(args)
         if args.cmd == "sql":
             from netspectra.analyze import cmd_sql
             return cmd_sql(args)
