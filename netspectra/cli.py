@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact)")
     q.add_argument("query")
 
+    c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow")
+    c.add_argument("--pcap", required=True, help="replay this capture file (live interfaces: next step)")
+    c.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap servers (default: the local stack)")
+    c.add_argument("--topic", default="netspectra.packets")
+    c.add_argument("--partitions", type=int, default=0, help="create the topic with N partitions if missing")
+    c.add_argument("--connect-timeout", type=float, default=15.0, help="seconds to reach the broker (default 15)")
+    c.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait for deliveries at the end")
+
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"])
     k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
@@ -60,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "analyze":
             from netspectra.analyze import cmd_analyze
             return cmd_analyze(args)
+        if args.cmd == "collect":
+            from netspectra.collect import cmd_collect
+            return cmd_collect(args)
         if args.cmd == "stack":
             from netspectra.stack import cmd_stack
             return cmd_stack(args)
@@ -81,15 +92,22 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_decode(args) -> int:
+def open_capture(path: str, command: str):
+    """The CaptureFile, or None after a one-line error on stderr (missing file, not a capture)."""
     from collectors.capture_file import CaptureFile, CaptureFormatError
+    try:
+        return CaptureFile(path)
+    except (CaptureFormatError, OSError) as e:
+        print(f"netspectra {command}: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_decode(args) -> int:
     from collectors.decode.decoder import Decoder
     from collectors.decode.rows import batch_rows
 
-    try:
-        cap = CaptureFile(args.pcap)
-    except (CaptureFormatError, OSError) as e:
-        print(f"netspectra decode: {e}", file=sys.stderr)
+    cap = open_capture(args.pcap, "decode")
+    if cap is None:
         return 2
     dec = Decoder()
     out = sys.stdout

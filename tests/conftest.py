@@ -156,3 +156,26 @@ def planted_pcap(tmp_path_factory) -> Path:
                                              spreaders=3, spread=5000, scans=1, scan_ports=1000, syn_flood=20_000,
                                              ipv6=0.1, seed=11))
     return path
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """Tansu, Redis and ClickHouse on free 127.0.0.1 ports for the whole test session."""
+    from netspectra import stack
+    require_tool("redis-server")
+    require_tool("clickhouse-server")
+    d = tmp_path_factory.mktemp("stack")
+    ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], _free_ports(4)))
+    services = stack.up(d, ports=ports)
+    yield d, ports, services
+    stack.down(d)

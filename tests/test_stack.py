@@ -1,35 +1,11 @@
 """`netspectra stack`: Tansu, Redis and ClickHouse start on 127.0.0.1 only, answer, and stop."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
-import pytest
-
 from netspectra import stack
-from tests.conftest import require_tool
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory):
-    require_tool("redis-server")
-    require_tool("clickhouse-server")
-    d = tmp_path_factory.mktemp("stack")
-    ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], _free_ports(4)))
-    services = stack.up(d, ports=ports)
-    yield d, ports, services
-    stack.down(d)
+from tests.conftest import _free_ports
 
 
 def test_services_answer(local_stack):
@@ -71,8 +47,13 @@ def test_listening_on_loopback_only(local_stack):
             assert local.startswith("127.0.0.1:"), line
 
 
-def test_status_and_down(local_stack, tmp_path):
-    d, _, services = local_stack
-    assert set(stack.status(d)) == set(services)
-    assert stack.down(d, only="redis") == ["redis"]
-    assert set(stack.status(d)) == {"kafka", "clickhouse"}
+def test_status_and_down(tmp_path):
+    ports = dict(zip(["kafka", "redis"], _free_ports(2)))
+    services = stack.up(tmp_path, ports=ports, clickhouse=False)
+    try:
+        assert set(stack.status(tmp_path)) == set(services) == {"kafka", "redis"}
+        assert stack.down(tmp_path, only="redis") == ["redis"]
+        assert set(stack.status(tmp_path)) == {"kafka"}
+    finally:
+        stack.down(tmp_path)
+    assert stack.status(tmp_path) == {}

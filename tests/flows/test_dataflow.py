@@ -2,7 +2,6 @@
 2 workers, and 2 processes; all equal the brute-force reference and each other."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from flows.dataflow import build_flow
 from flows.sources import CaptureSource
 from sinks.bytewax_sinks import CallbackSink
 from sinks.chdb_store import ChdbStore, address_text
-from tests.conftest import ROOT, reference_windows, table_records
+from tests.conftest import ROOT, _free_ports, reference_windows, table_records
 
 WINDOW_S = 10
 
@@ -63,16 +62,6 @@ def test_bytewax_run_with_two_workers(synth_pcap, reference, tmp_path, in_proces
     assert p.returncode == 0, out
     assert store_records(store) == reference
     _same_summaries(store, in_process)
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def test_two_processes(synth_pcap, reference, tmp_path, in_process):
