@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Optional
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from bytewax.operators import StatefulBatchLogic
@@ -88,14 +88,19 @@ def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[S
                name: str = "netspectra") -> Dataflow:
     """The dataflow from a source of PacketBatches to sinks of (window key, WindowResult)."""
     flow = Dataflow(name)
-    batches = op.input("packets", flow, source)
+    window_pipeline(op.input("packets", flow, source), cfg, sinks)
+    return flow
+
+
+def window_pipeline(batches: Stream[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
+    """Shard, window and merge a stream of PacketBatches; every sink gets (window key, WindowResult)."""
     chunks = op.flat_map("split", batches, lambda b: [(str(c.shard), c) for c in split_batch(b, cfg)])
     partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
     by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
     results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
     for i, sink in enumerate(sinks):
         op.output(f"out{i}", results, sink)
-    return flow
+    return results
 
 
 def _shard_logic(cfg: WindowConfig, resume: Optional[ShardState]) -> ShardLogic:
@@ -111,7 +116,12 @@ def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0,
     from flows.sources import CaptureSource
     from sinks.bytewax_sinks import StoreSink
 
-    cfg = WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n,
-                       sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))
+    cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map)
     sinks = [StoreSink(store, source_name or pcap, cfg)] if store else []
     return build_flow(CaptureSource(pcap), cfg, sinks)
+
+
+def window_config(window_s: float, lateness_s: float, shards: int, top_n: int, hll_lg_k: int,
+                  hh_lg_max_map: int) -> WindowConfig:
+    return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n,
+                        sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))

@@ -54,6 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--connect-timeout", type=float, default=15.0, help="seconds to reach the broker (default 15)")
     c.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait for deliveries at the end")
 
+    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (wraps python -m bytewax.run)")
+    e.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap servers (default: the local stack)")
+    e.add_argument("--topic", default="netspectra.packets")
+    e.add_argument("--store", help="chDB store directory for the window results")
+    e.add_argument("--dead-letter-topic", default="netspectra.dead-letter")
+    e.add_argument("--window", type=float, default=60.0)
+    e.add_argument("--lateness", type=float, default=5.0)
+    e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
+    e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
+    e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")
+    e.add_argument("--addresses", "-a", help="host:port of every engine process, separated by ';'")
+    e.add_argument("--recovery-dir", "-r", help="Bytewax recovery directory (see docs/analysis.md)")
+
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"])
     k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
@@ -71,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "collect":
             from netspectra.collect import cmd_collect
             return cmd_collect(args)
+        if args.cmd == "engine":
+            from netspectra.collect import cmd_engine
+            return cmd_engine(args)
         if args.cmd == "stack":
             from netspectra.stack import cmd_stack
             return cmd_stack(args)

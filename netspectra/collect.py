@@ -48,3 +48,28 @@ def cmd_collect(args) -> int:
               "pending": pending}
     print(json.dumps(report), file=sys.stderr)
     return 0 if pending == 0 and pub.stats.failed_messages == 0 else 3
+
+
+def engine_command(args) -> list[str]:
+    """The `python -m bytewax.run` command line `netspectra engine` runs."""
+    spec = (f"flows.engine:kafka_flow({args.kafka!r}, {args.topic!r}, store={args.store!r}, "
+            f"dead_letter_topic={args.dead_letter_topic!r}, tail={not args.stop_at_end!r}, "
+            f"window_s={args.window!r}, lateness_s={args.lateness!r}, source_name={args.topic!r})")
+    extra = []
+    if args.workers:
+        extra += ["-w", str(args.workers)]
+    if args.process_id is not None:
+        extra += ["-i", str(args.process_id)]
+    if args.addresses:
+        extra += ["-a", args.addresses]
+    if args.recovery_dir:
+        extra += ["-r", args.recovery_dir]
+    return [sys.executable, "-m", "bytewax.run", spec, *extra]
+
+
+def cmd_engine(args) -> int:
+    import os
+    cmd = engine_command(args)
+    print(" ".join(cmd), file=sys.stderr)
+    os.execv(cmd[0], cmd)      # the engine is Bytewax's process; signals and exit codes are its own
+    return 0
