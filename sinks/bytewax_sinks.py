@@ -57,6 +57,22 @@ class StoreSink(FixedPartitionedSink):
         return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows)
 
 
+class RedisSink(FixedPartitionedSink):
+    """Writes every WindowResult's live view to Redis (sinks/redis_state.py) as it closes."""
+
+    def __init__(self, url: str, source: str, cfg: WindowConfig, ttl_s: int = 3600):
+        self.url, self.source, self.cfg, self.ttl_s = url, source, cfg, ttl_s
+
+    def list_parts(self):
+        return ["redis"]
+
+    def build_part(self, step_id, for_part, resume_state):
+        from sinks.redis_state import RedisState
+
+        state = RedisState(self.url, self.source, self.cfg.top_n, self.ttl_s)
+        return _Partition(state.write)
+
+
 class CallbackSink(FixedPartitionedSink):
     """Hands every WindowResult to a function in this process (the analyser's report)."""
 

@@ -65,7 +65,24 @@ def test_engine_command_runs_the_same_flow(local_stack, synth_pcap, tmp_path):
                "--partitions", "2").returncode == 0
     store = str(tmp_path / "store")
     res = run("engine", "--kafka", boot, "--topic", "engine-cli", "--store", store, "--window", "0",
-              "--stop-at-end", "--workers", "2", "--dead-letter-topic", "engine-cli-dlq")
+              "--stop-at-end", "--workers", "2", "--dead-letter-topic", "engine-cli-dlq",
+              "--redis", f"127.0.0.1:{ports['redis']}")
     assert res.returncode == 0, res.stderr[-3000:]
     ref = reference_windows(synth_pcap, 0)
     assert store_records(store) == ref
+    # live state in Redis: the window's totals and top talkers equal the exact flows
+    import collections
+    import redis
+    r = redis.Redis(host="127.0.0.1", port=ports["redis"], decode_responses=True)
+    p = "ns:engine-cli:"
+    latest = r.hgetall(p + "latest")
+    assert int(latest["packets"]) == sum(v[0] for v in ref[0].values())
+    assert int(latest["bytes"]) == sum(v[1] for v in ref[0].values())
+    assert int(latest["flows"]) == len(ref[0])
+    by_src = collections.Counter()
+    for (s, *_), v in ref[0].items():
+        by_src[s] += v[1]
+    top = r.zrevrange(p + "talkers", 0, 4, withscores=True)
+    assert [(a, int(b)) for a, b in top] == by_src.most_common(5)
+    assert r.ttl(p + "latest") > 0 and r.ttl(p + "talkers") > 0
+    assert r.zcard(p + "hosts") == len({a for k in ref[0] for a in k[:2]})

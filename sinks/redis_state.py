@@ -1,0 +1,108 @@
+"""Live state in Redis: what a dashboard reads to show "now".
+
+Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
+
+| key | type | content |
+|---|---|---|
+| `ns:{source}:window:{start_ms}` | hash | packets, bytes, flows, frames, late_packets, complete, written_at |
+| `ns:{source}:window:{start_ms}:talkers` | zset | source address -> bytes (heavy-hitter estimate), top N |
+| `ns:{source}:window:{start_ms}:flows` | zset | "src sport dst dport proto" -> bytes, top N |
+| `ns:{source}:latest` | hash | the newest window's start_ms, packets, bytes, flows, updated_at |
+| `ns:{source}:talkers`, `ns:{source}:flows` | zset | copies of the newest window's zsets |
+| `ns:{source}:hosts` | zset | every address seen (src or dst) -> last window end, epoch seconds |
+| `ns:{source}:windows` | zset | start_ms -> start_ms of the windows kept |
+
+Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pipeline leaves no
+stale "live" state; hosts older than the TTL are trimmed on each write. One window is written
+in one MULTI/EXEC, so readers never see half a window. If Redis is away, a write is retried with
+backoff and then dropped and counted: live state is a view, ClickHouse keeps the history.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from flows.window import WindowResult
+from schemas.addresses import column_to_text, to_text
+from flows.sketches import parse_key
+
+log = logging.getLogger(__name__)
+
+PREFIX = "ns"
+
+
+def prefix(source: str) -> str:
+    return f"{PREFIX}:{source}:"
+
+
+class RedisState:
+    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, retries: int = 5):
+        import redis
+
+        self.r = redis.Redis.from_url(url if "://" in url else f"redis://{url}", socket_timeout=5)
+        self.p = prefix(source)
+        self.top_n, self.ttl_s, self.retries = top_n, ttl_s, retries
+        self.written = 0
+        self.dropped = 0
+
+    def write(self, results: list[WindowResult]) -> None:
+        for res in results:
+            self._write_one(res)
+
+    def _write_one(self, res: WindowResult) -> None:
+        import redis
+
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                self._pipeline(res).execute()
+                self.written += 1
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                if attempt == self.retries:
+                    self.dropped += 1
+                    log.error("redis: window %d dropped after %d attempts: %s", res.start, attempt + 1, e)
+                    return
+                log.warning("redis unavailable (%s); retrying in %.1f s", e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _pipeline(self, res: WindowResult):
+        p, ttl, now = self.p, self.ttl_s, time.time()
+        start_ms = res.start // 1_000_000
+        wkey = f"{p}window:{start_ms}"
+        talkers = {to_text(parse_key("src", k)["src"]): est for k, est, _, _ in res.heavy.top("src", "bytes", self.top_n)}
+        flows = {}
+        for k, est, _, _ in res.heavy.top("flow", "bytes", self.top_n):
+            f = parse_key("flow", k)
+            flows[f"{to_text(f['src'])} {f['sport']} {to_text(f['dst'])} {f['dport']} {f['proto']}"] = est
+        totals = {"packets": res.packets, "bytes": res.bytes, "flows": len(res.flows),
+                  "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
+                  "complete": int(res.complete), "written_at": now}
+        end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
+        hosts = dict.fromkeys(column_to_text(res.flows.src_addr()) + column_to_text(res.flows.dst_addr()), end_s)
+
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(wkey, mapping=totals)
+        for suffix, z in ((":talkers", talkers), (":flows", flows)):
+            pipe.delete(wkey + suffix)
+            if z:
+                pipe.zadd(wkey + suffix, z)
+            pipe.expire(wkey + suffix, ttl)
+        pipe.expire(wkey, ttl)
+        pipe.zadd(f"{p}windows", {str(start_ms): start_ms})
+        pipe.expire(f"{p}windows", ttl)
+        latest = self.r.hget(f"{p}latest", "window_start_ms")
+        if latest is None or int(latest) <= start_ms:       # a late or replayed window does not move "now" back
+            pipe.hset(f"{p}latest", mapping={"window_start_ms": start_ms, **totals, "updated_at": now})
+            for suffix, z in (("talkers", talkers), ("flows", flows)):
+                pipe.delete(p + suffix)
+                if z:
+                    pipe.zadd(p + suffix, z)
+                pipe.expire(p + suffix, ttl)
+            pipe.expire(f"{p}latest", ttl)
+        if hosts:
+            pipe.zadd(f"{p}hosts", hosts, gt=True)
+        pipe.zremrangebyscore(f"{p}hosts", "-inf", end_s - ttl)
+        pipe.expire(f"{p}hosts", ttl)
+        return pipe
