@@ -37,11 +37,12 @@ def parse(msg) -> tuple[Optional[PacketBatch], object]:
 
 
 def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Optional[str] = None,
+               clickhouse: Optional[str] = None,
                dead_letter_topic: Optional[str] = None,
                tail: bool = True, window_s: float = 60.0, lateness_s: float = 5.0, shards: int = 4,
                top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
                hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: str = "kafka") -> Dataflow:
-    from sinks.bytewax_sinks import RedisSink, StoreSink
+    from sinks.bytewax_sinks import ClickHouseSink, RedisSink, StoreSink
 
     cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map)
     flow = Dataflow("netspectra_engine")
@@ -55,6 +56,8 @@ def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Opt
                                                                        headers=[("source_topic", topic.encode())]))
         op.output("dead_letter_out", dead, KafkaSink(brokers.split(","), dead_letter_topic))
     sinks = [StoreSink(store, source_name, cfg)] if store else []
+    if clickhouse:
+        sinks.append(ClickHouseSink(clickhouse, source_name, cfg))
     if redis:
         sinks.append(RedisSink(redis, source_name, cfg))
     window_pipeline(good, cfg, sinks)

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap servers (default: the local stack)")
     e.add_argument("--topic", default="netspectra.packets")
     e.add_argument("--store", help="chDB store directory for the window results")
+    e.add_argument("--clickhouse", help="ClickHouse server host:port, native protocol (local stack: 127.0.0.1:19000)")
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
     e.add_argument("--dead-letter-topic", default="netspectra.dead-letter")
     e.add_argument("--window", type=float, default=60.0)

@@ -53,6 +53,7 @@ def cmd_collect(args) -> int:
 def engine_command(args) -> list[str]:
     """The `python -m bytewax.run` command line `netspectra engine` runs."""
     spec = (f"flows.engine:kafka_flow({args.kafka!r}, {args.topic!r}, store={args.store!r}, redis={args.redis!r}, "
+            f"clickhouse={args.clickhouse!r}, "
             f"dead_letter_topic={args.dead_letter_topic!r}, tail={not args.stop_at_end!r}, "
             f"window_s={args.window!r}, lateness_s={args.lateness!r}, source_name={args.topic!r})")
     extra = []

@@ -90,11 +90,32 @@ TABLES = {
 }
 
 
-def ddl(database: str = DATABASE) -> list[str]:
+# Down-level types for ClickHouse servers before 19.x (Debian's 18.16), derived from the one DDL
+# above: addresses as their 16 bytes, times as integer ns / whole seconds, no TTL.
+LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
+                "DateTime64(3, 'UTC')": "DateTime('UTC')", "LowCardinality(String)": "String"}
+
+
+def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
     stmts = [f"CREATE DATABASE IF NOT EXISTS {database}"]
-    for name, (columns, order) in TABLES.items():
-        stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{columns}\n)\n{_ENGINE.format(order=order)}")
+    for name, (cols, order) in TABLES.items():
+        engine = _ENGINE.format(order=order)
+        if legacy:
+            for modern, old in LEGACY_TYPES.items():
+                cols = cols.replace(f" {modern},", f" {old},")
+            engine = engine[:engine.index("TTL")].rstrip()
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{cols}\n)\n{engine}")
     return stmts
+
+
+def column_types(table: str, legacy: bool = False) -> dict[str, str]:
+    """Column name -> type as written in the DDL (legacy: the down-level type)."""
+    out = {}
+    for line in TABLES[table][0].splitlines():
+        if line.strip():
+            name, typ = line.strip().rstrip(",").split(" ", 1)
+            out[name] = LEGACY_TYPES.get(typ, typ) if legacy else typ
+    return out
 
 
 def columns(table: str) -> list[str]:

@@ -57,6 +57,22 @@ class StoreSink(FixedPartitionedSink):
         return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows)
 
 
+class ClickHouseSink(FixedPartitionedSink):
+    """Writes WindowResults to a ClickHouse server over the native protocol as windows close."""
+
+    def __init__(self, address: str, source: str, cfg: WindowConfig):
+        self.address, self.source, self.cfg = address, source, cfg
+
+    def list_parts(self):
+        return ["clickhouse"]
+
+    def build_part(self, step_id, for_part, resume_state):
+        from sinks.clickhouse_native import ClickHouseNative
+
+        ch = ClickHouseNative(self.address)
+        return _Partition(lambda rs: ch.write(rs, self.source, self.cfg.top_n))
+
+
 class RedisSink(FixedPartitionedSink):
     """Writes every WindowResult's live view to Redis (sinks/redis_state.py) as it closes."""
 

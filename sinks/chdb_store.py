@@ -17,7 +17,7 @@ import pyarrow.ipc  # noqa: F401
 
 from flows.window import WindowResult
 from schemas.clickhouse import DATABASE, TABLES, columns, ddl
-from sinks.rows import result_tables
+from sinks.rows import results_tables
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,8 @@ class ChdbStore:
 
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
         """Write window results, one INSERT per table for all of them (an INSERT costs ~10 ms)."""
-        per_table = [result_tables(r, source, top_n) for r in results]
-        for table in TABLES:
-            parts = [t[table] for t in per_table if len(t[table]["window_start"])]
-            if parts:
-                self.insert(table, {c: _concat([p[c] for p in parts]) for c in parts[0]})
+        for table, cols in results_tables(results, source, top_n).items():
+            self.insert(table, cols)
 
     def insert(self, table_name: str, cols: dict) -> None:
         names = columns(table_name)
@@ -128,12 +125,6 @@ class ChdbStore:
             p.write_text(self.query(sql, "CSVWithNames"))
             paths.append(p)
         return paths
-
-
-def _concat(parts: list):
-    if isinstance(parts[0], list):
-        return [x for p in parts for x in p]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _quote(s: str) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.window import WindowResult
-from schemas.clickhouse import columns
+from schemas.clickhouse import TABLES, columns
 
 _ZERO16 = bytes(16)
 
@@ -69,6 +69,23 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
         ("kind", None), ("addr", "addr"), ("rank", np.uint16), ("estimate", np.float64),
         ("lower_bound", np.float64), ("upper_bound", np.float64)]))
     return tables
+
+
+def results_tables(results: list[WindowResult], source: str, top_n: int) -> dict[str, dict]:
+    """The rows of several windows, concatenated per table (tables without rows left out)."""
+    per = [result_tables(r, source, top_n) for r in results]
+    out = {}
+    for table in TABLES:
+        parts = [t[table] for t in per if len(t[table]["window_start"])]
+        if parts:
+            out[table] = {c: _concat([p[c] for p in parts]) for c in parts[0]}
+    return out
+
+
+def _concat(parts: list):
+    if isinstance(parts[0], list):
+        return [x for p in parts for x in p]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _columns(rows: list[tuple], spec: list[tuple]) -> dict:

@@ -66,10 +66,11 @@ def test_engine_command_runs_the_same_flow(local_stack, synth_pcap, tmp_path):
     store = str(tmp_path / "store")
     res = run("engine", "--kafka", boot, "--topic", "engine-cli", "--store", store, "--window", "0",
               "--stop-at-end", "--workers", "2", "--dead-letter-topic", "engine-cli-dlq",
-              "--redis", f"127.0.0.1:{ports['redis']}")
+              "--redis", f"127.0.0.1:{ports['redis']}", "--clickhouse", f"127.0.0.1:{ports['clickhouse']}")
     assert res.returncode == 0, res.stderr[-3000:]
     ref = reference_windows(synth_pcap, 0)
     assert store_records(store) == ref
+    assert clickhouse_records(ports["clickhouse"], "engine-cli") == ref
     # live state in Redis: the window's totals and top talkers equal the exact flows
     import collections
     import redis
@@ -86,3 +87,16 @@ def test_engine_command_runs_the_same_flow(local_stack, synth_pcap, tmp_path):
     assert [(a, int(b)) for a, b in top] == by_src.most_common(5)
     assert r.ttl(p + "latest") > 0 and r.ttl(p + "talkers") > 0
     assert r.zcard(p + "hosts") == len({a for k in ref[0] for a in k[:2]})
+
+
+def clickhouse_records(port: int, source: str) -> dict:
+    """Flows of one source from the ClickHouse server (18.16 types: FixedString(16), UInt64 ns)."""
+    from clickhouse_driver import Client
+    from schemas.addresses import to_text
+    rows = Client(host="127.0.0.1", port=port).execute(
+        "SELECT toUInt64(window_start), src, dst, sport, dport, proto, packets, bytes, first_seen, last_seen, tcp_flags "
+        "FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})
+    out: dict = {}
+    for w, s, d, sp, dp, p, pk, by, f, l, fl in rows:
+        out.setdefault(w * 10**9, {})[(to_text(s), to_text(d), sp, dp, p)] = [pk, by, f, l, fl]
+    return out

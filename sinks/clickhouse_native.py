@@ -1,0 +1,90 @@
+"""Window results into a ClickHouse server over the native protocol (clickhouse-driver).
+
+Rows are sent as columnar data with the INSERT, never as inline VALUES text. The DDL is
+schemas/clickhouse.py; a server older than 19.x (Debian's 18.16) gets its down-level types
+(`ddl(legacy=True)`). Writes are idempotent (ReplacingMergeTree keyed on window and entity),
+so a failed INSERT is simply retried, with backoff, until the server is back: the engine then
+stops taking new input (Kafka keeps it), and nothing is lost or counted twice.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+from flows.window import WindowResult
+from schemas.clickhouse import DATABASE, column_types, ddl
+from sinks.rows import results_tables
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 5.0
+
+
+def _values(cols: dict, types: dict[str, str]) -> list[list]:
+    """Column arrays -> the Python values clickhouse-driver expects for each column type."""
+    out = []
+    for name, v in cols.items():
+        t = types[name]
+        if t == "FixedString(16)":
+            out.append(np.ascontiguousarray(v).view("V16").ravel().tolist())
+        elif t == "IPv6":
+            out.append([ipaddress.IPv6Address(bytes(x)) for x in v])
+        elif t.startswith("DateTime"):           # ns since the epoch -> aware datetimes (µs precision)
+            ns = np.asarray(v, np.int64)
+            out.append([datetime.fromtimestamp(x / 1e9, timezone.utc) for x in ns.tolist()])
+        elif isinstance(v, list):
+            out.append(v)
+        else:
+            out.append(np.asarray(v).tolist())
+    return out
+
+
+class ClickHouseNative:
+    def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0):
+        from clickhouse_driver import Client
+
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "9000")
+        self.client = Client(host=host or "127.0.0.1", port=int(port), connect_timeout=connect_timeout,
+                             send_receive_timeout=60)
+        self.database = database
+        self.retries = 0
+        self.legacy = None
+
+    def _setup(self) -> None:
+        if self.legacy is not None:
+            return
+        version = self.client.execute("SELECT version()")[0][0]
+        self.legacy = int(version.split(".")[0]) < 19
+        for stmt in ddl(self.database, legacy=self.legacy):
+            self.client.execute(stmt)
+
+    def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
+        tables = results_tables(results, source, top_n)
+        delay = 0.2
+        while True:
+            try:
+                self._setup()
+                for table, cols in tables.items():
+                    self.insert(table, cols)
+                return
+            except Exception as e:      # network errors, server restarting: wait and write again
+                if not _retryable(e):
+                    raise
+                self.retries += 1
+                log.warning("clickhouse unavailable (%s); retrying in %.1f s", e, delay)
+                self.client.disconnect()
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def insert(self, table: str, cols: dict) -> None:
+        types = column_types(table, self.legacy)
+        self.client.execute(f"INSERT INTO {self.database}.{table} ({', '.join(cols)}) VALUES",
+                            _values(cols, types), columnar=True)
+
+
+def _retryable(e: Exception) -> bool:
+    from clickhouse_driver import errors
+    return isinstance(e, (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError, ConnectionError))

@@ -1,0 +1,44 @@
+"""The native-protocol ClickHouse sink against Debian's 18.16 server: down-level DDL, idempotent
+rewrites, and a server that goes away and comes back."""
+from __future__ import annotations
+
+import threading
+import time
+
+from clickhouse_driver import Client
+
+from netspectra import stack
+from sinks.clickhouse_native import ClickHouseNative
+from tests.sinks.test_redis_state import _results
+
+
+def _totals(port, source):
+    return Client(host="127.0.0.1", port=port).execute(
+        "SELECT count(), sum(packets), sum(bytes) FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})[0]
+
+
+def test_write_twice_counts_once(local_stack):
+    _, ports, _ = local_stack
+    ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
+    results = _results()
+    ch.write(results, "idem", 10)
+    ch.write(results, "idem", 10)
+    assert ch.legacy is True
+    assert _totals(ports["clickhouse"], "idem") == (5, 5, 500)
+    rows = Client(host="127.0.0.1", port=ports["clickhouse"]).execute(
+        "SELECT count() FROM netspectra.window_totals FINAL WHERE source = 'idem'")
+    assert rows == [(2,)]
+
+
+def test_server_away_then_back(local_stack):
+    d, ports, _ = local_stack
+    ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
+    ch.write(_results()[:1], "outage", 10)
+    stack.down(d, only="clickhouse")
+    restarter = threading.Timer(2.0, lambda: stack.up(d, ports=ports))
+    restarter.start()
+    t = time.monotonic()
+    ch.write(_results()[1:], "outage", 10)        # blocks, retrying, until the server is back
+    restarter.join()
+    assert ch.retries >= 1 and time.monotonic() - t >= 1.5
+    assert _totals(ports["clickhouse"], "outage") == (5, 5, 500)
