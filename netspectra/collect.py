@@ -68,8 +68,26 @@ def engine_command(args) -> list[str]:
     return [sys.executable, "-m", "bytewax.run", spec, *extra]
 
 
+def check_partitions(args) -> str | None:
+    """A warning when the topic has fewer partitions than engine workers (idle workers)."""
+    from confluent_kafka.admin import AdminClient
+    workers = (args.workers or 1) * (len(args.addresses.split(";")) if args.addresses else 1)
+    try:
+        meta = AdminClient({"bootstrap.servers": args.kafka}).list_topics(args.topic, timeout=10)
+        parts = len(meta.topics[args.topic].partitions)
+    except Exception as e:       # the engine itself reports an unreachable broker
+        return f"could not read partitions of {args.topic}: {e}"
+    if parts < workers:
+        return (f"topic {args.topic} has {parts} partitions for {workers} workers: "
+                f"{workers - parts} workers will read nothing (use at least {workers} partitions)")
+    return None
+
+
 def cmd_engine(args) -> int:
     import os
+    warning = check_partitions(args)
+    if warning:
+        print(f"netspectra engine: warning: {warning}", file=sys.stderr)
     cmd = engine_command(args)
     print(" ".join(cmd), file=sys.stderr)
     os.execv(cmd[0], cmd)      # the engine is Bytewax's process; signals and exit codes are its own

@@ -68,6 +68,7 @@ def test_engine_command_runs_the_same_flow(local_stack, synth_pcap, tmp_path):
               "--stop-at-end", "--workers", "2", "--dead-letter-topic", "engine-cli-dlq",
               "--redis", f"127.0.0.1:{ports['redis']}", "--clickhouse", f"127.0.0.1:{ports['clickhouse']}")
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "warning" not in res.stderr.split("bytewax.run")[0]       # 2 partitions, 2 workers
     ref = reference_windows(synth_pcap, 0)
     assert store_records(store) == ref
     assert clickhouse_records(ports["clickhouse"], "engine-cli") == ref
@@ -100,3 +101,15 @@ def clickhouse_records(port: int, source: str) -> dict:
     for w, s, d, sp, dp, p, pk, by, f, l, fl in rows:
         out.setdefault(w * 10**9, {})[(to_text(s), to_text(d), sp, dp, p)] = [pk, by, f, l, fl]
     return out
+
+
+def test_engine_warns_when_workers_exceed_partitions(local_stack):
+    import argparse
+    from netspectra.collect import check_partitions
+    _, ports, _ = local_stack
+    boot = f"127.0.0.1:{ports['kafka']}"
+    _create_topic(boot, "engine-narrow", 1)
+    args = argparse.Namespace(kafka=boot, topic="engine-narrow", workers=2, addresses="a:1;b:2")
+    assert "1 partitions for 4 workers" in check_partitions(args)
+    args.workers, args.addresses = 1, None
+    assert check_partitions(args) is None
