@@ -25,7 +25,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.config import WindowConfig
 from flows.sketches import SketchConfig
-from flows.window import ShardPartial, ShardState, WindowMerger, WindowResult, split_batch
+from flows.window import ShardPartial, ShardState, WindowMerger, split_batch
 from schemas.packet_batch import PacketBatch
 
 
@@ -43,14 +43,7 @@ class ShardLogic(StatefulBatchLogic):
         return self.state.flush(), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> ShardState:
-        # Flow tables are never modified in place, so a shallow copy of the containers is a
-        # consistent, immutable view.
-        s = ShardState(self.state.shard, self.state.cfg)
-        for w, acc in self.state.open.items():
-            a = s.open[w] = type(acc)()
-            a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
-        s.closed, s.max_ts, s.late = self.state.closed.copy(), self.state.max_ts, self.state.late.copy()
-        return s
+        return self.state.copy()
 
 
 class MergeLogic(StatefulBatchLogic):

@@ -135,9 +135,6 @@ class HeavyHitters:
     def estimate(self, dimension: str, metric: str, key: str) -> int:
         return self.sketches[(dimension, metric)].get_estimate(key)
 
-    def total(self, dimension: str = "proto", metric: str = "bytes") -> int:
-        return self.sketches[(dimension, metric)].total_weight
-
     def memory_bytes(self) -> int:
         return sum(sk.get_serialized_size_bytes() for sk in self.sketches.values())
 

@@ -66,19 +66,16 @@ class _CapturePartition(StatefulSourcePartition[PacketBatch, int]):
         st = self.src.stats
         if raw is None:
             st.reader, st.decoder, st.position, st.done = self.cap.stats.as_dict(), self.decoder.stats, st.file_bytes, True
-            if self.on_progress_needed():
+            if self.src.on_progress is not None:
                 self.src.on_progress(st)
             raise StopIteration
         self.read += 1
         batch = self.decoder.decode(raw)
         st.packets += len(batch)
         st.position = int(raw.off[-1] + raw.caplen[-1]) if len(raw) else st.position
-        if self.on_progress_needed():
+        if self.src.on_progress is not None:
             self.src.on_progress(st)
         return [batch]
-
-    def on_progress_needed(self) -> bool:
-        return self.src.on_progress is not None
 
     def snapshot(self) -> int:
         return self.read

@@ -138,6 +138,16 @@ class ShardState:
         return self._close(lambda w: self.cfg.window_ns > 0
                            and w + self.cfg.window_ns + self.cfg.lateness_ns <= self.max_ts)
 
+    def copy(self) -> "ShardState":
+        """A consistent copy for recovery snapshots. Flow tables are never modified in place, so
+        copying the containers is enough."""
+        s = ShardState(self.shard, self.cfg)
+        for w, acc in self.open.items():
+            a = s.open[w] = WindowAccum()
+            a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
+        s.closed, s.max_ts, s.late = self.closed.copy(), self.max_ts, self.late.copy()
+        return s
+
     def flush(self) -> list[ShardPartial]:
         """End of input: close every open window."""
         return self._close(lambda w: True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import sys
 import time
@@ -12,6 +13,18 @@ from collectors import synth
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
                  "http_host", "http_path", "http_status", "status"]
+
+
+# Subcommand -> "module:function", imported only when that subcommand runs (keeps start-up small).
+COMMANDS = {
+    "synth": "netspectra.cli:cmd_synth",
+    "decode": "netspectra.cli:cmd_decode",
+    "analyze": "netspectra.analyze:cmd_analyze",
+    "sql": "netspectra.analyze:cmd_sql",
+    "collect": "netspectra.collect:cmd_collect",
+    "engine": "netspectra.engine:cmd_engine",
+    "stack": "netspectra.stack:cmd_stack",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,30 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--no-clickhouse", action="store_true", help="leave out the ClickHouse server")
 
     args = p.parse_args(argv)
+    module, func = COMMANDS[args.cmd].split(":")
     try:
-        if args.cmd == "synth":
-            return cmd_synth(args)
-        if args.cmd == "decode":
-            return cmd_decode(args)
-        if args.cmd == "analyze":
-            from netspectra.analyze import cmd_analyze
-            return cmd_analyze(args)
-        if args.cmd == "collect":
-            from netspectra.collect import cmd_collect
-            return cmd_collect(args)
-        if args.cmd == "engine":
-            from netspectra.collect import cmd_engine
-            return cmd_engine(args)
-        if args.cmd == "stack":
-            from netspectra.stack import cmd_stack
-            return cmd_stack(args)
-        if args.cmd == "sql":
-            from netspectra.analyze import cmd_sql
-            return cmd_sql(args)
+        return getattr(importlib.import_module(module), func)(args)
     except BrokenPipeError:   # `netspectra decode x.pcap | head` is normal use
         sys.stderr.close()
         return 0
-    return 2
 
 
 def cmd_synth(args) -> int:

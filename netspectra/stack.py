@@ -45,7 +45,8 @@ def tansu_binary() -> str | None:
 
 
 def clickhouse_binary() -> str | None:
-    return shutil.which("clickhouse-server") or (os.path.exists("/usr/sbin/clickhouse-server") and "/usr/sbin/clickhouse-server") or None
+    # /usr/sbin is not on every user's PATH
+    return shutil.which("clickhouse-server") or shutil.which("clickhouse-server", path="/usr/sbin")
 
 
 def _clickhouse_config(d: Path, tcp: int, http: int) -> Path:

@@ -16,15 +16,14 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from flows.window import WindowResult
-from schemas.clickhouse import DATABASE, TABLES, columns, ddl
+from schemas.clickhouse import DATABASE, TABLES, column_types, columns, ddl
 from sinks.rows import results_tables
 
 log = logging.getLogger(__name__)
 
-ADDRESS_COLUMNS = {"src", "dst", "addr"}
-TIME_COLUMNS = {"window_start", "first_seen", "last_seen"}
 _ACTIVE: dict[str, object] = {}     # at most one {path: session}
 _LOCK = threading.Lock()
+_WRITE_LOCK = threading.Lock()      # one INSERT at a time into the shared session
 
 
 def address_text(col: str) -> str:
@@ -36,7 +35,7 @@ def address_text(col: str) -> str:
 def _arrow(cols: dict) -> pa.Table:
     arrays = {}
     for name, v in cols.items():
-        if name in ADDRESS_COLUMNS:
+        if isinstance(v, np.ndarray) and v.ndim == 2:         # (n, 16) address bytes
             v = np.ascontiguousarray(v)
             arrays[name] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(v), [None, pa.py_buffer(v.tobytes())])
         elif isinstance(v, list):
@@ -46,10 +45,11 @@ def _arrow(cols: dict) -> pa.Table:
     return pa.table(arrays)
 
 
-def _select(name: str) -> str:
-    if name in ADDRESS_COLUMNS:
+def _select(name: str, typ: str) -> str:
+    """SQL turning a column as written (address bytes, ns since the epoch) into its DDL type."""
+    if typ == "IPv6":
         return f"CAST({name} AS IPv6)"
-    if name in TIME_COLUMNS:
+    if typ.startswith("DateTime64"):
         return f"fromUnixTimestamp64Nano({name}, 'UTC')"
     return name
 
@@ -67,7 +67,6 @@ class ChdbStore:
                     _ACTIVE.pop(other).close()
                 _ACTIVE[self.path] = session.Session(self.path)
             self.sess = _ACTIVE[self.path]
-        self._write_lock = threading.Lock()
         for stmt in ddl():
             self.sess.query(stmt)
 
@@ -78,7 +77,8 @@ class ChdbStore:
 
     def insert(self, table_name: str, cols: dict) -> None:
         names = columns(table_name)
-        select = {n: _select(n) for n in names}
+        types = column_types(table_name)
+        select = {n: _select(n, types[n]) for n in names}
         sources = cols["source"]
         if sources and all(x == sources[0] for x in sources):   # the usual case: send it once
             select["source"] = f"'{_quote(sources[0])}'"
@@ -86,7 +86,7 @@ class ChdbStore:
         # Rows go through an Arrow file: chDB's Python() table function deadlocks when called
         # from a Bytewax worker thread other than the main one.
         tmp = Path(self.path) / f"tmp-insert-{os.getpid()}-{threading.get_ident()}.arrow"
-        with self._write_lock:
+        with _WRITE_LOCK:
             with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
                 w.write_table(table)
             try:
@@ -117,7 +117,8 @@ class ChdbStore:
         paths = []
         where = f"WHERE source = '{_quote(source)}'" if source is not None else ""
         for table in TABLES:
-            cols = [address_text(c) + f" AS {c}" if c in ADDRESS_COLUMNS else c
+            types = column_types(table)
+            cols = [address_text(c) + f" AS {c}" if types[c] == "IPv6" else c
                     for c in columns(table) if c != "source" or source is None]
             order = TABLES[table][1]
             sql = f"SELECT {', '.join(cols)} FROM {DATABASE}.{table} FINAL {where} ORDER BY {order}"

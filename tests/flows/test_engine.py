@@ -105,7 +105,7 @@ def clickhouse_records(port: int, source: str) -> dict:
 
 def test_engine_warns_when_workers_exceed_partitions(local_stack):
     import argparse
-    from netspectra.collect import check_partitions
+    from netspectra.engine import check_partitions
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
     _create_topic(boot, "engine-narrow", 1)

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 from flows.config import WindowConfig
-from flows.sketches import HH_DIMENSIONS, HeavyHitters, SketchConfig, Spread, parse_key
+from flows.sketches import HH_DIMENSIONS, HeavyHitters, SketchConfig, Spread, dimension_keys, parse_key
 from flows.table import FlowTable
 from flows.window import ShardState, split_batch
 from schemas.addresses import from_text, to_text
@@ -124,7 +124,6 @@ def test_results_do_not_depend_on_batching(planted_pcap, planted):
     res, _, _ = planted
     cfg = WindowConfig(window_s=0, shards=4)
     from flows.window import merge_partials
-    state = ShardState(0, cfg)
     dec = Decoder(l7=False)
     parts = []
     states = [ShardState(i, cfg) for i in range(cfg.shards)]
@@ -137,7 +136,6 @@ def test_results_do_not_depend_on_batching(planted_pcap, planted):
     assert other.flows.equals(res.flows)
     assert other.spread["src_spread"].top(10) == res.spread["src_spread"].top(10)
     assert other.heavy.top("src", "bytes", 10) == res.heavy.top("src", "bytes", 10)
-    del state
 
 
 def test_sketches_survive_pickling(planted):
@@ -191,9 +189,7 @@ def test_heavy_hitters_merge_like_one_sketch(synth_pcap):
     merged = HeavyHitters()
     for s in t.split(4):
         merged.merge(HeavyHitters.from_flows(s))
-    exact = {}
     for d in HH_DIMENSIONS:
-        from flows.sketches import dimension_keys
         keys, b, _ = dimension_keys(t, d)
         exact = dict(zip(keys, b.tolist()))
         top_m, top_w = merged.top(d, "bytes", 10), whole.top(d, "bytes", 10)

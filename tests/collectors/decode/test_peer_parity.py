@@ -9,7 +9,7 @@ import csv
 import pytest
 
 from schemas.packet_batch import STATUS_NAMES
-from tests.conftest import (SHARED_NAMES, SHARED_PCAPS, decode_flows, pmacct_flows, shared_manifest, shared_pcap,
+from tests.conftest import (SHARED_NAMES, SHARED_PCAPS, decode_flows, pmacct_flows, shared_pcap,
                             tshark_fields)
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
