@@ -1,12 +1,37 @@
-"""`netspectra collect`: decode packets and publish them to Kafka, partitioned by flow.
+"""`netspectra collect`: capture (live or from a file), decode, publish to Kafka partitioned by flow.
 
-Today it replays a capture file as fast as possible (`--pcap`); live capture (libpcap batches,
-AF_PACKET with fanout) is the next step of issue 4."""
+    netspectra collect --interface eth0 [--method pcap|afpacket] [--bpf EXPR] [--fanout G]
+    netspectra collect --pcap FILE [--speed X | --rate PPS] [--retime]
+
+Runs until the capture ends, `--count`/`--duration` is reached, or SIGINT/SIGTERM; then
+flushes Kafka and prints a JSON report (stderr): packets captured, dropped by the kernel,
+decoded, published, delivered and failed. `--dry-run` captures and decodes without Kafka
+(checking a capture host, or the live-capture tests).
+"""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from schemas.packet_batch import STATUS_OK
+
+
+@dataclass
+class DecodedTotals:
+    frames: int = 0
+    ip_packets: int = 0
+    ip_bytes: int = 0          # IP total length, the flow byte convention
+
+    def add(self, batch) -> None:
+        ok = batch.status == STATUS_OK
+        self.frames += len(batch)
+        self.ip_packets += int(np.count_nonzero(ok))
+        self.ip_bytes += int(batch.ip_len[ok].sum(dtype=np.int64))
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 15.0) -> None:
@@ -22,30 +47,87 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 1
                 raise
 
 
+class StopFlag:
+    """True after SIGINT/SIGTERM, `--duration` or `--count`."""
+
+    def __init__(self, duration: float = 0.0, count: int = 0):
+        self.signalled = False
+        self.deadline = time.monotonic() + duration if duration else None
+        self.count, self.seen = count, 0
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, *_):
+        self.signalled = True
+
+    def __call__(self) -> bool:
+        return (self.signalled or (self.deadline is not None and time.monotonic() >= self.deadline)
+                or (self.count > 0 and self.seen >= self.count))
+
+
+def _source(args, stop):
+    """(batches, stats object with as_dict, closer) for --pcap or --interface; None on error."""
+    if args.pcap:
+        from collectors.replay import Pacer
+        from netspectra.cli import open_capture
+        cap = open_capture(args.pcap, "collect")
+        if cap is None:
+            return None
+        pacer = Pacer(speed=args.speed, rate=args.rate, retime=args.retime)
+        return pacer.pace(cap.batches(), stop), cap.stats, lambda: None
+    from collectors.live import CaptureError, open_live
+    try:
+        live = open_live(args.method, args.interface, bpf=args.bpf, snaplen=args.snaplen, buffer_mb=args.buffer_mb,
+                         promisc=not args.no_promisc, fanout=args.fanout)
+    except CaptureError as e:
+        print(f"netspectra collect: {e}", file=sys.stderr)
+        return None
+    print(f"netspectra collect: capturing on {args.interface} ({args.method})", file=sys.stderr, flush=True)
+    return live.batches(stop), live.stats, live.close
+
+
 def cmd_collect(args) -> int:
     from collectors.decode.decoder import Decoder
     from collectors.publish import KafkaPublisher
-    from netspectra.cli import open_capture
 
-    cap = open_capture(args.pcap, "collect")
-    if cap is None:
+    if bool(args.pcap) == bool(args.interface):
+        print("netspectra collect: give one of --pcap FILE or --interface IF", file=sys.stderr)
+        return 2
+    pub = None
+    if not args.dry_run:
+        try:
+            if args.partitions:
+                ensure_topic(args.kafka, args.topic, args.partitions, args.connect_timeout)
+            pub = KafkaPublisher(args.kafka, args.topic, timeout=args.connect_timeout)
+        except Exception as e:      # broker unreachable, topic missing: a clean message, not a trace
+            print(f"netspectra collect: {e}", file=sys.stderr)
+            return 1
+    stop = StopFlag(args.duration, args.count)
+    src = _source(args, stop)
+    if src is None:
         return 1
-    try:
-        if args.partitions:
-            ensure_topic(args.kafka, args.topic, args.partitions, args.connect_timeout)
-        pub = KafkaPublisher(args.kafka, args.topic, timeout=args.connect_timeout)
-    except Exception as e:      # broker unreachable, topic missing: a clean message, not a trace
-        print(f"netspectra collect: {e}", file=sys.stderr)
-        return 1
-    dec = Decoder()
-    t = time.perf_counter()
-    for raw in cap.batches():
-        pub.publish(dec.decode(raw))
-    pending = pub.flush(args.flush_timeout)
-    secs = time.perf_counter() - t
-    report = {"source": args.pcap, "topic": args.topic, "partitions": pub.partitions, "seconds": round(secs, 3),
-              "captured": cap.stats.packets, "reader": cap.stats.as_dict(), **pub.stats.as_dict(),
-              "pending": pending}
-    print(json.dumps(report), file=sys.stderr)
-    return 0 if pending == 0 and pub.stats.failed_messages == 0 else 3
+    batches, capture_stats, close = src
+    dec, totals = Decoder(l7=not args.no_l7), DecodedTotals()
+    t, cpu = time.perf_counter(), time.process_time()
+    for raw in batches:
+        if args.count:     # stop exactly at --count
+            raw = raw if stop.seen + len(raw) <= args.count else _head(raw, args.count - stop.seen)
+            stop.seen += len(raw)
+        batch = dec.decode(raw)
+        totals.add(batch)
+        if pub is not None:
+            pub.publish(batch)
+    close()
+    pending = pub.flush(args.flush_timeout) if pub is not None else 0
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+    report = {"source": args.pcap or args.interface, "topic": None if pub is None else args.topic,
+              "partitions": None if pub is None else pub.partitions, "seconds": round(secs, 3),
+              "cpu_seconds": round(cpu, 3), "capture": capture_stats.as_dict(), "decoded": asdict(totals),
+              "published": None if pub is None else pub.stats.as_dict(), "pending": pending}
+    print(json.dumps(report), file=sys.stderr, flush=True)
+    return 0 if pub is None or (pending == 0 and pub.stats.failed_messages == 0) else 3
 
+
+def _head(raw, n: int):
+    from collectors.replay import take
+    return take(raw, slice(0, n))

@@ -80,10 +80,11 @@ def test_collect_command(local_stack, synth_pcap):
     res = run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", "collect-test", "--partitions", "3")
     assert res.returncode == 0, res.stderr
     rep = json.loads(res.stderr.strip().splitlines()[-1])
-    assert rep["partitions"] == 3 and rep["failed_messages"] == 0 and rep["pending"] == 0
-    assert rep["packets"] == rep["delivered_packets"] == rep["captured"]
-    got = _consume(boot, "collect-test", 3, rep["packets"])
-    assert sum(len(b) for _, b in got) == rep["packets"]
+    pub = rep["published"]
+    assert rep["partitions"] == 3 and pub["failed_messages"] == 0 and rep["pending"] == 0
+    assert pub["packets"] == pub["delivered_packets"] == rep["capture"]["packets"] == rep["decoded"]["frames"]
+    got = _consume(boot, "collect-test", 3, pub["packets"])
+    assert sum(len(b) for _, b in got) == pub["packets"]
 
 
 def test_collect_without_a_broker_is_a_clean_error(synth_pcap):
