@@ -51,7 +51,6 @@ TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 PACKET_FANOUT_HASH = 0
-PACKET_FANOUT_FLAG_DEFRAG = 0x8000   # reassemble fragments before hashing, so they follow their flow
 
 # /sys/class/net/IF/type (ARPHRD_*) -> link type of the frames a packet socket returns.
 LINK_BY_ARPHRD = {1: LINK_ETHERNET, ARPHRD_LOOPBACK: LINK_ETHERNET, 65534: LINK_RAW}
@@ -248,8 +247,10 @@ class AfPacketCapture:
                 s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP,
                              struct.pack("iHH8s", socket.if_nametoindex(iface), PACKET_MR_PROMISC, 0, b""))
             if fanout is not None:
-                s.setsockopt(SOL_PACKET, PACKET_FANOUT,
-                             (fanout & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))
+                # No PACKET_FANOUT_FLAG_DEFRAG: it delivers reassembled datagrams, and we count
+                # every fragment. The kernel's flow hash skips ports of fragments, so all fragments
+                # of a datagram still reach the same collector (its decoder matches them up).
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", (fanout & 0xFFFF) | (PACKET_FANOUT_HASH << 16)))
         except OSError as e:
             raise CaptureError(f"{iface}: {e}") from e
         self._sock = s
