@@ -31,13 +31,22 @@ from schemas.packet_batch import PacketBatch
 
 class ShardLogic(StatefulBatchLogic):
     def __init__(self, shard: int, cfg: WindowConfig, resume: Optional[ShardState]):
-        self.state = resume if resume is not None else ShardState(shard, cfg)
+        self.state = resume.resume() if resume is not None else ShardState(shard, cfg)
 
     def on_batch(self, values):
         out = []
         for chunk in values:
             out.extend(self.state.add(chunk))
         return out, StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> Optional[datetime]:
+        """When the open windows close if no more input comes (traffic stopped)."""
+        if not self.state.open:
+            return None
+        return datetime.fromtimestamp(self.state.last_heard + self.state.cfg.idle_s, timezone.utc)
+
+    def on_notify(self):
+        return self.state.idle(), StatefulBatchLogic.RETAIN
 
     def on_eof(self):
         return self.state.flush(), StatefulBatchLogic.RETAIN
@@ -81,13 +90,15 @@ def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[S
                name: str = "netspectra") -> Dataflow:
     """The dataflow from a source of PacketBatches to sinks of (window key, WindowResult)."""
     flow = Dataflow(name)
-    window_pipeline(op.input("packets", flow, source), cfg, sinks)
+    batches = op.input("packets", flow, source)
+    window_pipeline(op.map("one_input", batches, lambda b: (0, b)), cfg, sinks)
     return flow
 
 
-def window_pipeline(batches: Stream[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
-    """Shard, window and merge a stream of PacketBatches; every sink gets (window key, WindowResult)."""
-    chunks = op.flat_map("split", batches, lambda b: [(str(c.shard), c) for c in split_batch(b, cfg)])
+def window_pipeline(batches: Stream[tuple[int, PacketBatch]], cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
+    """Shard, window and merge a stream of (input partition, PacketBatch); every sink gets
+    (window key, WindowResult)."""
+    chunks = op.flat_map("split", batches, lambda ob: [(str(c.shard), c) for c in split_batch(ob[1], cfg, ob[0])])
     partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
     by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
     results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
@@ -115,6 +126,6 @@ def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0,
 
 
 def window_config(window_s: float, lateness_s: float, shards: int, top_n: int, hll_lg_k: int,
-                  hh_lg_max_map: int) -> WindowConfig:
-    return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n,
-                        sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))
+                  hh_lg_max_map: int, inputs: int = 1, idle_s: float = WindowConfig.idle_s) -> WindowConfig:
+    return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n, inputs=inputs,
+                        idle_s=idle_s, sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))

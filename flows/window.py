@@ -7,9 +7,12 @@ The three stages the dataflow runs, each testable alone:
    hash. Every shard gets a chunk, even an empty one, carrying the batch's windows and newest
    timestamp, so all shards open the same windows and their clocks advance together.
 2. `ShardState.add`: keeps each open window's partial flow tables and closes a window once the
-   newest packet seen is `lateness` past its end, emitting a `ShardPartial` (final flow records
-   of that shard plus its sketches). Rows for a window this shard already closed are late: they
-   are counted (late_packets, late_bytes on the next partial) and logged, not merged.
+   shard's watermark is `lateness` past its end, emitting a `ShardPartial` (final flow records
+   of that shard plus its sketches). The watermark is the oldest of the input partitions' newest
+   packet times; a partition silent for `idle_s` (wall clock) no longer holds it back, and
+   `ShardState.idle` closes everything once all input has been silent that long. Rows for a
+   window this shard already closed are late: they are counted (late_packets, late_bytes on the
+   next partial) and logged, not merged.
 3. `WindowMerger`: per window, waits for one partial from every shard and merges them into a
    `WindowResult` (flows concatenated, heavy-hitter sketches merged, spread HLLs unioned).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +43,7 @@ class Chunk:
     windows: tuple[int, ...]               # every window start present in the source batch
     max_ts: int                            # newest packet time in the source batch
     counters: dict[int, dict[str, int]]    # window -> counter -> value (carried by shard 0 only)
+    origin: int = 0                        # input partition the batch came from
 
 
 def batch_counters(batch: PacketBatch, wins: np.ndarray, starts: list[int]) -> dict[int, dict[str, int]]:
@@ -56,7 +61,7 @@ def batch_counters(batch: PacketBatch, wins: np.ndarray, starts: list[int]) -> d
     return out
 
 
-def split_batch(batch: PacketBatch, cfg: WindowConfig) -> list[Chunk]:
+def split_batch(batch: PacketBatch, cfg: WindowConfig, origin: int = 0) -> list[Chunk]:
     if len(batch) == 0:
         return []
     wins = window_starts(batch.ts_ns, cfg.window_ns)
@@ -68,7 +73,7 @@ def split_batch(batch: PacketBatch, cfg: WindowConfig) -> list[Chunk]:
     counters = batch_counters(batch, wins, starts)
     parts = FlowTable.from_packets(batch, cfg.window_ns).split(cfg.shards)
     max_ts = int(batch.ts_ns.max())
-    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}) for i in range(cfg.shards)]
+    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin) for i in range(cfg.shards)]
 
 
 class WindowAccum:
@@ -111,19 +116,38 @@ def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: 
 
 
 class ShardState:
-    """The open windows of one shard and its event-time clock."""
+    """The open windows of one shard and its event-time clock (a watermark over its inputs)."""
 
-    def __init__(self, shard: int, cfg: WindowConfig):
+    def __init__(self, shard: int, cfg: WindowConfig, now: float | None = None):
         self.shard = shard
         self.cfg = cfg
         self.open: dict[int, WindowAccum] = {}
         self.closed: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self.max_ts = -1
+        self.clocks: dict[int, int] = {}        # input partition -> newest packet time
+        self.heard: dict[int, float] = {}       # input partition -> wall time of its last chunk
+        self.started = time.time() if now is None else now
         self.late: collections.Counter = collections.Counter()
 
-    def add(self, chunk: Chunk) -> list[ShardPartial]:
+    @property
+    def last_heard(self) -> float:
+        return max(self.heard.values(), default=self.started)
+
+    def watermark(self, now: float) -> int:
+        """Oldest newest-packet time over the inputs that are not idle. Inputs not heard from yet
+        hold it back (at -1) until `idle_s` after this state started; if every input is idle, the
+        newest time seen."""
+        idle = self.cfg.idle_s
+        live = [ts for o, ts in self.clocks.items() if now - self.heard[o] < idle]
+        waiting = len(self.clocks) < self.cfg.inputs and now - self.started < idle
+        if waiting:
+            return -1
+        return min(live) if live else max(self.clocks.values(), default=-1)
+
+    def add(self, chunk: Chunk, now: float | None = None) -> list[ShardPartial]:
+        now = time.time() if now is None else now
         self.shard = chunk.shard
-        self.max_ts = max(self.max_ts, chunk.max_ts)
+        self.clocks[chunk.origin] = max(self.clocks.get(chunk.origin, -1), chunk.max_ts)
+        self.heard[chunk.origin] = now
         for w in chunk.windows:
             if w in self.closed:
                 continue
@@ -135,8 +159,23 @@ class ShardState:
         late = [w for w in chunk.windows if w in self.closed]
         if late:
             self._count_late(chunk, late)
+        mark = self.watermark(now)
         return self._close(lambda w: self.cfg.window_ns > 0
-                           and w + self.cfg.window_ns + self.cfg.lateness_ns <= self.max_ts)
+                           and w + self.cfg.window_ns + self.cfg.lateness_ns <= mark)
+
+    def resume(self, now: float | None = None) -> "ShardState":
+        """After a restore from a snapshot: idleness counts from now, not from before the restart
+        (else open windows would close before the replayed input arrives)."""
+        self.started = time.time() if now is None else now
+        self.heard = dict.fromkeys(self.heard, self.started)
+        return self
+
+    def idle(self, now: float | None = None) -> list[ShardPartial]:
+        """Close every open window when no input has arrived for `idle_s` (traffic stopped)."""
+        now = time.time() if now is None else now
+        if self.open and now - self.last_heard >= self.cfg.idle_s:
+            return self.flush()
+        return []
 
     def copy(self) -> "ShardState":
         """A consistent copy for recovery snapshots. Flow tables are never modified in place, so
@@ -145,7 +184,8 @@ class ShardState:
         for w, acc in self.open.items():
             a = s.open[w] = WindowAccum()
             a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
-        s.closed, s.max_ts, s.late = self.closed.copy(), self.max_ts, self.late.copy()
+        s.closed, s.clocks, s.heard = self.closed.copy(), dict(self.clocks), dict(self.heard)
+        s.started, s.late = self.started, self.late.copy()
         return s
 
     def flush(self) -> list[ShardPartial]:

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
     e.add_argument("--dead-letter-topic", default="netspectra.dead-letter")
     e.add_argument("--window", type=float, default=60.0)
-    e.add_argument("--lateness", type=float, default=5.0)
+    e.add_argument("--lateness", type=float, default=5.0, help="event-time seconds a window waits for late packets")
+    e.add_argument("--idle", type=float, default=10.0, help="wall-clock seconds of silence after which a partition "
+                   "stops holding windows open, and open windows close when all input stopped (default 10)")
     e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
     e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")

@@ -10,7 +10,8 @@ def engine_command(args) -> list[str]:
     spec = (f"flows.engine:kafka_flow({args.kafka!r}, {args.topic!r}, store={args.store!r}, redis={args.redis!r}, "
             f"clickhouse={args.clickhouse!r}, "
             f"dead_letter_topic={args.dead_letter_topic!r}, tail={not args.stop_at_end!r}, "
-            f"window_s={args.window!r}, lateness_s={args.lateness!r}, source_name={args.topic!r})")
+            f"window_s={args.window!r}, lateness_s={args.lateness!r}, idle_s={args.idle!r}, "
+            f"source_name={args.topic!r})")
     extra = []
     if args.workers:
         extra += ["-w", str(args.workers)]
@@ -25,11 +26,10 @@ def engine_command(args) -> list[str]:
 
 def check_partitions(args) -> str | None:
     """A warning when the topic has fewer partitions than engine workers (idle workers)."""
-    from confluent_kafka.admin import AdminClient
+    from flows.engine import topic_partitions
     workers = (args.workers or 1) * (len(args.addresses.split(";")) if args.addresses else 1)
     try:
-        meta = AdminClient({"bootstrap.servers": args.kafka}).list_topics(args.topic, timeout=10)
-        parts = len(meta.topics[args.topic].partitions)
+        parts = topic_partitions(args.kafka, args.topic, timeout=10)
     except Exception as e:       # the engine itself reports an unreachable broker
         return f"could not read partitions of {args.topic}: {e}"
     if parts < workers:

@@ -1,5 +1,6 @@
-"""The live engine end to end on the local stack: collect -> Kafka (Tansu) -> Bytewax engine with
-2 workers -> chDB; exact flows per window, bad messages to the dead-letter topic."""
+"""The live engine end to end on the local stack: collect -> Kafka (Tansu) -> Bytewax engine
+(2 workers, and 2 processes) -> chDB, the ClickHouse server and Redis; exact flows per window,
+bad messages to the dead-letter topic."""
 from __future__ import annotations
 
 import subprocess
@@ -31,10 +32,10 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     assert pub.flush(30) == 0 and junk.flush(30) == 0
 
     store = str(tmp_path / "store")
-    # Partitions are read interleaved, so event time jumps back and forth between them: the
-    # lateness covers the whole capture here (per-partition watermarks are a follow-up).
+    # Partitions are read unevenly, so event time jumps back and forth between them; the
+    # per-partition watermark keeps every packet on time with a 1 s lateness.
     spec = (f"flows.engine:kafka_flow({boot!r}, 'engine-e2e', store={store!r}, dead_letter_topic='engine-dlq', "
-            f"tail=False, window_s={WINDOW_S}, lateness_s=120)")
+            f"tail=False, window_s={WINDOW_S}, lateness_s=1)")
     p = subprocess.run([sys.executable, "-m", "bytewax.run", spec, "-w", "2"], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -57,37 +58,73 @@ def _consume_raw(boot, topic, n, timeout=30):
     return out
 
 
-def test_engine_command_runs_the_same_flow(local_stack, synth_pcap, tmp_path):
+def run_engine_cluster(boot: str, topic: str, ports: dict, extra=(), processes: int = 2,
+                       recovery: str | None = None) -> list[subprocess.Popen]:
+    """`netspectra engine` as a cluster of `processes` Bytewax processes, one worker each."""
+    from tests.conftest import _free_ports
+    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
+    out = []
+    for i in range(processes):
+        cmd = [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic,
+               "--window", str(WINDOW_S), "--workers", "1", "-i", str(i), "-a", addrs,
+               "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}",
+               "--dead-letter-topic", f"{topic}-dlq", *extra]
+        if recovery:
+            cmd += ["-r", recovery]
+        out.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return out
+
+
+def wait_all(procs, timeout=300) -> None:
+    for p in procs:
+        _, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
+
+
+def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(local_stack, synth_pcap):
+    """The acceptance run: `collect` replays a generated capture into 4 partitions, `engine` runs as
+    2 processes; ClickHouse (server, native protocol) and Redis hold the exact packets, bytes and
+    flows of every window, and Redis's top talkers are the exact ones. Windows close on the
+    per-partition watermark with the default 5 s lateness, though partitions are read unevenly."""
+    import collections
+    import json
+    import redis
     from tests.test_cli import run
     _, ports, _ = local_stack
-    boot = f"127.0.0.1:{ports['kafka']}"
-    assert run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", "engine-cli",
-               "--partitions", "2").returncode == 0
-    store = str(tmp_path / "store")
-    res = run("engine", "--kafka", boot, "--topic", "engine-cli", "--store", store, "--window", "0",
-              "--stop-at-end", "--workers", "2", "--dead-letter-topic", "engine-cli-dlq",
-              "--redis", f"127.0.0.1:{ports['redis']}", "--clickhouse", f"127.0.0.1:{ports['clickhouse']}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "warning" not in res.stderr.split("bytewax.run")[0]       # 2 partitions, 2 workers
-    ref = reference_windows(synth_pcap, 0)
-    assert store_records(store) == ref
-    assert clickhouse_records(ports["clickhouse"], "engine-cli") == ref
-    # live state in Redis: the window's totals and top talkers equal the exact flows
-    import collections
-    import redis
+    boot, topic = f"127.0.0.1:{ports['kafka']}", "engine-cluster"
+    res = run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", topic, "--partitions", "4")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stderr.strip().splitlines()[-1])["published"]["failed_packets"] == 0
+    wait_all(run_engine_cluster(boot, topic, ports, ["--stop-at-end"]))
+
+    ref = reference_windows(synth_pcap, WINDOW_S)
+    assert len(ref) > 3
+    assert clickhouse_records(ports["clickhouse"], topic) == ref
+    totals = clickhouse_totals(ports["clickhouse"], topic)
     r = redis.Redis(host="127.0.0.1", port=ports["redis"], decode_responses=True)
-    p = "ns:engine-cli:"
+    p = f"ns:{topic}:"
+    for w, flows in ref.items():
+        exact = (sum(v[0] for v in flows.values()), sum(v[1] for v in flows.values()), len(flows))
+        assert totals[w] == exact
+        h = r.hgetall(f"{p}window:{w // 10**6}")
+        assert (int(h["packets"]), int(h["bytes"]), int(h["flows"])) == exact
+        by_src = collections.Counter()
+        for (s, *_), v in flows.items():
+            by_src[s] += v[1]
+        top = r.zrevrange(f"{p}window:{w // 10**6}:talkers", 0, 4, withscores=True)
+        assert [(a, int(b)) for a, b in top] == by_src.most_common(5)
     latest = r.hgetall(p + "latest")
-    assert int(latest["packets"]) == sum(v[0] for v in ref[0].values())
-    assert int(latest["bytes"]) == sum(v[1] for v in ref[0].values())
-    assert int(latest["flows"]) == len(ref[0])
-    by_src = collections.Counter()
-    for (s, *_), v in ref[0].items():
-        by_src[s] += v[1]
-    top = r.zrevrange(p + "talkers", 0, 4, withscores=True)
-    assert [(a, int(b)) for a, b in top] == by_src.most_common(5)
+    assert int(latest["window_start_ms"]) == max(ref) // 10**6
     assert r.ttl(p + "latest") > 0 and r.ttl(p + "talkers") > 0
-    assert r.zcard(p + "hosts") == len({a for k in ref[0] for a in k[:2]})
+    assert r.zcard(p + "hosts") == len({a for flows in ref.values() for k in flows for a in k[:2]})
+
+
+def clickhouse_totals(port: int, source: str) -> dict:
+    from clickhouse_driver import Client
+    rows = Client(host="127.0.0.1", port=port).execute(
+        "SELECT toUInt64(window_start), packets, bytes, flows FROM netspectra.window_totals FINAL "
+        "WHERE source = %(s)s", {"s": source})
+    return {w * 10**9: (pk, by, fl) for w, pk, by, fl in rows}
 
 
 def clickhouse_records(port: int, source: str) -> dict:

@@ -1,4 +1,5 @@
-"""Event-time windows: closing on the watermark, lateness, late packets counted."""
+"""Event-time windows: closing on the watermark (per input partition), lateness, late packets
+counted, closing on idle time."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,13 +24,19 @@ def batch(times_s, src_last=1, ip_len=100) -> PacketBatch:
     return b
 
 
-def feed(states, mergers, cfg, b):
+def feed(states, mergers, cfg, b, origin=0, now=None):
     out = []
-    for chunk in split_batch(b, cfg):
-        for p in states[chunk.shard].add(chunk):
-            r = mergers.setdefault(p.start, WindowMerger(cfg)).add(p)
-            if r is not None:
-                out.append(r)
+    for chunk in split_batch(b, cfg, origin):
+        out += merge(mergers, cfg, states[chunk.shard].add(chunk, now))
+    return out
+
+
+def merge(mergers, cfg, partials):
+    out = []
+    for p in partials:
+        r = mergers.setdefault(p.start, WindowMerger(cfg)).add(p)
+        if r is not None:
+            out.append(r)
     return out
 
 
@@ -95,3 +102,54 @@ def test_status_counters_and_frames():
     (r,) = flush(states, mergers)
     assert r.packets == 2
     assert r.counters["frames"] == 4 and r.counters["non_ip"] == 1 and r.counters["truncated_ip"] == 1
+
+
+def test_watermark_is_the_slowest_partition():
+    """Two Kafka partitions read unevenly: partition 1 lags far behind partition 0, yet none of its
+    packets is late, because a window closes only when both have passed it."""
+    cfg = WindowConfig(window_s=10, lateness_s=1, shards=2, inputs=2, idle_s=30)
+    states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
+    assert feed(states, mergers, cfg, batch([1, 5, 15, 25, 35]), origin=0, now=1) == []   # partition 1 unheard
+    assert feed(states, mergers, cfg, batch([2, 8]), origin=1, now=2) == []               # watermark 8
+    done = feed(states, mergers, cfg, batch([12, 22]), origin=1, now=3)                   # watermark 22
+    assert [(r.start, r.packets) for r in done] == [(0, 4), (10 * S, 2)]
+    rest = flush(states, mergers)
+    assert [(r.start, r.packets) for r in rest] == [(20 * S, 2), (30 * S, 1)]
+    assert all("late_packets" not in r.counters for r in done + rest)
+
+
+def test_a_silent_partition_stops_holding_windows_after_idle_time():
+    cfg = WindowConfig(window_s=10, lateness_s=1, shards=2, inputs=2, idle_s=5)
+    states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
+    feed(states, mergers, cfg, batch([1, 2]), origin=1, now=0)
+    assert feed(states, mergers, cfg, batch([3, 15]), origin=0, now=1) == []    # held back by partition 1
+    done = feed(states, mergers, cfg, batch([16]), origin=0, now=6)             # partition 1 silent 6 s
+    assert [(r.start, r.packets) for r in done] == [(0, 3)]
+
+
+def test_unheard_partitions_hold_windows_until_idle_time():
+    cfg = WindowConfig(window_s=10, lateness_s=1, shards=2, inputs=3, idle_s=5)
+    states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
+    assert feed(states, mergers, cfg, batch([1, 30]), origin=0, now=1) == []    # 2 inputs never heard
+    done = feed(states, mergers, cfg, batch([31]), origin=0, now=5.5)
+    assert [(r.start, r.packets) for r in done] == [(0, 1)]
+
+
+def test_idle_input_closes_open_windows():
+    cfg = WindowConfig(window_s=10, lateness_s=5, shards=2, idle_s=3)
+    states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
+    feed(states, mergers, cfg, batch([1, 2, 11]), now=0)
+    assert merge(mergers, cfg, [p for s in states for p in s.idle(now=2.9)]) == []
+    done = merge(mergers, cfg, [p for s in states for p in s.idle(now=3.0)])
+    assert [(r.start, r.packets) for r in done] == [(0, 2), (10 * S, 1)]
+    assert all(s.idle(now=100) == [] for s in states)
+
+
+def test_a_restored_state_waits_idle_time_from_the_restart():
+    cfg = WindowConfig(window_s=10, lateness_s=5, shards=2, idle_s=3)
+    s = ShardState(0, cfg, now=0)
+    for c in split_batch(batch([1, 2]), cfg):
+        if c.shard == 0:
+            s.add(c, now=0)
+    restored = s.copy().resume(now=100)
+    assert restored.idle(now=102) == [] and len(restored.idle(now=103)) == 1
