@@ -14,6 +14,7 @@ Run it directly with Bytewax, e.g. two worker threads over a capture into a chDB
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Optional
 
@@ -29,23 +30,35 @@ from flows.window import ShardPartial, ShardState, WindowMerger, split_batch
 from schemas.packet_batch import PacketBatch
 
 
+# An idle close is confirmed this long after it first comes due, so input that queued up while
+# this worker was stalled (e.g. a sink waiting for a dead server) is taken in first.
+IDLE_CONFIRM_S = 0.5
+
+
 class ShardLogic(StatefulBatchLogic):
     def __init__(self, shard: int, cfg: WindowConfig, resume: Optional[ShardState]):
         self.state = resume.resume() if resume is not None else ShardState(shard, cfg)
+        self.confirm_at: Optional[float] = None
 
     def on_batch(self, values):
         out = []
         for chunk in values:
             out.extend(self.state.add(chunk))
+        self.confirm_at = None
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
         """When the open windows close if no more input comes (traffic stopped)."""
         if not self.state.open:
             return None
-        return datetime.fromtimestamp(self.state.last_heard + self.state.cfg.idle_s, timezone.utc)
+        due = self.confirm_at or self.state.last_heard + self.state.cfg.idle_s
+        return datetime.fromtimestamp(due, timezone.utc)
 
     def on_notify(self):
+        if self.confirm_at is None:
+            self.confirm_at = time.time() + IDLE_CONFIRM_S
+            return [], StatefulBatchLogic.RETAIN
+        self.confirm_at = None
         return self.state.idle(), StatefulBatchLogic.RETAIN
 
     def on_eof(self):

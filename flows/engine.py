@@ -23,7 +23,7 @@ from schemas.packet_batch import PacketBatch, WireFormatError
 
 log = logging.getLogger(__name__)
 
-CONSUMER_CONFIG = {"fetch.message.max.bytes": "16000000", "max.partition.fetch.bytes": "16000000"}
+CONSUMER_CONFIG = {"max.partition.fetch.bytes": "16000000"}
 
 
 def parse(msg) -> tuple[Optional[tuple[int, PacketBatch]], object]:

@@ -9,7 +9,7 @@ The three stages the dataflow runs, each testable alone:
 2. `ShardState.add`: keeps each open window's partial flow tables and closes a window once the
    shard's watermark is `lateness` past its end, emitting a `ShardPartial` (final flow records
    of that shard plus its sketches). The watermark is the oldest of the input partitions' newest
-   packet times; a partition silent for `idle_s` (wall clock) no longer holds it back, and
+   packet times; a partition silent for `idle_s` while others flow no longer holds it back, and
    `ShardState.idle` closes everything once all input has been silent that long. Rows for a
    window this shard already closed are late: they are counted (late_packets, late_bytes on the
    next partial) and logged, not merged.
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 COMPACT_MIN_ROWS = 262_144      # partial rows a window buffers before it re-aggregates them
 RECENTLY_CLOSED = 4096          # closed windows remembered per shard to recognise late rows
+ACTIVITY_GAP_S = 1.0            # longest gap between chunks that counts as input flowing (see ShardState)
 
 
 @dataclass
@@ -124,30 +125,30 @@ class ShardState:
         self.open: dict[int, WindowAccum] = {}
         self.closed: collections.OrderedDict[int, None] = collections.OrderedDict()
         self.clocks: dict[int, int] = {}        # input partition -> newest packet time
-        self.heard: dict[int, float] = {}       # input partition -> wall time of its last chunk
-        self.started = time.time() if now is None else now
+        # Idleness of one input is measured in "busy seconds": time during which chunks kept
+        # arriving, a gap between chunks counting at most ACTIVITY_GAP_S. So an input is idle only
+        # while the others flow; a worker that was itself stalled (a sink blocked on a dead
+        # server) does not take its inputs for idle when it resumes.
+        self.busy = 0.0
+        self.heard: dict[int, float] = {}       # input partition -> busy seconds at its last chunk
+        self.last_heard = time.time() if now is None else now    # wall time of the last chunk
         self.late: collections.Counter = collections.Counter()
 
-    @property
-    def last_heard(self) -> float:
-        return max(self.heard.values(), default=self.started)
-
-    def watermark(self, now: float) -> int:
-        """Oldest newest-packet time over the inputs that are not idle. Inputs not heard from yet
-        hold it back (at -1) until `idle_s` after this state started; if every input is idle, the
-        newest time seen."""
+    def watermark(self) -> int:
+        """Oldest newest-packet time over the inputs that are not idle (silent for `idle_s` busy
+        seconds). Inputs not heard from yet hold it back (at -1) for the first `idle_s` busy seconds."""
         idle = self.cfg.idle_s
-        live = [ts for o, ts in self.clocks.items() if now - self.heard[o] < idle]
-        waiting = len(self.clocks) < self.cfg.inputs and now - self.started < idle
-        if waiting:
+        if len(self.clocks) < self.cfg.inputs and self.busy < idle:
             return -1
-        return min(live) if live else max(self.clocks.values(), default=-1)
+        return min(ts for o, ts in self.clocks.items() if self.busy - self.heard[o] < idle)
 
     def add(self, chunk: Chunk, now: float | None = None) -> list[ShardPartial]:
         now = time.time() if now is None else now
         self.shard = chunk.shard
+        self.busy += min(max(now - self.last_heard, 0.0), ACTIVITY_GAP_S)
+        self.last_heard = now
         self.clocks[chunk.origin] = max(self.clocks.get(chunk.origin, -1), chunk.max_ts)
-        self.heard[chunk.origin] = now
+        self.heard[chunk.origin] = self.busy
         for w in chunk.windows:
             if w in self.closed:
                 continue
@@ -159,15 +160,14 @@ class ShardState:
         late = [w for w in chunk.windows if w in self.closed]
         if late:
             self._count_late(chunk, late)
-        mark = self.watermark(now)
+        mark = self.watermark()
         return self._close(lambda w: self.cfg.window_ns > 0
                            and w + self.cfg.window_ns + self.cfg.lateness_ns <= mark)
 
     def resume(self, now: float | None = None) -> "ShardState":
         """After a restore from a snapshot: idleness counts from now, not from before the restart
         (else open windows would close before the replayed input arrives)."""
-        self.started = time.time() if now is None else now
-        self.heard = dict.fromkeys(self.heard, self.started)
+        self.last_heard = time.time() if now is None else now
         return self
 
     def idle(self, now: float | None = None) -> list[ShardPartial]:
@@ -185,7 +185,7 @@ class ShardState:
             a = s.open[w] = WindowAccum()
             a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
         s.closed, s.clocks, s.heard = self.closed.copy(), dict(self.clocks), dict(self.heard)
-        s.started, s.late = self.started, self.late.copy()
+        s.busy, s.last_heard, s.late = self.busy, self.last_heard, self.late.copy()
         return s
 
     def flush(self) -> list[ShardPartial]:

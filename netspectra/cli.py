@@ -101,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")
     e.add_argument("--addresses", "-a", help="host:port of every engine process, separated by ';'")
-    e.add_argument("--recovery-dir", "-r", help="Bytewax recovery directory (see docs/analysis.md)")
+    e.add_argument("--recovery-dir", "-r", help="Bytewax recovery directory: state snapshots to resume from "
+                   "after a crash (created on first use; see docs/live.md)")
+    e.add_argument("--snapshot-interval", "-s", type=int, default=5,
+                   help="whole seconds between recovery snapshots (default 5; a resume replays at most this much)")
+    e.add_argument("--backup-interval", "-b", type=int, default=0,
+                   help="seconds of older snapshots to keep, when the recovery directory is backed up (default 0)")
+    e.add_argument("--recovery-partitions", type=int, default=4,
+                   help="recovery partitions to create in a new recovery directory (default 4)")
 
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"])

@@ -20,8 +20,22 @@ def engine_command(args) -> list[str]:
     if args.addresses:
         extra += ["-a", args.addresses]
     if args.recovery_dir:
-        extra += ["-r", args.recovery_dir]
+        extra += ["-r", args.recovery_dir, "-s", str(args.snapshot_interval), "-b", str(args.backup_interval)]
     return [sys.executable, "-m", "bytewax.run", spec, *extra]
+
+
+def ensure_recovery_dir(path: str, partitions: int) -> None:
+    """Create Bytewax's recovery partitions on first use. Processes of one cluster may start
+    together on one host, so the first takes a lock and the others find the partitions made."""
+    import fcntl
+    import subprocess
+    from pathlib import Path
+    d = Path(path)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not any(d.glob("part-*.sqlite3")):
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(d), str(partitions)], check=True)
 
 
 def check_partitions(args) -> str | None:
@@ -43,6 +57,8 @@ def cmd_engine(args) -> int:
     warning = check_partitions(args)
     if warning:
         print(f"netspectra engine: warning: {warning}", file=sys.stderr)
+    if args.recovery_dir:
+        ensure_recovery_dir(args.recovery_dir, args.recovery_partitions)
     cmd = engine_command(args)
     print(" ".join(cmd), file=sys.stderr)
     os.execv(cmd[0], cmd)      # the engine is Bytewax's process; signals and exit codes are its own

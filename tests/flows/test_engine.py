@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
@@ -71,14 +72,22 @@ def run_engine_cluster(boot: str, topic: str, ports: dict, extra=(), processes: 
                "--dead-letter-topic", f"{topic}-dlq", *extra]
         if recovery:
             cmd += ["-r", recovery]
-        out.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        log = tempfile.TemporaryFile("w+")      # a file, not a pipe: a chatty engine must never block
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc.log = log
+        out.append(proc)
     return out
+
+
+def engine_log(p: subprocess.Popen) -> str:
+    p.log.seek(0)
+    return p.log.read()[-3000:]
 
 
 def wait_all(procs, timeout=300) -> None:
     for p in procs:
-        _, err = p.communicate(timeout=timeout)
-        assert p.returncode == 0, err[-3000:]
+        p.wait(timeout=timeout)
+        assert p.returncode == 0, engine_log(p)
 
 
 def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(local_stack, synth_pcap):

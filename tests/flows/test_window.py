@@ -123,15 +123,31 @@ def test_a_silent_partition_stops_holding_windows_after_idle_time():
     states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
     feed(states, mergers, cfg, batch([1, 2]), origin=1, now=0)
     assert feed(states, mergers, cfg, batch([3, 15]), origin=0, now=1) == []    # held back by partition 1
-    done = feed(states, mergers, cfg, batch([16]), origin=0, now=6)             # partition 1 silent 6 s
+    for now in (2, 3, 4):                                                      # partition 0 keeps flowing
+        assert feed(states, mergers, cfg, batch([16]), origin=0, now=now) == []
+    done = feed(states, mergers, cfg, batch([16]), origin=0, now=5)             # partition 1 silent 5 s
     assert [(r.start, r.packets) for r in done] == [(0, 3)]
+
+
+def test_a_stalled_worker_does_not_take_its_inputs_for_idle():
+    """All inputs arrive long after the last ones (the worker was blocked): nobody is idle."""
+    cfg = WindowConfig(window_s=10, lateness_s=1, shards=2, inputs=2, idle_s=5)
+    states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
+    feed(states, mergers, cfg, batch([1, 2]), origin=1, now=0)
+    feed(states, mergers, cfg, batch([3]), origin=0, now=0.5)
+    assert feed(states, mergers, cfg, batch([15]), origin=0, now=60) == []     # partition 1 still counts
+    assert feed(states, mergers, cfg, batch([4]), origin=1, now=60.1) == []    # on time, not late
+    done = feed(states, mergers, cfg, batch([16]), origin=1, now=60.2)
+    assert [(r.start, r.packets) for r in done] == [(0, 4)]
 
 
 def test_unheard_partitions_hold_windows_until_idle_time():
     cfg = WindowConfig(window_s=10, lateness_s=1, shards=2, inputs=3, idle_s=5)
     states, mergers = [ShardState(i, cfg, now=0) for i in range(2)], {}
     assert feed(states, mergers, cfg, batch([1, 30]), origin=0, now=1) == []    # 2 inputs never heard
-    done = feed(states, mergers, cfg, batch([31]), origin=0, now=5.5)
+    for now in (2, 3, 4):
+        assert feed(states, mergers, cfg, batch([31]), origin=0, now=now) == []
+    done = feed(states, mergers, cfg, batch([31]), origin=0, now=5)
     assert [(r.start, r.packets) for r in done] == [(0, 1)]
 
 
