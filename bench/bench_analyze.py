@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_capture, run_measured  # noqa: E402
+from bench.common import bench_capture, nfdump_run, run_measured  # noqa: E402
 from collectors import synth  # noqa: E402
 
 SHARED_LARGE = ROOT.parent / "shared" / "pcaps" / "merged_public_large_162k.pcap"
@@ -40,13 +40,6 @@ def pmacct_cmd(path: str, work: str) -> list[str]:
                 f"plugins: print\nprint_output: csv\nprint_output_file: {work}/out.csv\nprint_refresh_time: 3600\n"
                 "print_cache_entries: 262147\n")
     return ["pmacctd", "-f", conf]
-
-
-def nfdump_run(path: str) -> tuple[float, float, int]:
-    with tempfile.TemporaryDirectory() as d:
-        w1, c1, m1, _ = run_measured(["nfpcapd", "-r", path, "-w", d, "-e", "3600,3600", "-t", "86400"])
-        w2, c2, m2, _ = run_measured(["nfdump", "-R", d, "-s", "srcip/bytes", "-n", "10", "-q"])
-        return w1 + w2, c1 + c2, max(m1, m2)
 
 
 def bench_file(path: str, runs: int, startup: float) -> None:

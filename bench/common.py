@@ -44,3 +44,11 @@ def run_measured(cmd: list[str], **kw) -> tuple[float, float, int, str]:
         if p.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {err.read()[-2000:]}")
         return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, out.read()
+
+
+def nfdump_run(path: str) -> tuple[float, float, int]:
+    """The peer: `nfpcapd -r` (flow records to files) then `nfdump` top talkers. Wall, CPU, RSS."""
+    with tempfile.TemporaryDirectory() as d:
+        w1, c1, m1, _ = run_measured(["nfpcapd", "-r", path, "-w", d, "-e", "3600,3600", "-t", "86400"])
+        w2, c2, m2, _ = run_measured(["nfdump", "-R", d, "-s", "srcip/bytes", "-n", "10", "-q"])
+        return w1 + w2, c1 + c2, max(m1, m2)

@@ -75,10 +75,11 @@ def _map(fd: int, size: int) -> mmap.mmap:
 class CaptureFile:
     """Iterate a capture file as RawBatches: `for raw in CaptureFile(path).batches(): ...`."""
 
-    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH):
+    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, stats: ReaderStats | None = None):
         self.path = path
         self.batch_size = batch_size
-        self.stats = ReaderStats(format=sniff_format(path))
+        fmt = sniff_format(path)
+        self.stats = stats if stats is not None else ReaderStats(format=fmt)   # shared when a replay loops
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             self._mm = _map(f.fileno(), size) if size else None

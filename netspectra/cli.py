@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--speed", type=float, default=0.0, help="replay at recorded pace times X (default: as fast as possible)")
     rep.add_argument("--rate", type=float, default=0.0, help="replay at this many packets per second")
     rep.add_argument("--retime", action="store_true", help="stamp replayed packets with the time they are sent")
+    rep.add_argument("--loop", type=int, default=1, help="replay the file N times (0 = until stopped); "
+                     "use with --retime, else repeated times arrive late")
     c.add_argument("--count", type=int, default=0, help="stop after N packets")
     c.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
     c.add_argument("--dry-run", action="store_true", help="capture and decode only; no Kafka")

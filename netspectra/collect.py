@@ -74,7 +74,7 @@ def _source(args, stop):
         if cap is None:
             return None
         pacer = Pacer(speed=args.speed, rate=args.rate, retime=args.retime)
-        return pacer.pace(cap.batches(), stop), cap.stats, lambda: None
+        return pacer.pace(_loop(cap, args.loop), stop), cap.stats, lambda: None
     from collectors.live import CaptureError, open_live
     try:
         live = open_live(args.method, args.interface, bpf=args.bpf, snaplen=args.snaplen, buffer_mb=args.buffer_mb,
@@ -126,6 +126,15 @@ def cmd_collect(args) -> int:
               "published": None if pub is None else pub.stats.as_dict(), "pending": pending}
     print(json.dumps(report), file=sys.stderr, flush=True)
     return 0 if pub is None or (pending == 0 and pub.stats.failed_messages == 0) else 3
+
+
+def _loop(cap, times: int):
+    """The capture's batches, `times` times over (0 = forever); the reader counts every pass."""
+    from collectors.capture_file import CaptureFile
+    n = 0
+    while times == 0 or n < times:
+        yield from cap.batches() if n == 0 else CaptureFile(cap.path, stats=cap.stats).batches()
+        n += 1
 
 
 def _head(raw, n: int):

@@ -1,0 +1,234 @@
+"""The live pipeline on this machine: collect -> Kafka (Tansu) -> engine (Bytewax, 2 processes)
+-> ClickHouse server + Redis, everything on the same 2 cores.
+
+1. Throughput: a generated capture replayed as fast as possible (`collect --pcap`) while the
+   engine tails the topic. Reported: packets/s from the collector's start until every window is
+   queryable in ClickHouse (less the idle wait that closes the last window once traffic stops),
+   collector and engine CPU microseconds per packet (engine start-up excluded), Tansu's CPU,
+   peak RSS. Beside it, for scale, the peer nfpcapd reading the same file into flow files.
+2. Latency: the capture replayed at a fixed rate with live timestamps (`--rate R --retime`),
+   looped; ClickHouse is polled every 50 ms for new windows. Reported per full window: when it
+   became queryable after its end (p50, p99), and per packet: capture to queryable (p50, p99).
+
+    python bench/bench_pipeline.py [--packets 2000000] [--rate 300000] [--seconds 40] [--window 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_capture, nfdump_run  # noqa: E402
+from netspectra import stack  # noqa: E402
+from netspectra.collect import ensure_topic  # noqa: E402
+
+LATENESS_S = 0.5
+IDLE_S = 2.0
+IDLE_CONFIRM_S = 0.5     # flows.dataflow.IDLE_CONFIRM_S
+PARTITIONS = 4
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str) -> list[subprocess.Popen]:
+    addrs = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    procs = []
+    for i in range(2):
+        log = open(os.path.join(logdir, f"engine-{topic}-{i}.log"), "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic, "--window", str(window),
+             "--lateness", str(LATENESS_S), "--idle", str(IDLE_S), "-w", "1", "-i", str(i), "-a", addrs,
+             "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def collector(boot: str, topic: str, pcap: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "netspectra.cli", "collect", "--pcap", pcap, "--kafka", boot,
+                             "--topic", topic, *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def collector_report(p: subprocess.Popen) -> tuple[dict, float]:
+    """The collector's JSON report and its peak RSS (MB)."""
+    rss = 0.0
+    if p.returncode is None:         # not reaped yet (poll() reaps)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode, rss = os.waitstatus_to_exitcode(status), ru.ru_maxrss / 1024
+    err = p.stderr.read()
+    if p.returncode != 0:
+        raise RuntimeError(f"collect failed: {err[-2000:]}")
+    return json.loads(err.strip().splitlines()[-1]), rss
+
+
+def windows(client, topic: str) -> dict[int, int]:
+    try:
+        rows = client.execute("SELECT toUInt64(window_start), sum(packets) FROM netspectra.window_totals FINAL "
+                              "WHERE source = %(s)s GROUP BY window_start", {"s": topic})
+    except Exception:           # table not there yet
+        return {}
+    return dict(rows)
+
+
+def stop(procs) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def warm_up(procs, seconds: float = 6.0) -> None:
+    """Let the engines import, compile and connect before the clock starts."""
+    time.sleep(seconds)
+    for p in procs:
+        if p.poll() is not None:
+            raise RuntimeError("an engine process exited at start-up; see its log")
+
+
+def throughput(boot: str, ports: dict, client, pcap: str, packets: int, window: float, logdir: str) -> dict:
+    topic = "bench-throughput"
+    ensure_topic(boot, topic, PARTITIONS)
+    engines = start_engines(boot, topic, ports, window, logdir)
+    tansu = stack.status(Path(logdir) / "stack")["kafka"].pid
+    try:
+        warm_up(engines)
+        cpu0 = [cpu_seconds(p.pid) for p in engines]
+        tansu0 = cpu_seconds(tansu)
+        t0 = time.perf_counter()
+        col = collector(boot, topic, pcap)
+        rep, col_rss = collector_report(col)
+        t_col = time.perf_counter() - t0
+        while sum(windows(client, topic).values()) < rep["decoded"]["ip_packets"]:
+            time.sleep(0.05)
+            if time.perf_counter() - t0 > 600:
+                raise RuntimeError("engine did not finish within 600 s")
+        t_all = time.perf_counter() - t0
+        engine_cpu = sum(cpu_seconds(p.pid) - c for p, c in zip(engines, cpu0))
+        tansu_cpu = cpu_seconds(tansu) - tansu0
+        engine_rss = [peak_rss_mb(p.pid) for p in engines]
+    finally:
+        stop(engines)
+    n = rep["capture"]["packets"]
+    sustained = t_all - IDLE_S - IDLE_CONFIRM_S
+    return {"packets": n, "collector_seconds": round(t_col, 2), "collector_pps": round(n / t_col),
+            "all_queryable_seconds": round(t_all, 2), "end_to_end_pps": round(n / sustained),
+            "end_to_end_pps_with_idle_wait": round(n / t_all),
+            "collector_cpu_us_per_packet": round(rep["cpu_seconds"] / n * 1e6, 3),
+            "engine_cpu_us_per_packet": round(engine_cpu / n * 1e6, 3),
+            "tansu_cpu_us_per_packet": round(tansu_cpu / n * 1e6, 3),
+            "collector_peak_rss_mb": round(col_rss), "engine_peak_rss_mb": [round(r) for r in engine_rss],
+            "kafka_message_bytes_per_packet": round(rep["published"]["bytes"] / n, 1)}
+
+
+def latency(boot: str, ports: dict, client, pcap: str, packets: int, rate: float, seconds: float, window: float,
+            logdir: str) -> dict:
+    topic = "bench-latency"
+    ensure_topic(boot, topic, PARTITIONS)
+    engines = start_engines(boot, topic, ports, window, logdir)
+    first_seen: dict[int, float] = {}
+    try:
+        warm_up(engines)
+        loops = int(rate * seconds // packets) + 1
+        col = collector(boot, topic, pcap, "--rate", str(rate), "--retime", "--loop", str(loops),
+                        "--duration", str(seconds))
+        deadline = time.time() + seconds + window + 30
+        while time.time() < deadline:
+            now = time.time()
+            for w, n in windows(client, topic).items():
+                first_seen.setdefault(w, now)
+            if col.poll() is not None and len(first_seen) and now > max(first_seen) + window + IDLE_S + 5:
+                break
+            time.sleep(0.05)
+        rep, _ = collector_report(col)
+        counts = windows(client, topic)
+    finally:
+        stop(engines)
+    wins = sorted(first_seen)[1:-1]          # the first and last windows are partial
+    beyond = np.array([first_seen[w] - (w + window) for w in wins])
+    # packets of a full window are spread evenly over it (fixed rate): per-packet latency is
+    # queryable time minus a uniformly placed capture time, weighted by the window's packets
+    per_packet = np.concatenate([first_seen[w] - (w + np.linspace(0, window, 1000, endpoint=False))
+                                 for w in wins]) if wins else np.zeros(1)
+    return {"rate_pps": rate, "seconds": seconds, "window_s": window, "lateness_s": LATENESS_S,
+            "full_windows": len(wins), "packets_per_full_window": [counts[w] for w in wins],
+            "collector_sent": rep["capture"]["packets"],
+            "beyond_window_end_p50_s": round(float(np.percentile(beyond, 50)), 3) if wins else None,
+            "beyond_window_end_p99_s": round(float(np.percentile(beyond, 99)), 3) if wins else None,
+            "beyond_window_end_max_s": round(float(beyond.max()), 3) if wins else None,
+            "packet_to_queryable_p50_s": round(float(np.percentile(per_packet, 50)), 3),
+            "packet_to_queryable_p99_s": round(float(np.percentile(per_packet, 99)), 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packets", type=int, default=2_000_000)
+    ap.add_argument("--rate", type=float, default=300_000)
+    ap.add_argument("--seconds", type=float, default=40)
+    ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    from clickhouse_driver import Client
+    pcap = bench_capture(args.dir, args.packets, "imix")
+    logdir = tempfile.mkdtemp(prefix="bench-pipeline-")
+    d = Path(logdir) / "stack"
+    ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], free_ports(4)))
+    stack.up(d, ports=ports)
+    try:
+        boot = f"127.0.0.1:{ports['kafka']}"
+        client = Client(host="127.0.0.1", port=ports["clickhouse"])
+        out = {"throughput": throughput(boot, ports, client, pcap, args.packets, args.window, logdir)}
+        if shutil.which("nfpcapd"):
+            wall, cpu, rss = nfdump_run(pcap)
+            out["peer_nfpcapd_file_to_flows"] = {"wall_s": round(wall, 2), "pps": round(args.packets / wall),
+                                                 "cpu_us_per_packet": round(cpu / args.packets * 1e6, 3)}
+        if not args.skip_latency:
+            out["latency"] = latency(boot, ports, client, pcap, args.packets, args.rate, args.seconds, args.window,
+                                     logdir)
+        print(json.dumps(out, indent=1))
+        print(f"logs: {logdir}", file=sys.stderr)
+    finally:
+        stack.down(d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
