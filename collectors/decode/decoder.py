@@ -83,23 +83,37 @@ class Decoder:
         self.stats: Counter = Counter()
 
     def decode(self, raw: RawBatch) -> PacketBatch:
-        """Decode a batch. Without L7, common packets take the compiled fast path (fast.py) and
-        only the rest goes through the column-wise reference decoder below."""
-        if self.l7 or len(raw) == 0:
+        """Decode a batch. Common packets take the compiled fast path (fast.py); only the rest goes
+        through the column-wise reference decoder below. L7 fields of fast-path packets are then
+        decoded on the TCP/UDP subset, from the transport offsets the fast path returns."""
+        if len(raw) == 0:
             return self._decode(raw)
         n = len(raw)
         b = _frame_columns(raw)
         slow = np.zeros(n, bool)
+        l4 = np.zeros(n, np.int64)
         fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
-                    b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow)
+                    b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow, l4)
         rows = np.flatnonzero(slow)
+        l7 = _L7Builder()
         if rows.size:
             sub = self._decode(RawBatch(buf=raw.buf, off=raw.off[rows], caplen=raw.caplen[rows],
                                         wirelen=raw.wirelen[rows], ts_ns=raw.ts_ns[rows], link=raw.link[rows],
                                         iface=raw.iface[rows]))
             for name in DENSE_COLUMNS:
                 getattr(b, name)[rows] = getattr(sub, name)
+            l7.extend(sub.l7, rows)
         self.stats[STATUS_NAMES[STATUS_OK]] += n - rows.size
+        if self.l7:
+            fast = np.flatnonzero(~slow & ((b.proto == P.IPPROTO_TCP) | (b.proto == P.IPPROTO_UDP)))
+            if fast.size:
+                # fast-path packets are Ethernet (+ one tag) carrying unfragmented IP: the IP header
+                # starts 14 or 18 bytes in, and ports are always there
+                l3 = raw.off[fast] + 14 + 4 * b.vlan_depth[fast].astype(np.int64)
+                ip_end = np.minimum(raw.off[fast] + raw.caplen[fast], l3 + b.ip_len[fast])
+                self._l7(raw.buf, fast, b.proto[fast], np.ones(fast.size, bool), b.sport[fast].astype(np.int64),
+                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7)
+        b.l7 = l7.table()
         return b
 
     def _decode(self, raw: RawBatch) -> PacketBatch:
@@ -216,25 +230,30 @@ class Decoder:
 
 
 class _L7Builder:
+    """L7 rows as they are found (one tuple each: cheaper than a list per column), columns at the end."""
+    _NO_INT = -1          # dns_qtype, dns_rcode, http_status when absent
+
     def __init__(self):
         self.rows: list[int] = []
-        self.cols: dict[str, list] = {c: [] for c in L7Table().value_columns()}
-
-    def _add(self, row, **vals):
-        self.rows.append(row)
-        for c, lst in self.cols.items():
-            lst.append(vals.get(c, -1 if c in ("dns_qtype", "dns_rcode", "http_status") else None))
+        self.vals: list[tuple] = []      # L7Table value columns, in order
 
     def dns(self, row, d):
-        self._add(row, dns_qname=d.qname, dns_qtype=d.qtype, dns_rcode=d.rcode, dns_response=d.response)
+        self.rows.append(row)
+        self.vals.append((d.qname, d.qtype, d.rcode, d.response, None, None, None, self._NO_INT))
 
     def http(self, row, h):
-        self._add(row, http_method=h.method, http_host=h.host, http_path=h.path, http_status=h.status)
+        self.rows.append(row)
+        self.vals.append((None, self._NO_INT, self._NO_INT, None, h.method, h.host, h.path, h.status))
+
+    def extend(self, t: L7Table, rows: np.ndarray) -> None:
+        """Add a sub-batch's L7 rows; `rows` maps its row numbers to this batch's."""
+        self.rows.extend(rows[t.row].tolist())
+        self.vals.extend(zip(*(getattr(t, c) for c in t.value_columns())))
 
     def table(self) -> L7Table:
         if not self.rows:
             return L7Table()
         order = np.argsort(np.asarray(self.rows), kind="stable")
-        return L7Table(row=np.asarray(self.rows, np.int32)[order],
-                       **{c: [v[i] for i in order] for c, v in self.cols.items()})
-
+        cols = list(zip(*(self.vals[i] for i in order)))
+        return L7Table(np.asarray(self.rows, np.int32)[order],
+                       **{c: list(v) for c, v in zip(L7Table().value_columns(), cols)})

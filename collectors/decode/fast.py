@@ -31,8 +31,9 @@ def _is_ext(nh, ext):
 
 @njit(cache=True, nogil=True)
 def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src, dst, proto, sport, dport,
-                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow):
-    """Fill the columns of fast-path packets; set slow[i] for every packet it leaves alone."""
+                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out):
+    """Fill the columns of fast-path packets and their transport header offset (l4_out, for the L7
+    decoders); set slow[i] for every packet it leaves alone."""
     ext = _IPV6_EXT
     for i in range(off.shape[0]):
         o = off[i]
@@ -102,6 +103,7 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
         if (pr == _TCP or pr == _UDP) and l4 + 4 > end:
             slow[i] = True            # ports cut by the capture: the reference decoder counts it
             continue
+        l4_out[i] = l4
         vlan[i] = vid
         vlan_depth[i] = depth
         eth_type[i] = et
