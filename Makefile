@@ -44,6 +44,7 @@ demo: venv
 bench: deps venv
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_analyze.py
+	$(BIN)/python bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) $(OUT) bench/out

@@ -39,17 +39,6 @@ IDLE_CONFIRM_S = 0.5     # flows.dataflow.IDLE_CONFIRM_S
 PARTITIONS = 4
 
 
-def free_ports(n: int) -> list[int]:
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a running process."""
     with open(f"/proc/{pid}/stat") as f:
@@ -66,7 +55,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str) -> list[subprocess.Popen]:
-    addrs = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    addrs = ";".join(f"127.0.0.1:{p}" for p in stack.free_ports(2))
     procs = []
     for i in range(2):
         log = open(os.path.join(logdir, f"engine-{topic}-{i}.log"), "w")
@@ -210,7 +199,7 @@ def main() -> int:
     pcap = bench_capture(args.dir, args.packets, "imix")
     logdir = tempfile.mkdtemp(prefix="bench-pipeline-")
     d = Path(logdir) / "stack"
-    ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], free_ports(4)))
+    ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], stack.free_ports(4)))
     stack.up(d, ports=ports)
     try:
         boot = f"127.0.0.1:{ports['kafka']}"

@@ -85,6 +85,18 @@ def _clickhouse_config(d: Path, tcp: int, http: int) -> Path:
     return conf
 
 
+def free_ports(n: int) -> list[int]:
+    """n ports free on 127.0.0.1 right now (tests and benchmarks run private stacks on them)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind((HOST, 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def _wait_port(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import pytest
 from collectors import synth
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
+from netspectra import stack
 from schemas.addresses import column_to_text
 from schemas.packet_batch import FRAG_LATER_UNMATCHED
 
@@ -158,20 +159,12 @@ def planted_pcap(tmp_path_factory) -> Path:
     return path
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+_free_ports = stack.free_ports
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
     """Tansu, Redis and ClickHouse on free 127.0.0.1 ports for the whole test session."""
-    from netspectra import stack
     require_tool("redis-server")
     require_tool("clickhouse-server")
     d = tmp_path_factory.mktemp("stack")
