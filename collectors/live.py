@@ -230,7 +230,9 @@ class AfPacketCapture:
             # holds other interfaces' packets.
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             if bpf:   # attach before the ring fills with unfiltered packets
-                s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, _bpf_program(bpf, self.link, snaplen))
+                prog, insns = _bpf_program(bpf, self.link, snaplen)
+                s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)    # the kernel copies insns
+                del insns
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             # tpacket_req3: block size, block count, frame size, frame count, block timeout (ms),
             # private area size, feature word. Frames are variable in V3; frame size only bounds one.
@@ -313,8 +315,9 @@ class AfPacketCapture:
         self._sock.close()
 
 
-def _bpf_program(expr: str, link: int, snaplen: int) -> bytes:
-    """A classic BPF program for SO_ATTACH_FILTER, compiled by libpcap (pcapy-ng)."""
+def _bpf_program(expr: str, link: int, snaplen: int):
+    """A classic BPF program for SO_ATTACH_FILTER, compiled by libpcap (pcapy-ng): the sock_fprog
+    bytes and the instruction buffer they point to, which must live until the setsockopt."""
     import ctypes
 
     import pcapy
@@ -324,8 +327,7 @@ def _bpf_program(expr: str, link: int, snaplen: int) -> bytes:
         raise CaptureError(f"bad filter {expr!r}: {e}") from e
     code = b"".join(struct.pack("HBBI", *i) for i in insns)
     buf = ctypes.create_string_buffer(code, len(code))
-    _bpf_program.keep = buf                 # the kernel copies it at attach time; keep it alive till then
-    return struct.pack("HP", len(insns), ctypes.addressof(buf))
+    return struct.pack("HP", len(insns), ctypes.addressof(buf)), buf
 
 
 def open_live(method: str, iface: str, **kw):

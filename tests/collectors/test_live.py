@@ -104,6 +104,20 @@ def test_live_capture_counts_every_packet(veth_ns, replay_pcap, method):
     assert rep["decoded"] == expected.__dict__
 
 
+@pytest.mark.parametrize("method", ["pcap", "afpacket"])
+def test_bpf_filter(veth_ns, tmp_path, method):
+    """`--bpf udp` keeps exactly the file's UDP packets, IPv4 and IPv6 (no VLAN tags here: libpcap
+    and the kernel differ on whether an untagged filter matches tagged frames)."""
+    path = tmp_path / "plain.pcap"
+    synth.write(str(path), synth.SynthConfig(packets=20_000, hosts=200, ipv6=0.15, vlan=0.0, fragments=0.0, seed=3))
+    udp = sum(int((b.proto == 17).sum()) for b in map(Decoder(l7=False).decode, CaptureFile(str(path)).batches()))
+    assert 0 < udp < 20_000
+    procs = start_collectors(veth_ns, 1, "--method", method, "--bpf", "udp", "--count", str(udp), "--duration", "20")
+    replay(veth_ns, path)
+    [rep] = reports(procs)
+    assert rep["capture"]["packets"] == rep["decoded"]["ip_packets"] == udp
+
+
 def test_two_afpacket_collectors_share_an_interface(veth_ns, replay_pcap):
     n, expected = file_totals(replay_pcap)
     procs = start_collectors(veth_ns, 2, "--method", "afpacket", "--fanout", "4242", "--duration", "6")
