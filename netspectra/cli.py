@@ -24,6 +24,7 @@ COMMANDS = {
     "collect": "netspectra.collect:cmd_collect",
     "engine": "netspectra.engine:cmd_engine",
     "stack": "netspectra.stack:cmd_stack",
+    "api": "api.server:cmd_api",
 }
 
 
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--export", metavar="DIR", help="write every result table as CSV into DIR")
     a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
     a.add_argument("--shards", type=int, default=4, help="state shards (default 4; results do not depend on workers)")
+
+    api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
+    api.add_argument("--config", help="JSON configuration (tokens, TLS, ports; see api/config.py)")
+    api.add_argument("--store", help="chDB directory, or clickhouse://host:port (default out/store)")
+    api.add_argument("--redis", help="Redis host:port or URL for live state")
+    api.add_argument("--host", help="listen address (default 127.0.0.1)")
+    api.add_argument("--grpc-port", type=int, help="default 50051")
+    api.add_argument("--http-port", type=int, help="default 8080")
+    api.add_argument("--allow-anonymous", action="store_true", help="no tokens: everyone may read (trials only)")
 
     q = sub.add_parser("sql", help="run a query against a store written by analyze --store")
     q.add_argument("--store", required=True)

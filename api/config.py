@@ -1,0 +1,70 @@
+"""Configuration of `netspectra api`: a JSON file, flags override it.
+
+    {"store": "out/store",                       # chDB directory, or "clickhouse://host:9000"
+     "redis": "127.0.0.1:16379",                 # optional: live state for LiveTop/WatchLive
+     "host": "127.0.0.1", "grpc_port": 50051, "http_port": 8080,
+     "tokens": [{"token": "…", "role": "read"}, {"token": "…", "role": "admin"}],
+     "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"}}   # client_ca: mutual TLS
+
+Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data.
+Without tokens the API refuses to start unless `allow_anonymous` is set (then everyone is read).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["read", "admin"]
+ROLE_RANK = {"read": 1, "admin": 2}
+
+
+class Token(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=16)
+    role: Role = "read"
+
+
+class Tls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cert: str
+    key: str
+    client_ca: Optional[str] = None      # set: clients must present a certificate signed by it
+
+
+class ApiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store: str = "out/store"
+    redis: Optional[str] = None
+    host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    tokens: list[Token] = Field(default_factory=list)
+    allow_anonymous: bool = False
+    tls: Optional[Tls] = None
+
+    @classmethod
+    def load(cls, path: Optional[str], **overrides) -> "ApiConfig":
+        data = json.loads(Path(path).read_text()) if path else {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)
+
+    def role_of(self, authorization: Optional[str]) -> Optional[Role]:
+        """The role of an `Authorization: Bearer <token>` value; None when it authenticates nobody."""
+        if not self.tokens and self.allow_anonymous:
+            return "read"
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        given = authorization[len("Bearer "):].strip().encode()
+        role = None
+        for t in self.tokens:       # compare with every token, in constant time each
+            if hmac.compare_digest(given, t.token.encode()):
+                role = t.role
+        return role
+
+
+def allowed(role: Optional[Role], needed: Role) -> bool:
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[needed]

@@ -1,0 +1,185 @@
+"""The gRPC transport of the query API (schemas/v1/query.proto, package netspectra.v1).
+
+Messages become api/models.py models (one validation for both transports), the QueryService
+answers, the answer goes back as a message. Every call is authenticated by the `authorization`
+metadata (`Bearer <token>`); errors map to status codes with a one-line message, never a
+traceback: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, NOT_FOUND, INTERNAL.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from concurrent import futures
+from typing import Optional
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pydantic import ValidationError
+
+from api import models as m
+from api.config import ApiConfig, allowed
+from api.queries import QueryError
+from api.service import NotFound, QueryService
+from schemas.v1 import query_pb2 as pb
+from schemas.v1 import query_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "netspectra.v1.Query"
+WATCH_POLL_S = 0.2
+_ENUM_PREFIXES = ("DIMENSION_", "METRIC_", "HH_")
+
+
+def _enum_name(value_name: str) -> str:
+    for p in _ENUM_PREFIXES:
+        if value_name.startswith(p):
+            return value_name[len(p):].lower()
+    return value_name.lower()
+
+
+def to_dict(msg) -> dict:
+    """A request message as plain data for the pydantic models: enums as their short names
+    ("DIMENSION_SRC" -> "src"; UNSPECIFIED left out, so the model's default applies), absent
+    sub-messages left out (so a missing required one is reported as missing)."""
+    out = {}
+    for fd in msg.DESCRIPTOR.fields:
+        v = getattr(msg, fd.name)
+        repeated = fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED
+        if fd.message_type is not None:
+            if repeated:
+                out[fd.name] = [to_dict(x) for x in v]
+            elif msg.HasField(fd.name):
+                out[fd.name] = to_dict(v)
+        elif fd.enum_type is not None:
+            names = [fd.enum_type.values_by_number[x].name if x in fd.enum_type.values_by_number else str(x)
+                     for x in (v if repeated else [v])]
+            vals = [_enum_name(n) for n in names if not n.endswith("_UNSPECIFIED")]
+            if repeated:
+                out[fd.name] = vals
+            elif vals:
+                out[fd.name] = vals[0]
+        else:
+            out[fd.name] = list(v) if repeated else v
+    return out
+
+
+def to_message(model, cls):
+    return json_format.ParseDict(model.model_dump(), cls())
+
+
+def _errors(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'request'}: {err['msg']}" for err in e.errors())
+
+
+def rpc(role: str, request_model=None):
+    """Authenticate, convert the request, map errors to status codes."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(self, request, context):
+            who = self.config.role_of(dict(context.invocation_metadata()).get("authorization"))
+            if who is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
+            if not allowed(who, role):
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"needs the {role} role")
+            try:
+                req = request_model.model_validate(to_dict(request)) if request_model else request
+                return fn(self, req, context)
+            except ValidationError as e:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _errors(e))
+            except QueryError as e:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            except NotFound as e:
+                context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            except Exception:       # noqa: BLE001 - logged here, the client gets no internals
+                if context.code() is not None:      # abort() already set the status
+                    raise
+                log.exception("%s failed", fn.__name__)
+                context.abort(grpc.StatusCode.INTERNAL, "internal error (logged on the server)")
+        return call
+    return wrap
+
+
+class QueryServicer(pb_grpc.QueryServicer):
+    def __init__(self, service: QueryService, config: ApiConfig):
+        self.service, self.config = service, config
+
+    @rpc("read", m.AggregateFlowsRequest)
+    def AggregateFlows(self, req, context):
+        return to_message(self.service.aggregate_flows(req), pb.AggregateFlowsResponse)
+
+    @rpc("read", m.TraceFlowRequest)
+    def TraceFlow(self, req, context):
+        return to_message(self.service.trace_flow(req), pb.TraceFlowResponse)
+
+    @rpc("read", m.QueryHeavyHittersRequest)
+    def QueryHeavyHitters(self, req, context):
+        return to_message(self.service.heavy_hitters(req), pb.QueryHeavyHittersResponse)
+
+    @rpc("read", m.QuerySpreadersRequest)
+    def QuerySpreaders(self, req, context):
+        return to_message(self.service.spreaders(req), pb.QuerySpreadersResponse)
+
+    @rpc("read", m.LiveTopRequest)
+    def LiveTop(self, req, context):
+        return to_message(self.service.live_top(req), pb.LiveTopResponse)
+
+    @rpc("read", m.LiveTopRequest)
+    def WatchLive(self, req, context):
+        """The current window at once, then each newer one as Redis gets it, until the client goes."""
+        # validate and fetch the first answer eagerly, so errors surface as a status
+        first = self.service.live_top(req)
+        return self._watch(req, first, context)
+
+    def _watch(self, req, first, context):
+        last = None
+        cur = first
+        while context.is_active():
+            key = (cur.window_start_ms, cur.updated_at)
+            if key != last:
+                last = key
+                yield to_message(cur, pb.LiveTopResponse)
+            time.sleep(WATCH_POLL_S)
+            try:
+                cur = self.service.live_top(req)
+            except NotFound:
+                continue
+
+    @rpc("read")
+    def Health(self, req, context):
+        return to_message(self.service.health(), pb.HealthResponse)
+
+    @rpc("admin", m.DeleteSourceRequest)
+    def DeleteSource(self, req, context):
+        return to_message(self.service.delete_source(req), pb.DeleteSourceResponse)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def build_server(service: QueryService, config: ApiConfig, workers: int = 8) -> tuple[grpc.Server, int]:
+    """A started-ready (not started) server and its bound port (config.grpc_port 0 = a free one)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    pb_grpc.add_QueryServicer_to_server(QueryServicer(service, config), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    addr = f"{config.host}:{config.grpc_port}"
+    if config.tls:
+        t = config.tls
+        creds = grpc.ssl_server_credentials([(_read(t.key), _read(t.cert))],
+                                            root_certificates=_read(t.client_ca) if t.client_ca else None,
+                                            require_client_auth=bool(t.client_ca))
+        port = server.add_secure_port(addr, creds)
+    else:
+        port = server.add_insecure_port(addr)
+    return server, port
+
+
+def channel_credentials(ca: str, cert: Optional[str] = None, key: Optional[str] = None) -> grpc.ChannelCredentials:
+    """For clients (and tests): trust `ca`; present cert/key for mutual TLS."""
+    return grpc.ssl_channel_credentials(_read(ca), _read(key) if key else None, _read(cert) if cert else None)

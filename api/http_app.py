@@ -1,0 +1,191 @@
+"""The HTTP/JSON transport of the query API (FastAPI), plus a Grafana JSON-datasource shape.
+
+Routes mirror the gRPC methods (POST bodies are the same models, api/models.py). api/openapi.json
+is the committed OpenAPI document; tests check it equals what this app serves.
+
+Errors: 401 without a valid bearer token, 403 for a role that may not, 400 with a readable
+message for bad parameters, 404 when there is nothing to answer with, 500 "internal error"
+(logged; never a traceback).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, Optional
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api import models as m
+from api.config import ApiConfig, allowed
+from api.queries import QueryError
+from api.service import NotFound, QueryService
+
+log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    error: str
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+# ---- Grafana JSON datasource (simpod-json-datasource / "Infinity"-style shapes) -------------------
+class GrafanaRange(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    from_: str = Field(alias="from")
+    to: str
+
+
+class GrafanaTarget(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    target: Literal["bytes", "packets", "flows", "top_talkers", "top_flows", "top_ports", "spreaders"]
+    refId: str = "A"
+    payload: dict[str, Any] = Field(default_factory=dict, description="source, filter, limit")
+
+
+class GrafanaQuery(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    range: GrafanaRange
+    intervalMs: int = Field(default=60_000, ge=0)
+    maxDataPoints: int = Field(default=1000, ge=0)
+    targets: list[GrafanaTarget] = Field(max_length=20)
+
+
+GRAFANA_METRICS = ["bytes", "packets", "flows", "top_talkers", "top_flows", "top_ports", "spreaders"]
+ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
+          500: {"model": Problem}}
+
+
+def _ms(text: str) -> int:
+    from datetime import datetime
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise ApiError(400, f"range: not an ISO time: {text!r}") from None
+
+
+def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
+    app = FastAPI(title="NetSpectra query API", version="1.0.0",
+                  description="Flows, heavy hitters, spreaders and live state of the NetSpectra pipeline. "
+                              "Send `Authorization: Bearer <token>`.")
+
+    def role(needed: str):
+        def check(request: Request) -> None:
+            who = config.role_of(request.headers.get("authorization"))
+            if who is None:
+                raise ApiError(401, "missing or unknown bearer token")
+            if not allowed(who, needed):
+                raise ApiError(403, f"needs the {needed} role")
+        return Depends(check)
+
+    read, admin = role("read"), role("admin")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, e: ApiError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, e: RequestValidationError):
+        msg = "; ".join(f"{'.'.join(str(x) for x in err['loc'][1:]) or 'body'}: {err['msg']}" for err in e.errors())
+        return JSONResponse({"error": msg}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _internal(request, e: Exception):
+        log.exception("request failed: %s", request.url.path)
+        return JSONResponse({"error": "internal error (logged on the server)"}, status_code=500)
+
+    @app.post("/v1/flows/aggregate", response_model=m.AggregateFlowsResponse, responses=ERRORS, dependencies=[read])
+    def aggregate_flows(req: m.AggregateFlowsRequest):
+        return call(service.aggregate_flows, req)
+
+    @app.post("/v1/flows/trace", response_model=m.TraceFlowResponse, responses=ERRORS, dependencies=[read])
+    def trace_flow(req: m.TraceFlowRequest):
+        return call(service.trace_flow, req)
+
+    @app.post("/v1/heavy-hitters", response_model=m.QueryHeavyHittersResponse, responses=ERRORS, dependencies=[read])
+    def heavy_hitters(req: m.QueryHeavyHittersRequest):
+        return call(service.heavy_hitters, req)
+
+    @app.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
+    def spreaders(req: m.QuerySpreadersRequest):
+        return call(service.spreaders, req)
+
+    @app.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
+    def live_top(source: str = "", limit: int = 10):
+        try:
+            req = m.LiveTopRequest(source=source, limit=limit)
+        except ValidationError as e:
+            raise ApiError(400, "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())) from None
+        return call(service.live_top, req)
+
+    @app.get("/v1/health", response_model=m.HealthResponse, responses=ERRORS, dependencies=[read])
+    def health():
+        return service.health()
+
+    @app.post("/v1/admin/delete-source", response_model=m.DeleteSourceResponse, responses=ERRORS,
+              dependencies=[admin])
+    def delete_source(req: m.DeleteSourceRequest):
+        return call(service.delete_source, req)
+
+    # ---- Grafana JSON datasource ----------------------------------------------------------------
+    @app.get("/grafana/", responses=ERRORS, dependencies=[read])
+    def grafana_test() -> dict:
+        """Connection test of the datasource."""
+        return {"status": "ok"}
+
+    @app.post("/grafana/metrics", responses=ERRORS, dependencies=[read])
+    def grafana_metrics() -> list[dict]:
+        return [{"label": x, "value": x} for x in GRAFANA_METRICS]
+
+    @app.post("/grafana/query", responses=ERRORS, dependencies=[read])
+    def grafana_query(q: GrafanaQuery) -> list[dict]:
+        rng = m.TimeRange.model_validate({"start_ms": _ms(q.range.from_), "end_ms": _ms(q.range.to)}) \
+            if _ms(q.range.to) > _ms(q.range.from_) else None
+        if rng is None:
+            raise ApiError(400, "range: 'to' must be after 'from'")
+        return [x for t in q.targets for x in _grafana_target(service, t, rng, q.intervalMs)]
+
+    return app
+
+
+def call(fn, req):
+    """The service's answer; its request errors as HTTP errors."""
+    try:
+        return fn(req)
+    except QueryError as e:
+        raise ApiError(400, str(e)) from None
+    except NotFound as e:
+        raise ApiError(404, str(e)) from None
+
+
+def _grafana_target(service: QueryService, t: GrafanaTarget, rng: m.TimeRange, interval_ms: int) -> list[dict]:
+    p = t.payload or {}
+    try:
+        flt = m.Filter.model_validate({**p.get("filter", {}), **({"source": p["source"]} if "source" in p else {})})
+        limit = m.LiveTopRequest(limit=p.get("limit", 10)).limit
+    except (ValidationError, ValueError, TypeError) as e:
+        raise ApiError(400, f"target {t.refId}: bad payload: {str(e).splitlines()[0]}") from None
+    if t.target in ("bytes", "packets", "flows"):       # time series, one bucket per interval
+        bucket = max(1, interval_ms // 1000)
+        res = call(service.aggregate_flows, m.AggregateFlowsRequest(range=rng, filter=flt, bucket_seconds=bucket))
+        return [{"target": t.target, "refId": t.refId,
+                 "datapoints": [[getattr(g, t.target), g.bucket_ms] for g in res.groups]}]
+    if t.target == "spreaders":
+        res = call(service.spreaders, m.QuerySpreadersRequest(range=rng, filter=flt, limit=limit))
+        return [{"type": "table", "refId": t.refId,
+                 "columns": [{"text": "side", "type": "string"}, {"text": "address", "type": "string"},
+                             {"text": "distinct", "type": "number"}],
+                 "rows": [["sources", s.addr, s.distinct] for s in res.sources]
+                 + [["destinations", s.addr, s.distinct] for s in res.destinations]}]
+    dim = {"top_talkers": "src", "top_flows": "flow", "top_ports": "port"}[t.target]
+    res = call(service.heavy_hitters, m.QueryHeavyHittersRequest(range=rng, filter=flt, dimension=dim, limit=limit,
+                                                                 exact=bool(p.get("exact", False))))
+    return [{"type": "table", "refId": t.refId,
+             "columns": [{"text": "item", "type": "string"}, {"text": "bytes", "type": "number"}],
+             "rows": [[h.item, h.value] for h in res.items]}]

@@ -1,0 +1,229 @@
+"""Requests and answers of the query API: one set of validated models for gRPC and HTTP.
+
+The gRPC service (schemas/v1/query.proto) converts its messages into these models, so both
+transports validate the same way and run the same queries (api/queries.py). Enum values are the
+short lowercase names here ("src", "bytes"); the proto's enums map onto them in api/grpc_service.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+MAX_BUCKET_S = 366 * 86400
+
+Dimension = Literal["src", "dst", "sport", "dport", "proto"]
+Metric = Literal["bytes", "packets", "flows"]
+HHDimension = Literal["src", "dst", "flow", "port", "proto"]
+HHMetric = Literal["bytes", "packets"]
+Port = Field(ge=0, le=65535)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address or CIDR; host bits set in a CIDR are allowed ("10.1.2.3/8" is 10.0.0.0/8)."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"not an address or CIDR: {text!r}") from None
+
+
+class TimeRange(_Model):
+    """Windows whose start lies in [start_ms, end_ms), milliseconds since the Unix epoch."""
+    start_ms: int = Field(ge=0, le=2**53)
+    end_ms: int = Field(ge=0, le=2**53)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_ms <= self.start_ms:
+            raise ValueError("range: end_ms must be after start_ms")
+        return self
+
+
+class Filter(_Model):
+    src: list[str] = Field(default_factory=list, max_length=256)
+    dst: list[str] = Field(default_factory=list, max_length=256)
+    sport: list[int] = Field(default_factory=list, max_length=1024)
+    dport: list[int] = Field(default_factory=list, max_length=1024)
+    proto: list[int] = Field(default_factory=list, max_length=256)
+    source: str = Field(default="", max_length=4096)
+
+    @field_validator("src", "dst")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        return [str(network(x)) for x in v]
+
+    @field_validator("sport", "dport")
+    @classmethod
+    def _ports(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= p <= 65535 for p in v):
+            raise ValueError("ports are 0-65535")
+        return v
+
+    @field_validator("proto")
+    @classmethod
+    def _protos(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= p <= 255 for p in v):
+            raise ValueError("protocols are 0-255")
+        return v
+
+
+def _limit() -> int:
+    return Field(default=0, ge=0, le=MAX_LIMIT, description=f"0 = {DEFAULT_LIMIT}")
+
+
+class AggregateFlowsRequest(_Model):
+    range: TimeRange
+    filter: Filter = Field(default_factory=Filter)
+    group_by: list[Dimension] = Field(default_factory=list, max_length=5)
+    bucket_seconds: int = Field(default=0, ge=0, le=MAX_BUCKET_S, description="0 = no time buckets")
+    order_by: Metric = "bytes"
+    limit: int = _limit()
+
+
+class FlowGroup(_Model):
+    bucket_ms: int = 0
+    src: str = ""
+    dst: str = ""
+    sport: int = 0
+    dport: int = 0
+    proto: int = 0
+    packets: int
+    bytes: int
+    flows: int
+
+
+class AggregateFlowsResponse(_Model):
+    groups: list[FlowGroup]
+
+
+class TraceFlowRequest(_Model):
+    range: TimeRange
+    src: str
+    dst: str
+    sport: int = Port
+    dport: int = Port
+    proto: int = Field(ge=0, le=255)
+    source: str = Field(default="", max_length=4096)
+
+    @field_validator("src", "dst")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        net = network(v)
+        if net.num_addresses != 1:
+            raise ValueError(f"a single address, not a network: {v!r}")
+        return str(net.network_address)
+
+
+class FlowWindow(_Model):
+    window_start_ms: int
+    source: str
+    packets: int
+    bytes: int
+    first_seen_ns: int
+    last_seen_ns: int
+    tcp_flags: int
+
+
+class TraceFlowResponse(_Model):
+    windows: list[FlowWindow]
+    packets: int
+    bytes: int
+    first_seen_ns: int
+    last_seen_ns: int
+    tcp_flags: int
+
+
+class QueryHeavyHittersRequest(_Model):
+    range: TimeRange
+    filter: Filter = Field(default_factory=Filter)
+    dimension: HHDimension = "src"
+    metric: HHMetric = "bytes"
+    limit: int = _limit()
+    exact: bool = False
+
+
+class HeavyHitter(_Model):
+    item: str
+    src: str = ""
+    dst: str = ""
+    sport: int = 0
+    dport: int = 0
+    proto: int = 0
+    value: int
+    lower_bound: int
+    upper_bound: int
+
+
+class QueryHeavyHittersResponse(_Model):
+    items: list[HeavyHitter]
+    exact: bool
+
+
+class QuerySpreadersRequest(_Model):
+    range: TimeRange
+    filter: Filter = Field(default_factory=Filter)
+    limit: int = _limit()
+    exact: bool = False
+
+
+class Spreader(_Model):
+    addr: str
+    distinct: float
+    lower_bound: float
+    upper_bound: float
+
+
+class QuerySpreadersResponse(_Model):
+    sources: list[Spreader]
+    destinations: list[Spreader]
+    exact: bool
+
+
+class LiveTopRequest(_Model):
+    source: str = Field(default="", max_length=4096)
+    limit: int = Field(default=10, ge=0, le=1000)
+
+
+class Ranked(_Model):
+    key: str
+    value: float
+
+
+class LiveTopResponse(_Model):
+    source: str
+    window_start_ms: int
+    packets: int
+    bytes: int
+    flows: int
+    complete: bool
+    updated_at: float
+    talkers: list[Ranked]
+    flows_top: list[Ranked]
+    active_hosts: int
+
+
+class HealthResponse(_Model):
+    status: Literal["ok", "degraded"]
+    store: str
+    store_ok: bool
+    redis_ok: bool
+    version: str
+
+
+class DeleteSourceRequest(_Model):
+    source: str = Field(min_length=1, max_length=4096)
+
+
+class DeleteSourceResponse(_Model):
+    tables: int
+
+
+def limit_of(n: int) -> int:
+    return n or DEFAULT_LIMIT

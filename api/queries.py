@@ -1,0 +1,275 @@
+"""The API's queries: validated requests (api/models.py) -> parameterised SQL -> answers.
+
+Every value from a request travels as a query parameter (`{name:Type}` placeholders; chDB binds
+them server-side, clickhouse-driver escapes them client-side), never as SQL text. Only names
+chosen from fixed tables (columns, dimensions) and validated integers shape the SQL itself.
+
+Every query filters on the window range first: window_start leads every table's sort key, so
+ClickHouse reads only the granules of that range. Reads use FINAL (the tables are
+ReplacingMergeTrees: a window written twice must count once).
+
+One SQL text serves both schemas of schemas/clickhouse.py: the modern one (chDB, servers >= 19)
+and the down-level one of Debian's 18.16 server (addresses as FixedString(16), window_start as
+DateTime, times as UInt64 ns); `Dialect` holds the few expressions that differ.
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+
+from api import models as m
+from schemas.addresses import V4_PREFIX, to_text
+from schemas.clickhouse import DATABASE
+
+HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
+# Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
+HH_COLUMNS = {"src": {"src"}, "dst": {"dst"}, "flow": {"src", "dst", "sport", "dport", "proto"},
+              "port": {"dport", "proto"}, "proto": {"proto"}}
+HH_GROUP = {"src": ["src"], "dst": ["dst"], "flow": ["src", "dst", "sport", "dport", "proto"],
+            "port": ["proto", "dport"], "proto": ["proto"]}
+
+
+class QueryError(ValueError):
+    """A request that is valid in form but cannot be answered as asked (-> 400 / INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    legacy: bool = False        # Debian's 18.16: down-level column types
+
+    def addr(self, param: str) -> str:
+        return f"unhex({{{param}:String}})" if self.legacy else f"toIPv6({{{param}:String}})"
+
+    def addr_value(self, addr16: bytes) -> str:
+        return addr16.hex() if self.legacy else str(ipaddress.IPv6Address(addr16))
+
+    def addr_text(self, col: str) -> str:
+        """An address column as text (IPv4 as ::ffff:a.b.c.d; `address` turns that into a.b.c.d)."""
+        return f"IPv6NumToString({col})" if self.legacy else f"toString({col})"
+
+    def window_ms(self) -> str:
+        return "toUInt64(window_start) * 1000" if self.legacy else "toUnixTimestamp64Milli(window_start)"
+
+    def ns(self, col: str) -> str:
+        return col if self.legacy else f"toUnixTimestamp64Nano({col})"
+
+    def range_sql(self, r: m.TimeRange, params: dict) -> str:
+        if self.legacy:     # whole seconds: start >= a/1000 <=> start >= ceil(a/1000)
+            params["t0"], params["t1"] = math.ceil(r.start_ms / 1000), math.ceil(r.end_ms / 1000)
+            return "window_start >= toDateTime({t0:UInt32}, 'UTC') AND window_start < toDateTime({t1:UInt32}, 'UTC')"
+        params["t0"], params["t1"] = r.start_ms, r.end_ms
+        return ("window_start >= fromUnixTimestamp64Milli({t0:Int64}, 'UTC') "
+                "AND window_start < fromUnixTimestamp64Milli({t1:Int64}, 'UTC')")
+
+
+def address(text: str) -> str:
+    """ClickHouse's IPv6 text of an address as we print it: IPv4-mapped as a dotted quad."""
+    return to_text(ipaddress.IPv6Address(text).packed) if text else ""
+
+
+def _bounds(net) -> tuple[bytes, bytes]:
+    lo, hi = net.network_address.packed, net.broadcast_address.packed
+    if net.version == 4:
+        lo, hi = V4_PREFIX + lo, V4_PREFIX + hi
+    return lo, hi
+
+
+@dataclass
+class Sql:
+    """A query under construction: WHERE terms and their parameters."""
+    dialect: Dialect
+    params: dict = field(default_factory=dict)
+    where: list[str] = field(default_factory=list)
+
+    def name(self, value) -> str:
+        """A new parameter holding value; its name."""
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return name
+
+    def param(self, value, typ: str) -> str:
+        return f"{{{self.name(value)}:{typ}}}"
+
+    def addr_in(self, col: str, nets: list[str]) -> None:
+        if not nets:
+            return
+        terms = []
+        for text in nets:
+            lo, hi = _bounds(m.network(text))
+            a = self.dialect.addr(self.name(self.dialect.addr_value(lo)))
+            if lo == hi:
+                terms.append(f"{col} = {a}")
+            else:
+                b = self.dialect.addr(self.name(self.dialect.addr_value(hi)))
+                terms.append(f"({col} >= {a} AND {col} <= {b})")
+        self.where.append("(" + " OR ".join(terms) + ")")
+
+    def int_in(self, col: str, values: list[int], typ: str) -> None:
+        if values:
+            self.where.append(f"has({self.param(sorted(set(values)), f'Array({typ})')}, {col})")
+
+    def equals(self, col: str, value, typ: str) -> None:
+        self.where.append(f"{col} = {self.param(value, typ)}")
+
+    def filters(self, r: m.TimeRange, f: m.Filter, columns: set[str] | None = None) -> None:
+        """The time range, then the filter; `columns` limits which filter fields may be used."""
+        self.where.append(self.dialect.range_sql(r, self.params))
+        if f.source:
+            self.equals("source", f.source, "String")
+        used = {k for k in ("src", "dst", "sport", "dport", "proto") if getattr(f, k)}
+        if columns is not None and used - columns:
+            raise QueryError(f"filter on {', '.join(sorted(used - columns))} does not apply here "
+                             f"(it can on: {', '.join(sorted(columns)) or 'nothing'}); use exact=true")
+        self.addr_in("src", f.src)
+        self.addr_in("dst", f.dst)
+        self.int_in("sport", f.sport, "UInt16")
+        self.int_in("dport", f.dport, "UInt16")
+        self.int_in("proto", f.proto, "UInt8")
+
+    def where_sql(self) -> str:
+        return " AND ".join(self.where)
+
+
+def _metric(name: str) -> str:
+    return {"bytes": "sum(bytes)", "packets": "sum(packets)", "flows": "count()"}[name]
+
+
+def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
+    q = Sql(d)
+    q.filters(req.range, req.filter)
+    dims = list(dict.fromkeys(req.group_by))
+    select, group = [], []
+    if req.bucket_seconds:
+        select.append(f"intDiv({d.window_ms()}, {q.param(req.bucket_seconds * 1000, 'UInt64')}) "
+                      f"* {q.param(req.bucket_seconds * 1000, 'UInt64')} AS bucket_ms")
+        group.append("bucket_ms")
+    else:
+        select.append("toUInt64(0) AS bucket_ms")
+    for dim in m.Dimension.__args__:
+        if dim in dims:
+            select.append(f"{d.addr_text(dim)} AS {dim}_out" if dim in ("src", "dst") else f"{dim} AS {dim}_out")
+            group.append(dim)
+        else:
+            select.append("''" if dim in ("src", "dst") else "0")
+    select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl"]
+    order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
+    limit = m.limit_of(req.limit)
+    sql = f"SELECT {', '.join(select)} FROM {DATABASE}.flows FINAL WHERE {q.where_sql()}"
+    if group:
+        sql += f" GROUP BY {', '.join(group)}"
+    if req.bucket_seconds and dims:
+        sql += f" ORDER BY bucket_ms, {order} DESC LIMIT {limit} BY bucket_ms"
+    elif req.bucket_seconds:
+        sql += " ORDER BY bucket_ms"
+    else:
+        sql += f" ORDER BY {order} DESC"
+    return sql + f" LIMIT {m.MAX_LIMIT * 100 if req.bucket_seconds else limit}", q.params
+
+
+def aggregate_rows(rows: list[tuple]) -> m.AggregateFlowsResponse:
+    return m.AggregateFlowsResponse(groups=[m.FlowGroup(
+        bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr),
+        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, pk, by, fl in rows])
+
+
+def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
+    q = Sql(d)
+    q.filters(req.range, m.Filter(source=req.source))
+    q.addr_in("src", [req.src])
+    q.addr_in("dst", [req.dst])
+    q.equals("sport", req.sport, "UInt16")
+    q.equals("dport", req.dport, "UInt16")
+    q.equals("proto", req.proto, "UInt8")
+    sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags "
+           f"FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source")
+    return sql, q.params
+
+
+def trace_rows(rows: list[tuple]) -> m.TraceFlowResponse:
+    wins = [m.FlowWindow(window_start_ms=int(w), source=s, packets=int(pk), bytes=int(by), first_seen_ns=int(f),
+                         last_seen_ns=int(la), tcp_flags=int(fl)) for w, s, pk, by, f, la, fl in rows]
+    flags = 0
+    for w in wins:
+        flags |= w.tcp_flags
+    return m.TraceFlowResponse(windows=wins, packets=sum(w.packets for w in wins), bytes=sum(w.bytes for w in wins),
+                               first_seen_ns=min((w.first_seen_ns for w in wins), default=0),
+                               last_seen_ns=max((w.last_seen_ns for w in wins), default=0), tcp_flags=flags)
+
+
+def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect) -> tuple[str, dict]:
+    q = Sql(d)
+    limit = m.limit_of(req.limit)
+    if req.exact:
+        q.filters(req.range, req.filter)
+        keys = HH_GROUP[req.dimension]
+        out = ", ".join(
+            (d.addr_text(c) if c in ("src", "dst") else c) if c in keys else ("''" if c in ("src", "dst") else "0")
+            for c in ("src", "dst", "sport", "dport", "proto"))
+        value = "sum(bytes)" if req.metric == "bytes" else "sum(packets)"
+        sql = (f"SELECT '', {out}, {value} AS v, v, v FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} "
+               f"GROUP BY {', '.join(keys)} ORDER BY v DESC LIMIT {limit}")
+        return sql, q.params
+    q.filters(req.range, req.filter, HH_COLUMNS[req.dimension])
+    q.equals("dimension", HH_DIMENSION_NAMES[req.dimension], "String")
+    q.equals("metric", req.metric, "String")
+    sql = (f"SELECT item, any({d.addr_text('src')}), any({d.addr_text('dst')}), any(sport), any(dport), any(proto), "
+           f"sum(estimate) AS v, sum(lower_bound), sum(upper_bound) FROM {DATABASE}.heavy_hitters FINAL "
+           f"WHERE {q.where_sql()} GROUP BY item ORDER BY v DESC, item LIMIT {limit}")
+    return sql, q.params
+
+
+def _hh_item(dim: str, src: str, dst: str, sport: int, dport: int, proto: int) -> str:
+    if dim in ("src", "dst"):
+        return src if dim == "src" else dst
+    if dim == "flow":
+        return f"{src} {sport} {dst} {dport} {proto}"
+    return f"{proto}/{dport}" if dim == "port" else str(proto)
+
+
+def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple]) -> m.QueryHeavyHittersResponse:
+    items = []
+    keep = HH_COLUMNS[req.dimension]
+    for _, s, t, sp, dp, pr, v, lo, hi in rows:
+        f = {"src": address(s) if "src" in keep else "", "dst": address(t) if "dst" in keep else "",
+             "sport": int(sp) if "sport" in keep else 0, "dport": int(dp) if "dport" in keep else 0,
+             "proto": int(pr) if "proto" in keep else 0}
+        items.append(m.HeavyHitter(item=_hh_item(req.dimension, **f), value=int(v), lower_bound=int(lo),
+                                   upper_bound=int(hi), **f))
+    return m.QueryHeavyHittersResponse(items=items, exact=req.exact)
+
+
+def spreaders(req: m.QuerySpreadersRequest, d: Dialect) -> list[tuple[str, str, dict]]:
+    """Two queries: ("sources", sql, params) by distinct destinations, ("destinations", ...) by distinct sources."""
+    out = []
+    limit = m.limit_of(req.limit)
+    for side, entity, peer, kind in (("sources", "src", "dst", "src_spread"), ("destinations", "dst", "src", "dst_fan_in")):
+        q = Sql(d)
+        if req.exact:
+            q.filters(req.range, req.filter)
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM {DATABASE}.flows FINAL "
+                   f"WHERE {q.where_sql()} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
+        else:
+            f = req.filter
+            if f.sport or f.dport or f.proto or (f.src and f.dst):
+                raise QueryError("the spread sketches keep addresses only: filter on src or dst alone, "
+                                 "or use exact=true")
+            # the sketch table has one address column: a src filter narrows the sources' side,
+            # a dst filter the destinations' side
+            own = f.src if entity == "src" else f.dst
+            if (f.src or f.dst) and not own:
+                out.append((side, "", {}))
+                continue
+            q.filters(req.range, m.Filter(source=f.source))
+            q.addr_in("addr", own)
+            q.equals("kind", kind, "String")
+            sql = (f"SELECT {d.addr_text('addr')}, max(estimate) AS n, argMax(lower_bound, estimate), "
+                   f"argMax(upper_bound, estimate) FROM {DATABASE}.spreaders FINAL WHERE {q.where_sql()} "
+                   f"GROUP BY addr ORDER BY n DESC, addr LIMIT {limit}")
+        out.append((side, sql, q.params))
+    return out
+
+
+def spreader_rows(rows: list[tuple]) -> list[m.Spreader]:
+    return [m.Spreader(addr=address(a), distinct=float(n), lower_bound=float(lo), upper_bound=float(hi))
+            for a, n, lo, hi in rows]

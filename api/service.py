@@ -1,0 +1,109 @@
+"""The query service: one object that answers every API method, whatever the transport.
+
+api/grpc_service.py and api/http_app.py translate their requests into api/models.py models and
+call these methods; they never build SQL or read Redis themselves.
+"""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from typing import Optional
+
+from api import models as m
+from api import queries as q
+from api.store import delete_source
+from sinks.redis_state import PREFIX, prefix
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """Nothing to answer with (-> 404 / NOT_FOUND)."""
+
+
+def _version() -> str:
+    try:
+        return version("netspectra")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class QueryService:
+    def __init__(self, backend, redis_url: Optional[str] = None):
+        self.backend = backend
+        self.redis = None
+        if redis_url:
+            import redis
+            self.redis = redis.Redis.from_url(redis_url if "://" in redis_url else f"redis://{redis_url}",
+                                              socket_timeout=5, decode_responses=True)
+
+    @property
+    def dialect(self) -> q.Dialect:
+        return self.backend.dialect
+
+    def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
+        return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect)))
+
+    def trace_flow(self, req: m.TraceFlowRequest) -> m.TraceFlowResponse:
+        return q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect)))
+
+    def heavy_hitters(self, req: m.QueryHeavyHittersRequest) -> m.QueryHeavyHittersResponse:
+        return q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect)))
+
+    def spreaders(self, req: m.QuerySpreadersRequest) -> m.QuerySpreadersResponse:
+        out = {}
+        for side, sql, params in q.spreaders(req, self.dialect):
+            out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
+        return m.QuerySpreadersResponse(exact=req.exact, **out)
+
+    # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------
+    def live_sources(self) -> list[str]:
+        if self.redis is None:
+            return []
+        keys = self.redis.scan_iter(match=f"{PREFIX}:*:latest", count=1000)
+        return sorted(k[len(PREFIX) + 1:-len(":latest")] for k in keys)
+
+    def live_top(self, req: m.LiveTopRequest) -> m.LiveTopResponse:
+        if self.redis is None:
+            raise NotFound("no Redis configured for live state (start the API with --redis)")
+        source = req.source
+        if not source:
+            sources = self.live_sources()
+            if len(sources) != 1:
+                raise q.QueryError(f"name a source; Redis has live state for {len(sources)}: {sources[:20]}")
+            source = sources[0]
+        p = prefix(source)
+        pipe = self.redis.pipeline(transaction=True)     # one consistent view of the newest window
+        pipe.hgetall(f"{p}latest")
+        pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
+        pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
+        pipe.zcard(f"{p}hosts")
+        latest, talkers, flows, hosts = pipe.execute() if req.limit else (*pipe.execute()[:1], [], [], 0)
+        if not latest:
+            raise NotFound(f"no live state for source {source!r}")
+        return m.LiveTopResponse(
+            source=source, window_start_ms=int(latest.get("window_start_ms", 0)),
+            packets=int(latest.get("packets", 0)), bytes=int(latest.get("bytes", 0)),
+            flows=int(latest.get("flows", 0)), complete=latest.get("complete", "1") == "1",
+            updated_at=float(latest.get("updated_at", 0)),
+            talkers=[m.Ranked(key=k, value=v) for k, v in talkers],
+            flows_top=[m.Ranked(key=k, value=v) for k, v in flows], active_hosts=int(hosts))
+
+    def redis_ok(self) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            return bool(self.redis.ping())
+        except Exception:
+            return False
+
+    def health(self) -> m.HealthResponse:
+        store_ok = self.backend.ping()
+        redis_ok = self.redis_ok()
+        ok = store_ok and (self.redis is None or redis_ok)
+        return m.HealthResponse(status="ok" if ok else "degraded", store=self.backend.name, store_ok=store_ok,
+                                redis_ok=redis_ok, version=_version())
+
+    def delete_source(self, req: m.DeleteSourceRequest) -> m.DeleteSourceResponse:
+        log.warning("deleting every window of source %r", req.source)
+        return m.DeleteSourceResponse(tables=delete_source(self.backend, req.source))

@@ -1,0 +1,97 @@
+"""Where the API reads: chDB (embedded; this process owns the data directory) or a ClickHouse
+server over the native protocol (clickhouse-driver). Both take the same SQL with `{name:Type}`
+placeholders (api/queries.py) and return rows as tuples of Python values.
+"""
+from __future__ import annotations
+
+import re
+import threading
+
+import pyarrow as pa
+import pyarrow.ipc  # noqa: F401
+
+from api.queries import Dialect
+from schemas.clickhouse import DATABASE, TABLES
+
+_PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
+
+
+class ChdbBackend:
+    """chDB session of a data directory (the tables are created when missing)."""
+
+    def __init__(self, path: str):
+        from sinks.chdb_store import ChdbStore
+
+        self.store = ChdbStore(path)
+        self.dialect = Dialect(legacy=False)
+        self.name = f"chdb:{self.store.path}"
+        self._lock = threading.Lock()       # one query at a time into the embedded server
+
+    def rows(self, sql: str, params: dict) -> list[tuple]:
+        with self._lock:
+            res = self.store.sess.query(sql, "Arrow", params=params)
+        data = res.bytes()
+        if not data:
+            return []
+        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        cols = [c.to_pylist() for c in table.columns]
+        return list(zip(*cols))
+
+    def execute(self, sql: str, params: dict) -> None:
+        with self._lock:
+            self.store.sess.query(sql, "CSV", params=params)
+
+    def ping(self) -> bool:
+        try:
+            return self.rows("SELECT 1", {}) == [(1,)]
+        except Exception:
+            return False
+
+
+class NativeBackend:
+    """A ClickHouse server over the native protocol. Parameters are escaped by clickhouse-driver
+    (client-side, which works on every server version, 18.16 included)."""
+
+    def __init__(self, address: str, connect_timeout: float = 5.0):
+        from clickhouse_driver import Client
+
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "9000")
+        self.address = f"{host or '127.0.0.1'}:{port}"
+        self._local = threading.local()     # a clickhouse-driver Client is not thread-safe
+        self._connect = lambda: Client(host=host or "127.0.0.1", port=int(port), connect_timeout=connect_timeout,
+                                       send_receive_timeout=30)
+        version = self._client().execute("SELECT version()")[0][0]
+        self.dialect = Dialect(legacy=int(version.split(".")[0]) < 19)
+        self.name = f"clickhouse:{self.address}"
+
+    def _client(self):
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self._connect()
+        return c
+
+    def rows(self, sql: str, params: dict) -> list[tuple]:
+        return [tuple(r) for r in self._client().execute(_PLACEHOLDER.sub(r"%(\1)s", sql), params)]
+
+    def execute(self, sql: str, params: dict) -> None:
+        self._client().execute(_PLACEHOLDER.sub(r"%(\1)s", sql), params)
+
+    def ping(self) -> bool:
+        try:
+            return self.rows("SELECT 1", {}) == [(1,)]
+        except Exception:
+            return False
+
+
+def open_backend(store: str):
+    """'clickhouse://host:port' or 'host:port' with a port -> server; anything else: a chDB directory."""
+    if store.startswith("clickhouse://"):
+        return NativeBackend(store[len("clickhouse://"):])
+    return ChdbBackend(store)
+
+
+def delete_source(backend, source: str) -> int:
+    """Remove every row of one source from every result table (ALTER ... DELETE, a mutation)."""
+    for table in TABLES:
+        backend.execute(f"ALTER TABLE {DATABASE}.{table} DELETE WHERE source = {{source:String}}", {"source": source})
+    return len(TABLES)

@@ -1,0 +1,319 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Dimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIMENSION_UNSPECIFIED: _ClassVar[Dimension]
+    DIMENSION_SRC: _ClassVar[Dimension]
+    DIMENSION_DST: _ClassVar[Dimension]
+    DIMENSION_SPORT: _ClassVar[Dimension]
+    DIMENSION_DPORT: _ClassVar[Dimension]
+    DIMENSION_PROTO: _ClassVar[Dimension]
+
+class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_UNSPECIFIED: _ClassVar[Metric]
+    METRIC_BYTES: _ClassVar[Metric]
+    METRIC_PACKETS: _ClassVar[Metric]
+    METRIC_FLOWS: _ClassVar[Metric]
+
+class HeavyHitterDimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HH_DIMENSION_UNSPECIFIED: _ClassVar[HeavyHitterDimension]
+    HH_SRC: _ClassVar[HeavyHitterDimension]
+    HH_DST: _ClassVar[HeavyHitterDimension]
+    HH_FLOW: _ClassVar[HeavyHitterDimension]
+    HH_PORT: _ClassVar[HeavyHitterDimension]
+    HH_PROTO: _ClassVar[HeavyHitterDimension]
+DIMENSION_UNSPECIFIED: Dimension
+DIMENSION_SRC: Dimension
+DIMENSION_DST: Dimension
+DIMENSION_SPORT: Dimension
+DIMENSION_DPORT: Dimension
+DIMENSION_PROTO: Dimension
+METRIC_UNSPECIFIED: Metric
+METRIC_BYTES: Metric
+METRIC_PACKETS: Metric
+METRIC_FLOWS: Metric
+HH_DIMENSION_UNSPECIFIED: HeavyHitterDimension
+HH_SRC: HeavyHitterDimension
+HH_DST: HeavyHitterDimension
+HH_FLOW: HeavyHitterDimension
+HH_PORT: HeavyHitterDimension
+HH_PROTO: HeavyHitterDimension
+
+class TimeRange(_message.Message):
+    __slots__ = ("start_ms", "end_ms")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    end_ms: int
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ("src", "dst", "sport", "dport", "proto", "source")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    SPORT_FIELD_NUMBER: _ClassVar[int]
+    DPORT_FIELD_NUMBER: _ClassVar[int]
+    PROTO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    src: _containers.RepeatedScalarFieldContainer[str]
+    dst: _containers.RepeatedScalarFieldContainer[str]
+    sport: _containers.RepeatedScalarFieldContainer[int]
+    dport: _containers.RepeatedScalarFieldContainer[int]
+    proto: _containers.RepeatedScalarFieldContainer[int]
+    source: str
+    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class AggregateFlowsRequest(_message.Message):
+    __slots__ = ("range", "filter", "group_by", "bucket_seconds", "order_by", "limit")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    filter: Filter
+    group_by: _containers.RepeatedScalarFieldContainer[Dimension]
+    bucket_seconds: int
+    order_by: Metric
+    limit: int
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[Dimension, str]]] = ..., bucket_seconds: _Optional[int] = ..., order_by: _Optional[_Union[Metric, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FlowGroup(_message.Message):
+    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows")
+    BUCKET_MS_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    SPORT_FIELD_NUMBER: _ClassVar[int]
+    DPORT_FIELD_NUMBER: _ClassVar[int]
+    PROTO_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    bucket_ms: int
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int
+    packets: int
+    bytes: int
+    flows: int
+    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ...) -> None: ...
+
+class AggregateFlowsResponse(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ...) -> None: ...
+
+class TraceFlowRequest(_message.Message):
+    __slots__ = ("range", "src", "dst", "sport", "dport", "proto", "source")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    SPORT_FIELD_NUMBER: _ClassVar[int]
+    DPORT_FIELD_NUMBER: _ClassVar[int]
+    PROTO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int
+    source: str
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class FlowWindow(_message.Message):
+    __slots__ = ("window_start_ms", "source", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags")
+    WINDOW_START_MS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    TCP_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    window_start_ms: int
+    source: str
+    packets: int
+    bytes: int
+    first_seen_ns: int
+    last_seen_ns: int
+    tcp_flags: int
+    def __init__(self, window_start_ms: _Optional[int] = ..., source: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ...) -> None: ...
+
+class TraceFlowResponse(_message.Message):
+    __slots__ = ("windows", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags")
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    TCP_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    windows: _containers.RepeatedCompositeFieldContainer[FlowWindow]
+    packets: int
+    bytes: int
+    first_seen_ns: int
+    last_seen_ns: int
+    tcp_flags: int
+    def __init__(self, windows: _Optional[_Iterable[_Union[FlowWindow, _Mapping]]] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ...) -> None: ...
+
+class QueryHeavyHittersRequest(_message.Message):
+    __slots__ = ("range", "filter", "dimension", "metric", "limit", "exact")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    filter: Filter
+    dimension: HeavyHitterDimension
+    metric: Metric
+    limit: int
+    exact: bool
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., dimension: _Optional[_Union[HeavyHitterDimension, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., limit: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class HeavyHitter(_message.Message):
+    __slots__ = ("item", "src", "dst", "sport", "dport", "proto", "value", "lower_bound", "upper_bound")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    SPORT_FIELD_NUMBER: _ClassVar[int]
+    DPORT_FIELD_NUMBER: _ClassVar[int]
+    PROTO_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    item: str
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int
+    value: int
+    lower_bound: int
+    upper_bound: int
+    def __init__(self, item: _Optional[str] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., value: _Optional[int] = ..., lower_bound: _Optional[int] = ..., upper_bound: _Optional[int] = ...) -> None: ...
+
+class QueryHeavyHittersResponse(_message.Message):
+    __slots__ = ("items", "exact")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[HeavyHitter]
+    exact: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[HeavyHitter, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class QuerySpreadersRequest(_message.Message):
+    __slots__ = ("range", "filter", "limit", "exact")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    filter: Filter
+    limit: int
+    exact: bool
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class Spreader(_message.Message):
+    __slots__ = ("addr", "distinct", "lower_bound", "upper_bound")
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_FIELD_NUMBER: _ClassVar[int]
+    LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    addr: str
+    distinct: float
+    lower_bound: float
+    upper_bound: float
+    def __init__(self, addr: _Optional[str] = ..., distinct: _Optional[float] = ..., lower_bound: _Optional[float] = ..., upper_bound: _Optional[float] = ...) -> None: ...
+
+class QuerySpreadersResponse(_message.Message):
+    __slots__ = ("sources", "destinations", "exact")
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[Spreader]
+    destinations: _containers.RepeatedCompositeFieldContainer[Spreader]
+    exact: bool
+    def __init__(self, sources: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., destinations: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class LiveTopRequest(_message.Message):
+    __slots__ = ("source", "limit")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    limit: int
+    def __init__(self, source: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Ranked(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: float
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+
+class LiveTopResponse(_message.Message):
+    __slots__ = ("source", "window_start_ms", "packets", "bytes", "flows", "complete", "updated_at", "talkers", "flows_top", "active_hosts")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_MS_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TALKERS_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_TOP_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    window_start_ms: int
+    packets: int
+    bytes: int
+    flows: int
+    complete: bool
+    updated_at: float
+    talkers: _containers.RepeatedCompositeFieldContainer[Ranked]
+    flows_top: _containers.RepeatedCompositeFieldContainer[Ranked]
+    active_hosts: int
+    def __init__(self, source: _Optional[str] = ..., window_start_ms: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., complete: _Optional[bool] = ..., updated_at: _Optional[float] = ..., talkers: _Optional[_Iterable[_Union[Ranked, _Mapping]]] = ..., flows_top: _Optional[_Iterable[_Union[Ranked, _Mapping]]] = ..., active_hosts: _Optional[int] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("status", "store", "store_ok", "redis_ok", "version")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    STORE_OK_FIELD_NUMBER: _ClassVar[int]
+    REDIS_OK_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    store: str
+    store_ok: bool
+    redis_ok: bool
+    version: str
+    def __init__(self, status: _Optional[str] = ..., store: _Optional[str] = ..., store_ok: _Optional[bool] = ..., redis_ok: _Optional[bool] = ..., version: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceRequest(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    def __init__(self, source: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceResponse(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: int
+    def __init__(self, tables: _Optional[int] = ...) -> None: ...

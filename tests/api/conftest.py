@@ -1,0 +1,128 @@
+"""Fixtures of the API tests: one generated capture analysed (the same dataflow as `analyze`)
+into a chDB store, the ClickHouse server and Redis; the API served on free local ports over real
+gRPC and HTTP; the brute-force reference numbers of the capture."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+import httpx
+import pytest
+
+from api.config import ApiConfig
+from api.server import build
+from flows.dataflow import build_flow, window_config
+from schemas.v1 import query_pb2_grpc as pb_grpc
+from tests.conftest import _free_ports, reference_windows
+
+WINDOW_S = 10
+READ_TOKEN = "read-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+TOKENS = [{"token": READ_TOKEN, "role": "read"}, {"token": ADMIN_TOKEN, "role": "admin"}]
+
+
+@pytest.fixture(scope="session")
+def api_results(synth_pcap):
+    """The capture's window results (WindowResult list) and its brute-force reference."""
+    from bytewax.testing import run_main
+    from flows.sources import CaptureSource
+    from sinks.bytewax_sinks import CallbackSink
+
+    cfg = window_config(WINDOW_S, 5.0, 4, 100, 14, 12)
+    results = []
+    run_main(build_flow(CaptureSource(str(synth_pcap)), cfg, [CallbackSink(results.append)]))
+    return sorted(results, key=lambda r: r.start), reference_windows(synth_pcap, WINDOW_S)
+
+
+@dataclass
+class Api:
+    service: object
+    grpc_target: str
+    http_url: str
+    source: str
+    ref: dict                # {window_ns: {(src, dst, sport, dport, proto): [pk, by, first, last, flags]}}
+    results: list
+
+    def stub(self, token=READ_TOKEN):
+        ch = grpc.insecure_channel(self.grpc_target)
+        return pb_grpc.QueryStub(ch), [("authorization", f"Bearer {token}")] if token else []
+
+    def http(self, token=READ_TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.http_url, headers=headers, timeout=30)
+
+
+def serve(config: ApiConfig, **kw):
+    """Start gRPC and HTTP (uvicorn in a thread) for a config; yields (service, grpc target, http url)."""
+    import uvicorn
+
+    service, server, grpc_port, app = build(config)
+    server.start()
+    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.http_port, log_level="warning", **kw))
+    t = threading.Thread(target=http.run, daemon=True)
+    t.start()
+    deadline = time.time() + 20
+    while not http.started:
+        if time.time() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    scheme = "https" if kw else "http"
+    try:
+        yield service, f"127.0.0.1:{grpc_port}", f"{scheme}://127.0.0.1:{config.http_port}"
+    finally:
+        http.should_exit = True
+        t.join(10)
+        server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def chdb_api(api_results, synth_pcap, tmp_path_factory, local_stack):
+    """The API on a chDB store holding the capture's windows, with Redis live state."""
+    from sinks.chdb_store import ChdbStore
+    from sinks.redis_state import RedisState
+
+    results, ref = api_results
+    store = tmp_path_factory.mktemp("api-chdb")
+    source = str(synth_pcap)
+    ChdbStore(str(store)).write(results, source, 100)
+    _, ports, _ = local_stack
+    redis_url = f"127.0.0.1:{ports['redis']}"
+    RedisState(redis_url, source).write(results)
+    cfg = ApiConfig(store=str(store), redis=redis_url, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
+    for service, target, url in serve(cfg):
+        yield Api(service, target, url, source, ref, results)
+
+
+@pytest.fixture(scope="module")
+def server_api(api_results, synth_pcap, local_stack):
+    """The API on the ClickHouse server (Debian's 18.16 here) holding the same windows."""
+    from sinks.clickhouse_native import ClickHouseNative
+
+    results, ref = api_results
+    _, ports, _ = local_stack
+    addr = f"127.0.0.1:{ports['clickhouse']}"
+    source = str(synth_pcap) + "#server"
+    ClickHouseNative(addr).write(results, source, 100)
+    cfg = ApiConfig(store=f"clickhouse://{addr}", grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
+    for service, target, url in serve(cfg):
+        yield Api(service, target, url, source, ref, results)
+
+
+def totals(ref: dict, keep=lambda k: True) -> tuple[int, int, int]:
+    pk = by = fl = 0
+    for flows in ref.values():
+        for k, (p, b, *_rest) in flows.items():
+            if keep(k):
+                pk, by, fl = pk + p, by + b, fl + 1
+    return pk, by, fl
+
+
+def by_entity(ref: dict, index: int) -> collections.Counter:
+    c = collections.Counter()
+    for flows in ref.values():
+        for k, (_p, b, *_rest) in flows.items():
+            c[k[index]] += b
+    return c

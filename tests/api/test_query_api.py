@@ -1,0 +1,195 @@
+"""Every API method over real gRPC (grpcio stubs) and real HTTP (httpx), on chDB and on the
+ClickHouse server, against the brute-force numbers of the capture."""
+from __future__ import annotations
+
+import collections
+import ipaddress
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from schemas.v1 import query_pb2 as pb
+from tests.api.conftest import WINDOW_S, by_entity, totals
+
+ALL = {"start_ms": 0, "end_ms": 2**52}
+
+
+@pytest.fixture(params=["chdb_api", "server_api"], scope="module")
+def api(request):
+    return request.getfixturevalue(request.param)
+
+
+def grpc_call(api, method: str, body: dict):
+    stub, md = api.stub()
+    req_cls = getattr(pb, f"{method}Request")
+    res = getattr(stub, method)(json_format.ParseDict(body, req_cls()), metadata=md, timeout=30)
+    return json_format.MessageToDict(res, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def http_call(api, path: str, body: dict):
+    with api.http() as c:
+        r = c.post(path, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def both(api, method: str, path: str, grpc_body: dict, http_body: dict):
+    """The same question over both transports; the answers must agree (int64 come as text in proto JSON)."""
+    g = grpc_call(api, method, grpc_body)
+    h = http_call(api, path, http_body)
+    return g, h
+
+
+def _num(d: dict) -> dict:
+    return {k: (int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v) for k, v in d.items()}
+
+
+def test_aggregate_totals(api):
+    pk, by, fl = totals(api.ref)
+    g, h = both(api, "AggregateFlows", "/v1/flows/aggregate", {"range": ALL, "filter": {"source": api.source}},
+                {"range": ALL, "filter": {"source": api.source}})
+    assert [_num(x) for x in g["groups"]] == h["groups"]
+    assert (h["groups"][0]["packets"], h["groups"][0]["bytes"], h["groups"][0]["flows"]) == (pk, by, fl)
+
+
+def test_aggregate_buckets_are_the_windows(api):
+    body = {"range": ALL, "filter": {"source": api.source}, "bucket_seconds": WINDOW_S}
+    h = http_call(api, "/v1/flows/aggregate", body)
+    got = {g["bucket_ms"]: (g["packets"], g["bytes"], g["flows"]) for g in h["groups"]}
+    want = {w // 1_000_000: totals({w: f}) for w, f in api.ref.items()}
+    assert got == want
+
+
+def test_aggregate_top_sources_and_filters(api):
+    top = by_entity(api.ref, 0).most_common(5)
+    g, h = both(api, "AggregateFlows", "/v1/flows/aggregate",
+                {"range": ALL, "filter": {"source": api.source}, "group_by": ["DIMENSION_SRC"], "limit": 5},
+                {"range": ALL, "filter": {"source": api.source}, "group_by": ["src"], "limit": 5})
+    assert [(x["src"], x["bytes"]) for x in h["groups"]] == top
+    assert [_num(x) for x in g["groups"]] == h["groups"]
+    # a CIDR and a protocol, against the brute force
+    net = ipaddress.ip_network("10.1.0.0/16")
+    keep = lambda k: k[4] in (6, 17) and ":" not in k[1] and ipaddress.ip_address(k[1]) in net  # noqa: E731
+    pk, by, fl = totals(api.ref, keep)
+    assert pk > 0
+    h = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": api.source, "dst": [str(net)],
+                                                                        "proto": [6, 17]}})
+    assert (h["groups"][0]["packets"], h["groups"][0]["bytes"], h["groups"][0]["flows"]) == (pk, by, fl)
+    # group by protocol and port within one window's time range
+    w0 = min(api.ref)
+    rng = {"start_ms": w0 // 1_000_000, "end_ms": w0 // 1_000_000 + WINDOW_S * 1000}
+    h = http_call(api, "/v1/flows/aggregate", {"range": rng, "filter": {"source": api.source},
+                                               "group_by": ["proto", "dport"], "limit": 3, "order_by": "packets"})
+    c = collections.Counter()
+    for k, (p, *_r) in api.ref[w0].items():
+        c[(k[4], k[3])] += p
+    assert [((x["proto"], x["dport"]), x["packets"]) for x in h["groups"]] == c.most_common(3)
+
+
+def test_trace_flow(api):
+    per = collections.defaultdict(dict)
+    for w, flows in api.ref.items():
+        for k, rec in flows.items():
+            per[k][w] = rec
+    key = max(per, key=lambda k: (len(per[k]), sum(r[1] for r in per[k].values())))
+    src, dst, sport, dport, proto = key
+    body = {"range": ALL, "src": src, "dst": dst, "sport": sport, "dport": dport, "proto": proto, "source": api.source}
+    g, h = both(api, "TraceFlow", "/v1/flows/trace", body, body)
+    want = [(w // 1_000_000, r[0], r[1], r[2], r[3], r[4]) for w, r in sorted(per[key].items())]
+    assert [(x["window_start_ms"], x["packets"], x["bytes"], x["first_seen_ns"], x["last_seen_ns"], x["tcp_flags"])
+            for x in h["windows"]] == want
+    assert h["packets"] == sum(r[0] for r in per[key].values())
+    assert int(g["first_seen_ns"]) == h["first_seen_ns"] == want[0][3]
+    assert int(g["last_seen_ns"]) == h["last_seen_ns"] == want[-1][4]
+
+
+def test_heavy_hitters_exact_and_sketch(api):
+    want = by_entity(api.ref, 0).most_common(5)
+    body = {"range": ALL, "filter": {"source": api.source}, "dimension": "src", "limit": 5, "exact": True}
+    h = http_call(api, "/v1/heavy-hitters", body)
+    assert h["exact"] and [(x["item"], x["value"]) for x in h["items"]] == want
+    g = grpc_call(api, "QueryHeavyHitters", {**body, "dimension": "HH_SRC"})
+    assert [_num(x) for x in g["items"]] == h["items"]
+    # the sketches: the exact value lies within the summed bounds for the top items
+    h = http_call(api, "/v1/heavy-hitters", {**body, "exact": False, "limit": 5})
+    exact = by_entity(api.ref, 0)
+    assert not h["exact"] and len(h["items"]) == 5
+    for x in h["items"]:
+        assert x["lower_bound"] <= exact[x["item"]] <= x["upper_bound"]
+    assert [x["item"] for x in h["items"]][:3] == [k for k, _ in want[:3]]
+    # 5-tuples, exact, and a filter that does not fit a sketch dimension is refused clearly
+    flows = collections.Counter()
+    for f in api.ref.values():
+        for k, (_p, b, *_r) in f.items():
+            flows[f"{k[0]} {k[2]} {k[1]} {k[3]} {k[4]}"] += b
+    h = http_call(api, "/v1/heavy-hitters", {**body, "dimension": "flow", "limit": 3})
+    assert [(x["item"], x["value"]) for x in h["items"]] == flows.most_common(3)
+    with api.http() as c:
+        r = c.post("/v1/heavy-hitters", json={**body, "exact": False, "filter": {"dport": [80]}})
+    assert r.status_code == 400 and "exact=true" in r.json()["error"]
+
+
+def test_spreaders(api):
+    dsts, srcs = collections.defaultdict(set), collections.defaultdict(set)
+    for f in api.ref.values():
+        for k in f:
+            dsts[k[0]].add(k[1])
+            srcs[k[1]].add(k[0])
+    body = {"range": ALL, "filter": {"source": api.source}, "limit": 3, "exact": True}
+    g, h = both(api, "QuerySpreaders", "/v1/spreaders", body, body)
+    got = {x["addr"]: x["distinct"] for x in h["sources"]}
+    assert all(got[a] == len(dsts[a]) for a in got)
+    assert min(got.values()) >= sorted((len(s) for s in dsts.values()), reverse=True)[2]
+    got = {x["addr"]: x["distinct"] for x in h["destinations"]}
+    assert all(got[a] == len(srcs[a]) for a in got)
+    assert g["sources"] == h["sources"]
+    # sketches: the planted spreaders lead, estimates within their bounds
+    h = http_call(api, "/v1/spreaders", {**body, "exact": False})
+    top = {x["addr"] for x in h["sources"][:2]}
+    assert top <= {a for a, _ in sorted(dsts.items(), key=lambda x: -len(x[1]))[:3]}
+    assert all(x["lower_bound"] <= x["distinct"] <= x["upper_bound"] for x in h["sources"])
+
+
+def test_live_top_and_watch(chdb_api):
+    api = chdb_api
+    last = api.results[-1]
+    with api.http() as c:
+        r = c.get("/v1/live/top", params={"source": api.source, "limit": 5})
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert (j["window_start_ms"], j["packets"], j["bytes"], j["flows"]) == \
+        (last.start // 1_000_000, last.packets, last.bytes, len(last.flows))
+    exact = collections.Counter()
+    for k, (_p, b, *_r) in api.ref[last.start].items():
+        exact[k[0]] += b
+    assert [t["key"] for t in j["talkers"]] == [k for k, _ in exact.most_common(5)]
+    assert j["active_hosts"] > 0
+    stub, md = api.stub()
+    g = stub.LiveTop(pb.LiveTopRequest(source=api.source, limit=5), metadata=md, timeout=10)
+    assert g.packets == last.packets and [t.key for t in g.talkers] == [t["key"] for t in j["talkers"]]
+    # WatchLive: the current window at once, then the next one written
+    from sinks.redis_state import RedisState
+    stream = stub.WatchLive(pb.LiveTopRequest(source=api.source, limit=3), metadata=md, timeout=20)
+    first = next(stream)
+    assert first.window_start_ms == last.start // 1_000_000
+    import copy
+    newer = copy.copy(last)
+    newer.start = last.start + WINDOW_S * 1_000_000_000
+    RedisState(api.service.redis.connection_pool.connection_kwargs["host"] + ":" +
+               str(api.service.redis.connection_pool.connection_kwargs["port"]), api.source).write([newer])
+    second = next(stream)
+    assert second.window_start_ms == newer.start // 1_000_000 and second.packets == last.packets
+    stream.cancel()
+
+
+def test_health(api):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    ch = grpc.insecure_channel(api.grpc_target)
+    assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="netspectra.v1.Query"),
+                                                timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+    stub, md = api.stub()
+    assert stub.Health(pb.HealthRequest(), metadata=md, timeout=10).store_ok
+    with api.http() as c:
+        j = c.get("/v1/health").json()
+    assert j["store_ok"] and j["status"] in ("ok", "degraded")
