@@ -10,12 +10,14 @@ message for bad parameters, 404 when there is nothing to answer with, 500 "inter
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api import models as m
 from api.config import ApiConfig, allowed
@@ -37,8 +39,21 @@ class ApiError(Exception):
 # ---- Grafana JSON datasource (simpod-json-datasource / "Infinity"-style shapes) -------------------
 class GrafanaRange(BaseModel):
     model_config = ConfigDict(extra="allow")
-    from_: str = Field(alias="from")
-    to: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _text(cls, v):
+        if not isinstance(v, str):      # pydantic would take a number as epoch seconds
+            raise ValueError("an ISO 8601 time")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.to <= self.from_:
+            raise ValueError("range: 'to' must be after 'from'")
+        return self
 
 
 class GrafanaTarget(BaseModel):
@@ -51,8 +66,8 @@ class GrafanaTarget(BaseModel):
 class GrafanaQuery(BaseModel):
     model_config = ConfigDict(extra="allow")
     range: GrafanaRange
-    intervalMs: int = Field(default=60_000, ge=0)
-    maxDataPoints: int = Field(default=1000, ge=0)
+    intervalMs: int = Field(default=60_000, ge=0, strict=True)
+    maxDataPoints: int = Field(default=1000, ge=0, strict=True)
     targets: list[GrafanaTarget] = Field(max_length=20)
 
 
@@ -61,12 +76,9 @@ ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Probl
           500: {"model": Problem}}
 
 
-def _ms(text: str) -> int:
-    from datetime import datetime
-    try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise ApiError(400, f"range: not an ISO time: {text!r}") from None
+def _ms(t: datetime) -> int:
+    """Epoch ms of a Grafana time (naive times are UTC)."""
+    return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
@@ -89,6 +101,10 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     async def _api_error(request, e: ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, e: StarletteHTTPException):     # unparsable body, unknown path, ...
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, e: RequestValidationError):
@@ -117,7 +133,10 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
         return call(service.spreaders, req)
 
     @app.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
-    def live_top(source: str = "", limit: int = 10):
+    def live_top(request: Request, source: str = "", limit: int = 10):
+        unknown = set(request.query_params) - {"source", "limit"}
+        if unknown:
+            raise ApiError(400, f"unknown query parameters: {sorted(unknown)}")
         try:
             req = m.LiveTopRequest(source=source, limit=limit)
         except ValidationError as e:
@@ -145,13 +164,37 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
 
     @app.post("/grafana/query", responses=ERRORS, dependencies=[read])
     def grafana_query(q: GrafanaQuery) -> list[dict]:
-        rng = m.TimeRange.model_validate({"start_ms": _ms(q.range.from_), "end_ms": _ms(q.range.to)}) \
-            if _ms(q.range.to) > _ms(q.range.from_) else None
-        if rng is None:
-            raise ApiError(400, "range: 'to' must be after 'from'")
+        try:
+            rng = m.TimeRange(start_ms=_ms(q.range.from_), end_ms=_ms(q.range.to))
+        except ValidationError as e:
+            raise ApiError(400, "range: " + "; ".join(err["msg"] for err in e.errors())) from None
         return [x for t in q.targets for x in _grafana_target(service, t, rng, q.intervalMs)]
 
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, made true to this app: bearer auth on every route, and 400 (not 422)
+    for bad parameters (the handler above turns validation errors into 400)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path in doc["paths"].values():
+        for op in path.values():
+            op.get("responses", {}).pop("422", None)
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    doc["security"] = [{"bearer": []}]
+    app.openapi_schema = doc
+    return doc
+
+
+def openapi_document() -> dict:
+    return create_app(None, ApiConfig(allow_anonymous=True)).openapi()
 
 
 def call(fn, req):

@@ -23,7 +23,8 @@ Port = Field(ge=0, le=65535)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a number sent as text, or true as 1, is refused like any other wrong type
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

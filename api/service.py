@@ -75,10 +75,12 @@ class QueryService:
         p = prefix(source)
         pipe = self.redis.pipeline(transaction=True)     # one consistent view of the newest window
         pipe.hgetall(f"{p}latest")
-        pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
-        pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
         pipe.zcard(f"{p}hosts")
-        latest, talkers, flows, hosts = pipe.execute() if req.limit else (*pipe.execute()[:1], [], [], 0)
+        if req.limit:
+            pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
+            pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
+        latest, hosts, *tops = pipe.execute()
+        talkers, flows = tops or ([], [])
         if not latest:
             raise NotFound(f"no live state for source {source!r}")
         return m.LiveTopResponse(
