@@ -159,6 +159,23 @@ def planted_pcap(tmp_path_factory) -> Path:
     return path
 
 
+API_WINDOW_S = 10
+
+
+@pytest.fixture(scope="session")
+def api_results(synth_pcap):
+    """The capture's window results (WindowResult list) and its brute-force reference."""
+    from bytewax.testing import run_main
+    from flows.dataflow import build_flow, window_config
+    from flows.sources import CaptureSource
+    from sinks.bytewax_sinks import CallbackSink
+
+    cfg = window_config(API_WINDOW_S, 5.0, 4, 100, 14, 12)
+    results = []
+    run_main(build_flow(CaptureSource(str(synth_pcap)), cfg, [CallbackSink(results.append)]))
+    return sorted(results, key=lambda r: r.start), reference_windows(synth_pcap, API_WINDOW_S)
+
+
 _free_ports = stack.free_ports
 
 

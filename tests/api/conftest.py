@@ -14,27 +14,13 @@ import pytest
 
 from api.config import ApiConfig
 from api.server import build
-from flows.dataflow import build_flow, window_config
 from schemas.v1 import query_pb2_grpc as pb_grpc
-from tests.conftest import _free_ports, reference_windows
+from tests.conftest import API_WINDOW_S as WINDOW_S
+from tests.conftest import _free_ports
 
-WINDOW_S = 10
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 TOKENS = [{"token": READ_TOKEN, "role": "read"}, {"token": ADMIN_TOKEN, "role": "admin"}]
-
-
-@pytest.fixture(scope="session")
-def api_results(synth_pcap):
-    """The capture's window results (WindowResult list) and its brute-force reference."""
-    from bytewax.testing import run_main
-    from flows.sources import CaptureSource
-    from sinks.bytewax_sinks import CallbackSink
-
-    cfg = window_config(WINDOW_S, 5.0, 4, 100, 14, 12)
-    results = []
-    run_main(build_flow(CaptureSource(str(synth_pcap)), cfg, [CallbackSink(results.append)]))
-    return sorted(results, key=lambda r: r.start), reference_windows(synth_pcap, WINDOW_S)
 
 
 @dataclass

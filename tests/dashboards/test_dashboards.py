@@ -1,0 +1,60 @@
+"""Every SQL in the Grafana dashboard (panels and variables) runs against the DDL in chDB, with
+Grafana's macros and variables expanded as the ClickHouse plugin does, on a capture's windows;
+the exact panels agree with the brute force."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from tests.api.conftest import by_entity, totals
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "dashboards"))
+import build  # noqa: E402
+
+
+def expand(sql: str, t0: int, t1: int, variables: dict) -> str:
+    """The plugin's macros: $__timeFilter(c) and $__timeInterval(c) (here a 10 s interval)."""
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({t0}) AND \1 <= toDateTime({t1})", sql)
+    sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(toDateTime(\1), INTERVAL 10 second)", sql)
+    for k, v in variables.items():
+        sql = sql.replace("${" + k + "}", v)
+    assert "$" not in sql, sql
+    return sql
+
+
+@pytest.fixture(scope="module")
+def store(api_results, tmp_path_factory):
+    from sinks.chdb_store import ChdbStore
+    results, ref = api_results
+    s = ChdbStore(str(tmp_path_factory.mktemp("dash")))
+    s.write(results, "cap", 100)
+    return s, ref
+
+
+def test_dashboard_file_is_current():
+    assert build.OUT.read_text() == build.render(), "run: python dashboards/build.py"
+    d = json.loads(build.OUT.read_text())
+    assert len(d["panels"]) == len(build.PANELS) and {v["name"] for v in d["templating"]["list"]} == \
+        {"source", "protocol", "address"}
+
+
+@pytest.mark.parametrize("variables", [{"source": "", "address": "", "protocol": ""},
+                                       {"source": "cap", "address": "10.1.0.1", "protocol": "6"}])
+def test_every_sql_runs(store, variables):
+    s, ref = store
+    t0, t1 = 1_600_000_000, 1_900_000_000
+    d = json.loads(build.OUT.read_text())
+    sqls = [p["targets"][0]["rawSql"] for p in d["panels"]] + [v["query"] for v in d["templating"]["list"] if v["query"]]
+    for sql in sqls:
+        s.rows(expand(sql, t0, t1, variables))      # raises on any SQL error
+    if not variables["source"]:
+        panels = {p["title"]: p["targets"][0]["rawSql"] for p in d["panels"]}
+        top = s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, variables))
+        assert [(a, b) for a, b, _ in top[:5]] == by_entity(ref, 0).most_common(5)
+        pps = s.rows(expand(panels["Packets/s"], t0, t1, variables))
+        assert round(sum(p for _, p in pps) * 10) == totals(ref)[0]
+        assert s.rows(expand(panels["Super-spreaders (distinct destinations, largest window)"], t0, t1, variables))
