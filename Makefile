@@ -45,6 +45,7 @@ bench: deps venv
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_analyze.py
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) $(OUT) bench/out

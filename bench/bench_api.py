@@ -1,0 +1,119 @@
+"""Query API latency on a 10M-row flow table (chDB, this machine): p50/p99 per method.
+
+Fills a fresh chDB store with generated window results by INSERT ... SELECT from numbers():
+10M flow records over 1,000 one-minute windows (10k flows a window, 5k hosts), 1M heavy-hitter
+rows and 200k spreader rows. Then each method runs --repeat times over gRPC (a real channel to
+the API served in this process), for a one-hour range (60 windows, 600k flow records) and for
+the whole table.
+
+    python bench/bench_api.py [--rows 10000000] [--repeat 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+T0_S = 1_750_000_000          # first window, epoch seconds
+WINDOW_S = 60
+
+
+def fill(store, rows: int, windows: int) -> float:
+    per = rows // windows
+    t = time.perf_counter()
+    store.sess.query(f"""INSERT INTO netspectra.flows (window_start, source, src, dst, sport, dport, proto, packets,
+        bytes, first_seen, last_seen, tcp_flags)
+        SELECT toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S}, 3, 'UTC'), 'bench',
+               toIPv6(IPv4NumToString(toUInt32(167772160 + cityHash64(number, 1) % 5000))),
+               toIPv6(IPv4NumToString(toUInt32(167772160 + cityHash64(number, 2) % 5000))),
+               toUInt16(1024 + cityHash64(number, 3) % 60000), toUInt16(arrayElement([80, 443, 53, 22, 3306], 1 + number % 5)),
+               toUInt8(if(number % 7 = 0, 17, 6)), 1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
+               toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S}, 9, 'UTC'),
+               toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S} + 59, 9, 'UTC'), 24
+        FROM numbers({rows})""")
+    for dim in ("src", "dst", "flow", "dport", "proto"):
+        for metric in ("bytes", "packets"):
+            store.sess.query(f"""INSERT INTO netspectra.heavy_hitters (window_start, source, dimension, metric, item,
+                rank, src, dst, sport, dport, proto, estimate, lower_bound, upper_bound)
+                SELECT toDateTime64({T0_S} + intDiv(number, 100) * {WINDOW_S}, 3, 'UTC'), 'bench', '{dim}', '{metric}',
+                       toString(cityHash64(number % 500)), toUInt16(1 + number % 100),
+                       toIPv6(IPv4NumToString(toUInt32(167772160 + number % 500))), toIPv6('::'), 0, 0, 0,
+                       1000000 - number % 100, 990000 - number % 100, 1000000 - number % 100
+                FROM numbers({windows * 100})""")
+    for kind in ("src_spread", "dst_fan_in"):
+        store.sess.query(f"""INSERT INTO netspectra.spreaders (window_start, source, kind, addr, rank, estimate,
+            lower_bound, upper_bound)
+            SELECT toDateTime64({T0_S} + intDiv(number, 100) * {WINDOW_S}, 3, 'UTC'), 'bench', '{kind}',
+                   toIPv6(IPv4NumToString(toUInt32(167772160 + number % 500))), toUInt16(1 + number % 100),
+                   toFloat64(5000 - number % 100), toFloat64(4900 - number % 100), toFloat64(5100 - number % 100)
+            FROM numbers({windows * 100})""")
+    store.sess.query("OPTIMIZE TABLE netspectra.flows FINAL")
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--windows", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=30)
+    args = ap.parse_args()
+    import grpc
+    from google.protobuf import json_format
+
+    from api.config import ApiConfig
+    from api.server import build
+    from schemas.v1 import query_pb2 as pb
+    from schemas.v1 import query_pb2_grpc as pb_grpc
+
+    d = tempfile.mkdtemp(prefix="bench-api-")
+    token = "bench-token-0123456789abcdef"
+    service, server, port, _app = build(ApiConfig(store=d, grpc_port=0, tokens=[{"token": token}]))
+    fill_s = fill(service.backend.store, args.rows, args.windows)
+    server.start()
+    stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    md = [("authorization", f"Bearer {token}")]
+    hour = {"start_ms": (T0_S + 300 * WINDOW_S) * 1000, "end_ms": (T0_S + 360 * WINDOW_S) * 1000}
+    full = {"start_ms": T0_S * 1000, "end_ms": (T0_S + args.windows * WINDOW_S) * 1000}
+    flow = service.backend.rows("SELECT toString(src), toString(dst), sport, dport, proto FROM netspectra.flows "
+                                "WHERE window_start = toDateTime64({t:UInt32}, 3, 'UTC') LIMIT 1",
+                                {"t": T0_S + 300 * WINDOW_S})[0]
+    src, dst = (a.replace("::ffff:", "") for a in flow[:2])
+    calls = {
+        "AggregateFlows totals": ("AggregateFlows", {}),
+        "AggregateFlows by src, top 10": ("AggregateFlows", {"group_by": ["DIMENSION_SRC"], "limit": 10}),
+        "AggregateFlows 60 s buckets": ("AggregateFlows", {"bucket_seconds": 60}),
+        "AggregateFlows dst 10.0.0.0/24, tcp, by dport": ("AggregateFlows", {"filter": {"dst": ["10.0.0.0/24"],
+                                                           "proto": [6]}, "group_by": ["DIMENSION_DPORT"]}),
+        "TraceFlow": ("TraceFlow", {"src": src, "dst": dst, "sport": flow[2], "dport": flow[3], "proto": flow[4]}),
+        "QueryHeavyHitters sketch src": ("QueryHeavyHitters", {"dimension": "HH_SRC", "limit": 10}),
+        "QueryHeavyHitters exact 5-tuple": ("QueryHeavyHitters", {"dimension": "HH_FLOW", "limit": 10, "exact": True}),
+        "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
+        "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
+    }
+    out = {"rows": args.rows, "windows": args.windows, "fill_seconds": round(fill_s, 1), "latency_ms": {}}
+    for rng_name, rng in (("1 h (600k rows)", hour), ("all (10M rows)", full)):
+        res = {}
+        for name, (method, body) in calls.items():
+            req = json_format.ParseDict({"range": rng, **body}, getattr(pb, f"{method}Request")())
+            times = []
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                getattr(stub, method)(req, metadata=md, timeout=120)
+                times.append((time.perf_counter() - t) * 1000)
+            res[name] = {"p50": round(float(np.percentile(times, 50)), 1), "p99": round(float(np.percentile(times, 99)), 1)}
+        out["latency_ms"][rng_name] = res
+    server.stop(0)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
