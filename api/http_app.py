@@ -71,6 +71,7 @@ class GrafanaQuery(BaseModel):
     targets: list[GrafanaTarget] = Field(max_length=20)
 
 
+GRAFANA_MAX_ROWS = 1000
 GRAFANA_METRICS = ["bytes", "packets", "flows", "top_talkers", "top_flows", "top_ports", "spreaders"]
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
           500: {"model": Problem}}
@@ -211,7 +212,9 @@ def _grafana_target(service: QueryService, t: GrafanaTarget, rng: m.TimeRange, i
     p = t.payload or {}
     try:
         flt = m.Filter.model_validate({**p.get("filter", {}), **({"source": p["source"]} if "source" in p else {})})
-        limit = m.LiveTopRequest(limit=p.get("limit", 10)).limit
+        limit = p.get("limit", 10)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= GRAFANA_MAX_ROWS:
+            raise ValueError(f"limit: a whole number 0-{GRAFANA_MAX_ROWS}")
     except (ValidationError, ValueError, TypeError) as e:
         raise ApiError(400, f"target {t.refId}: bad payload: {str(e).splitlines()[0]}") from None
     if t.target in ("bytes", "packets", "flows"):       # time series, one bucket per interval

@@ -131,18 +131,14 @@ class Sql:
         return " AND ".join(self.where)
 
 
-def _metric(name: str) -> str:
-    return {"bytes": "sum(bytes)", "packets": "sum(packets)", "flows": "count()"}[name]
-
-
 def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
     q = Sql(d)
     q.filters(req.range, req.filter)
     dims = list(dict.fromkeys(req.group_by))
     select, group = [], []
     if req.bucket_seconds:
-        select.append(f"intDiv({d.window_ms()}, {q.param(req.bucket_seconds * 1000, 'UInt64')}) "
-                      f"* {q.param(req.bucket_seconds * 1000, 'UInt64')} AS bucket_ms")
+        bucket = q.param(req.bucket_seconds * 1000, "UInt64")
+        select.append(f"intDiv({d.window_ms()}, {bucket}) * {bucket} AS bucket_ms")
         group.append("bucket_ms")
     else:
         select.append("toUInt64(0) AS bucket_ms")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 
 from api.config import ApiConfig
 
@@ -45,7 +46,7 @@ def cmd_api(args) -> int:
                           ssl_certfile=config.tls.cert if config.tls else None,
                           ssl_keyfile=config.tls.key if config.tls else None,
                           ssl_ca_certs=config.tls.client_ca if config.tls else None,
-                          ssl_cert_reqs=2 if config.tls and config.tls.client_ca else 0)   # 2 = ssl.CERT_REQUIRED
+                          ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls and config.tls.client_ca else ssl.CERT_NONE)
     http = uvicorn.Server(ucfg)
     print(json.dumps({"grpc": f"{config.host}:{grpc_port}", "http": f"{config.host}:{config.http_port}",
                       "store": service.backend.name, "redis": config.redis, "tls": bool(config.tls)}), flush=True)

@@ -16,7 +16,21 @@ from schemas.clickhouse import DATABASE, TABLES
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
 
-class ChdbBackend:
+class _Backend:
+    dialect: Dialect
+    name: str
+
+    def rows(self, sql: str, params: dict) -> list[tuple]:
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        try:
+            return self.rows("SELECT 1", {}) == [(1,)]
+        except Exception:
+            return False
+
+
+class ChdbBackend(_Backend):
     """chDB session of a data directory (the tables are created when missing)."""
 
     def __init__(self, path: str):
@@ -41,14 +55,8 @@ class ChdbBackend:
         with self._lock:
             self.store.sess.query(sql, "CSV", params=params)
 
-    def ping(self) -> bool:
-        try:
-            return self.rows("SELECT 1", {}) == [(1,)]
-        except Exception:
-            return False
 
-
-class NativeBackend:
+class NativeBackend(_Backend):
     """A ClickHouse server over the native protocol. Parameters are escaped by clickhouse-driver
     (client-side, which works on every server version, 18.16 included)."""
 
@@ -75,12 +83,6 @@ class NativeBackend:
 
     def execute(self, sql: str, params: dict) -> None:
         self._client().execute(_PLACEHOLDER.sub(r"%(\1)s", sql), params)
-
-    def ping(self) -> bool:
-        try:
-            return self.rows("SELECT 1", {}) == [(1,)]
-        except Exception:
-            return False
 
 
 def open_backend(store: str):

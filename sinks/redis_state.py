@@ -27,7 +27,8 @@ import numpy as np
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from flows.sketches import parse_key
-from schemas.flow_key import words_to_addr
+from flows.table import group_rows
+from schemas.flow_key import mix, words_to_addr
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ class RedisState:
                   "complete": int(res.complete), "written_at": now}
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
         # distinct addresses first: a window has far fewer hosts than flows, and text is per address
-        addrs = np.unique(np.concatenate([res.flows.src, res.flows.dst]), axis=0)
-        hosts = dict.fromkeys(column_to_text(words_to_addr(addrs)), end_s)
+        words = np.concatenate([res.flows.src, res.flows.dst])
+        order, starts = group_rows(mix(words[:, 0], words[:, 1]), [words[:, 0], words[:, 1]])
+        hosts = dict.fromkeys(column_to_text(words_to_addr(words[order[starts]])), end_s)
 
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)

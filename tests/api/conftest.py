@@ -31,6 +31,7 @@ class Api:
     source: str
     ref: dict                # {window_ns: {(src, dst, sport, dport, proto): [pk, by, first, last, flags]}}
     results: list
+    redis: str = ""
 
     def stub(self, token=READ_TOKEN):
         ch = grpc.insecure_channel(self.grpc_target)
@@ -79,7 +80,7 @@ def chdb_api(api_results, synth_pcap, tmp_path_factory, local_stack):
     RedisState(redis_url, source).write(results)
     cfg = ApiConfig(store=str(store), redis=redis_url, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
     for service, target, url in serve(cfg):
-        yield Api(service, target, url, source, ref, results)
+        yield Api(service, target, url, source, ref, results, redis_url)
 
 
 @pytest.fixture(scope="module")

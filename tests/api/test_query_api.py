@@ -176,8 +176,7 @@ def test_live_top_and_watch(chdb_api):
     import copy
     newer = copy.copy(last)
     newer.start = last.start + WINDOW_S * 1_000_000_000
-    RedisState(api.service.redis.connection_pool.connection_kwargs["host"] + ":" +
-               str(api.service.redis.connection_pool.connection_kwargs["port"]), api.source).write([newer])
+    RedisState(api.redis, api.source).write([newer])
     second = next(stream)
     assert second.window_start_ms == newer.start // 1_000_000 and second.packets == last.packets
     stream.cancel()
