@@ -33,6 +33,17 @@ def build(config: ApiConfig):
     return service, server, port, create_app(service, config)
 
 
+def http_config(app, config: ApiConfig):
+    """uvicorn's configuration for the app: address, and TLS (mutual with client_ca) when configured."""
+    import uvicorn
+
+    t = config.tls
+    return uvicorn.Config(app, host=config.host, port=config.http_port, log_level="warning",
+                          ssl_certfile=t.cert if t else None, ssl_keyfile=t.key if t else None,
+                          ssl_ca_certs=t.client_ca if t else None,
+                          ssl_cert_reqs=ssl.CERT_REQUIRED if t and t.client_ca else ssl.CERT_NONE)
+
+
 def cmd_api(args) -> int:
     import uvicorn
 
@@ -42,12 +53,7 @@ def cmd_api(args) -> int:
                             allow_anonymous=args.allow_anonymous or None)
     service, server, grpc_port, app = build(config)
     server.start()
-    ucfg = uvicorn.Config(app, host=config.host, port=config.http_port, log_level="warning",
-                          ssl_certfile=config.tls.cert if config.tls else None,
-                          ssl_keyfile=config.tls.key if config.tls else None,
-                          ssl_ca_certs=config.tls.client_ca if config.tls else None,
-                          ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls and config.tls.client_ca else ssl.CERT_NONE)
-    http = uvicorn.Server(ucfg)
+    http = uvicorn.Server(http_config(app, config))
     print(json.dumps({"grpc": f"{config.host}:{grpc_port}", "http": f"{config.host}:{config.http_port}",
                       "store": service.backend.name, "redis": config.redis, "tls": bool(config.tls)}), flush=True)
     try:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from api.config import ApiConfig
-from api.server import build
+from api.server import build, http_config
 from schemas.v1 import query_pb2_grpc as pb_grpc
 from tests.conftest import API_WINDOW_S as WINDOW_S
 from tests.conftest import _free_ports
@@ -42,13 +42,13 @@ class Api:
         return httpx.Client(base_url=self.http_url, headers=headers, timeout=30)
 
 
-def serve(config: ApiConfig, **kw):
-    """Start gRPC and HTTP (uvicorn in a thread) for a config; yields (service, grpc target, http url)."""
+def serve(config: ApiConfig):
+    """Start gRPC and HTTP (uvicorn in a thread) as `netspectra api` does; yields (service, grpc target, http url)."""
     import uvicorn
 
     service, server, grpc_port, app = build(config)
     server.start()
-    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.http_port, log_level="warning", **kw))
+    http = uvicorn.Server(http_config(app, config))
     t = threading.Thread(target=http.run, daemon=True)
     t.start()
     deadline = time.time() + 20
@@ -56,7 +56,7 @@ def serve(config: ApiConfig, **kw):
         if time.time() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    scheme = "https" if kw else "http"
+    scheme = "https" if config.tls else "http"
     try:
         yield service, f"127.0.0.1:{grpc_port}", f"{scheme}://127.0.0.1:{config.http_port}"
     finally:
