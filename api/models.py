@@ -15,7 +15,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_BUCKET_S = 366 * 86400
 
-Dimension = Literal["src", "dst", "sport", "dport", "proto"]
+Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan"]
 Metric = Literal["bytes", "packets", "flows"]
 HHDimension = Literal["src", "dst", "flow", "port", "proto"]
 HHMetric = Literal["bytes", "packets"]
@@ -54,6 +54,7 @@ class Filter(_Model):
     dport: list[int] = Field(default_factory=list, max_length=1024)
     proto: list[int] = Field(default_factory=list, max_length=256)
     source: str = Field(default="", max_length=4096)
+    vlan: list[int] = Field(default_factory=list, max_length=4096, description="outermost VLAN id, 0 = untagged")
 
     @field_validator("src", "dst")
     @classmethod
@@ -74,6 +75,13 @@ class Filter(_Model):
             raise ValueError("protocols are 0-255")
         return v
 
+    @field_validator("vlan")
+    @classmethod
+    def _vlans(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= x <= 4095 for x in v):
+            raise ValueError("VLAN ids are 0-4095")
+        return v
+
 
 def _limit() -> int:
     return Field(default=0, ge=0, le=MAX_LIMIT, description=f"0 = {DEFAULT_LIMIT}")
@@ -82,7 +90,7 @@ def _limit() -> int:
 class AggregateFlowsRequest(_Model):
     range: TimeRange
     filter: Filter = Field(default_factory=Filter)
-    group_by: list[Dimension] = Field(default_factory=list, max_length=5)
+    group_by: list[Dimension] = Field(default_factory=list, max_length=6)
     bucket_seconds: int = Field(default=0, ge=0, le=MAX_BUCKET_S, description="0 = no time buckets")
     order_by: Metric = "bytes"
     limit: int = _limit()
@@ -98,6 +106,7 @@ class FlowGroup(_Model):
     packets: int
     bytes: int
     flows: int
+    vlan: int = 0
 
 
 class AggregateFlowsResponse(_Model):
@@ -130,6 +139,7 @@ class FlowWindow(_Model):
     first_seen_ns: int
     last_seen_ns: int
     tcp_flags: int
+    vlan: int
 
 
 class TraceFlowResponse(_Model):

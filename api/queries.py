@@ -117,7 +117,7 @@ class Sql:
         self.where.append(self.dialect.range_sql(r, self.params))
         if f.source:
             self.equals("source", f.source, "String")
-        used = {k for k in ("src", "dst", "sport", "dport", "proto") if getattr(f, k)}
+        used = {k for k in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, k)}
         if columns is not None and used - columns:
             raise QueryError(f"filter on {', '.join(sorted(used - columns))} does not apply here "
                              f"(it can on: {', '.join(sorted(columns)) or 'nothing'}); use exact=true")
@@ -126,6 +126,7 @@ class Sql:
         self.int_in("sport", f.sport, "UInt16")
         self.int_in("dport", f.dport, "UInt16")
         self.int_in("proto", f.proto, "UInt8")
+        self.int_in("vlan", f.vlan, "UInt16")
 
     def where_sql(self) -> str:
         return " AND ".join(self.where)
@@ -165,8 +166,8 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict
 
 def aggregate_rows(rows: list[tuple]) -> m.AggregateFlowsResponse:
     return m.AggregateFlowsResponse(groups=[m.FlowGroup(
-        bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr),
-        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, pk, by, fl in rows])
+        bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr), vlan=int(v),
+        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, pk, by, fl in rows])
 
 
 def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
@@ -177,14 +178,14 @@ def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
     q.equals("sport", req.sport, "UInt16")
     q.equals("dport", req.dport, "UInt16")
     q.equals("proto", req.proto, "UInt8")
-    sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags "
-           f"FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source")
+    sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags, "
+           f"vlan FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source, vlan")
     return sql, q.params
 
 
 def trace_rows(rows: list[tuple]) -> m.TraceFlowResponse:
     wins = [m.FlowWindow(window_start_ms=int(w), source=s, packets=int(pk), bytes=int(by), first_seen_ns=int(f),
-                         last_seen_ns=int(la), tcp_flags=int(fl)) for w, s, pk, by, f, la, fl in rows]
+                         last_seen_ns=int(la), tcp_flags=int(fl), vlan=int(v)) for w, s, pk, by, f, la, fl, v in rows]
     flags = 0
     for w in wins:
         flags |= w.tcp_flags
@@ -247,7 +248,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect) -> list[tuple[str, str, 
                    f"WHERE {q.where_sql()} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter
-            if f.sport or f.dport or f.proto or (f.src and f.dst):
+            if f.sport or f.dport or f.proto or f.vlan or (f.src and f.dst):
                 raise QueryError("the spread sketches keep addresses only: filter on src or dst alone, "
                                  "or use exact=true")
             # the sketch table has one address column: a src filter narrows the sources' side,

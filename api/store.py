@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from api.queries import Dialect
-from schemas.clickhouse import DATABASE, TABLES
+from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
@@ -70,6 +70,7 @@ class NativeBackend(_Backend):
                                        send_receive_timeout=30)
         version = self._client().execute("SELECT version()")[0][0]
         self.dialect = Dialect(legacy=int(version.split(".")[0]) < 19)
+        check_existing(self.rows(EXISTING_COLUMNS_SQL, {}))
         self.name = f"clickhouse:{self.address}"
 
     def _client(self):

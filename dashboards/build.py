@@ -13,10 +13,11 @@ OUT = Path(__file__).resolve().parent / "json" / "netspectra.json"
 DS = {"type": "grafana-clickhouse-datasource", "uid": "netspectra-clickhouse"}
 
 # Filters every panel shares: time range (Grafana's macro on the sort key's first column), the
-# source variable and the address / protocol variables ('' = any).
+# source variable, and on flow panels the address / protocol / VLAN variables ('' = any).
 _WHERE = ("$__timeFilter(window_start) AND ('${source}' = '' OR source = '${source}')")
 _FLOW_WHERE = (_WHERE + " AND ('${address}' = '' OR src = toIPv6OrDefault('${address}') OR dst = toIPv6OrDefault('${address}'))"
-               " AND ('${protocol}' = '' OR toString(proto) = '${protocol}')")
+               " AND ('${protocol}' = '' OR toString(proto) = '${protocol}')"
+               " AND ('${vlan}' = '' OR toString(vlan) = '${vlan}')")
 _ADDR = ("if(startsWith(toString({c}), '::ffff:') AND isIPv4String(substring(toString({c}), 8)), "
          "substring(toString({c}), 8), toString({c}))")
 
@@ -76,6 +77,8 @@ def dashboard() -> dict:
                    "includeAll": False, "multi": False, "refresh": 2,
                    "current": {"text": "", "value": ""}, "options": []} for name, sql in VARIABLES]
     templating.append({"name": "address", "type": "textbox", "label": "address (IPv4 or IPv6)",
+                       "query": "", "current": {"text": "", "value": ""}})
+    templating.append({"name": "vlan", "type": "textbox", "label": "VLAN id (0 = untagged)",
                        "query": "", "current": {"text": "", "value": ""}})
     return {"uid": "netspectra-overview", "title": "NetSpectra overview", "schemaVersion": 39, "version": 1,
             "editable": True, "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "tags": ["netspectra"],

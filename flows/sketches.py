@@ -17,7 +17,7 @@ import datasketches as ds
 import numpy as np
 
 from flows.table import FlowTable, group_rows
-from schemas.flow_key import mix, words_to_addr
+from schemas.flow_key import FIVE_TUPLE_MASK, VLAN_SHIFT, flow_hash, mix, words_to_addr
 
 # Heavy-hitter dimensions and the metrics each is ranked by.
 HH_DIMENSIONS = ("src", "dst", "flow", "dport", "proto")
@@ -87,10 +87,11 @@ def dimension_keys(t: FlowTable, dimension: str) -> tuple[list[str], np.ndarray,
         w = t.src if dimension == "src" else t.dst
         rep, b, p = _sum_by(t, mix(w[:, 0], w[:, 1]), [w[:, 0], w[:, 1]])
         return hex_rows(np.ascontiguousarray(w[rep]).view(np.uint8).reshape(-1, 16)), b, p
-    if dimension == "flow":
-        if (t.window == t.window[0]).all():     # one window: rows are already distinct 5-tuples
-            return hex_rows(flow_key_bytes(t)), t.bytes, t.packets
-        rep, b, p = _sum_by(t, t.fhash, [t.src[:, 0], t.src[:, 1], t.dst[:, 0], t.dst[:, 1], t.pp])
+    if dimension == "flow":                     # the 5-tuple, over all its VLANs
+        pp5 = t.pp & FIVE_TUPLE_MASK
+        if (t.window == t.window[0]).all() and not (t.pp >> VLAN_SHIFT).any():
+            return hex_rows(flow_key_bytes(t)), t.bytes, t.packets     # rows are already distinct 5-tuples
+        rep, b, p = _sum_by(t, flow_hash(t.src, t.dst, pp5), [t.src[:, 0], t.src[:, 1], t.dst[:, 0], t.dst[:, 1], pp5])
         return hex_rows(flow_key_bytes(t.take(rep))), b, p
     if dimension == "dport":
         dp = t.pp & np.uint64(0xFFFFFF)            # dport << 8 | proto

@@ -1,6 +1,6 @@
 """Exact flow records as numpy columns, and the group-by that builds them.
 
-A FlowTable holds one row per (window, unidirectional 5-tuple) with packets, bytes (IP total
+A FlowTable holds one row per (window, unidirectional 5-tuple, VLAN) with packets, bytes (IP total
 length), first/last seen and the OR of TCP flags. It is built from a packet batch and merged
 with other tables by the same exact group-by, so per-batch partial tables combine into final
 per-window records without a Python object per packet or per flow.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
-from schemas.flow_key import addr_words, flow_hash, mix, port_proto, shard_of, words_to_addr
+from schemas.flow_key import VLAN_SHIFT, addr_words, flow_hash, mix, port_proto, shard_of, words_to_addr
 from schemas.packet_batch import STATUS_OK, PacketBatch
 
 
@@ -103,8 +103,8 @@ class FlowTable:
     window: np.ndarray      # int64 window start, ns
     src: np.ndarray         # (n, 2) uint64 address words
     dst: np.ndarray         # (n, 2) uint64 address words
-    pp: np.ndarray          # uint64 port_proto(sport, dport, proto)
-    fhash: np.ndarray       # uint64 flow_hash of the 5-tuple (sharding; window not included)
+    pp: np.ndarray          # uint64 port_proto(sport, dport, proto, vlan)
+    fhash: np.ndarray       # uint64 flow_hash of the flow key (sharding; window not included)
     packets: np.ndarray     # uint64
     bytes: np.ndarray       # uint64
     first_ns: np.ndarray    # int64
@@ -126,6 +126,10 @@ class FlowTable:
     def proto(self) -> np.ndarray:
         return (self.pp & np.uint64(0xFF)).astype(np.uint8)
 
+    @property
+    def vlan(self) -> np.ndarray:
+        return (self.pp >> VLAN_SHIFT).astype(np.uint16)
+
     def src_addr(self) -> np.ndarray:
         return words_to_addr(self.src)
 
@@ -144,19 +148,19 @@ class FlowTable:
         ok = batch.status == STATUS_OK
         if ok.all():
             src, dst, sp, dp, pr = batch.src, batch.dst, batch.sport, batch.dport, batch.proto
-            ts, ln, fl = batch.ts_ns, batch.ip_len, batch.tcp_flags
+            ts, ln, fl, vl = batch.ts_ns, batch.ip_len, batch.tcp_flags, batch.vlan
         else:
             src, dst, sp, dp, pr = batch.src[ok], batch.dst[ok], batch.sport[ok], batch.dport[ok], batch.proto[ok]
-            ts, ln, fl = batch.ts_ns[ok], batch.ip_len[ok], batch.tcp_flags[ok]
+            ts, ln, fl, vl = batch.ts_ns[ok], batch.ip_len[ok], batch.tcp_flags[ok], batch.vlan[ok]
         sw, dw = addr_words(src), addr_words(dst)
-        pp = port_proto(sp, dp, pr)
+        pp = port_proto(sp, dp, pr, vl)
         n = len(pp)
         raw = cls(window_starts(ts, window_ns), sw, dw, pp, flow_hash(sw, dw, pp), np.ones(n, np.uint64),
                   ln.astype(np.uint64), ts, ts, fl.astype(np.uint16))
         return raw.aggregate()
 
     def aggregate(self) -> "FlowTable":
-        """Merge rows with the same (window, 5-tuple): sums, min/max times, OR of flags.
+        """Merge rows with the same (window, flow key): sums, min/max times, OR of flags.
 
         Groups appear in the order of their first row."""
         if len(self) == 0:

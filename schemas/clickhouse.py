@@ -29,19 +29,20 @@ _COMMON = """    window_start DateTime64(3, 'UTC'),
 _INSERTED = "    inserted_at DateTime DEFAULT now()"
 
 TABLES = {
-    # Exact per-window flow records, one per unidirectional 5-tuple.
+    # Exact per-window flow records, one per unidirectional 5-tuple and VLAN (outermost id, 0 untagged).
     "flows": (f"""{_COMMON}
     src IPv6,
     dst IPv6,
     sport UInt16,
     dport UInt16,
     proto UInt8,
+    vlan UInt16,
     packets UInt64,
     bytes UInt64,
     first_seen DateTime64(9, 'UTC'),
     last_seen DateTime64(9, 'UTC'),
     tcp_flags UInt16,
-{_INSERTED}""", "window_start, source, src, dst, sport, dport, proto"),
+{_INSERTED}""", "window_start, source, src, dst, sport, dport, proto, vlan"),
     # One row per window: totals and whether every shard reported.
     "window_totals": (f"""{_COMMON}
     window_seconds Float64,
@@ -116,6 +117,25 @@ def column_types(table: str, legacy: bool = False) -> dict[str, str]:
             name, typ = line.strip().rstrip(",").split(" ", 1)
             out[name] = LEGACY_TYPES.get(typ, typ) if legacy else typ
     return out
+
+
+EXISTING_COLUMNS_SQL = f"SELECT table, name FROM system.columns WHERE database = '{DATABASE}'"
+
+
+def check_existing(rows) -> None:
+    """Raise when tables that already exist lack columns of this DDL (CREATE TABLE IF NOT EXISTS
+    leaves an older table as it was). `rows`: (table, column) pairs from EXISTING_COLUMNS_SQL."""
+    have: dict[str, set[str]] = {}
+    for table, name in rows:
+        have.setdefault(table, set()).add(name)
+    missing = [f"{t}.{c}" for t in TABLES if t in have for c in column_types(t) if c not in have[t]]
+    if missing:
+        raise SchemaMismatch(f"database {DATABASE} was written by an older NetSpectra (missing {', '.join(missing)}); "
+                             f"write to a new store, or drop the database {DATABASE} and write again")
+
+
+class SchemaMismatch(RuntimeError):
+    pass
 
 
 def columns(table: str) -> list[str]:

@@ -1,8 +1,10 @@
 """The flow key and its hash: how packets are grouped into flows and spread over shards.
 
-A unidirectional flow is (src, dst, sport, dport, proto). Collectors partition Kafka by
-`flow_hash`, and the dataflow shards its state by the same hash, so one flow always lands in
-one partition and one shard. The hash is a fixed function of the key bytes (not Python's
+A unidirectional flow is (src, dst, sport, dport, proto, vlan), vlan being the outermost VLAN id
+(0 untagged), as ntopng keys flows: the same 5-tuple in two VLANs is two conversations.
+Collectors partition Kafka by `flow_hash` of the 5-tuple (so a 5-tuple's VLANs share a
+partition), and the dataflow shards its state by `flow_hash` of the whole key, so one flow
+always lands in one partition and one shard. The hash is a fixed function of the key bytes (not Python's
 randomised `hash`), so every process and every run agrees on it.
 
 Addresses are handled as two uint64 words (a zero-copy view of the 16-byte column): equality
@@ -28,9 +30,14 @@ def words_to_addr(words: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(words).view(np.uint8).reshape(-1, 16)
 
 
-def port_proto(sport: np.ndarray, dport: np.ndarray, proto: np.ndarray) -> np.ndarray:
-    """Ports and protocol packed in one uint64: sport << 24 | dport << 8 | proto."""
-    return (sport.astype(np.uint64) << np.uint64(24)) | (dport.astype(np.uint64) << np.uint64(8)) | proto.astype(np.uint64)
+VLAN_SHIFT = np.uint64(40)
+FIVE_TUPLE_MASK = np.uint64((1 << 40) - 1)     # the port/protocol bits of `port_proto`, without the VLAN
+
+
+def port_proto(sport: np.ndarray, dport: np.ndarray, proto: np.ndarray, vlan: np.ndarray | None = None) -> np.ndarray:
+    """Ports, protocol and (optionally) VLAN packed in one uint64: vlan << 40 | sport << 24 | dport << 8 | proto."""
+    pp = (sport.astype(np.uint64) << np.uint64(24)) | (dport.astype(np.uint64) << np.uint64(8)) | proto.astype(np.uint64)
+    return pp if vlan is None else pp | ((vlan.astype(np.uint64) & np.uint64(0xFFF)) << VLAN_SHIFT)
 
 
 def _finish(h: np.ndarray) -> np.ndarray:
@@ -49,7 +56,7 @@ def mix(*columns: np.ndarray) -> np.ndarray:
 
 
 def flow_hash(src_w: np.ndarray, dst_w: np.ndarray, pp: np.ndarray) -> np.ndarray:
-    """Hash of the 5-tuple from address words and `port_proto`."""
+    """Hash of the flow key from address words and `port_proto` (with or without the VLAN)."""
     return mix(src_w[:, 0], src_w[:, 1], dst_w[:, 0], dst_w[:, 1], pp)
 
 

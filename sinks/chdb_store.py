@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from flows.window import WindowResult
-from schemas.clickhouse import DATABASE, TABLES, column_types, columns, ddl
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns,
+                                ddl)
 from sinks.rows import results_tables
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class ChdbStore:
             self.sess = _ACTIVE[self.path]
         for stmt in ddl():
             self.sess.query(stmt)
+        check_existing(self.rows(EXISTING_COLUMNS_SQL))
 
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
         """Write window results, one INSERT per table for all of them (an INSERT costs ~10 ms)."""

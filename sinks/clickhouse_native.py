@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from flows.window import WindowResult
-from schemas.clickhouse import DATABASE, column_types, ddl
+from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
 from sinks.rows import results_tables
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,11 @@ class ClickHouseNative:
         if self.legacy is not None:
             return
         version = self.client.execute("SELECT version()")[0][0]
-        self.legacy = int(version.split(".")[0]) < 19
-        for stmt in ddl(self.database, legacy=self.legacy):
+        legacy = int(version.split(".")[0]) < 19
+        for stmt in ddl(self.database, legacy=legacy):
             self.client.execute(stmt)
+        check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
+        self.legacy = legacy        # only now: a failure above makes the next write set up again
 
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
         tables = results_tables(results, source, top_n)

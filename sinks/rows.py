@@ -28,7 +28,7 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     n = len(t)
     tables = {"flows": _fill("flows", n, r.start, source, {
         "src": t.src_addr(), "dst": t.dst_addr(), "sport": t.sport, "dport": t.dport, "proto": t.proto,
-        "packets": t.packets, "bytes": t.bytes, "first_seen": t.first_ns, "last_seen": t.last_ns,
+        "vlan": t.vlan, "packets": t.packets, "bytes": t.bytes, "first_seen": t.first_ns, "last_seen": t.last_ns,
         "tcp_flags": t.tcp_flags})}
 
     c = r.counters

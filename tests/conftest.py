@@ -113,7 +113,8 @@ def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ..
 
 
 def reference_windows(path, window_s: float) -> dict:
-    """Brute force, one Python step per packet: {window_start_ns: {5-tuple: [packets, bytes, first, last, flags]}}.
+    """Brute force, one Python step per packet:
+    {window_start_ns: {(src, dst, sport, dport, proto, vlan): [packets, bytes, first, last, flags]}}.
 
     The independent reference the dataflow's exact results are checked against."""
     out: dict = collections.defaultdict(dict)
@@ -123,7 +124,7 @@ def reference_windows(path, window_s: float) -> dict:
         b = dec.decode(raw)
         ok = b.status == 0
         keys = zip(column_to_text(b.src[ok]), column_to_text(b.dst[ok]), b.sport[ok].tolist(), b.dport[ok].tolist(),
-                   b.proto[ok].tolist())
+                   b.proto[ok].tolist(), b.vlan[ok].tolist())
         for k, ln, ts, fl in zip(keys, b.ip_len[ok].tolist(), b.ts_ns[ok].tolist(), b.tcp_flags[ok].tolist()):
             w = ts - ts % wns if wns else 0
             rec = out[w].get(k)
@@ -139,10 +140,10 @@ def reference_windows(path, window_s: float) -> dict:
 
 
 def table_records(t) -> dict:
-    """A FlowTable as {window: {5-tuple text: [packets, bytes, first, last, flags]}} like reference_windows."""
+    """A FlowTable as {window: {flow key text: [packets, bytes, first, last, flags]}} like reference_windows."""
     out: dict = collections.defaultdict(dict)
     keys = zip(t.window.tolist(), column_to_text(t.src_addr()), column_to_text(t.dst_addr()), t.sport.tolist(),
-               t.dport.tolist(), t.proto.tolist())
+               t.dport.tolist(), t.proto.tolist(), t.vlan.tolist())
     for (w, *k), pk, by, f, l, fl in zip(keys, t.packets.tolist(), t.bytes.tolist(), t.first_ns.tolist(),
                                          t.last_ns.tolist(), t.tcp_flags.tolist()):
         out[w][tuple(k)] = [pk, by, f, l, fl]

@@ -15,6 +15,7 @@ class Dimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DIMENSION_SPORT: _ClassVar[Dimension]
     DIMENSION_DPORT: _ClassVar[Dimension]
     DIMENSION_PROTO: _ClassVar[Dimension]
+    DIMENSION_VLAN: _ClassVar[Dimension]
 
 class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ DIMENSION_DST: Dimension
 DIMENSION_SPORT: Dimension
 DIMENSION_DPORT: Dimension
 DIMENSION_PROTO: Dimension
+DIMENSION_VLAN: Dimension
 METRIC_UNSPECIFIED: Metric
 METRIC_BYTES: Metric
 METRIC_PACKETS: Metric
@@ -57,20 +59,22 @@ class TimeRange(_message.Message):
     def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class Filter(_message.Message):
-    __slots__ = ("src", "dst", "sport", "dport", "proto", "source")
+    __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan")
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
     SPORT_FIELD_NUMBER: _ClassVar[int]
     DPORT_FIELD_NUMBER: _ClassVar[int]
     PROTO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
     src: _containers.RepeatedScalarFieldContainer[str]
     dst: _containers.RepeatedScalarFieldContainer[str]
     sport: _containers.RepeatedScalarFieldContainer[int]
     dport: _containers.RepeatedScalarFieldContainer[int]
     proto: _containers.RepeatedScalarFieldContainer[int]
     source: str
-    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ...) -> None: ...
+    vlan: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., vlan: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AggregateFlowsRequest(_message.Message):
     __slots__ = ("range", "filter", "group_by", "bucket_seconds", "order_by", "limit")
@@ -89,7 +93,7 @@ class AggregateFlowsRequest(_message.Message):
     def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[Dimension, str]]] = ..., bucket_seconds: _Optional[int] = ..., order_by: _Optional[_Union[Metric, str]] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class FlowGroup(_message.Message):
-    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows")
+    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows", "vlan")
     BUCKET_MS_FIELD_NUMBER: _ClassVar[int]
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +103,7 @@ class FlowGroup(_message.Message):
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
     bucket_ms: int
     src: str
     dst: str
@@ -108,7 +113,8 @@ class FlowGroup(_message.Message):
     packets: int
     bytes: int
     flows: int
-    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ...) -> None: ...
+    vlan: int
+    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ...) -> None: ...
 
 class AggregateFlowsResponse(_message.Message):
     __slots__ = ("groups",)
@@ -135,7 +141,7 @@ class TraceFlowRequest(_message.Message):
     def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FlowWindow(_message.Message):
-    __slots__ = ("window_start_ms", "source", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags")
+    __slots__ = ("window_start_ms", "source", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags", "vlan")
     WINDOW_START_MS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +149,7 @@ class FlowWindow(_message.Message):
     FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
     TCP_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
     window_start_ms: int
     source: str
     packets: int
@@ -150,7 +157,8 @@ class FlowWindow(_message.Message):
     first_seen_ns: int
     last_seen_ns: int
     tcp_flags: int
-    def __init__(self, window_start_ms: _Optional[int] = ..., source: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ...) -> None: ...
+    vlan: int
+    def __init__(self, window_start_ms: _Optional[int] = ..., source: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ..., vlan: _Optional[int] = ...) -> None: ...
 
 class TraceFlowResponse(_message.Message):
     __slots__ = ("windows", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags")

@@ -88,20 +88,44 @@ def test_aggregate_top_sources_and_filters(api):
 
 
 def test_trace_flow(api):
+    """A 5-tuple's records: one per window and VLAN (the capture tags frames at random, so the
+    busiest 5-tuples show up in several VLANs)."""
     per = collections.defaultdict(dict)
     for w, flows in api.ref.items():
         for k, rec in flows.items():
-            per[k][w] = rec
+            per[k[:5]][(w, k[5])] = rec
     key = max(per, key=lambda k: (len(per[k]), sum(r[1] for r in per[k].values())))
+    assert len({v for _, v in per[key]}) > 1
     src, dst, sport, dport, proto = key
     body = {"range": ALL, "src": src, "dst": dst, "sport": sport, "dport": dport, "proto": proto, "source": api.source}
     g, h = both(api, "TraceFlow", "/v1/flows/trace", body, body)
-    want = [(w // 1_000_000, r[0], r[1], r[2], r[3], r[4]) for w, r in sorted(per[key].items())]
-    assert [(x["window_start_ms"], x["packets"], x["bytes"], x["first_seen_ns"], x["last_seen_ns"], x["tcp_flags"])
-            for x in h["windows"]] == want
+    want = [(w // 1_000_000, v, r[0], r[1], r[2], r[3], r[4]) for (w, v), r in sorted(per[key].items())]
+    assert [(x["window_start_ms"], x["vlan"], x["packets"], x["bytes"], x["first_seen_ns"], x["last_seen_ns"],
+             x["tcp_flags"]) for x in h["windows"]] == want
     assert h["packets"] == sum(r[0] for r in per[key].values())
-    assert int(g["first_seen_ns"]) == h["first_seen_ns"] == want[0][3]
-    assert int(g["last_seen_ns"]) == h["last_seen_ns"] == want[-1][4]
+    assert int(g["first_seen_ns"]) == h["first_seen_ns"] == min(r[2] for r in per[key].values())
+    assert int(g["last_seen_ns"]) == h["last_seen_ns"] == max(r[3] for r in per[key].values())
+
+
+def test_vlan_group_and_filter(api):
+    by_vlan = collections.Counter()
+    for flows in api.ref.values():
+        for k, (_p, b, *_r) in flows.items():
+            by_vlan[k[5]] += b
+    h = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": api.source},
+                                               "group_by": ["vlan"], "limit": 10_000})
+    assert {x["vlan"]: x["bytes"] for x in h["groups"]} == dict(by_vlan) and len(by_vlan) > 100
+    tagged = [v for v in by_vlan if v][:3]
+    g = grpc_call(api, "AggregateFlows", {"range": ALL, "filter": {"source": api.source, "vlan": tagged}})
+    assert int(g["groups"][0]["bytes"]) == sum(by_vlan[v] for v in tagged)
+    pk, by, fl = totals(api.ref, lambda k: k[5] == 0)
+    h = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": api.source, "vlan": [0]}})
+    assert (h["groups"][0]["packets"], h["groups"][0]["bytes"], h["groups"][0]["flows"]) == (pk, by, fl)
+    with api.http() as c:       # the sketch tables have no VLAN
+        r = c.post("/v1/heavy-hitters", json={"range": ALL, "filter": {"vlan": [5]}})
+        assert r.status_code == 400 and "exact=true" in r.json()["error"]
+        r = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"vlan": [4096]}})
+        assert r.status_code == 400 and "VLAN ids are 0-4095" in r.json()["error"]
 
 
 def test_heavy_hitters_exact_and_sketch(api):

@@ -39,11 +39,11 @@ def test_dashboard_file_is_current():
     assert build.OUT.read_text() == build.render(), "run: python dashboards/build.py"
     d = json.loads(build.OUT.read_text())
     assert len(d["panels"]) == len(build.PANELS) and {v["name"] for v in d["templating"]["list"]} == \
-        {"source", "protocol", "address"}
+        {"source", "protocol", "address", "vlan"}
 
 
-@pytest.mark.parametrize("variables", [{"source": "", "address": "", "protocol": ""},
-                                       {"source": "cap", "address": "10.1.0.1", "protocol": "6"}])
+@pytest.mark.parametrize("variables", [{"source": "", "address": "", "protocol": "", "vlan": ""},
+                                       {"source": "cap", "address": "10.1.0.1", "protocol": "6", "vlan": "0"}])
 def test_every_sql_runs(store, variables):
     s, ref = store
     t0, t1 = 1_600_000_000, 1_900_000_000

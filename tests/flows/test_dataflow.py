@@ -32,12 +32,12 @@ def in_process(synth_pcap):
 
 def store_records(store: str) -> dict:
     rows = ChdbStore(store).rows(
-        f"SELECT toUnixTimestamp64Nano(window_start), {address_text('src')}, {address_text('dst')}, sport, dport, proto, "
+        f"SELECT toUnixTimestamp64Nano(window_start), {address_text('src')}, {address_text('dst')}, sport, dport, proto, vlan, "
         "packets, bytes, toUnixTimestamp64Nano(first_seen), toUnixTimestamp64Nano(last_seen), tcp_flags "
         "FROM netspectra.flows FINAL")
     out: dict = {}
-    for w, s, d, sp, dp, p, pk, by, f, l, fl in rows:
-        out.setdefault(int(w), {})[(s, d, sp, dp, p)] = [int(pk), int(by), int(f), int(l), fl]
+    for w, s, d, sp, dp, p, v, pk, by, f, l, fl in rows:
+        out.setdefault(int(w), {})[(s, d, sp, dp, p, v)] = [int(pk), int(by), int(f), int(l), fl]
     return out
 
 

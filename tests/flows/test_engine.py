@@ -141,11 +141,11 @@ def clickhouse_records(port: int, source: str) -> dict:
     from clickhouse_driver import Client
     from schemas.addresses import to_text
     rows = Client(host="127.0.0.1", port=port).execute(
-        "SELECT toUInt64(window_start), src, dst, sport, dport, proto, packets, bytes, first_seen, last_seen, tcp_flags "
-        "FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})
+        "SELECT toUInt64(window_start), src, dst, sport, dport, proto, vlan, packets, bytes, first_seen, last_seen, "
+        "tcp_flags FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})
     out: dict = {}
-    for w, s, d, sp, dp, p, pk, by, f, l, fl in rows:
-        out.setdefault(w * 10**9, {})[(to_text(s), to_text(d), sp, dp, p)] = [pk, by, f, l, fl]
+    for w, s, d, sp, dp, p, v, pk, by, f, l, fl in rows:
+        out.setdefault(w * 10**9, {})[(to_text(s), to_text(d), sp, dp, p, v)] = [pk, by, f, l, fl]
     return out
 
 

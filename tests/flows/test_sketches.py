@@ -54,7 +54,7 @@ def planted(planted_pcap):
 
 def _exact(ref, dimension):
     w = {"bytes": collections.Counter(), "packets": collections.Counter()}
-    for (s, d, sp, dp, p), (pk, by, *_) in ref.items():
+    for (s, d, sp, dp, p, _vlan), (pk, by, *_) in ref.items():     # items are 5-tuples, over VLANs
         key = {"src": s, "dst": d, "flow": (s, d, sp, dp, p), "dport": (p, dp), "proto": p}[dimension]
         if dimension == "dport" and dp == 0:
             continue

@@ -1,6 +1,7 @@
 """The exact flow table: per-batch aggregation and merging equal a per-packet brute force."""
 from __future__ import annotations
 
+import collections
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
@@ -97,3 +98,15 @@ def test_aggregation_is_exact_when_every_hash_collides():
     assert pk[:3].tolist() == [3, 2, 1] and by[:3].tolist() == [30, 20, 10]
     assert first[:3].tolist() == [0, 1, 3] and last[:3].tolist() == [5, 4, 3]
     assert fl[:3].tolist() == [1 | 4 | 32, 2 | 16, 8]
+
+
+def test_vlan_is_part_of_the_flow_key(synth_pcap):
+    """The same 5-tuple seen in two VLANs is two flow records (the generated capture tags 10% of
+    frames at random, so many 5-tuples appear tagged and untagged)."""
+    ref = reference_windows(synth_pcap, 0)[0]
+    vlans = collections.defaultdict(set)
+    for k in ref:
+        vlans[k[:5]].add(k[5])
+    assert sum(len(v) > 1 for v in vlans.values()) > 10
+    table = FlowTable.concat([FlowTable.from_packets(b, 0) for b in _batches(synth_pcap)]).aggregate()
+    assert len(table) == len(ref) and set(table.vlan.tolist()) == {k[5] for k in ref}
