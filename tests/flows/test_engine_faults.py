@@ -12,7 +12,7 @@ import time
 from netspectra import stack
 from tests.collectors.test_publish import _create_topic
 from tests.conftest import ROOT, reference_windows
-from tests.flows.test_engine import WINDOW_S, clickhouse_records, run_engine_cluster
+from tests.flows.test_engine import WINDOW_S, _consume_raw, clickhouse_records, run_engine_cluster
 
 RATE = 12_000          # packets/s the collector publishes: the 60k-packet capture takes ~5 s
 ENGINE_OPTS = ["--idle", "2", "--lateness", "1"]
@@ -52,6 +52,18 @@ def stop(procs, sig=signal.SIGTERM) -> None:
             p.wait()
 
 
+def wait_until_consuming(boot: str, topic: str, partitions: int = 4) -> None:
+    """Block until every engine worker reads its partitions: one junk message per partition, each
+    of which the engine copies to the dead-letter topic. Starting the collector only then keeps
+    the faults mid-stream however slowly the engine processes start on a loaded machine."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": boot})
+    for part in range(partitions):
+        p.produce(topic, b"readiness probe, not a packet batch", partition=part)
+    assert p.flush(30) == 0
+    assert len(_consume_raw(boot, f"{topic}-dlq", partitions, timeout=120)) == partitions, "engine not consuming"
+
+
 def finish(collector, engines, ch_port: int, topic: str, ref: dict, also=lambda: True) -> dict:
     """Wait for the collector, then for ClickHouse to hold every window (and for `also`); stop the engines."""
     _, err = collector.communicate(timeout=120)
@@ -68,10 +80,12 @@ def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, s
     _, ports, _ = local_stack
     boot, topic, ch = f"127.0.0.1:{ports['kafka']}", "engine-recovery", ports["clickhouse"]
     _create_topic(boot, topic, 4)
+    _create_topic(boot, f"{topic}-dlq", 1)
     ref = reference_windows(synth_pcap, WINDOW_S)
     recovery = str(tmp_path / "recovery")
     opts = ENGINE_OPTS + ["--snapshot-interval", "1"]
     engines = run_engine_cluster(boot, topic, ports, opts, recovery=recovery)
+    wait_until_consuming(boot, topic)
     collector = start_collector(boot, topic, synth_pcap)
     wait_for(lambda: windows_written(ch, topic) >= 1, 120, "the first window")
     stop(engines, signal.SIGKILL)                    # mid-stream: no clean shutdown, no flush
@@ -86,10 +100,12 @@ def test_clickhouse_and_redis_stopped_mid_stream_lose_nothing(local_stack, synth
     d, ports, _ = local_stack
     boot, topic, ch = f"127.0.0.1:{ports['kafka']}", "engine-outage", ports["clickhouse"]
     _create_topic(boot, topic, 4)
+    _create_topic(boot, f"{topic}-dlq", 1)
     ref = reference_windows(synth_pcap, WINDOW_S)
     # A worker whose sink waits for ClickHouse stalls; the other worker must not take the stalled
     # one's partitions for idle meanwhile, so --idle exceeds the stall (outage + restart + backoff).
     engines = run_engine_cluster(boot, topic, ports, ["--idle", "15", "--lateness", "1"])
+    wait_until_consuming(boot, topic)
     collector = start_collector(boot, topic, synth_pcap)
     try:
         wait_for(lambda: windows_written(ch, topic) >= 1, 120, "the first window")
