@@ -16,14 +16,12 @@ def test_current_tables_pass_and_old_ones_are_named():
 
 
 def test_chdb_store_refuses_a_store_from_an_older_schema(tmp_path):
-    from chdb import session
-
     from sinks.chdb_store import ChdbStore
+
     path = str(tmp_path / "old")
-    s = session.Session(path)
-    s.query(f"CREATE DATABASE {DATABASE}")
-    s.query(f"CREATE TABLE {DATABASE}.flows (window_start DateTime64(3, 'UTC'), source String, src IPv6) "
-            "ENGINE = MergeTree ORDER BY window_start")
-    s.close()
-    with pytest.raises(SchemaMismatch, match="older NetSpectra"):
+    store = ChdbStore(path)         # chDB has one data directory per process: go through the store's session
+    store.sess.query(f"DROP TABLE {DATABASE}.flows")
+    store.sess.query(f"CREATE TABLE {DATABASE}.flows (window_start DateTime64(3, 'UTC'), source String, src IPv6) "
+                     "ENGINE = MergeTree ORDER BY window_start")
+    with pytest.raises(SchemaMismatch, match=r"older NetSpectra \(missing flows\.dst"):
         ChdbStore(path)
