@@ -91,6 +91,13 @@ TABLES = {
 }
 
 
+# Data-skipping indices (modern servers only). A 5-tuple's records lie scattered over the time-
+# ordered table; a bloom filter of its hash per granule lets "one flow over a long range" read
+# only the granules that hold it. Queries must filter on this same expression (api/queries.py).
+FLOW_KEY_HASH = "cityHash64(src, dst, sport, dport, proto)"
+INDEXES = {"flows": [f"INDEX flow_key {FLOW_KEY_HASH} TYPE bloom_filter(0.01) GRANULARITY 1"]}
+
+
 # Down-level types for ClickHouse servers before 19.x (Debian's 18.16), derived from the one DDL
 # above: addresses as their 16 bytes, times as integer ns / whole seconds, no TTL.
 LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
@@ -105,6 +112,8 @@ def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
             for modern, old in LEGACY_TYPES.items():
                 cols = cols.replace(f" {modern},", f" {old},")
             engine = engine[:engine.index("TTL")].rstrip()
+        else:
+            cols = ",\n".join([cols] + [f"    {ix}" for ix in INDEXES.get(name, [])])
         stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{cols}\n)\n{engine}")
     return stmts
 

@@ -85,9 +85,15 @@ def engine_log(p: subprocess.Popen) -> str:
 
 
 def wait_all(procs, timeout=300) -> None:
-    for p in procs:
-        p.wait(timeout=timeout)
-        assert p.returncode == 0, engine_log(p)
+    """Wait for every process to exit cleanly; whichever still runs after a failure is killed."""
+    try:
+        for p in procs:
+            p.wait(timeout=timeout)
+            assert p.returncode == 0, engine_log(p)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
 
 
 def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(local_stack, synth_pcap):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from netspectra import stack
 from tests.collectors.test_publish import _create_topic
 from tests.conftest import ROOT, reference_windows
@@ -65,6 +67,14 @@ def wait_until_consuming(boot: str, topic: str, partitions: int = 4) -> None:
     assert len(_consume_raw(boot, f"{topic}-dlq", partitions, timeout=120)) == partitions, "engine not consuming"
 
 
+@pytest.fixture
+def started():
+    """Processes a test starts; whatever still runs when it ends (a failed assertion included) is killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    stop(procs, signal.SIGKILL)
+
+
 def finish(collector, engines, ch_port: int, topic: str, ref: dict, also=lambda: True) -> dict:
     """Wait for the collector, then for ClickHouse to hold every window (and for `also`); stop the engines."""
     _, err = collector.communicate(timeout=120)
@@ -77,7 +87,7 @@ def finish(collector, engines, ch_port: int, topic: str, ref: dict, also=lambda:
     return clickhouse_records(ch_port, topic)
 
 
-def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, synth_pcap, tmp_path):
+def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, synth_pcap, tmp_path, started):
     _, ports, _ = local_stack
     boot, topic, ch = f"127.0.0.1:{ports['kafka']}", "engine-recovery", ports["clickhouse"]
     _create_topic(boot, topic, 4)
@@ -86,17 +96,20 @@ def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, s
     recovery = str(tmp_path / "recovery")
     opts = ENGINE_OPTS + ["--snapshot-interval", "1"]
     engines = run_engine_cluster(boot, topic, ports, opts, recovery=recovery)
+    started += engines
     wait_until_consuming(boot, topic)
     collector = start_collector(boot, topic, synth_pcap)
+    started.append(collector)
     wait_for(lambda: windows_written(ch, topic) >= 1, 120, "the first window")
     stop(engines, signal.SIGKILL)                    # mid-stream: no clean shutdown, no flush
     written = windows_written(ch, topic)
     assert collector.poll() is None and written < len(ref), "the kill came too late to be mid-stream"
     engines = run_engine_cluster(boot, topic, ports, opts, recovery=recovery)
+    started += engines
     assert finish(collector, engines, ch, topic, ref) == ref
 
 
-def test_clickhouse_and_redis_stopped_mid_stream_lose_nothing(local_stack, synth_pcap):
+def test_clickhouse_and_redis_stopped_mid_stream_lose_nothing(local_stack, synth_pcap, started):
     import redis
     d, ports, _ = local_stack
     boot, topic, ch = f"127.0.0.1:{ports['kafka']}", "engine-outage", ports["clickhouse"]
@@ -106,8 +119,10 @@ def test_clickhouse_and_redis_stopped_mid_stream_lose_nothing(local_stack, synth
     # A worker whose sink waits for ClickHouse stalls; the other worker must not take the stalled
     # one's partitions for idle meanwhile, so --idle exceeds the stall (outage + restart + backoff).
     engines = run_engine_cluster(boot, topic, ports, ["--idle", "15", "--lateness", "1"])
+    started += engines
     wait_until_consuming(boot, topic)
     collector = start_collector(boot, topic, synth_pcap)
+    started.append(collector)
     try:
         wait_for(lambda: windows_written(ch, topic) >= 1, 120, "the first window")
         assert set(stack.down(d, only="clickhouse") + stack.down(d, only="redis")) == {"clickhouse", "redis"}
