@@ -4,9 +4,12 @@
      "redis": "127.0.0.1:16379",                 # optional: live state for LiveTop/WatchLive
      "host": "127.0.0.1", "grpc_port": 50051, "http_port": 8080,
      "tokens": [{"token": "…", "role": "read"}, {"token": "…", "role": "admin"}],
-     "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"}}   # client_ca: mutual TLS
+     "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"},   # client_ca: mutual TLS
+     "ingest_dir": "/srv/captures"}              # admin IngestCapture reads captures from here (chDB)
 
-Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data.
+Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data and,
+with chDB, ingest captures from `ingest_dir` (the API process owns the chDB directory, so
+ingestion into it runs here).
 Without tokens the API refuses to start unless `allow_anonymous` is set (then everyone is read).
 """
 from __future__ import annotations
@@ -45,6 +48,7 @@ class ApiConfig(BaseModel):
     tokens: list[Token] = Field(default_factory=list)
     allow_anonymous: bool = False
     tls: Optional[Tls] = None
+    ingest_dir: Optional[str] = None
 
     @classmethod
     def load(cls, path: Optional[str], **overrides) -> "ApiConfig":

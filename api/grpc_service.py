@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from api import models as m
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
-from api.service import NotFound, QueryService
+from api.service import Busy, NotFound, QueryService
 from schemas.v1 import query_pb2 as pb
 from schemas.v1 import query_pb2_grpc as pb_grpc
 
@@ -92,6 +92,8 @@ def rpc(role: str, request_model=None):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             except NotFound as e:
                 context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            except Busy as e:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
             except Exception:       # noqa: BLE001 - logged here, the client gets no internals
                 if context.code() is not None:      # abort() already set the status
                     raise
@@ -153,6 +155,10 @@ class QueryServicer(pb_grpc.QueryServicer):
     @rpc("admin", m.DeleteSourceRequest)
     def DeleteSource(self, req, context):
         return to_message(self.service.delete_source(req), pb.DeleteSourceResponse)
+
+    @rpc("admin", m.IngestCaptureRequest)
+    def IngestCapture(self, req, context):
+        return to_message(self.service.ingest_capture(req), pb.IngestCaptureResponse)
 
 
 def _read(path: str) -> bytes:

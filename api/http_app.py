@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api import models as m
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
-from api.service import NotFound, QueryService
+from api.service import Busy, NotFound, QueryService
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,11 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     def delete_source(req: m.DeleteSourceRequest):
         return call(service.delete_source, req)
 
+    @app.post("/v1/admin/ingest", response_model=m.IngestCaptureResponse, responses=ERRORS | {409: {"model": Problem}},
+              dependencies=[admin])
+    def ingest_capture(req: m.IngestCaptureRequest):
+        return call(service.ingest_capture, req)
+
     # ---- Grafana JSON datasource ----------------------------------------------------------------
     @app.get("/grafana/", responses=ERRORS, dependencies=[read])
     def grafana_test() -> dict:
@@ -206,6 +211,8 @@ def call(fn, req):
         raise ApiError(400, str(e)) from None
     except NotFound as e:
         raise ApiError(404, str(e)) from None
+    except Busy as e:
+        raise ApiError(409, str(e)) from None
 
 
 def _grafana_target(service: QueryService, t: GrafanaTarget, rng: m.TimeRange, interval_ms: int) -> list[dict]:

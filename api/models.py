@@ -236,5 +236,20 @@ class DeleteSourceResponse(_Model):
     tables: int
 
 
+class IngestCaptureRequest(_Model):
+    path: str = Field(min_length=1, max_length=4096, description="relative to the server's ingest_dir")
+    window_seconds: float = Field(default=0.0, ge=0, le=86400, description="0 = 60")
+    lateness_seconds: float = Field(default=0.0, ge=0, le=3600, description="0 = 5")
+
+
+class IngestCaptureResponse(_Model):
+    source: str
+    windows: int
+    packets: int
+    bytes: int
+    flows: int
+    seconds: float
+
+
 def limit_of(n: int) -> int:
     return n or DEFAULT_LIMIT

@@ -6,7 +6,9 @@ call these methods; they never build SQL or read Redis themselves.
 from __future__ import annotations
 
 import logging
+import threading
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Optional
 
 from api import models as m
@@ -21,6 +23,10 @@ class NotFound(LookupError):
     """Nothing to answer with (-> 404 / NOT_FOUND)."""
 
 
+class Busy(RuntimeError):
+    """Try again later (-> 409 / RESOURCE_EXHAUSTED)."""
+
+
 def _version() -> str:
     try:
         return version("netspectra")
@@ -29,8 +35,10 @@ def _version() -> str:
 
 
 class QueryService:
-    def __init__(self, backend, redis_url: Optional[str] = None):
+    def __init__(self, backend, redis_url: Optional[str] = None, ingest_dir: Optional[str] = None):
         self.backend = backend
+        self.ingest_dir = Path(ingest_dir).resolve() if ingest_dir else None
+        self._ingesting = threading.Lock()      # one capture at a time
         self.redis = None
         if redis_url:
             import redis
@@ -105,6 +113,39 @@ class QueryService:
         ok = store_ok and (self.redis is None or redis_ok)
         return m.HealthResponse(status="ok" if ok else "degraded", store=self.backend.name, store_ok=store_ok,
                                 redis_ok=redis_ok, version=_version())
+
+    def ingest_capture(self, req: m.IngestCaptureRequest) -> m.IngestCaptureResponse:
+        """Analyse a capture from ingest_dir into this process's chDB store (`analyze`'s dataflow)."""
+        from api.store import ChdbBackend
+        from collectors.capture_file import CaptureFormatError
+        from flows.config import WindowConfig
+        from flows.sketches import SketchConfig
+        from netspectra.analyze import run_analysis
+
+        if not isinstance(self.backend, ChdbBackend):
+            raise q.QueryError("ingestion runs in the API only on the embedded chDB store; "
+                               "feed a ClickHouse server with netspectra collect/engine")
+        if self.ingest_dir is None:
+            raise q.QueryError("no ingest_dir configured")
+        path = (self.ingest_dir / req.path).resolve()
+        if not path.is_relative_to(self.ingest_dir):
+            raise q.QueryError("path must stay inside ingest_dir")
+        if not path.is_file():
+            raise NotFound(f"no capture {req.path!r} in ingest_dir")
+        cfg = WindowConfig(window_s=req.window_seconds or 60.0, lateness_s=req.lateness_seconds or 5.0,
+                           sketches=SketchConfig())
+        if not self._ingesting.acquire(blocking=False):
+            raise Busy("a capture is being ingested; try again when it is done")
+        try:
+            log.info("ingesting %s", path)
+            run = run_analysis(str(path), cfg, self.backend.store.path)
+        except CaptureFormatError as e:
+            raise q.QueryError(f"not a capture: {e}") from None
+        finally:
+            self._ingesting.release()
+        r = run.report
+        return m.IngestCaptureResponse(source=str(path), windows=r["windows"], packets=r["packets"], bytes=r["bytes"],
+                                       flows=r["flows"], seconds=run.seconds)
 
     def delete_source(self, req: m.DeleteSourceRequest) -> m.DeleteSourceResponse:
         log.warning("deleting every window of source %r", req.source)

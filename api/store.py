@@ -39,12 +39,9 @@ class ChdbBackend(_Backend):
         self.store = ChdbStore(path)
         self.dialect = Dialect(legacy=False)
         self.name = f"chdb:{self.store.path}"
-        self._lock = threading.Lock()       # one query at a time into the embedded server
 
     def rows(self, sql: str, params: dict) -> list[tuple]:
-        with self._lock:
-            res = self.store.sess.query(sql, "Arrow", params=params)
-        data = res.bytes()
+        data = self.store.query(sql, "Arrow", params)
         if not data:
             return []
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
@@ -52,8 +49,7 @@ class ChdbBackend(_Backend):
         return list(zip(*cols))
 
     def execute(self, sql: str, params: dict) -> None:
-        with self._lock:
-            self.store.sess.query(sql, "CSV", params=params)
+        self.store.query(sql, "CSV", params)
 
 
 class NativeBackend(_Backend):

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 _ACTIVE: dict[str, object] = {}     # at most one {path: session}
 _LOCK = threading.Lock()
-_WRITE_LOCK = threading.Lock()      # one INSERT at a time into the shared session
+SESSION_LOCK = threading.Lock()     # one statement at a time into the shared session (threads: API, ingestion)
 
 
 def address_text(col: str) -> str:
@@ -69,7 +69,7 @@ class ChdbStore:
                 _ACTIVE[self.path] = session.Session(self.path)
             self.sess = _ACTIVE[self.path]
         for stmt in ddl():
-            self.sess.query(stmt)
+            self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
 
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
@@ -88,7 +88,7 @@ class ChdbStore:
         # Rows go through an Arrow file: chDB's Python() table function deadlocks when called
         # from a Bytewax worker thread other than the main one.
         tmp = Path(self.path) / f"tmp-insert-{os.getpid()}-{threading.get_ident()}.arrow"
-        with _WRITE_LOCK:
+        with SESSION_LOCK:
             with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
                 w.write_table(table)
             try:
@@ -102,9 +102,12 @@ class ChdbStore:
             if _ACTIVE.get(self.path) is self.sess:
                 _ACTIVE.pop(self.path).close()
 
-    def query(self, sql: str, fmt: str = "CSVWithNames") -> str:
-        res = self.sess.query(sql, fmt)
-        return res.bytes().decode() if hasattr(res, "bytes") else str(res)
+    def query(self, sql: str, fmt: str = "CSVWithNames", params: dict | None = None) -> str | bytes:
+        """A statement's output as text (as bytes for binary formats such as Arrow)."""
+        with SESSION_LOCK:
+            res = self.sess.query(sql, fmt, params=params)
+        data = res.bytes() if hasattr(res, "bytes") else str(res).encode()
+        return data if fmt in ("Arrow", "Parquet", "Native") else data.decode()
 
     def rows(self, sql: str) -> list[tuple]:
         """Result rows as Python values (JSONCompact parsing; numbers come back as numbers)."""

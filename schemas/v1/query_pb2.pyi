@@ -325,3 +325,29 @@ class DeleteSourceResponse(_message.Message):
     TABLES_FIELD_NUMBER: _ClassVar[int]
     tables: int
     def __init__(self, tables: _Optional[int] = ...) -> None: ...
+
+class IngestCaptureRequest(_message.Message):
+    __slots__ = ("path", "window_seconds", "lateness_seconds")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENESS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    window_seconds: float
+    lateness_seconds: float
+    def __init__(self, path: _Optional[str] = ..., window_seconds: _Optional[float] = ..., lateness_seconds: _Optional[float] = ...) -> None: ...
+
+class IngestCaptureResponse(_message.Message):
+    __slots__ = ("source", "windows", "packets", "bytes", "flows", "seconds")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    windows: int
+    packets: int
+    bytes: int
+    flows: int
+    seconds: float
+    def __init__(self, source: _Optional[str] = ..., windows: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...

@@ -74,6 +74,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.DeleteSourceRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.DeleteSourceResponse.FromString,
                 _registered_method=True)
+        self.IngestCapture = channel.unary_unary(
+                '/netspectra.v1.Query/IngestCapture',
+                request_serializer=schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -128,6 +133,13 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestCapture(self, request, context):
+        """Admin role, chDB store: analyse a capture from the server's ingest_dir into the store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +182,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.DeleteSource,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.DeleteSourceRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.DeleteSourceResponse.SerializeToString,
+            ),
+            'IngestCapture': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestCapture,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -388,6 +405,33 @@ class Query:
             '/netspectra.v1.Query/DeleteSource',
             schemas_dot_v1_dot_query__pb2.DeleteSourceRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.DeleteSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestCapture(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/IngestCapture',
+            schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.FromString,
             options,
             channel_credentials,
             insecure,

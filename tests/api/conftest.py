@@ -78,7 +78,8 @@ def chdb_api(api_results, synth_pcap, tmp_path_factory, local_stack):
     _, ports, _ = local_stack
     redis_url = f"127.0.0.1:{ports['redis']}"
     RedisState(redis_url, source).write(results)
-    cfg = ApiConfig(store=str(store), redis=redis_url, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
+    cfg = ApiConfig(store=str(store), redis=redis_url, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
+                    ingest_dir=str(tmp_path_factory.mktemp("ingest")))
     for service, target, url in serve(cfg):
         yield Api(service, target, url, source, ref, results, redis_url)
 

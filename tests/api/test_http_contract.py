@@ -132,3 +132,40 @@ def test_admin_role(chdb_api, api_results):
     assert stub.DeleteSource(pb.DeleteSourceRequest(source="doomed-grpc"), metadata=md, timeout=30).tables == 5
     assert packets("doomed-http") == 0 and packets("doomed-grpc") == 0
     assert packets(chdb_api.source) > 0
+
+
+def test_admin_ingests_a_capture_into_the_chdb_store(chdb_api, server_api, tmp_path):
+    """IngestCapture runs analyze's dataflow in the API process (which owns the chDB directory):
+    the capture's exact totals come back and are queryable at once; paths stay inside ingest_dir."""
+    from collectors import synth
+    from tests.api.conftest import totals
+    from tests.conftest import reference_windows
+    ingest_dir = chdb_api.service.ingest_dir
+    synth.write(str(ingest_dir / "small.pcap"), synth.SynthConfig(packets=5000, hosts=50, seed=3))
+    pk, by, fl = totals(reference_windows(ingest_dir / "small.pcap", 10))
+    with chdb_api.http() as c:
+        assert c.post("/v1/admin/ingest", json={"path": "small.pcap"}).status_code == 403
+    with chdb_api.http(token=ADMIN_TOKEN) as c:
+        r = c.post("/v1/admin/ingest", json={"path": "small.pcap", "window_seconds": 10})
+        assert r.status_code == 200, r.text
+        j = r.json()
+        assert (j["packets"], j["bytes"], j["flows"]) == (pk, by, fl) and j["source"] == str(ingest_dir / "small.pcap")
+        r = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"source": j["source"]}})
+        g = r.json()["groups"][0]
+        assert (g["packets"], g["bytes"], g["flows"]) == (pk, by, fl)
+        r = c.post("/v1/admin/ingest", json={"path": "../../etc/passwd"})
+        assert r.status_code == 400 and "inside ingest_dir" in r.json()["error"]
+        assert c.post("/v1/admin/ingest", json={"path": "absent.pcap"}).status_code == 404
+        (ingest_dir / "junk.pcap").write_bytes(b"not a capture at all" * 10)
+        r = c.post("/v1/admin/ingest", json={"path": "junk.pcap"})
+        assert r.status_code == 400 and "not a capture" in r.json()["error"]
+    stub, md = chdb_api.stub(token=ADMIN_TOKEN)
+    res = stub.IngestCapture(pb.IngestCaptureRequest(path="small.pcap", window_seconds=10), metadata=md, timeout=60)
+    assert (res.packets, res.bytes, res.flows) == (pk, by, fl)      # again: the windows replace themselves
+    with chdb_api.http() as c:
+        g = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"source": res.source}}).json()["groups"][0]
+    assert (g["packets"], g["bytes"], g["flows"]) == (pk, by, fl)
+    stub, md = server_api.stub(token=ADMIN_TOKEN)
+    with pytest.raises(grpc.RpcError) as e:
+        stub.IngestCapture(pb.IngestCaptureRequest(path="small.pcap"), metadata=md, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "chDB" in e.value.details()
