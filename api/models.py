@@ -61,26 +61,17 @@ class Filter(_Model):
     def _networks(cls, v: list[str]) -> list[str]:
         return [str(network(x)) for x in v]
 
-    @field_validator("sport", "dport")
+    @field_validator("sport", "dport", "proto", "vlan")
     @classmethod
-    def _ports(cls, v: list[int]) -> list[int]:
-        if any(not 0 <= p <= 65535 for p in v):
-            raise ValueError("ports are 0-65535")
+    def _in_range(cls, v: list[int], info) -> list[int]:
+        name, top = _INT_RANGES[info.field_name]
+        if any(not 0 <= x <= top for x in v):
+            raise ValueError(f"{name} are 0-{top}")
         return v
 
-    @field_validator("proto")
-    @classmethod
-    def _protos(cls, v: list[int]) -> list[int]:
-        if any(not 0 <= p <= 255 for p in v):
-            raise ValueError("protocols are 0-255")
-        return v
 
-    @field_validator("vlan")
-    @classmethod
-    def _vlans(cls, v: list[int]) -> list[int]:
-        if any(not 0 <= x <= 4095 for x in v):
-            raise ValueError("VLAN ids are 0-4095")
-        return v
+_INT_RANGES = {"sport": ("ports", 65535), "dport": ("ports", 65535), "proto": ("protocols", 255),
+               "vlan": ("VLAN ids", 4095)}
 
 
 def _limit() -> int:
