@@ -21,8 +21,13 @@ class WindowConfig:
     # oldest of their newest packet times (a per-partition watermark), so a partition that is read
     # behind the others does not make its packets late.
     inputs: int = 1
-    # Wall-clock seconds after which a silent input stops holding the clock back, and after which
-    # a shard with no input at all closes its open windows (traffic stopped, end of a replay).
+    # Event-time seconds a closed window's state is kept after it closed: rows that arrive for it
+    # meanwhile update it and it is written again (sinks replace it); later ones are counted as
+    # late and dropped. 0 = no revisions (offline analysis of a capture).
+    grace_s: float = 0.0
+    # Seconds an input must have been quiet, with its source reporting it caught up with the
+    # broker, before it stops holding the clock back; when every input is, open windows close
+    # (traffic stopped, end of a replay). Silence alone never counts (flows.window.Progress).
     idle_s: float = 10.0
     # A window whose shards have not all reported after this long (wall clock) is written as
     # incomplete; matters only when a shard's input stalls.
@@ -35,3 +40,7 @@ class WindowConfig:
     @property
     def lateness_ns(self) -> int:
         return int(self.lateness_s * NS)
+
+    @property
+    def grace_ns(self) -> int:
+        return int(self.grace_s * NS)

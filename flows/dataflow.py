@@ -14,7 +14,6 @@ Run it directly with Bytewax, e.g. two worker threads over a capture into a chDB
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Optional
 
@@ -26,40 +25,26 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.config import WindowConfig
 from flows.sketches import SketchConfig
-from flows.window import ShardPartial, ShardState, WindowMerger, split_batch
+from flows.window import Progress, ShardState, WindowMerger, split_batch
 from schemas.packet_batch import PacketBatch
 
 
-# An idle close is confirmed this long after it first comes due, so input that queued up while
-# this worker was stalled (e.g. a sink waiting for a dead server) is taken in first.
-IDLE_CONFIRM_S = 0.5
-
-
 class ShardLogic(StatefulBatchLogic):
+    """One shard's windows. Driven only by its input: chunks and the sources' progress reports
+    (no wall-clock timers, so a stalled or restarted worker decides nothing on its own)."""
+
     def __init__(self, shard: int, cfg: WindowConfig, resume: Optional[ShardState]):
         self.state = resume.resume() if resume is not None else ShardState(shard, cfg)
-        self.confirm_at: Optional[float] = None
 
     def on_batch(self, values):
         out = []
-        for chunk in values:
-            out.extend(self.state.add(chunk))
-        self.confirm_at = None
+        for v in values:
+            if isinstance(v, Progress):
+                out.extend(self.state.progress(v))
+            else:
+                self.state.ingest(v)
+        out.extend(self.state.advance())
         return out, StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> Optional[datetime]:
-        """When the open windows close if no more input comes (traffic stopped)."""
-        if not self.state.open:
-            return None
-        due = self.confirm_at or self.state.last_heard + self.state.cfg.idle_s
-        return datetime.fromtimestamp(due, timezone.utc)
-
-    def on_notify(self):
-        if self.confirm_at is None:
-            self.confirm_at = time.time() + IDLE_CONFIRM_S
-            return [], StatefulBatchLogic.RETAIN
-        self.confirm_at = None
-        return self.state.idle(), StatefulBatchLogic.RETAIN
 
     def on_eof(self):
         return self.state.flush(), StatefulBatchLogic.RETAIN
@@ -69,34 +54,36 @@ class ShardLogic(StatefulBatchLogic):
 
 
 class MergeLogic(StatefulBatchLogic):
-    def __init__(self, cfg: WindowConfig, resume: Optional[dict]):
-        self.merger = WindowMerger(cfg)
-        if resume:
-            self.merger.partials = dict(resume)
+    """One window's merge: emits the result when complete and after each revision; a window
+    whose shards have not all reported after `merge_timeout_s` (wall clock: only a stalled shard
+    delays it) is written as incomplete, and again when the rest arrive."""
+
+    def __init__(self, cfg: WindowConfig, resume: Optional[WindowMerger]):
+        self.merger = resume if resume is not None else WindowMerger(cfg)
         self.deadline = datetime.now(timezone.utc) + timedelta(seconds=cfg.merge_timeout_s)
 
-    def on_batch(self, values: list[ShardPartial]):
+    def on_batch(self, values):
         for p in values:
-            res = self.merger.add(p)
-            if res is not None:
-                return [res], StatefulBatchLogic.DISCARD
-        return [], StatefulBatchLogic.RETAIN
+            self.merger.add(p)
+        return self._emit(force=False)
 
     def on_notify(self):
-        return self._flush()
+        return self._emit(force=True)
 
     def on_eof(self):
-        return self._flush()
-
-    def _flush(self):
-        res = self.merger.finish()
+        res = self.merger.result(force=True)
         return ([res] if res is not None else []), StatefulBatchLogic.DISCARD
 
-    def notify_at(self):
-        return self.deadline
+    def _emit(self, force: bool):
+        res = self.merger.result(force)
+        done = self.merger.done and not self.merger.changed
+        return ([res] if res is not None else []), StatefulBatchLogic.DISCARD if done else StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> dict:
-        return dict(self.merger.partials)
+    def notify_at(self):
+        return None if self.merger.emitted else self.deadline
+
+    def snapshot(self) -> WindowMerger:
+        return self.merger
 
 
 def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink],
@@ -108,16 +95,23 @@ def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[S
     return flow
 
 
-def window_pipeline(batches: Stream[tuple[int, PacketBatch]], cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
-    """Shard, window and merge a stream of (input partition, PacketBatch); every sink gets
-    (window key, WindowResult)."""
-    chunks = op.flat_map("split", batches, lambda ob: [(str(c.shard), c) for c in split_batch(ob[1], cfg, ob[0])])
+def window_pipeline(batches: Stream, cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
+    """Shard, window and merge a stream of (input partition, PacketBatch) and Progress reports;
+    every sink gets (window key, WindowResult)."""
+    chunks = op.flat_map("split", batches, lambda item: _to_shards(item, cfg))
     partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
     by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
     results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
     for i, sink in enumerate(sinks):
         op.output(f"out{i}", results, sink)
     return results
+
+
+def _to_shards(item, cfg: WindowConfig) -> list:
+    """A batch's per-shard chunks; a progress report goes to every shard."""
+    if isinstance(item, Progress):
+        return [(str(s), item) for s in range(cfg.shards)]
+    return [(str(c.shard), c) for c in split_batch(item[1], cfg, item[0])]
 
 
 def _shard_logic(cfg: WindowConfig, resume: Optional[ShardState]) -> ShardLogic:
@@ -139,6 +133,8 @@ def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0,
 
 
 def window_config(window_s: float, lateness_s: float, shards: int, top_n: int, hll_lg_k: int,
-                  hh_lg_max_map: int, inputs: int = 1, idle_s: float = WindowConfig.idle_s) -> WindowConfig:
+                  hh_lg_max_map: int, inputs: int = 1, idle_s: float = WindowConfig.idle_s,
+                  grace_s: float = WindowConfig.grace_s) -> WindowConfig:
     return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n, inputs=inputs,
-                        idle_s=idle_s, sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))
+                        idle_s=idle_s, grace_s=grace_s,
+                        sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))

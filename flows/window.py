@@ -9,18 +9,19 @@ The three stages the dataflow runs, each testable alone:
 2. `ShardState.add`: keeps each open window's partial flow tables and closes a window once the
    shard's watermark is `lateness` past its end, emitting a `ShardPartial` (final flow records
    of that shard plus its sketches). The watermark is the oldest of the input partitions' newest
-   packet times; a partition silent for `idle_s` while others flow no longer holds it back, and
-   `ShardState.idle` closes everything once all input has been silent that long. Rows for a
-   window this shard already closed are late: they are counted (late_packets, late_bytes on the
-   next partial) and logged, not merged.
-3. `WindowMerger`: per window, waits for one partial from every shard and merges them into a
-   `WindowResult` (flows concatenated, heavy-hitter sketches merged, spread HLLs unioned).
+   packet times. An input stops holding it back only when its source reports it caught up with
+   the broker and quiet for `idle_s` (`Progress`); when all inputs are, every open window closes
+   (traffic stopped). Rows for a closed window within its grace period (`grace_s` of event time
+   after it closed) are sent as a revision and the window is written again; rows for a window
+   past its grace are counted (late_packets, late_bytes on the next partial), logged, dropped.
+3. `WindowMerger`: per window, keeps one partial per shard and merges them into a
+   `WindowResult` (flows concatenated, heavy-hitter sketches merged, spread HLLs unioned) once
+   every shard has reported, and again after each revision, until every shard retired it.
 """
 from __future__ import annotations
 
 import collections
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,8 +34,7 @@ from schemas.packet_batch import FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK, 
 log = logging.getLogger(__name__)
 
 COMPACT_MIN_ROWS = 262_144      # partial rows a window buffers before it re-aggregates them
-RECENTLY_CLOSED = 4096          # closed windows remembered per shard to recognise late rows
-ACTIVITY_GAP_S = 1.0            # longest gap between chunks that counts as input flowing (see ShardState)
+RECENTLY_CLOSED = 4096          # retired windows remembered per shard to recognise late rows
 
 
 @dataclass
@@ -99,6 +99,22 @@ class WindowAccum:
         self.rows = self.compacted_rows = len(t)
         return t
 
+    def copy(self) -> "WindowAccum":
+        a = WindowAccum()
+        a.parts, a.rows, a.compacted_rows, a.counters = list(self.parts), self.rows, self.compacted_rows, self.counters.copy()
+        return a
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a source knows about one input partition while it delivers nothing: whether the broker
+    said, just now, that there is nothing more to read (caught up), and for how long the input has
+    been quiet. Only these facts let a shard treat an input as idle: silence alone can also mean
+    a lost broker connection, a restart or a stalled reader."""
+    origin: int
+    caught_up: bool
+    quiet_s: float
+
 
 @dataclass
 class ShardPartial:
@@ -108,89 +124,151 @@ class ShardPartial:
     heavy: HeavyHitters
     spread: dict[str, Spread]
     counters: dict[str, int]
+    # Rows that arrived after this shard closed the window, to add to its earlier partial.
+    revision: bool = False
+    # The shard sends nothing more for this window (its grace period is over, or there is none).
+    final: bool = True
+
+    def absorb(self, d: "ShardPartial") -> "ShardPartial":
+        """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
+        heavy = HeavyHitters(self.heavy.cfg)
+        heavy.merge(self.heavy)
+        heavy.merge(d.heavy)
+        spread = {}
+        for k in SPREAD_KINDS:
+            spread[k] = Spread(self.spread[k].cfg)
+            spread[k].merge(self.spread[k])
+            spread[k].merge(d.spread[k])
+        counters = collections.Counter(self.counters)
+        counters.update(d.counters)
+        return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
+                            spread, dict(counters), False, self.final or d.final)
 
 
-def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig) -> ShardPartial:
+@dataclass(frozen=True)
+class WindowRetired:
+    """A shard's word that a window's grace period is over: it sends nothing more for it."""
+    start: int
+    shard: int
+
+
+def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
+                 revision: bool = False, final: bool = True) -> ShardPartial:
     sk = cfg.sketches
     spread = {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)}
-    return ShardPartial(start, shard, flows, HeavyHitters.from_flows(flows, sk), spread, dict(counters))
+    return ShardPartial(start, shard, flows, HeavyHitters.from_flows(flows, sk), spread, dict(counters),
+                        revision, final)
 
 
 class ShardState:
-    """The open windows of one shard and its event-time clock (a watermark over its inputs)."""
+    """The windows of one shard and its event-time clock (a watermark over its inputs).
 
-    def __init__(self, shard: int, cfg: WindowConfig, now: float | None = None):
+    A window is open until the watermark is `lateness` past its end, then closed: its partial is
+    sent and rows that still arrive for it are sent as revisions, until the watermark is also
+    `grace` past (retired); rows for a retired window are counted as late and dropped. Every
+    decision depends on event time and on the inputs' progress as the sources report it, never on
+    how fast or how steadily this worker happens to read.
+    """
+
+    def __init__(self, shard: int, cfg: WindowConfig):
         self.shard = shard
         self.cfg = cfg
         self.open: dict[int, WindowAccum] = {}
-        self.closed: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self.closed: collections.OrderedDict[int, None] = collections.OrderedDict()    # in their grace period
+        self.retired: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self.revisions: dict[int, WindowAccum] = {}
         self.clocks: dict[int, int] = {}        # input partition -> newest packet time
-        # Idleness of one input is measured in "busy seconds": time during which chunks kept
-        # arriving, a gap between chunks counting at most ACTIVITY_GAP_S. So an input is idle only
-        # while the others flow; a worker that was itself stalled (a sink blocked on a dead
-        # server) does not take its inputs for idle when it resumes.
-        self.busy = 0.0
-        self.heard: dict[int, float] = {}       # input partition -> busy seconds at its last chunk
-        self.last_heard = time.time() if now is None else now    # wall time of the last chunk
+        self.drained: dict[int, bool] = {}      # input partition -> caught up and quiet for idle_s
+        self.mark = -1                          # the watermark; never moves back
         self.late: collections.Counter = collections.Counter()
 
     def watermark(self) -> int:
-        """Oldest newest-packet time over the inputs that are not idle (silent for `idle_s` busy
-        seconds). Inputs not heard from yet hold it back (at -1) for the first `idle_s` busy seconds."""
-        idle = self.cfg.idle_s
-        if len(self.clocks) < self.cfg.inputs and self.busy < idle:
+        """Oldest newest-packet time over the inputs that are not drained. An input that was never
+        heard from and is not known to be drained holds it back entirely (-1)."""
+        inputs = range(self.cfg.inputs)
+        if any(o not in self.clocks and not self.drained.get(o) for o in inputs):
             return -1
-        return min(ts for o, ts in self.clocks.items() if self.busy - self.heard[o] < idle)
+        live = [ts for o, ts in self.clocks.items() if not self.drained.get(o)]
+        if live:
+            return min(live)
+        return max(self.clocks.values(), default=-1)
 
-    def add(self, chunk: Chunk, now: float | None = None) -> list[ShardPartial]:
-        now = time.time() if now is None else now
+    def add(self, chunk: Chunk) -> list:
+        """Take one chunk and emit what is then due (partials, revisions, retirements)."""
+        self.ingest(chunk)
+        return self.advance()
+
+    def ingest(self, chunk: Chunk) -> None:
         self.shard = chunk.shard
-        self.busy += min(max(now - self.last_heard, 0.0), ACTIVITY_GAP_S)
-        self.last_heard = now
         self.clocks[chunk.origin] = max(self.clocks.get(chunk.origin, -1), chunk.max_ts)
-        self.heard[chunk.origin] = self.busy
+        self.drained[chunk.origin] = False
+        single = len(chunk.windows) == 1
+        dropped = []
         for w in chunk.windows:
-            if w in self.closed:
+            if w in self.retired:
+                dropped.append(w)
                 continue
+            rows = chunk.flows if single else chunk.flows.select_window(w)
+            counters = chunk.counters.get(w, {})
             acc = self.open.get(w)
             if acc is None:
-                acc = self.open[w] = WindowAccum()
-            acc.counters.update(chunk.counters.get(w, {}))
-            acc.add(chunk.flows if len(chunk.windows) == 1 else chunk.flows.select_window(w))
-        late = [w for w in chunk.windows if w in self.closed]
-        if late:
-            self._count_late(chunk, late)
-        mark = self.watermark()
-        return self._close(lambda w: self.cfg.window_ns > 0
-                           and w + self.cfg.window_ns + self.cfg.lateness_ns <= mark)
+                if w in self.closed:
+                    if not len(rows) and not counters:
+                        continue                  # nothing to revise
+                    acc = self.revisions.setdefault(w, WindowAccum())
+                else:
+                    acc = self.open[w] = WindowAccum()
+            acc.counters.update(counters)
+            acc.add(rows)
+        if dropped:
+            self._count_late(chunk, dropped)
 
-    def resume(self, now: float | None = None) -> "ShardState":
-        """After a restore from a snapshot: idleness counts from now, not from before the restart
-        (else open windows would close before the replayed input arrives)."""
-        self.last_heard = time.time() if now is None else now
+    def progress(self, p: Progress) -> list:
+        """A source's progress report for one input. When every input is caught up and has been
+        quiet for `idle_s`, traffic has stopped: every open window closes."""
+        self.drained[p.origin] = p.caught_up and p.quiet_s >= self.cfg.idle_s
+        out = []
+        if self.open and all(self.drained.get(o) for o in range(self.cfg.inputs)):
+            out = self._close(lambda w: True)
+        return out + self.advance()
+
+    def advance(self) -> list:
+        """Close the windows the watermark has passed, send pending revisions, retire windows
+        whose grace period is over."""
+        self.mark = max(self.mark, self.watermark())
+        cfg = self.cfg
+        out = self._close(lambda w: cfg.window_ns > 0 and w + cfg.window_ns + cfg.lateness_ns <= self.mark)
+        for w, acc in self.revisions.items():
+            rows = acc.finish()
+            acc.counters["revised_packets"] += int(rows.packets.sum())
+            out.append(make_partial(w, self.shard, rows, acc.counters, cfg, revision=True, final=False))
+        self.revisions.clear()
+        if cfg.grace_ns > 0:
+            for w in [w for w in self.closed if w + cfg.window_ns + cfg.lateness_ns + cfg.grace_ns <= self.mark]:
+                self._retire(w)
+                out.append(WindowRetired(w, self.shard))
+        return out
+
+    def resume(self) -> "ShardState":
+        """After a restore from a snapshot: what the sources said before the restart no longer
+        holds; each input is taken for drained again only on a fresh report."""
+        self.drained.clear()
         return self
-
-    def idle(self, now: float | None = None) -> list[ShardPartial]:
-        """Close every open window when no input has arrived for `idle_s` (traffic stopped)."""
-        now = time.time() if now is None else now
-        if self.open and now - self.last_heard >= self.cfg.idle_s:
-            return self.flush()
-        return []
 
     def copy(self) -> "ShardState":
         """A consistent copy for recovery snapshots. Flow tables are never modified in place, so
         copying the containers is enough."""
         s = ShardState(self.shard, self.cfg)
-        for w, acc in self.open.items():
-            a = s.open[w] = WindowAccum()
-            a.parts, a.rows, a.compacted_rows, a.counters = list(acc.parts), acc.rows, acc.compacted_rows, acc.counters.copy()
-        s.closed, s.clocks, s.heard = self.closed.copy(), dict(self.clocks), dict(self.heard)
-        s.busy, s.last_heard, s.late = self.busy, self.last_heard, self.late.copy()
+        s.open = {w: acc.copy() for w, acc in self.open.items()}
+        s.revisions = {w: acc.copy() for w, acc in self.revisions.items()}
+        s.closed, s.retired, s.clocks, s.drained = self.closed.copy(), self.retired.copy(), dict(self.clocks), dict(self.drained)
+        s.mark, s.late = self.mark, self.late.copy()
         return s
 
-    def flush(self) -> list[ShardPartial]:
-        """End of input: close every open window."""
-        return self._close(lambda w: True)
+    def flush(self) -> list:
+        """End of input: close every open window and send what is pending."""
+        out = self._close(lambda w: True)
+        return out + self.advance()
 
     def _count_late(self, chunk: Chunk, late: list[int]) -> None:
         rows = chunk.flows if len(chunk.windows) == 1 else chunk.flows.take(np.flatnonzero(np.isin(chunk.flows.window, late)))
@@ -198,20 +276,29 @@ class ShardState:
         self.late["late_packets"] += int(rows.packets.sum())
         self.late["late_bytes"] += int(rows.bytes.sum())
         self.late["late_frames"] += frames
-        log.warning("shard %d: %d packets arrived for closed windows %s", self.shard, int(rows.packets.sum()), late[:3])
+        log.warning("shard %d: %d packets arrived for windows past their grace period %s, dropped and counted",
+                    self.shard, int(rows.packets.sum()), late[:3])
+
+    def _retire(self, w: int) -> None:
+        self.closed.pop(w, None)
+        self.retired[w] = None
+        if len(self.retired) > RECENTLY_CLOSED:
+            self.retired.popitem(last=False)
 
     def _close(self, due) -> list[ShardPartial]:
         out = []
+        final = self.cfg.grace_ns <= 0
         for w in sorted(w for w in self.open if due(w)):
             acc = self.open.pop(w)
             counters = acc.counters
             if self.late:
                 counters = counters + self.late
                 self.late.clear()
-            out.append(make_partial(w, self.shard, acc.finish(), counters, self.cfg))
-            self.closed[w] = None
-            if len(self.closed) > RECENTLY_CLOSED:
-                self.closed.popitem(last=False)
+            out.append(make_partial(w, self.shard, acc.finish(), counters, self.cfg, final=final))
+            if final:
+                self._retire(w)
+            else:
+                self.closed[w] = None
         return out
 
 
@@ -274,25 +361,87 @@ def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowRes
 
 
 class WindowMerger:
-    """Partials of one window until every shard has reported."""
+    """One window's partials, one per shard, until every shard has retired it.
+
+    The merged result is emitted once every shard has reported, and again whenever a shard sends
+    a revision (rows that arrived after it closed the window). Sinks key every row on (window,
+    source, entity), so a re-emitted window replaces the earlier one."""
 
     def __init__(self, cfg: WindowConfig):
         self.cfg = cfg
         self.partials: dict[int, ShardPartial] = {}
+        self.final: set[int] = set()
+        self.changed = False        # partials changed since the last emitted result
+        self.emitted = False
 
-    def add(self, p: ShardPartial) -> WindowResult | None:
-        if p.shard in self.partials:      # a replayed partial (recovery) replaces the first
-            log.warning("window %d: shard %d reported twice; keeping the newest", p.start, p.shard)
-        self.partials[p.shard] = p
-        if len(self.partials) == self.cfg.shards:
-            return self.finish()
-        return None
+    def add(self, p) -> None:
+        if isinstance(p, WindowRetired):
+            self.final.add(p.shard)
+            return
+        have = self.partials.get(p.shard)
+        if p.revision and have is not None:
+            self.partials[p.shard] = have.absorb(p)
+        else:
+            if have is not None:      # a replayed partial (recovery) replaces the first
+                log.warning("window %d: shard %d reported twice; keeping the newest", p.start, p.shard)
+            self.partials[p.shard] = p
+        if p.final:
+            self.final.add(p.shard)
+        self.changed = True
 
-    def finish(self) -> WindowResult | None:
-        if not self.partials:
+    @property
+    def complete(self) -> bool:
+        return len(self.partials) == self.cfg.shards
+
+    @property
+    def done(self) -> bool:
+        """Every shard has retired the window: nothing more can change it."""
+        return len(self.final) == self.cfg.shards
+
+    def result(self, force: bool = False) -> WindowResult | None:
+        """The merged window if it is complete (or `force`d) and changed since it was last emitted."""
+        if not self.partials or not self.changed or not (self.complete or force):
             return None
         res = merge_partials(list(self.partials.values()), self.cfg)
         if not res.complete:
             log.warning("window %d written with %d of %d shards", res.start, res.shards, self.cfg.shards)
-        self.partials = {}
+        self.changed, self.emitted = False, True
         return res
+
+
+class LocalPipeline:
+    """The three stages in one thread, without Bytewax, batch by batch as the dataflow runs them
+    (one merge pass per batch): for tests and benchmarks of the pure core."""
+
+    def __init__(self, cfg: WindowConfig):
+        self.cfg = cfg
+        self.states = [ShardState(i, cfg) for i in range(cfg.shards)]
+        self.mergers: dict[int, WindowMerger] = {}
+
+    def feed(self, batch: PacketBatch, origin: int = 0) -> list[WindowResult]:
+        return self._merge([x for c in split_batch(batch, self.cfg, origin) for x in self.states[c.shard].add(c)])
+
+    def progress(self, p: Progress) -> list[WindowResult]:
+        return self._merge([x for s in self.states for x in s.progress(p)])
+
+    def flush(self) -> list[WindowResult]:
+        """End of input: every window closes and is emitted (incomplete ones too)."""
+        out = self._merge([x for s in self.states for x in s.flush()])
+        for w in sorted(self.mergers):
+            res = self.mergers.pop(w).result(force=True)
+            if res is not None:
+                out.append(res)
+        return out
+
+    def _merge(self, items: list) -> list[WindowResult]:
+        for p in items:
+            self.mergers.setdefault(p.start, WindowMerger(self.cfg)).add(p)
+        out = []
+        for w in sorted({p.start for p in items}):
+            m = self.mergers[w]
+            res = m.result()
+            if res is not None:
+                out.append(res)
+            if m.done and not m.changed:
+                del self.mergers[w]
+        return out

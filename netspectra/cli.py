@@ -9,6 +9,7 @@ import sys
 import time
 
 from collectors import synth
+from flows.defaults import LIVE_GRACE_S
 
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
@@ -107,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--dead-letter-topic", default="netspectra.dead-letter")
     e.add_argument("--window", type=float, default=60.0)
     e.add_argument("--lateness", type=float, default=5.0, help="event-time seconds a window waits for late packets")
-    e.add_argument("--idle", type=float, default=10.0, help="wall-clock seconds of silence after which a partition "
-                   "stops holding windows open, and open windows close when all input stopped (default 10)")
+    e.add_argument("--idle", type=float, default=10.0, help="seconds a partition must be quiet, with the broker "
+                   "confirming it is read to its end, before it stops holding windows open; when all are, open "
+                   "windows close (default 10)")
+    e.add_argument("--grace", type=float, default=LIVE_GRACE_S, help="event-time seconds a closed window is kept: "
+                   f"packets arriving for it meanwhile update it and it is written again (default {LIVE_GRACE_S:g})")
     e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
     e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")

@@ -14,8 +14,10 @@ Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
 
 Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pipeline leaves no
 stale "live" state; hosts older than the TTL are trimmed on each write. One window is written
-in one MULTI/EXEC, so readers never see half a window. If Redis is away, a write is retried with
-backoff and then dropped and counted: live state is a view, ClickHouse keeps the history.
+in one MULTI/EXEC, so readers never see half a window. If Redis is away, windows wait in a
+bounded backlog (the newest version of each window, `max_backlog` windows; beyond that the
+oldest is dropped and counted) and each write retries for up to `retry_s` before returning, so
+an outage costs latency, not windows, and the backlog is written as soon as Redis is back.
 """
 from __future__ import annotations
 
@@ -40,36 +42,46 @@ def prefix(source: str) -> str:
 
 
 class RedisState:
-    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, retries: int = 5):
+    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, retry_s: float = 30.0,
+                 max_backlog: int = 256):
         import redis
 
         self.r = redis.Redis.from_url(url if "://" in url else f"redis://{url}", socket_timeout=5)
         self.p = prefix(source)
-        self.top_n, self.ttl_s, self.retries = top_n, ttl_s, retries
+        self.top_n, self.ttl_s, self.retry_s, self.max_backlog = top_n, ttl_s, retry_s, max_backlog
+        self.backlog: dict[int, WindowResult] = {}      # window start -> newest unwritten version
         self.written = 0
         self.dropped = 0
 
     def write(self, results: list[WindowResult]) -> None:
         for res in results:
-            self._write_one(res)
+            self.backlog.pop(res.start, None)
+            self.backlog[res.start] = res
+        while len(self.backlog) > self.max_backlog:
+            start = next(iter(self.backlog))
+            del self.backlog[start]
+            self.dropped += 1
+            log.error("redis: backlog full, window %d dropped", start)
+        self._drain()
 
-    def _write_one(self, res: WindowResult) -> None:
+    def _drain(self) -> None:
         import redis
 
-        delay = 0.2
-        for attempt in range(self.retries + 1):
+        delay, deadline = 0.2, time.monotonic() + self.retry_s
+        while self.backlog:
+            start, res = next(iter(self.backlog.items()))
             try:
                 self._pipeline(res).execute()
-                self.written += 1
-                return
             except (redis.ConnectionError, redis.TimeoutError) as e:
-                if attempt == self.retries:
-                    self.dropped += 1
-                    log.error("redis: window %d dropped after %d attempts: %s", res.start, attempt + 1, e)
+                if time.monotonic() + delay > deadline:
+                    log.error("redis unavailable (%s); %d windows wait for it", e, len(self.backlog))
                     return
                 log.warning("redis unavailable (%s); retrying in %.1f s", e, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            del self.backlog[start]
+            self.written += 1
 
     def _pipeline(self, res: WindowResult):
         p, ttl, now = self.p, self.ttl_s, time.time()

@@ -165,3 +165,41 @@ def test_engine_warns_when_workers_exceed_partitions(local_stack):
     assert "1 partitions for 4 workers" in check_partitions(args)
     args.workers, args.addresses = 1, None
     assert check_partitions(args) is None
+
+
+def test_consumer_errors_and_bad_messages_are_dead_lettered_and_the_flow_goes_on():
+    """KafkaError items (what the source emits for consumer errors) and undecodable messages are
+    counted, dead-lettered with the reason, and the batches around them still reach the windows."""
+    import bytewax.operators as op
+    from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, TestingSource, run_main
+    from confluent_kafka import KafkaError as ConfluentError
+
+    from flows import engine
+    from flows.window import Progress
+    from tests.flows.test_window import batch
+
+    def msg(value, offset):
+        return KafkaSourceMessage(key=None, value=value, topic="t", partition=1, offset=offset)
+
+    good = batch([1, 2, 3])
+    items = [msg(good.to_bytes(), 0),
+             KafkaError(ConfluentError(ConfluentError._TRANSPORT, "broker gone"), msg(None, 1)),
+             msg(b"junk", 2),
+             KafkaError(ConfluentError(ConfluentError._TRANSPORT, "broker gone"), msg(None, 3)),
+             Progress(1, True, 5.0),
+             msg(good.to_bytes(), 4)]
+    engine.REJECTED.clear()
+    flow = Dataflow("parse")
+    ok, bad = engine.split_input(op.input("in", flow, TestingSource(items)), "t")
+    got_ok, got_bad = [], []
+    op.output("ok", ok, TestingSink(got_ok))
+    op.output("bad", bad, TestingSink(got_bad))
+    run_main(flow)
+    assert [type(x).__name__ if isinstance(x, Progress) else (x[0], len(x[1])) for x in got_ok] == \
+        [(1, 3), "Progress", (1, 3)]
+    reasons = [dict(m.headers)["error"].decode() for m in got_bad]
+    assert len(reasons) == 3 and "broker gone" in reasons[0] and "broker gone" in reasons[2]
+    assert [dict(m.headers)["source_offset"] for m in got_bad] == [b"1", b"2", b"3"]
+    assert engine.REJECTED == {"_TRANSPORT": 2, "bad_message": 1}

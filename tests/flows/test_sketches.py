@@ -24,23 +24,10 @@ PHI = 0.005        # a heavy hitter carries at least 0.5% of the window's bytes 
 
 def run_windows(path, cfg: WindowConfig):
     """The pure pipeline (split -> shard states -> merge), without Bytewax."""
-    from flows.window import WindowMerger
-    states = [ShardState(i, cfg) for i in range(cfg.shards)]
-    mergers: dict = collections.defaultdict(lambda: WindowMerger(cfg))
-    results = []
-    dec = Decoder(l7=False)
-
-    def take(partials):
-        for p in partials:
-            r = mergers[p.start].add(p)
-            if r is not None:
-                results.append(r)
-    for raw in CaptureFile(str(path)).batches():
-        for chunk in split_batch(dec.decode(raw), cfg):
-            take(states[chunk.shard].add(chunk))
-    for s in states:
-        take(s.flush())
-    return results
+    from flows.window import LocalPipeline
+    pipe, dec = LocalPipeline(cfg), Decoder(l7=False)
+    results = [r for raw in CaptureFile(str(path)).batches() for r in pipe.feed(dec.decode(raw))]
+    return results + pipe.flush()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,15 @@ import redis
 from flows.config import WindowConfig
 from sinks.redis_state import RedisState
 from tests.conftest import _free_ports
-from tests.flows.test_window import batch, feed, flush
-from flows.window import ShardState
+from tests.flows.test_window import batch
+from flows.window import LocalPipeline
 
 
 def _results():
-    cfg = WindowConfig(window_s=10, lateness_s=0, shards=2)
-    states, mergers = [ShardState(i, cfg) for i in range(2)], {}
-    out = feed(states, mergers, cfg, batch([1, 2, 3], src_last=7))
-    out += feed(states, mergers, cfg, batch([12, 13], src_last=9))
-    out += flush(states, mergers)
-    return out
+    pipe = LocalPipeline(WindowConfig(window_s=10, lateness_s=0, shards=2))
+    out = pipe.feed(batch([1, 2, 3], src_last=7))
+    out += pipe.feed(batch([12, 13], src_last=9))
+    return out + pipe.flush()
 
 
 def test_windows_latest_and_ttl(local_stack):
@@ -38,7 +36,23 @@ def test_windows_latest_and_ttl(local_stack):
     assert st.written == 2 and st.dropped == 0
 
 
-def test_redis_away_is_counted_not_raised():
-    st = RedisState(f"127.0.0.1:{_free_ports(1)[0]}", "gone", retries=1)
-    st.write(_results())
-    assert st.written == 0 and st.dropped == 2
+def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
+    """Redis away: windows wait in a bounded backlog (the newest version of each), the oldest
+    beyond it dropped and counted; once Redis is back the next write sends the backlog."""
+    from netspectra import stack
+    port = _free_ports(1)[0]
+    w0, w1 = _results()
+    st = RedisState(f"127.0.0.1:{port}", "gone", retry_s=0.5, max_backlog=1)
+    st.write([w0])
+    assert st.written == 0 and st.dropped == 0 and list(st.backlog) == [w0.start]
+    st.write([w1])                                     # backlog of one: w0 dropped and counted
+    assert st.dropped == 1 and list(st.backlog) == [w1.start]
+    d = tmp_path / "stack"
+    stack.up(d, ports={"redis": port, "kafka": _free_ports(1)[0]}, clickhouse=False)
+    try:
+        st.write([])
+        assert st.written == 1 and not st.backlog
+        r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        assert int(r.hget(f"ns:gone:window:{w1.start // 1_000_000}", "packets")) == w1.packets
+    finally:
+        stack.down(d)

@@ -1,0 +1,123 @@
+"""A Bytewax source over one Kafka topic that also says how far each partition has been read.
+
+Each Kafka partition is a Bytewax input partition with its own consumer, assigned directly (no
+consumer group; the offsets live in Bytewax's recovery snapshots), like Bytewax's KafkaSource.
+It emits that source's item types, `KafkaSourceMessage` and `KafkaError`, and, while a partition
+delivers nothing, a `flows.window.Progress` report every `PROGRESS_EVERY_S`:
+
+- `caught_up` is a fact from the broker, not a guess from silence: the partition's high
+  watermark from the latest fetch response is at our read position, and that response is fresh
+  (librdkafka's statistics: the partition leader's connection is UP and received something within
+  `FRESH_S`; consumers long-poll, so a connected idle consumer hears from the broker every
+  `fetch.wait.max.ms`). A cut connection, a broker that is down, or a consumer still catching up
+  after a restart is never caught up. (ListOffsets would be the obvious question to ask, but the
+  local test broker, Tansu, answers it wrongly; the fetch response's high watermark is right.)
+- `quiet_s` is how long the partition has delivered no message.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import KafkaError as ConfluentError
+
+from flows.window import Progress
+
+log = logging.getLogger(__name__)
+
+BATCH_MESSAGES = 256          # messages per poll (each holds up to 16k packets)
+PROGRESS_EVERY_S = 0.25       # progress reports per quiet partition
+FRESH_S = 2.0                 # a fetch response older than this says nothing about now
+STATS_INTERVAL_MS = 250       # librdkafka statistics: where the freshness comes from
+POLL_PAUSE_S = 0.005          # pause after an empty poll (Bytewax would call again at once)
+CONSUMER_CONFIG = {"max.partition.fetch.bytes": "16000000"}
+
+
+class PacketSource(FixedPartitionedSource):
+    def __init__(self, brokers: str, topic: str, tail: bool = True, add_config: Optional[dict] = None):
+        self.brokers, self.topic, self.tail = brokers, topic, tail
+        self.add_config = {**CONSUMER_CONFIG, **(add_config or {})}
+
+    def list_parts(self) -> list[str]:
+        from flows.engine import topic_partitions
+        return [str(p) for p in range(topic_partitions(self.brokers, self.topic))]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]):
+        return _Partition(self, int(for_part), OFFSET_BEGINNING if resume_state is None else resume_state)
+
+
+class _Partition(StatefulSourcePartition):
+    def __init__(self, src: PacketSource, part: int, offset: int):
+        self.topic, self.part, self.tail = src.topic, part, src.tail
+        self.offset = offset                  # next offset to read: the resume state
+        self.quiet_since = time.monotonic()
+        self.next_report = 0.0
+        self.fact: Optional[tuple[float, int, bool]] = None     # (when, high watermark, leader connected)
+        self.at_end = False
+        self.awake: Optional[datetime] = None
+        self.consumer = Consumer({
+            "bootstrap.servers": src.brokers, "group.id": "netspectra-engine", "enable.auto.commit": "false",
+            "enable.partition.eof": "true", "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": self._stats, **src.add_config})
+        self.consumer.assign([TopicPartition(self.topic, part, offset)])
+
+    def _stats(self, raw: str) -> None:
+        """Keep the latest fetch-response fact for this partition (librdkafka statistics)."""
+        try:
+            st = json.loads(raw)
+            p = st["topics"][self.topic]["partitions"][str(self.part)]
+            leader = next((b for b in st["brokers"].values() if b.get("nodeid") == p.get("leader")), None)
+            connected = (leader is not None and leader.get("state") == "UP"
+                         and 0 <= leader.get("rxidle", -1) <= FRESH_S * 1e6)
+            self.fact = (time.monotonic(), int(p.get("hi_offset", -1)), connected)
+        except (KeyError, ValueError, TypeError):
+            self.fact = None          # not this partition yet (before its first fetch)
+
+    def caught_up(self, now: float) -> bool:
+        if self.fact is None or self.offset < 0:
+            return False
+        when, high, connected = self.fact
+        return connected and now - when <= FRESH_S and 0 <= high <= self.offset
+
+    def next_batch(self) -> list:
+        if self.at_end and not self.tail:
+            raise StopIteration
+        msgs = self.consumer.consume(BATCH_MESSAGES, 0)
+        now = time.monotonic()
+        out: list = []
+        for m in msgs:
+            err = m.error()
+            if err is not None and err.code() == ConfluentError._PARTITION_EOF:
+                self.offset = max(self.offset, m.offset())
+                self.at_end = True
+                continue
+            wrapped = KafkaSourceMessage(key=m.key(), value=m.value(), topic=m.topic(), headers=m.headers() or [],
+                                         latency=m.latency(), offset=m.offset(), partition=self.part,
+                                         timestamp=m.timestamp())
+            if err is not None:
+                out.append(KafkaError(err, wrapped))
+                continue
+            out.append(wrapped)
+            self.offset = m.offset() + 1
+            self.quiet_since = now
+            self.at_end = False
+        if not out and now >= self.next_report:
+            self.next_report = now + PROGRESS_EVERY_S
+            out.append(Progress(self.part, self.caught_up(now), now - self.quiet_since))
+        self.awake = None if msgs else datetime.now(timezone.utc) + timedelta(seconds=POLL_PAUSE_S)
+        return out
+
+    def next_awake(self) -> Optional[datetime]:
+        return self.awake
+
+    def snapshot(self) -> int:
+        return self.offset
+
+    def close(self) -> None:
+        self.consumer.close()
