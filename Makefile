@@ -11,7 +11,7 @@ APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server 
 PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server
 OUT := out
 
-.PHONY: all demo test deps venv bench clean
+.PHONY: all demo test stress deps venv bench clean
 
 all: test
 
@@ -34,6 +34,11 @@ deps:
 
 test: deps venv
 	$(BIN)/python -m pytest tests
+
+# Every fault scenario of the live pipeline STRESS_RUNS times, with the 60 s outages (not in `make test`).
+STRESS_RUNS ?= 10
+stress: deps venv
+	NETSPECTRA_STRESS_RUNS=$(STRESS_RUNS) NETSPECTRA_STRESS_LONG=1 $(BIN)/python -m pytest -ra tests/flows/test_engine_faults.py
 
 demo: venv
 	@mkdir -p $(OUT)

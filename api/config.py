@@ -5,7 +5,8 @@
      "host": "127.0.0.1", "grpc_port": 50051, "http_port": 8080,
      "tokens": [{"token": "…", "role": "read"}, {"token": "…", "role": "admin"}],
      "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"},   # client_ca: mutual TLS
-     "ingest_dir": "/srv/captures"}              # admin IngestCapture reads captures from here (chDB)
+     "ingest_dir": "/srv/captures",              # admin IngestCapture reads captures from here (chDB)
+     "max_body_bytes": 1000000, "header_timeout_s": 10, "body_timeout_s": 10}   # HTTP limits (api/guard.py)
 
 Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data and,
 with chDB, ingest captures from `ingest_dir` (the API process owns the chDB directory, so
@@ -49,6 +50,9 @@ class ApiConfig(BaseModel):
     allow_anonymous: bool = False
     tls: Optional[Tls] = None
     ingest_dir: Optional[str] = None
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)      # larger HTTP bodies: 413, never read
+    header_timeout_s: float = Field(default=10.0, gt=0)          # a connection's request headers, complete
+    body_timeout_s: float = Field(default=10.0, gt=0)            # a request body, complete (else 408)
 
     @classmethod
     def load(cls, path: Optional[str], **overrides) -> "ApiConfig":

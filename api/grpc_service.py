@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from api import models as m
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
-from api.service import Busy, NotFound, QueryService
+from api.service import Ambiguous, Busy, NotFound, QueryService
 from schemas.v1 import query_pb2 as pb
 from schemas.v1 import query_pb2_grpc as pb_grpc
 
@@ -88,6 +88,8 @@ def rpc(role: str, request_model=None):
                 return fn(self, req, context)
             except ValidationError as e:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, _errors(e))
+            except Ambiguous as e:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
             except QueryError as e:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             except NotFound as e:
@@ -129,24 +131,25 @@ class QueryServicer(pb_grpc.QueryServicer):
 
     @rpc("read", m.LiveTopRequest)
     def WatchLive(self, req, context):
-        """The current window at once, then each newer one as Redis gets it, until the client goes."""
-        # validate and fetch the first answer eagerly, so errors surface as a status
-        first = self.service.live_top(req)
-        return self._watch(req, first, context)
+        """The current window, then each newer one as Redis gets it, until the client goes. A source
+        with no window yet is waited for; which source is decided (or refused) at once."""
+        req = req.model_copy(update={"source": self.service.live_source(req)})
+        return self._watch(req, context)
 
-    def _watch(self, req, first, context):
+    def _watch(self, req, context):
         last = None
-        cur = first
         while context.is_active():
-            key = (cur.window_start_ms, cur.updated_at)
-            if key != last:
-                last = key
-                yield to_message(cur, pb.LiveTopResponse)
-            time.sleep(WATCH_POLL_S)
             try:
                 cur = self.service.live_top(req)
-            except NotFound:
-                continue
+            except NotFound:                  # no window yet
+                cur = None
+            except Exception:                 # noqa: BLE001 - Redis away: the stream ends with a status
+                log.exception("WatchLive failed")
+                context.abort(grpc.StatusCode.UNAVAILABLE, "live state unavailable (logged on the server)")
+            if cur is not None and (cur.window_start_ms, cur.updated_at) != last:
+                last = (cur.window_start_ms, cur.updated_at)
+                yield to_message(cur, pb.LiveTopResponse)
+            time.sleep(WATCH_POLL_S)
 
     @rpc("read")
     def Health(self, req, context):

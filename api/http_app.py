@@ -4,8 +4,9 @@ Routes mirror the gRPC methods (POST bodies are the same models, api/models.py).
 is the committed OpenAPI document; tests check it equals what this app serves.
 
 Errors: 401 without a valid bearer token, 403 for a role that may not, 400 with a readable
-message for bad parameters, 404 when there is nothing to answer with, 500 "internal error"
-(logged; never a traceback).
+message for bad parameters, 404 when there is nothing to answer with, 413 / 408 for a body over
+the limit or too slow (api/guard.py: decided before the body is read), 500 "internal error"
+(logged; never a traceback). Messages are capped at a few hundred characters.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from api import models as m
 from api.config import ApiConfig, allowed
+from api.guard import BodyGuard, cap
 from api.queries import QueryError
 from api.service import Busy, NotFound, QueryService
 
@@ -66,7 +68,7 @@ class GrafanaTarget(BaseModel):
 class GrafanaQuery(BaseModel):
     model_config = ConfigDict(extra="allow")
     range: GrafanaRange
-    intervalMs: int = Field(default=60_000, ge=0, strict=True)
+    intervalMs: int = Field(default=60_000, ge=0, le=m.MAX_BUCKET_S * 1000, strict=True)
     maxDataPoints: int = Field(default=1000, ge=0, strict=True)
     targets: list[GrafanaTarget] = Field(max_length=20)
 
@@ -97,20 +99,22 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
         return Depends(check)
 
     read, admin = role("read"), role("admin")
+    app.add_middleware(BodyGuard, role_of=config.role_of, max_body_bytes=config.max_body_bytes,
+                       body_timeout_s=config.body_timeout_s)
 
     @app.exception_handler(ApiError)
     async def _api_error(request, e: ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-        return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
+        return JSONResponse({"error": cap(e.message)}, status_code=e.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e: StarletteHTTPException):     # unparsable body, unknown path, ...
-        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
+        return JSONResponse({"error": cap(str(e.detail))}, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, e: RequestValidationError):
         msg = "; ".join(f"{'.'.join(str(x) for x in err['loc'][1:]) or 'body'}: {err['msg']}" for err in e.errors())
-        return JSONResponse({"error": msg}, status_code=400)
+        return JSONResponse({"error": cap(msg)}, status_code=400)
 
     @app.exception_handler(Exception)
     async def _internal(request, e: Exception):

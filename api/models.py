@@ -240,6 +240,8 @@ class IngestCaptureResponse(_Model):
     bytes: int
     flows: int
     seconds: float
+    truncated: bool = False      # the capture ends inside a packet record (every complete one was read)
+    corrupt: bool = False        # an impossible record header stopped the read early
 
 
 def limit_of(n: int) -> int:

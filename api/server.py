@@ -37,8 +37,12 @@ def http_config(app, config: ApiConfig):
     """uvicorn's configuration for the app: address, and TLS (mutual with client_ca) when configured."""
     import uvicorn
 
+    from api.guard import guarded_h11, raise_fd_limit
+
+    raise_fd_limit()
     t = config.tls
     return uvicorn.Config(app, host=config.host, port=config.http_port, log_level="warning",
+                          http=guarded_h11(config.header_timeout_s), timeout_keep_alive=5,
                           ssl_certfile=t.cert if t else None, ssl_keyfile=t.key if t else None,
                           ssl_ca_certs=t.client_ca if t else None,
                           ssl_cert_reqs=ssl.CERT_REQUIRED if t and t.client_ca else ssl.CERT_NONE)

@@ -27,6 +27,10 @@ class Busy(RuntimeError):
     """Try again later (-> 409 / RESOURCE_EXHAUSTED)."""
 
 
+class Ambiguous(q.QueryError):
+    """The request needs a choice the caller did not make (-> 400 / FAILED_PRECONDITION)."""
+
+
 def _version() -> str:
     try:
         return version("netspectra")
@@ -71,15 +75,19 @@ class QueryService:
         keys = self.redis.scan_iter(match=f"{PREFIX}:*:latest", count=1000)
         return sorted(k[len(PREFIX) + 1:-len(":latest")] for k in keys)
 
-    def live_top(self, req: m.LiveTopRequest) -> m.LiveTopResponse:
+    def live_source(self, req: m.LiveTopRequest) -> str:
+        """The source a live request is about: the one named, or the only one Redis has."""
         if self.redis is None:
             raise NotFound("no Redis configured for live state (start the API with --redis)")
-        source = req.source
-        if not source:
-            sources = self.live_sources()
-            if len(sources) != 1:
-                raise q.QueryError(f"name a source; Redis has live state for {len(sources)}: {sources[:20]}")
-            source = sources[0]
+        if req.source:
+            return req.source
+        sources = self.live_sources()
+        if len(sources) != 1:
+            raise Ambiguous(f"name a source; Redis has live state for {len(sources)}: {sources[:20]}")
+        return sources[0]
+
+    def live_top(self, req: m.LiveTopRequest) -> m.LiveTopResponse:
+        source = self.live_source(req)
         p = prefix(source)
         pipe = self.redis.pipeline(transaction=True)     # one consistent view of the newest window
         pipe.hgetall(f"{p}latest")
@@ -127,11 +135,15 @@ class QueryService:
                                "feed a ClickHouse server with netspectra collect/engine")
         if self.ingest_dir is None:
             raise q.QueryError("no ingest_dir configured")
-        path = (self.ingest_dir / req.path).resolve()
+        try:
+            path = (self.ingest_dir / req.path).resolve()
+            exists = path.exists()
+        except (ValueError, OSError, RuntimeError) as e:      # NUL byte, symlink loop, name too long
+            raise q.QueryError(f"bad path {req.path[:100]!r}: {getattr(e, 'strerror', None) or e}") from None
         if not path.is_relative_to(self.ingest_dir):
             raise q.QueryError("path must stay inside ingest_dir")
-        if not path.is_file():
-            raise NotFound(f"no capture {req.path!r} in ingest_dir")
+        if not exists:
+            raise NotFound(f"no capture {req.path[:100]!r} in ingest_dir")
         cfg = WindowConfig(window_s=req.window_seconds or 60.0, lateness_s=req.lateness_seconds or 5.0,
                            sketches=SketchConfig())
         if not self._ingesting.acquire(blocking=False):
@@ -139,13 +151,14 @@ class QueryService:
         try:
             log.info("ingesting %s", path)
             run = run_analysis(str(path), cfg, self.backend.store.path)
-        except CaptureFormatError as e:
+        except (CaptureFormatError, OSError) as e:
             raise q.QueryError(f"not a capture: {e}") from None
         finally:
             self._ingesting.release()
         r = run.report
         return m.IngestCaptureResponse(source=str(path), windows=r["windows"], packets=r["packets"], bytes=r["bytes"],
-                                       flows=r["flows"], seconds=run.seconds)
+                                       flows=r["flows"], seconds=run.seconds, truncated=r["truncated_file"],
+                                       corrupt=r["corrupt_file"])
 
     def delete_source(self, req: m.DeleteSourceRequest) -> m.DeleteSourceResponse:
         log.warning("deleting every window of source %r", req.source)

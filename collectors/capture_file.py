@@ -50,7 +50,20 @@ class ReaderStats:
                 "errors": dict(self.errors), "link_types": {str(k): v for k, v in self.link_types.items()}}
 
 
+def require_regular_file(path: str) -> int:
+    """The file's size; CaptureFormatError for a directory, FIFO, socket or device (a FIFO would
+    block the reader, or be read as empty), FileNotFoundError when it is not there."""
+    import stat
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise CaptureFormatError(f"{path}: is a directory, not a capture file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CaptureFormatError(f"{path}: not a regular file (a FIFO, socket or device); save the capture to a file")
+    return st.st_size
+
+
 def sniff_format(path: str) -> str:
+    require_regular_file(path)
     with open(path, "rb") as f:
         head = f.read(4)
     if head in PCAP_MAGICS:
@@ -80,7 +93,7 @@ class CaptureFile:
         self.batch_size = batch_size
         fmt = sniff_format(path)
         self.stats = stats if stats is not None else ReaderStats(format=fmt)   # shared when a replay loops
-        size = os.path.getsize(path)
+        size = require_regular_file(path)
         with open(path, "rb") as f:
             self._mm = _map(f.fileno(), size) if size else None
         self.buf = np.frombuffer(self._mm, dtype=np.uint8) if self._mm is not None else np.zeros(0, np.uint8)

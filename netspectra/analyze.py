@@ -54,7 +54,7 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, pro
         src_errors["l4_truncated"] = st.decoder["l4_truncated"]
     report = {"source": pcap, **summary.report(top, src_errors), "seconds": round(seconds, 3),
               "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated")),
-              "memory_mb": _memory_mb()}
+              "corrupt_file": bool(st.reader.get("corrupt")), "memory_mb": _memory_mb()}
     if export:
         ChdbStore(store).export(export, source=pcap)
     return AnalysisRun(summary, report, seconds, store)
@@ -168,7 +168,7 @@ def cmd_analyze(args) -> int:
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
                            progress=not args.json and sys.stderr.isatty())
-    except (CaptureFormatError, FileNotFoundError) as e:
+    except (CaptureFormatError, OSError) as e:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1
     finally:

@@ -10,6 +10,7 @@ import time
 
 from collectors import synth
 from flows.defaults import LIVE_GRACE_S
+from netspectra.stack import DEFAULT_PORTS
 
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("action", choices=["up", "down", "status"])
     k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
     k.add_argument("--no-clickhouse", action="store_true", help="leave out the ClickHouse server")
+    for svc, port in DEFAULT_PORTS.items():
+        k.add_argument(f"--{svc.replace('_', '-')}-port", type=int, help=f"port of {svc} on 127.0.0.1 (default {port})")
 
     args = p.parse_args(argv)
     module, func = COMMANDS[args.cmd].split(":")

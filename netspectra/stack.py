@@ -109,11 +109,75 @@ def _wait_port(port: int, timeout: float) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """The process runs (an exited child of ours is reaped here, not taken for alive)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass                      # not our child: ask the kernel
     try:
         os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-    return True
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` itself holds the listening TCP socket on `port` (not another program)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _answers(name: str, port: int) -> bool:
+    """A protocol-level check: Kafka metadata, Redis PING, ClickHouse SELECT 1."""
+    try:
+        if name == "redis":
+            with socket.create_connection((HOST, port), timeout=2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        if name == "kafka":
+            from confluent_kafka.admin import AdminClient
+            return bool(AdminClient({"bootstrap.servers": f"{HOST}:{port}"}).list_topics(timeout=2).brokers)
+        if name == "clickhouse":
+            from clickhouse_driver import Client
+            return Client(host=HOST, port=port, connect_timeout=2).execute("SELECT 1") == [(1,)]
+    except Exception:
+        return False
+    return False
+
+
+def _wait_ready(name: str, pid: int, port: int, log: str, timeout: float) -> None:
+    """Until the process we started listens on `port` and answers its protocol; one clear line otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            taken = "; the port is in use by another program" if _wait_port(port, 0.1) else ""
+            raise RuntimeError(f"{name} exited at start on {HOST}:{port}{taken}; see {log}")
+        if _listens(pid, port) and _answers(name, port):
+            return
+        time.sleep(0.1)
+    other = " (another program holds that port)" if _wait_port(port, 0.1) and not _listens(pid, port) else ""
+    raise RuntimeError(f"{name} did not answer on {HOST}:{port} within {timeout:.0f} s{other}; see {log}")
 
 
 def _state_file(d: Path) -> Path:
@@ -121,11 +185,21 @@ def _state_file(d: Path) -> Path:
 
 
 def status(d: Path = DEFAULT_DIR) -> dict[str, Service]:
+    """The stack's services that still run."""
+    return {k: v for k, v in _recorded(d).items() if _alive(v.pid)}
+
+
+def exited(d: Path = DEFAULT_DIR) -> dict[str, Service]:
+    """Services the stack started that have exited since (reaped)."""
+    return {k: v for k, v in _recorded(d).items() if not _alive(v.pid)}
+
+
+def _recorded(d: Path) -> dict[str, Service]:
     try:
         raw = json.loads(_state_file(d).read_text())
     except (OSError, ValueError):
         return {}
-    return {k: Service(**v) for k, v in raw.items() if _alive(v["pid"])}
+    return {k: Service(**v) for k, v in raw.items()}
 
 
 def _spawn(d: Path, name: str, cmd: list[str]) -> tuple[int, str]:
@@ -163,8 +237,11 @@ def up(d: Path = DEFAULT_DIR, ports: dict | None = None, clickhouse: bool = True
         wanted.append(("clickhouse", [ch, f"--config-file={conf}"], ports["clickhouse"], f"{HOST}:{ports['clickhouse']}"))
     for name, cmd, port, addr in wanted:
         pid, log = _spawn(d, name, cmd)
-        if not _wait_port(port, timeout):
-            raise RuntimeError(f"{name} did not listen on {addr} within {timeout:.0f} s; see {log}")
+        try:
+            _wait_ready(name, pid, port, log, timeout)
+        except RuntimeError:
+            _kill_group(pid)
+            raise
         services[name] = Service(name, pid, addr, log)
     _state_file(d).write_text(json.dumps({k: asdict(v) for k, v in services.items()}, indent=1))
     return services
@@ -177,31 +254,34 @@ def down(d: Path = DEFAULT_DIR, only: str | None = None, timeout: float = 15.0) 
     for name, svc in services.items():
         if only and name != only:
             continue
-        try:
-            os.killpg(svc.pid, signal.SIGTERM)
-        except OSError:
-            continue
-        deadline = time.monotonic() + timeout
-        while _alive(svc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                os.waitpid(svc.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        if _alive(svc.pid):
-            os.killpg(svc.pid, signal.SIGKILL)
-        stopped.append(name)
+        if _kill_group(svc.pid, timeout):
+            stopped.append(name)
     remaining = {k: asdict(v) for k, v in status(d).items()}
     if _state_file(d).exists():
         _state_file(d).write_text(json.dumps(remaining, indent=1))
     return stopped
 
 
+def _kill_group(pid: int, timeout: float = 15.0) -> bool:
+    """SIGTERM a service's process group, SIGKILL it after `timeout`; False if it was gone."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        return False
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
 def cmd_stack(args) -> int:
     d = Path(args.dir)
     try:
         if args.action == "up":
-            services = up(d, clickhouse=not args.no_clickhouse)
+            ports = {k: getattr(args, f"{k}_port") for k in DEFAULT_PORTS if getattr(args, f"{k}_port")}
+            services = up(d, ports=ports, clickhouse=not args.no_clickhouse)
         elif args.action == "down":
             print("stopped: " + (", ".join(down(d)) or "nothing was running"))
             return 0
@@ -210,9 +290,12 @@ def cmd_stack(args) -> int:
     except RuntimeError as e:
         print(f"netspectra stack: {e}", file=sys.stderr)
         return 1
-    if not services:
+    gone = exited(d) if args.action == "status" else {}
+    if not services and not gone:
         print("nothing running")
         return 0 if args.action == "status" else 1
     for s in services.values():
         print(f"{s.name:11} {s.address:22} pid {s.pid:<8} log {s.log}")
-    return 0
+    for s in gone.values():
+        print(f"{s.name:11} {s.address:22} EXITED       log {s.log}")
+    return 1 if gone else 0

@@ -126,3 +126,14 @@ def test_bad_input_is_a_clean_error_or_counted(tmp_path):
     res = run("analyze", str(shared_pcap("suricata_http-mime-truncated_cutshort.pcap")), "--json")
     rep = json.loads(res.stdout)
     assert res.returncode == 0 and rep["truncated_file"] and rep["errors"]["truncated_file"] == 1 and rep["packets"] > 0
+
+
+def test_analyze_refuses_directories_and_fifos_in_one_line(tmp_path):
+    import os
+    from tests.test_cli import run
+    os.mkfifo(tmp_path / "fifo.pcap")
+    for target, words in ((tmp_path, "directory"), (tmp_path / "fifo.pcap", "not a regular file")):
+        for cmd in ("analyze", "decode"):
+            res = run(cmd, str(target))
+            assert res.returncode != 0 and words in res.stderr, res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -57,3 +57,39 @@ def test_status_and_down(tmp_path):
     finally:
         stack.down(tmp_path)
     assert stack.status(tmp_path) == {}
+
+
+def test_up_fails_when_another_program_holds_a_port(tmp_path):
+    """Something else listens on the Redis port: `stack up` must not take its answers for Redis."""
+    import socket
+    from tests.test_cli import run
+    kafka, redis_port = _free_ports(2)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", redis_port))
+    squatter.listen(1)
+    try:
+        res = run("stack", "up", "--no-clickhouse", "--dir", str(tmp_path), "--kafka-port", str(kafka),
+                  "--redis-port", str(redis_port))
+        assert res.returncode != 0
+        assert f"127.0.0.1:{redis_port}" in res.stderr and "redis.log" in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert "redis" not in stack.status(tmp_path)
+    finally:
+        squatter.close()
+        stack.down(tmp_path)
+
+
+def test_status_reaps_and_reports_exited_services(tmp_path):
+    import os
+    import signal
+    from tests.test_cli import run
+    ports = dict(zip(["kafka", "redis"], _free_ports(2)))
+    services = stack.up(tmp_path, ports=ports, clickhouse=False)
+    try:
+        os.kill(services["redis"].pid, signal.SIGKILL)     # our child: a zombie until reaped
+        time.sleep(0.2)
+        assert set(stack.status(tmp_path)) == {"kafka"} and set(stack.exited(tmp_path)) == {"redis"}
+        res = run("stack", "status", "--dir", str(tmp_path))
+        assert res.returncode == 1 and "EXITED" in res.stdout and "redis" in res.stdout
+    finally:
+        stack.down(tmp_path)

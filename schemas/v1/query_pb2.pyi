@@ -337,17 +337,21 @@ class IngestCaptureRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ..., window_seconds: _Optional[float] = ..., lateness_seconds: _Optional[float] = ...) -> None: ...
 
 class IngestCaptureResponse(_message.Message):
-    __slots__ = ("source", "windows", "packets", "bytes", "flows", "seconds")
+    __slots__ = ("source", "windows", "packets", "bytes", "flows", "seconds", "truncated", "corrupt")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_FIELD_NUMBER: _ClassVar[int]
     source: str
     windows: int
     packets: int
     bytes: int
     flows: int
     seconds: float
-    def __init__(self, source: _Optional[str] = ..., windows: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    truncated: bool
+    corrupt: bool
+    def __init__(self, source: _Optional[str] = ..., windows: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., seconds: _Optional[float] = ..., truncated: _Optional[bool] = ..., corrupt: _Optional[bool] = ...) -> None: ...

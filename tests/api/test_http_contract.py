@@ -169,3 +169,64 @@ def test_admin_ingests_a_capture_into_the_chdb_store(chdb_api, server_api, tmp_p
     with pytest.raises(grpc.RpcError) as e:
         stub.IngestCapture(pb.IngestCaptureRequest(path="small.pcap"), metadata=md, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "chDB" in e.value.details()
+
+
+@pytest.mark.parametrize("path", ["a\x00b.pcap", "loop.pcap", "x" * 300 + ".pcap", "fifo.pcap", "."],
+                         ids=["nul", "symlink-loop", "long-name", "fifo", "directory"])
+def test_bad_ingest_paths_are_400_not_500(chdb_api, path):
+    """Each of these was a 500 / INTERNAL (or a hang, for the FIFO): now one clear line, 400."""
+    import os
+    d = chdb_api.service.ingest_dir
+    if not (d / "loop.pcap").is_symlink():
+        (d / "loop.pcap").symlink_to(d / "loop.pcap")
+    if not (d / "fifo.pcap").exists():
+        os.mkfifo(d / "fifo.pcap")
+    with chdb_api.http(token=ADMIN_TOKEN) as c:
+        r = c.post("/v1/admin/ingest", json={"path": path})
+    assert r.status_code == 400 and len(r.json()["error"]) < 400, r.text
+    stub, md = chdb_api.stub(token=ADMIN_TOKEN)
+    with pytest.raises(grpc.RpcError) as e:
+        stub.IngestCapture(pb.IngestCaptureRequest(path=path), metadata=md, timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_ingested_truncated_capture_says_so(chdb_api):
+    from collectors import synth
+    d = chdb_api.service.ingest_dir
+    synth.write(str(d / "whole.pcap"), synth.SynthConfig(packets=2000, hosts=20, seed=4))
+    data = (d / "whole.pcap").read_bytes()
+    (d / "cut.pcap").write_bytes(data[:-7])                  # ends inside the last record
+    with chdb_api.http(token=ADMIN_TOKEN) as c:
+        whole = c.post("/v1/admin/ingest", json={"path": "whole.pcap"}).json()
+        cut = c.post("/v1/admin/ingest", json={"path": "cut.pcap"}).json()
+    assert not whole["truncated"] and cut["truncated"] and not cut["corrupt"]
+    assert cut["packets"] == whole["packets"] - 1
+
+
+def test_grafana_interval_beyond_a_year_is_400(chdb_api):
+    q = {"range": {"from": "2023-01-01T00:00:00Z", "to": "2024-01-01T00:00:00Z"}, "intervalMs": 367 * 86400 * 1000,
+         "targets": [{"target": "bytes"}]}
+    with chdb_api.http() as c:
+        r = c.post("/grafana/query", json=q)
+    assert r.status_code == 400 and "intervalMs" in r.json()["error"]
+
+
+def test_watch_live_refuses_an_ambiguous_source_and_waits_for_a_first_window(chdb_api):
+    import threading
+    from sinks.redis_state import RedisState
+    api = chdb_api
+    RedisState(api.redis, "second-source").write(api.results[-1:])     # two sources now
+    stub, md = api.stub()
+    with pytest.raises(grpc.RpcError) as e:
+        next(stub.WatchLive(pb.LiveTopRequest(source="", limit=3), metadata=md, timeout=20))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "name a source" in e.value.details()
+    stream = stub.WatchLive(pb.LiveTopRequest(source="not-yet", limit=3), metadata=md, timeout=30)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(next(stream)))
+    reader.start()
+    reader.join(1.0)
+    assert reader.is_alive() and not got                              # waiting, not NOT_FOUND
+    RedisState(api.redis, "not-yet").write(api.results[-1:])
+    reader.join(20)
+    assert got and got[0].window_start_ms == api.results[-1].start // 1_000_000
+    stream.cancel()

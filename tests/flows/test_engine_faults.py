@@ -1,6 +1,7 @@
 """Faults in the live pipeline, with a collector publishing while an engine tails the topic:
 
-- the engine SIGKILLed mid-stream and restarted from its recovery snapshots (2 processes, and 1);
+- the engine SIGKILLed mid-stream and restarted from its recovery snapshots (2 processes, 1, and
+  2 restarted as 3);
 - every connection to the broker cut for a while (a TCP forwarder between them and the broker);
 - ClickHouse and Redis stopped for a while and started again;
 - no fault at all, but a flow-heavy capture published at full speed, so the engine lags far behind.
@@ -114,12 +115,14 @@ def finish_exact(collector, engines, ports: dict, topic: str, ref: dict, timeout
     assert clickhouse_records(ports["clickhouse"], topic) == ref
 
 
-@pytest.mark.parametrize("processes", [2, 1])
+@pytest.mark.parametrize("processes,after", [(2, 2), (1, 1), (2, 3)], ids=["2", "1", "2to3"])
 @pytest.mark.parametrize("run", RUNS)
 def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, synth_pcap, tmp_path, started,
-                                                                  processes, run):
+                                                                  processes, after, run):
+    """SIGKILL every engine process mid-stream, start the same command again (or with one more
+    process: rescaled from the same recovery directory)."""
     _, ports, _ = local_stack
-    boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-recovery-{processes}-{run}"
+    boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-recovery-{processes}-{after}-{run}"
     make_topic(boot, topic)
     ref = reference_windows(synth_pcap, WINDOW_S)
     recovery = str(tmp_path / "recovery")
@@ -133,7 +136,7 @@ def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, s
     stop(engines, signal.SIGKILL)                    # mid-stream: no clean shutdown, no flush
     assert collector.poll() is None and windows_written(ports["clickhouse"], topic) < len(ref), \
         "the kill came too late to be mid-stream"
-    engines = run_engine_cluster(boot, topic, ports, opts, processes=processes, recovery=recovery)
+    engines = run_engine_cluster(boot, topic, ports, opts, processes=after, recovery=recovery)
     started += engines
     finish_exact(collector, engines, ports, topic, ref)
     # Resumed from the snapshots, not replayed from the start: the readiness probes at offset 0
