@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_capture, nfdump_run, warm_page_cache  # noqa: E402
+from flows.kafka_source import PROGRESS_EVERY_S  # noqa: E402
 from netspectra import stack  # noqa: E402
 from netspectra.collect import ensure_topic  # noqa: E402
 
 LATENESS_S = 0.5
 IDLE_S = 2.0
-IDLE_CONFIRM_S = 0.5     # flows.dataflow.IDLE_CONFIRM_S
 PARTITIONS = 4
 
 
@@ -140,7 +140,7 @@ def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: fl
     finally:
         stop(engines)
     n = rep["capture"]["packets"]
-    sustained = t_all - IDLE_S - IDLE_CONFIRM_S
+    sustained = t_all - IDLE_S - PROGRESS_EVERY_S     # the idle close: quiet for IDLE_S, then the next report
     return {"packets": n, "collector_seconds": round(t_col, 2), "collector_pps": round(n / t_col),
             "all_queryable_seconds": round(t_all, 2), "end_to_end_pps": round(n / sustained),
             "end_to_end_pps_with_idle_wait": round(n / t_all),
