@@ -90,7 +90,12 @@ def pmacct_flows(path, workdir: Path) -> tuple[collections.Counter, collections.
     conf.write_text(f"daemonize: false\npcap_savefile: {path}\naggregate: src_host, dst_host, src_port, dst_port, proto\n"
                     f"plugins: print\nprint_output: csv\nprint_output_file: {out}\nprint_refresh_time: 3600\n"
                     "print_cache_entries: 65537\n")
-    subprocess.run([pmacctd, "-f", str(conf)], capture_output=True, timeout=300)
+    res = subprocess.run([pmacctd, "-f", str(conf)], capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    # A peer that fails must fail the test, not look like an empty answer: pmacctd writes no file
+    # only when its cache was empty at exit ("QN: 0/0" in its purge line).
+    assert res.returncode == 0, f"pmacctd exited {res.returncode}: {log[-1000:]}"
+    assert out.exists() or "QN: 0/0" in log, f"pmacctd wrote no output: {log[-1000:]}"
     pk, by = collections.Counter(), collections.Counter()
     if out.exists():
         rows = out.read_text().splitlines()[1:]
