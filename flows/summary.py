@@ -1,18 +1,23 @@
 """A whole-capture summary built from window results: what `netspectra analyze` reports.
 
-Totals, protocols and ports are exact sums over windows. Heavy hitters merge the windows'
-frequent-items sketches (a sum over windows). Spread is a per-window notion (distinct peers
+Totals, protocols, ports and top talkers are exact sums over windows (top talkers from the flow
+records, summed per source as arrays). Heavy hitters (top flows) merge the windows' frequent-items
+sketches (a sum over windows) and are reported as estimates with their bounds. Spread is a per-window notion (distinct peers
 within one window), so the summary keeps each entity's largest per-window value.
 """
 from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from collectors.protocols import PROTOCOL_NAMES
 from flows.config import WindowConfig
 from flows.sketches import SPREAD_KINDS, HeavyHitters, parse_key
+from flows.table import sum_by_address, top_by
 from flows.window import WindowResult
-from schemas.addresses import to_text
+from schemas.addresses import column_to_text, to_text
+from schemas.flow_key import words_to_addr
 
 _NOT_ERRORS = {"frames", "ok"}
 
@@ -34,6 +39,9 @@ class CaptureSummary:
         self.counters: collections.Counter = collections.Counter()
         self.protocols: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
         self.ports: dict[tuple[int, int], list[int]] = collections.defaultdict(lambda: [0, 0])
+        # exact per-source totals over all windows, as arrays (words, packets, bytes), re-summed as they pile up
+        self.sources: list[tuple] = []
+        self.source_rows = self.compacted_rows = 0
 
     def add(self, r: WindowResult) -> None:
         self.windows += 1
@@ -46,6 +54,7 @@ class CaptureSummary:
             self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
             self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
         self.heavy.merge(r.heavy)
+        self._add_sources(sum_by_address(r.flows.src, r.flows.packets, r.flows.bytes))
         for kind in SPREAD_KINDS:
             best = self.spread[kind]
             for addr, est, _, _ in r.spread[kind].top(self.cfg.top_n):
@@ -58,6 +67,26 @@ class CaptureSummary:
             self.ports[(p, port)][0] += pk
             self.ports[(p, port)][1] += by
 
+    def _add_sources(self, part: tuple) -> None:
+        self.sources.append(part)
+        self.source_rows += len(part[0])
+        if self.source_rows > max(1 << 20, 2 * self.compacted_rows):
+            self._compact_sources()
+
+    def _compact_sources(self) -> tuple:
+        if len(self.sources) != 1:
+            words, pk, by = (np.concatenate([p[i] for p in self.sources]) for i in range(3))
+            self.sources = [sum_by_address(words, pk, by)] if len(words) else []
+        self.source_rows = self.compacted_rows = len(self.sources[0][0]) if self.sources else 0
+        return self.sources[0] if self.sources else (np.zeros((0, 2), np.uint64), np.zeros(0), np.zeros(0))
+
+    def top_talkers(self, n: int) -> list[dict]:
+        """Exact: the sources with the most bytes over the whole capture (from the flow records)."""
+        words, pk, by = self._compact_sources()
+        idx = top_by(by, words, n)
+        return [{"src": a, "bytes": int(b), "packets": int(p)}
+                for a, b, p in zip(column_to_text(words_to_addr(words[idx])), by[idx], pk[idx])]
+
     def top_spread(self, kind: str, n: int) -> list[tuple[str, int]]:
         items = sorted(self.spread[kind].items(), key=lambda x: (-x[1], x[0]))[:n]
         return [(to_text(a), int(round(e))) for a, e in items]
@@ -65,13 +94,12 @@ class CaptureSummary:
     def report(self, top: int, source_errors: dict | None = None) -> dict:
         """The JSON report of `netspectra analyze --json`."""
         hh = self.heavy
-        talkers = [{"src": to_text(parse_key("src", k)["src"]), "bytes": est,
-                    "packets": hh.estimate("src", "packets", k)} for k, est, _, _ in hh.top("src", "bytes", top)]
         flows = []
-        for k, est, _, _ in hh.top("flow", "bytes", top):
+        for k, est, lb, ub in hh.top("flow", "bytes", top):     # sketch estimates, with their bounds
             f = parse_key("flow", k)
             flows.append({"src": to_text(f["src"]), "dst": to_text(f["dst"]), "sport": f["sport"], "dport": f["dport"],
-                          "proto": f["proto"], "bytes": est, "packets": hh.estimate("flow", "packets", k)})
+                          "proto": f["proto"], "bytes": est, "bytes_lower_bound": lb, "bytes_upper_bound": ub,
+                          "packets": hh.estimate("flow", "packets", k), "estimate": True})
         errors = {k: v for k, v in self.counters.items() if k not in _NOT_ERRORS and v}
         for k, v in (source_errors or {}).items():
             if v:
@@ -81,7 +109,7 @@ class CaptureSummary:
             "packets": self.packets, "bytes": self.bytes, "flows": self.flows, "windows": self.windows,
             "window_seconds": self.cfg.window_s, "frames": self.counters.get("frames", 0),
             "first_seen_ns": self.first_ns, "last_seen_ns": self.last_ns,
-            "top_talkers": talkers, "heavy_hitters": flows,
+            "top_talkers": self.top_talkers(top), "heavy_hitters": flows,
             "super_spreaders": [{"src": a, "distinct_dsts": e} for a, e in self.top_spread("src_spread", top)],
             "fan_in": [{"dst": a, "distinct_srcs": e} for a, e in self.top_spread("dst_fan_in", top)],
             "protocols": [{"proto": p, "name": proto_name(p), "packets": v[0], "bytes": v[1]}

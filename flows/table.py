@@ -38,6 +38,19 @@ def group_rows(key_hash: np.ndarray, key_cols: list[np.ndarray]) -> tuple[np.nda
     return order, starts
 
 
+def sum_by_address(words: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exact sums of `values` per distinct address ((n, 2) uint64 words): (distinct words, sums...)."""
+    if len(words) == 0:
+        return (words[:0],) + tuple(v[:0] for v in values)
+    order, starts = group_rows(mix(words[:, 0], words[:, 1]), [words[:, 0], words[:, 1]])
+    return (words[order[starts]],) + tuple(np.add.reduceat(v[order], starts) for v in values)
+
+
+def top_by(weights: np.ndarray, words: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest weights, ties broken by address (deterministic)."""
+    return np.lexsort((words[:, 1], words[:, 0], -weights.astype(np.int64)))[:n]
+
+
 def _group_lex(key_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort(key_cols[::-1])
     change = np.zeros(len(order) - 1, bool)

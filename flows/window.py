@@ -28,7 +28,8 @@ import numpy as np
 
 from flows.config import WindowConfig
 from flows.sketches import SPREAD_KINDS, HeavyHitters, Spread
-from flows.table import FlowTable, window_starts
+from flows.table import FlowTable, sum_by_address, top_by, window_starts
+from schemas.flow_key import words_to_addr
 from schemas.packet_batch import FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK, PacketBatch
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,12 @@ class WindowResult:
     @property
     def bytes(self) -> int:
         return int(self.flows.bytes.sum())
+
+    def talkers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact top-n sources by bytes, most first: (16-byte addresses, packets, bytes), from the flow records."""
+        words, pk, by = sum_by_address(self.flows.src, self.flows.packets, self.flows.bytes)
+        idx = top_by(by, words, n)
+        return words_to_addr(words[idx]), pk[idx], by[idx]
 
     def protocols(self) -> list[tuple[int, int, int]]:
         """Exact (proto, packets, bytes), most bytes first."""

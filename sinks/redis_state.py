@@ -5,8 +5,8 @@ Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
 | key | type | content |
 |---|---|---|
 | `ns:{source}:window:{start_ms}` | hash | packets, bytes, flows, frames, late_packets, complete, written_at |
-| `ns:{source}:window:{start_ms}:talkers` | zset | source address -> bytes (heavy-hitter estimate), top N |
-| `ns:{source}:window:{start_ms}:flows` | zset | "src sport dst dport proto" -> bytes, top N |
+| `ns:{source}:window:{start_ms}:talkers` | zset | source address -> bytes (exact), top N |
+| `ns:{source}:window:{start_ms}:flows` | zset | "src sport dst dport proto" -> bytes, top N (heavy-hitter estimate) |
 | `ns:{source}:latest` | hash | the newest window's start_ms, packets, bytes, flows, updated_at |
 | `ns:{source}:talkers`, `ns:{source}:flows` | zset | copies of the newest window's zsets |
 | `ns:{source}:hosts` | zset | every address seen (src or dst) -> last window end, epoch seconds |
@@ -87,7 +87,8 @@ class RedisState:
         p, ttl, now = self.p, self.ttl_s, time.time()
         start_ms = res.start // 1_000_000
         wkey = f"{p}window:{start_ms}"
-        talkers = {to_text(parse_key("src", k)["src"]): est for k, est, _, _ in res.heavy.top("src", "bytes", self.top_n)}
+        addrs, _, by = res.talkers(self.top_n)                                          # exact
+        talkers = dict(zip(column_to_text(addrs), by.tolist()))
         flows = {}
         for k, est, _, _ in res.heavy.top("flow", "bytes", self.top_n):
             f = parse_key("flow", k)

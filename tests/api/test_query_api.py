@@ -162,16 +162,16 @@ def test_spreaders(api):
             srcs[k[1]].add(k[0])
     body = {"range": ALL, "filter": {"source": api.source}, "limit": 3, "exact": True}
     g, h = both(api, "QuerySpreaders", "/v1/spreaders", body, body)
-    got = {x["addr"]: x["distinct"] for x in h["sources"]}
-    assert all(got[a] == len(dsts[a]) for a in got)
-    assert min(got.values()) >= sorted((len(s) for s in dsts.values()), reverse=True)[2]
-    got = {x["addr"]: x["distinct"] for x in h["destinations"]}
-    assert all(got[a] == len(srcs[a]) for a in got)
-    assert g["sources"] == h["sources"]
+    for side, truth in (("sources", dsts), ("destinations", srcs)):
+        got = {x["addr"]: x["distinct"] for x in h[side]}
+        assert all(got[a] == len(truth[a]) for a in got), side
+        # the exact top 3 by distinct peers (compared by value: ties may order addresses either way)
+        assert sorted(got.values(), reverse=True) == sorted((len(s) for s in truth.values()), reverse=True)[:3], side
+    assert g["sources"] == h["sources"] and g["destinations"] == h["destinations"]
     # sketches: the planted spreaders lead, estimates within their bounds
     h = http_call(api, "/v1/spreaders", {**body, "exact": False})
     top = {x["addr"] for x in h["sources"][:2]}
-    assert top <= {a for a, _ in sorted(dsts.items(), key=lambda x: -len(x[1]))[:3]}
+    assert len(top) == 2 and top <= {a for a, _ in sorted(dsts.items(), key=lambda x: -len(x[1]))[:3]}
     assert all(x["lower_bound"] <= x["distinct"] <= x["upper_bound"] for x in h["sources"])
 
 
@@ -188,7 +188,7 @@ def test_live_top_and_watch(chdb_api):
     for k, (_p, b, *_r) in api.ref[last.start].items():
         exact[k[0]] += b
     assert [t["key"] for t in j["talkers"]] == [k for k, _ in exact.most_common(5)]
-    assert j["active_hosts"] > 0
+    assert j["active_hosts"] == len({a for flows in api.ref.values() for k in flows for a in k[:2]})
     stub, md = api.stub()
     g = stub.LiveTop(pb.LiveTopRequest(source=api.source, limit=5), metadata=md, timeout=10)
     assert g.packets == last.packets and [t.key for t in g.talkers] == [t["key"] for t in j["talkers"]]
@@ -215,4 +215,4 @@ def test_health(api):
     assert stub.Health(pb.HealthRequest(), metadata=md, timeout=10).store_ok
     with api.http() as c:
         j = c.get("/v1/health").json()
-    assert j["store_ok"] and j["status"] in ("ok", "degraded")
+    assert j["store_ok"] and j["status"] == "ok"
