@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of older snapshots to keep, when the recovery directory is backed up (default 0)")
     e.add_argument("--recovery-partitions", type=int, default=4,
                    help="recovery partitions to create in a new recovery directory (default 4)")
+    e.add_argument("--recovery-min-free-mb", type=float, default=64,
+                   help="refuse to start with less free space than this for the recovery directory (default 64)")
 
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"])

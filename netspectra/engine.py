@@ -52,6 +52,16 @@ def check_partitions(args) -> str | None:
     return None
 
 
+def recovery_space_error(path: str, min_free_mb: float) -> str | None:
+    """One line when the recovery directory's file system has less than `min_free_mb` free."""
+    import shutil
+    free = shutil.disk_usage(path).free / 2**20
+    if free < min_free_mb:
+        return (f"recovery directory {path} has {free:.0f} MB free, below --recovery-min-free-mb "
+                f"{min_free_mb:g}: free space or point -r elsewhere")
+    return None
+
+
 def cmd_engine(args) -> int:
     import os
     warning = check_partitions(args)
@@ -59,6 +69,12 @@ def cmd_engine(args) -> int:
         print(f"netspectra engine: warning: {warning}", file=sys.stderr)
     if args.recovery_dir:
         ensure_recovery_dir(args.recovery_dir, args.recovery_partitions)
+        # A full disk later makes Bytewax stop at its next snapshot ("database or disk is full");
+        # the snapshots written before stay intact (SQLite transactions) and a restart resumes.
+        error = recovery_space_error(args.recovery_dir, args.recovery_min_free_mb)
+        if error:
+            print(f"netspectra engine: {error}", file=sys.stderr)
+            return 2
     cmd = engine_command(args)
     print(" ".join(cmd), file=sys.stderr)
     os.execv(cmd[0], cmd)      # the engine is Bytewax's process; signals and exit codes are its own

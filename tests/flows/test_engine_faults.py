@@ -4,7 +4,9 @@
   2 restarted as 3);
 - every connection to the broker cut for a while (a TCP forwarder between them and the broker);
 - ClickHouse and Redis stopped for a while and started again;
-- no fault at all, but a flow-heavy capture published at full speed, so the engine lags far behind.
+- no fault at all, but a flow-heavy capture published at full speed, so the engine lags far behind;
+- the recovery directory's disk filled mid-stream: the engine stops at its next snapshot saying
+  so, refuses to start while the disk is full, and resumes once space is freed.
 
 After each, every window in ClickHouse (flows) and in Redis (totals) equals the brute-force
 reference exactly: nothing lost, nothing counted twice.
@@ -230,4 +232,53 @@ def test_a_lagging_engine_loses_nothing(local_stack, flood_pcap, started, run):
     wait_until_consuming(boot, topic)
     collector = start_collector(boot, topic, flood_pcap, rate=0)
     started.append(collector)
+    finish_exact(collector, engines, ports, topic, ref)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 96 MB tmpfs: a recovery directory whose disk can be filled."""
+    d = tmp_path / "small"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(d)], check=True)
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def fill(directory) -> None:
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_recovery_disk_full_stops_the_engine_and_a_restart_resumes_exactly(local_stack, synth_pcap, small_disk,
+                                                                         started, run):
+    from tests.flows.test_engine import engine_log
+    _, ports, _ = local_stack
+    boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-diskfull-{run}"
+    make_topic(boot, topic)
+    ref = reference_windows(synth_pcap, WINDOW_S)
+    recovery = str(small_disk / "recovery")
+    opts = ENGINE_OPTS + ["--snapshot-interval", "1"]
+    engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
+    started += engines
+    wait_until_consuming(boot, topic)
+    collector = start_collector(boot, topic, synth_pcap)
+    started.append(collector)
+    wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
+    fill(small_disk)
+    wait_for(lambda: engines[0].poll() is not None, 60, "the engine to stop at its next snapshot")
+    assert engines[0].returncode != 0 and "database or disk is full" in engine_log(engines[0])
+    assert collector.poll() is None, "the disk filled too late to be mid-stream"
+    from tests.test_cli import run as cli
+    refused = cli("engine", "--kafka", boot, "--topic", topic, "-r", recovery, "--clickhouse", "x:1")
+    assert refused.returncode == 2 and "MB free" in refused.stderr     # fails fast, one line naming the fix
+    (small_disk / "filler").unlink()
+    engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
+    started += engines
     finish_exact(collector, engines, ports, topic, ref)
