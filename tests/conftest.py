@@ -3,6 +3,7 @@ and the peer tools (pmacctd, tshark) that `make test` installs."""
 from __future__ import annotations
 
 import collections
+import functools
 import csv
 import os
 import shutil
@@ -117,31 +118,15 @@ def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ..
     return [tuple((line.split("\t") + [""] * len(fields))[:len(fields)]) for line in res.stdout.splitlines()]
 
 
+@functools.lru_cache(maxsize=16)
 def reference_windows(path, window_s: float) -> dict:
-    """Brute force, one Python step per packet:
+    """Brute force, one Python step per packet, with an independent decoder (tests/oracle.py: its
+    own pcap reader and dpkt, no project code):
     {window_start_ns: {(src, dst, sport, dport, proto, vlan): [packets, bytes, first, last, flags]}}.
 
-    The independent reference the dataflow's exact results are checked against."""
-    out: dict = collections.defaultdict(dict)
-    wns = int(window_s * 1e9)
-    dec = Decoder(l7=False)
-    for raw in CaptureFile(str(path)).batches():
-        b = dec.decode(raw)
-        ok = b.status == 0
-        keys = zip(column_to_text(b.src[ok]), column_to_text(b.dst[ok]), b.sport[ok].tolist(), b.dport[ok].tolist(),
-                   b.proto[ok].tolist(), b.vlan[ok].tolist())
-        for k, ln, ts, fl in zip(keys, b.ip_len[ok].tolist(), b.ts_ns[ok].tolist(), b.tcp_flags[ok].tolist()):
-            w = ts - ts % wns if wns else 0
-            rec = out[w].get(k)
-            if rec is None:
-                out[w][k] = [1, ln, ts, ts, fl]
-            else:
-                rec[0] += 1
-                rec[1] += ln
-                rec[2] = min(rec[2], ts)
-                rec[3] = max(rec[3], ts)
-                rec[4] |= fl
-    return dict(out)
+    The reference the dataflow's exact results are checked against. Cached: do not modify it."""
+    from tests.oracle import flow_windows
+    return flow_windows(str(path), window_s)
 
 
 def table_records(t) -> dict:
