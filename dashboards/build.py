@@ -14,8 +14,13 @@ DS = {"type": "grafana-clickhouse-datasource", "uid": "netspectra-clickhouse"}
 
 # Filters every panel shares: time range (Grafana's macro on the sort key's first column), the
 # source variable, and on flow panels the address / protocol / VLAN variables ('' = any).
+# No SELECT alias may be named like a filtered column: ClickHouse resolves WHERE names to
+# aliases first (an address aliased `source` made the source filter compare addresses).
 _WHERE = ("$__timeFilter(window_start) AND ('${source}' = '' OR source = '${source}')")
-_FLOW_WHERE = (_WHERE + " AND ('${address}' = '' OR src = toIPv6OrDefault('${address}') OR dst = toIPv6OrDefault('${address}'))"
+# Addresses are stored as IPv6 (IPv4 mapped): an IPv4 variable must be mapped before it is
+# compared (toIPv6OrDefault('192.0.2.1') is '::', which matches nothing).
+_ADDR_VAR = "toIPv6OrDefault(if(isIPv4String('${address}'), concat('::ffff:', '${address}'), '${address}'))"
+_FLOW_WHERE = (_WHERE + f" AND ('${{address}}' = '' OR src = {_ADDR_VAR} OR dst = {_ADDR_VAR})"
                " AND ('${protocol}' = '' OR toString(proto) = '${protocol}')"
                " AND ('${vlan}' = '' OR toString(vlan) = '${vlan}')")
 _ADDR = ("if(startsWith(toString({c}), '::ffff:') AND isIPv4String(substring(toString({c}), 8)), "
@@ -35,14 +40,14 @@ PANELS = [
      f"SELECT name AS port, sum(packets) AS packets, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
      f"WHERE {_WHERE} AND kind = 'port' GROUP BY port ORDER BY bytes DESC LIMIT 20"),
     ("Top talkers (exact, bytes)", "table",
-     f"SELECT {_ADDR.format(c='src')} AS source, sum(bytes) AS bytes, sum(packets) AS packets "
+     f"SELECT {_ADDR.format(c='src')} AS talker, sum(bytes) AS bytes, sum(packets) AS packets "
      f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} GROUP BY src ORDER BY bytes DESC LIMIT 20"),
     ("Top flows (exact, bytes)", "table",
      f"SELECT {_ADDR.format(c='src')} AS src_addr, sport, {_ADDR.format(c='dst')} AS dst_addr, dport, proto, "
      f"sum(bytes) AS bytes, sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} "
      f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC LIMIT 20"),
     ("Super-spreaders (distinct destinations, largest window)", "table",
-     f"SELECT {_ADDR.format(c='addr')} AS source, max(estimate) AS distinct_destinations "
+     f"SELECT {_ADDR.format(c='addr')} AS spreader, max(estimate) AS distinct_destinations "
      f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'src_spread' "
      f"GROUP BY addr ORDER BY distinct_destinations DESC LIMIT 20"),
     ("Fan-in victims (distinct sources, largest window)", "table",

@@ -42,19 +42,41 @@ def test_dashboard_file_is_current():
         {"source", "protocol", "address", "vlan"}
 
 
-@pytest.mark.parametrize("variables", [{"source": "", "address": "", "protocol": "", "vlan": ""},
-                                       {"source": "cap", "address": "10.1.0.1", "protocol": "6", "vlan": "0"}])
-def test_every_sql_runs(store, variables):
+def _expected_talkers(ref: dict, keep) -> list[tuple[str, int, int]]:
+    """Exact (source, bytes, packets) over the flows `keep` accepts, most bytes first."""
+    import collections
+    by, pk = collections.Counter(), collections.Counter()
+    for flows in ref.values():
+        for k, (p, b, *_r) in flows.items():
+            if keep(k):
+                by[k[0]] += b
+                pk[k[0]] += p
+    return [(a, b, pk[a]) for a, b in sorted(by.items(), key=lambda x: (-x[1], x[0]))]
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["any", "filtered"])
+def test_every_sql_runs_and_the_exact_panels_are_exact(store, filtered):
+    """Every SQL runs; the exact panels (top talkers, packets/s) equal the brute force, without
+    filters and with source, address, protocol and VLAN all set (to values present in the capture)."""
     s, ref = store
     t0, t1 = 1_600_000_000, 1_900_000_000
+    busiest = by_entity(ref, 0).most_common(1)[0][0]
+    variables = ({"source": "cap", "address": busiest, "protocol": "6", "vlan": "0"} if filtered
+                 else {"source": "", "address": "", "protocol": "", "vlan": ""})
+    keep = ((lambda k: busiest in k[:2] and k[4] == 6 and k[5] == 0) if filtered else (lambda k: True))
     d = json.loads(build.OUT.read_text())
     sqls = [p["targets"][0]["rawSql"] for p in d["panels"]] + [v["query"] for v in d["templating"]["list"] if v["query"]]
     for sql in sqls:
         s.rows(expand(sql, t0, t1, variables))      # raises on any SQL error
-    if not variables["source"]:
-        panels = {p["title"]: p["targets"][0]["rawSql"] for p in d["panels"]}
-        top = s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, variables))
-        assert [(a, b) for a, b, _ in top[:5]] == by_entity(ref, 0).most_common(5)
-        pps = s.rows(expand(panels["Packets/s"], t0, t1, variables))
-        assert round(sum(p for _, p in pps) * 10) == totals(ref)[0]
-        assert s.rows(expand(panels["Super-spreaders (distinct destinations, largest window)"], t0, t1, variables))
+    panels = {p["title"]: p["targets"][0]["rawSql"] for p in d["panels"]}
+    top = s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, variables))
+    want = _expected_talkers(ref, keep)
+    got = [tuple(r) for r in top]
+    # exact rows, in order of bytes (equal bytes may come in either order: the panel has no tie-break)
+    assert len(want) >= 2 and len(got) == min(20, len(want)) and set(got) <= set(want)
+    assert [r[1] for r in got] == [w[1] for w in want[:len(got)]]
+    pps = s.rows(expand(panels["Packets/s"], t0, t1, variables))
+    assert round(sum(p for _, p in pps) * 10) == totals(ref)[0]      # window totals: source filter only
+    assert s.rows(expand(panels["Super-spreaders (distinct destinations, largest window)"], t0, t1, variables))
+    other = {**variables, "source": "another-source"}
+    assert s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, other)) == []
