@@ -1,5 +1,6 @@
-"""Helpers shared by tests: waiting on conditions, stopping processes, a TCP forwarder that can
-cut every connection through it (a network fault between two processes on 127.0.0.1)."""
+"""Helpers shared by tests: small packet batches and window results, waiting on conditions,
+stopping processes, a TCP forwarder that can cut every connection through it (a network fault
+between two processes on 127.0.0.1)."""
 from __future__ import annotations
 
 import signal
@@ -7,6 +8,10 @@ import socket
 import subprocess
 import threading
 import time
+
+import numpy as np
+
+S = 10**9
 
 
 def wait_for(cond, timeout: float, what: str, every: float = 0.2) -> None:
@@ -99,3 +104,28 @@ class TcpForwarder:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def batch(times_s, src_last=1, ip_len=100):
+    """A PacketBatch of UDP packets at `times_s` (seconds) from 0.0.0.<src_last> to 200 hosts."""
+    from schemas.packet_batch import PacketBatch
+    n = len(times_s)
+    b = PacketBatch.empty(n)
+    b.ts_ns[:] = (np.asarray(times_s) * S).astype(np.int64)
+    b.src[:, 10:12] = b.dst[:, 10:12] = 0xFF
+    b.src[:, 15] = src_last
+    b.dst[:, 15] = np.arange(n) % 200
+    b.proto[:] = 17
+    b.sport[:], b.dport[:] = 1000, 53
+    b.ip_len[:] = ip_len
+    return b
+
+
+def window_results():
+    """Two 10 s windows: 3 packets from 0.0.0.7, then 2 from 0.0.0.9."""
+    from flows.config import WindowConfig
+    from flows.window import LocalPipeline
+    pipe = LocalPipeline(WindowConfig(window_s=10, lateness_s=0, shards=2))
+    out = pipe.feed(batch([1, 2, 3], src_last=7))
+    out += pipe.feed(batch([12, 13], src_last=9))
+    return out + pipe.flush()

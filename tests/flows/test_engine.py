@@ -178,7 +178,7 @@ def test_consumer_errors_and_bad_messages_are_dead_lettered_and_the_flow_goes_on
 
     from flows import engine
     from flows.window import Progress
-    from tests.flows.test_window import batch
+    from tests.support import batch
 
     def msg(value, offset):
         return KafkaSourceMessage(key=None, value=value, topic="t", partition=1, offset=offset)

@@ -3,26 +3,11 @@ idle close from the sources' progress reports (never from silence alone), revisi
 grace period, late packets counted after it."""
 from __future__ import annotations
 
-import numpy as np
 
 from flows.config import WindowConfig
 from flows.window import LocalPipeline, Progress, ShardState, WindowMerger, split_batch
-from schemas.packet_batch import PacketBatch
+from tests.support import S, batch
 
-S = 10**9
-
-
-def batch(times_s, src_last=1, ip_len=100) -> PacketBatch:
-    n = len(times_s)
-    b = PacketBatch.empty(n)
-    b.ts_ns[:] = (np.asarray(times_s) * S).astype(np.int64)
-    b.src[:, 10:12] = b.dst[:, 10:12] = 0xFF
-    b.src[:, 15] = src_last
-    b.dst[:, 15] = np.arange(n) % 200
-    b.proto[:] = 17
-    b.sport[:], b.dport[:] = 1000, 53
-    b.ip_len[:] = ip_len
-    return b
 
 
 def report(pipe: LocalPipeline, origin, caught_up, quiet_s):

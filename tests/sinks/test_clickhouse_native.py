@@ -3,13 +3,13 @@ rewrites, and a server that goes away and comes back."""
 from __future__ import annotations
 
 import threading
-import time
 
 from clickhouse_driver import Client
 
 from netspectra import stack
+from tests.support import wait_for
 from sinks.clickhouse_native import ClickHouseNative
-from tests.sinks.test_redis_state import _results
+from tests.support import window_results as _results
 
 
 def _totals(port, source):
@@ -35,10 +35,15 @@ def test_server_away_then_back(local_stack):
     ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
     ch.write(_results()[:1], "outage", 10)
     stack.down(d, only="clickhouse")
-    restarter = threading.Timer(2.0, lambda: stack.up(d, ports=ports))
-    restarter.start()
-    t = time.monotonic()
-    ch.write(_results()[1:], "outage", 10)        # blocks, retrying, until the server is back
-    restarter.join()
-    assert ch.retries >= 1 and time.monotonic() - t >= 1.5
+    # the write blocks, retrying, until the server is back; a daemon thread, so a write that never
+    # returns fails this test at the join below instead of hanging the suite
+    writer = threading.Thread(target=ch.write, args=(_results()[1:], "outage", 10), daemon=True)
+    writer.start()
+    try:
+        wait_for(lambda: ch.retries >= 1, 60, "the write to retry")
+        assert writer.is_alive(), "the write returned while the server was down"
+    finally:
+        stack.up(d, ports=ports)          # in this thread: a failed restart fails the test here
+    writer.join(120)
+    assert not writer.is_alive(), "the write did not finish once the server was back"
     assert _totals(ports["clickhouse"], "outage") == (5, 5, 500)

@@ -3,18 +3,9 @@ from __future__ import annotations
 
 import redis
 
-from flows.config import WindowConfig
 from sinks.redis_state import RedisState
 from tests.conftest import _free_ports
-from tests.flows.test_window import batch
-from flows.window import LocalPipeline
-
-
-def _results():
-    pipe = LocalPipeline(WindowConfig(window_s=10, lateness_s=0, shards=2))
-    out = pipe.feed(batch([1, 2, 3], src_last=7))
-    out += pipe.feed(batch([12, 13], src_last=9))
-    return out + pipe.flush()
+from tests.support import window_results as _results
 
 
 def test_windows_latest_and_ttl(local_stack):
