@@ -135,6 +135,13 @@ class PcapCapture:
             self._read_kernel_stats()
             if n:
                 yield self._batch(datas, metas)
+        if getattr(stop, "drain", True):      # hand over what libpcap already holds
+            while True:
+                data, meta = self._p.next_batch(self.batch_size)
+                if not meta:
+                    break
+                yield self._batch([data], [np.frombuffer(meta, np.uint32).reshape(-1, 4)])
+            self._read_kernel_stats()
 
     def _batch(self, datas: list[bytes], metas: list[np.ndarray]) -> RawBatch:
         sizes = np.cumsum([0] + [len(d) for d in datas[:-1]])
@@ -291,6 +298,24 @@ class AfPacketCapture:
             self._read_kernel_stats()
             if blocks:
                 yield self._drain(blocks, n)
+        if getattr(stop, "drain", True):
+            yield from self._drain_rest(poller)
+
+    def _drain_rest(self, poller) -> Iterator[RawBatch]:
+        """Stopped (--duration, a signal): hand over every packet the kernel already took. A partly
+        filled block is retired by the kernel within its timeout (flush_ms / 2)."""
+        end = time.monotonic() + self.flush_s
+        while True:
+            ready = self._ready()[:max(1, self.block_nr // 2)]
+            if ready:
+                self._next = (self._next + len(ready)) % self.block_nr
+                yield self._drain(ready, sum(int(self.ring[b + 12:b + 16].view(np.uint32)[0]) for b in ready))
+                continue
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            poller.poll(left * 1000)
+        self._read_kernel_stats()
 
     def _drain(self, blocks: list[int], n: int) -> RawBatch:
         room = sum(int(self.ring[b + 20:b + 24].view(np.uint32)[0]) for b in blocks) + 4 * n

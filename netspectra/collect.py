@@ -60,6 +60,12 @@ class StopFlag:
     def _on_signal(self, *_):
         self.signalled = True
 
+    @property
+    def drain(self) -> bool:
+        """Whether a live capture hands over what the kernel already took when stopping: yes on a
+        signal or --duration (those packets arrived in time), no at --count (it has them all)."""
+        return not (self.count > 0 and self.seen >= self.count)
+
     def __call__(self) -> bool:
         return (self.signalled or (self.deadline is not None and time.monotonic() >= self.deadline)
                 or (self.count > 0 and self.seen >= self.count))
