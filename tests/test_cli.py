@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from netspectra.cli import DECODE_FIELDS
-from tests.conftest import shared_pcap
+from tests.conftest import tshark_fields, shared_pcap
 
 
 def run(*args) -> subprocess.CompletedProcess:
@@ -32,7 +32,9 @@ def test_decode_jsonl_l7_and_non_ip():
     assert len(rows) == 26
     non_ip = [r for r in rows if r["status"] == "non_ip"]
     assert len(non_ip) == 6 and all(r["src"] == "" for r in non_ip)
-    assert {r["vlan"] for r in rows if r["status"] == "ok"} - {""}
+    # the outermost VLAN of every IP frame, as tshark reads it
+    theirs = [v[0].split(",")[0] for v in tshark_fields(shared_pcap("ppp_VlanPackets.pcap"), "ip", "vlan.id")]
+    assert [str(r["vlan"]) for r in rows if r["status"] == "ok"] == theirs and set(theirs) - {""}
     res = run("decode", str(shared_pcap("zeek_http-methods.pcap")), "--format", "jsonl")
     methods = {json.loads(line)["http_method"] for line in res.stdout.splitlines()}
     assert {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "CCM_POST"} <= methods

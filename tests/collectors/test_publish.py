@@ -48,11 +48,12 @@ def test_publish_partitions_by_flow(local_stack, synth_pcap):
     pub = KafkaPublisher(boot, "packets-test")
     assert pub.partitions == PARTITIONS
     dec = Decoder()
-    total = 0
+    total = l7_sent = 0
     for raw in CaptureFile(str(synth_pcap)).batches():
         b = dec.decode(raw)
         pub.publish(b)
         total += len(b)
+        l7_sent += len(b.l7)
     assert pub.flush(30) == 0
     st = pub.stats
     assert st.packets == st.delivered_packets == total and st.failed_messages == 0
@@ -68,7 +69,7 @@ def test_publish_partitions_by_flow(local_stack, synth_pcap):
     assert all(len(v) == 1 for v in where.values())
     assert len({p for p, _ in got}) == PARTITIONS
     l7 = sum(len(b.l7) for _, b in got)
-    assert l7 > 0          # DNS/HTTP fields travel with the packets
+    assert l7 == l7_sent > 0          # DNS/HTTP fields travel with the packets, every row of them
     assert np.isfinite(st.bytes / total)
 
 
