@@ -66,7 +66,8 @@ def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic, "--window", str(window),
              "--lateness", str(LATENESS_S), "--idle", str(IDLE_S), "-w", "1", "-i", str(i), "-a", addrs,
-             "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}"],
+             "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}",
+             "--dead-letter-topic", f"{topic}-dlq"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
@@ -108,12 +109,28 @@ def stop(procs) -> None:
             p.kill()
 
 
-def warm_up(procs, seconds: float = 6.0) -> None:
-    """Let the engines import, compile and connect before the clock starts."""
-    time.sleep(seconds)
-    for p in procs:
-        if p.poll() is not None:
-            raise RuntimeError("an engine process exited at start-up; see its log")
+def warm_up(procs, boot: str, topic: str, timeout: float = 120) -> None:
+    """Until every engine worker reads its partitions (imported, compiled, connected): one probe
+    message per partition, each of which the engine copies to the dead-letter topic."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    ensure_topic(boot, f"{topic}-dlq", 1)
+    p = Producer({"bootstrap.servers": boot})
+    for part in range(PARTITIONS):
+        p.produce(topic, b"readiness probe, not a packet batch", partition=part)
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": boot, "group.id": "bench-ready", "enable.auto.commit": False})
+    c.assign([TopicPartition(f"{topic}-dlq", 0, 0)])
+    seen, deadline = 0, time.monotonic() + timeout
+    try:
+        while seen < PARTITIONS:
+            if any(e.poll() is not None for e in procs):
+                raise RuntimeError("an engine process exited at start-up; see its log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engines not consuming after {timeout:.0f} s")
+            m = c.poll(0.5)
+            seen += m is not None and not m.error()
+    finally:
+        c.close()
 
 
 def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: float, logdir: str) -> dict:
@@ -122,7 +139,7 @@ def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: fl
     engines = start_engines(boot, topic, ports, window, logdir)
     tansu = stack.status(Path(logdir) / "stack")["kafka"].pid
     try:
-        warm_up(engines)
+        warm_up(engines, boot, topic)
         cpu0 = [cpu_seconds(p.pid) for p in engines]
         tansu0 = cpu_seconds(tansu)
         t0 = time.perf_counter()
@@ -158,7 +175,7 @@ def latency(boot: str, ports: dict, client, pcap: str, packets: int, rate: float
     engines = start_engines(boot, topic, ports, window, logdir)
     first_seen: dict[int, float] = {}
     try:
-        warm_up(engines)
+        warm_up(engines, boot, topic)
         loops = int(rate * seconds // packets) + 1
         col = collector(boot, topic, pcap, "--rate", str(rate), "--retime", "--loop", str(loops),
                         "--duration", str(seconds))

@@ -75,7 +75,7 @@ def main() -> int:
         ensure_topic(boot, topic, 4)
         engines = start_engines(boot, topic, ports, args.window, logdir)
         try:
-            warm_up(engines)
+            warm_up(engines, boot, topic)
             loops = int(args.rate * args.seconds // args.packets) + 1
             col = collector(boot, topic, pcap, "--rate", str(args.rate), "--retime", "--loop", str(loops),
                             "--duration", str(args.seconds))
