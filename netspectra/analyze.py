@@ -23,21 +23,25 @@ class AnalysisRun:
     store: str
 
 
-def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, progress: bool = False,
+def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, progress: bool = False,
                  top: int = 10, export: str | None = None) -> AnalysisRun:
+    """The dataflow over one capture; window results into the chDB `store` when one is given (with
+    no store, chDB is not even imported: the report needs only the summary)."""
     from bytewax.testing import cluster_main, run_main
 
     from flows.dataflow import build_flow
     from flows.sources import CaptureSource
     from sinks.bytewax_sinks import CallbackSink, StoreSink
-    from sinks.chdb_store import ChdbStore
 
     from collectors.capture_file import sniff_format
     sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a Bytewax worker
     summary = CaptureSummary(cfg)
     bar = _Progress() if progress else None
     source = CaptureSource(pcap, on_progress=bar.update if bar else None)
-    flow = build_flow(source, cfg, [CallbackSink(summary.add), StoreSink(store, pcap, cfg, buffer_rows=1_000_000)])
+    sinks = [CallbackSink(summary.add)]
+    if store:
+        sinks.append(StoreSink(store, pcap, cfg, buffer_rows=1_000_000))
+    flow = build_flow(source, cfg, sinks)
     t = time.perf_counter()
     try:
         if workers > 1:
@@ -56,6 +60,7 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str, workers: int = 1, pro
               "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated")),
               "corrupt_file": bool(st.reader.get("corrupt")), "memory_mb": _memory_mb()}
     if export:
+        from sinks.chdb_store import ChdbStore
         ChdbStore(store).export(export, source=pcap)
     return AnalysisRun(summary, report, seconds, store)
 
@@ -164,7 +169,8 @@ def cmd_analyze(args) -> int:
 
     cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),
                        sketches=SketchConfig())
-    store = args.store or tempfile.mkdtemp(prefix="netspectra-store-")
+    # a store only when one is kept or exported from (chDB costs ~0.7 s to import and start)
+    store = args.store or (tempfile.mkdtemp(prefix="netspectra-store-") if args.export else None)
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
                            progress=not args.json and sys.stderr.isatty())
@@ -172,7 +178,7 @@ def cmd_analyze(args) -> int:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1
     finally:
-        if not args.store:
+        if store and not args.store:
             from sinks.chdb_store import ChdbStore
             ChdbStore(store).close()
             shutil.rmtree(store, ignore_errors=True)
