@@ -86,6 +86,23 @@ def wait_until_consuming(boot: str, topic: str, partitions: int = 4) -> None:
     assert len(_consume_raw(boot, f"{topic}-dlq", partitions, timeout=120)) == partitions, "engine not consuming"
 
 
+def start_stream(boot: str, topic: str, ports: dict, started: list, pcap, opts=ENGINE_OPTS, processes: int = 2,
+                 recovery: str | None = None, rate: float = RATE, first_window: bool = True):
+    """Topic, engine cluster (consuming), then the collector publishing `pcap`; with `first_window`,
+    returns once the first window is in ClickHouse (a fault after that is mid-stream).
+    Returns (engines, collector, reference windows)."""
+    make_topic(boot, topic)
+    ref = reference_windows(pcap, WINDOW_S)
+    engines = run_engine_cluster(boot, topic, ports, opts, processes=processes, recovery=recovery)
+    started += engines
+    wait_until_consuming(boot, topic)
+    collector = start_collector(boot, topic, pcap, rate)
+    started.append(collector)
+    if first_window:
+        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
+    return engines, collector, ref
+
+
 @pytest.fixture
 def started():
     """Processes a test starts; whatever still runs when it ends (a failed assertion included) is killed."""
@@ -125,16 +142,9 @@ def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, s
     process: rescaled from the same recovery directory)."""
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-recovery-{processes}-{after}-{run}"
-    make_topic(boot, topic)
-    ref = reference_windows(synth_pcap, WINDOW_S)
     recovery = str(tmp_path / "recovery")
     opts = ENGINE_OPTS + ["--snapshot-interval", "1"]
-    engines = run_engine_cluster(boot, topic, ports, opts, processes=processes, recovery=recovery)
-    started += engines
-    wait_until_consuming(boot, topic)
-    collector = start_collector(boot, topic, synth_pcap)
-    started.append(collector)
-    wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
+    engines, collector, ref = start_stream(boot, topic, ports, started, synth_pcap, opts, processes, recovery)
     stop(engines, signal.SIGKILL)                    # mid-stream: no clean shutdown, no flush
     assert collector.poll() is None and windows_written(ports["clickhouse"], topic) < len(ref), \
         "the kill came too late to be mid-stream"
@@ -165,14 +175,7 @@ def test_broker_cut_mid_stream_loses_nothing(local_stack, synth_pcap, tmp_path, 
     try:
         boot, topic = f"127.0.0.1:{front}", f"engine-cut-{cut_s}-{run}"
         assert stack._wait_port(kafka, 30), "the broker did not start"
-        make_topic(boot, topic)
-        ref = reference_windows(synth_pcap, WINDOW_S)
-        engines = run_engine_cluster(boot, topic, ports, ENGINE_OPTS)
-        started += engines
-        wait_until_consuming(boot, topic)
-        collector = start_collector(boot, topic, synth_pcap)
-        started.append(collector)
-        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
+        engines, collector, ref = start_stream(boot, topic, ports, started, synth_pcap)
         forwarder.cut()
         time.sleep(cut_s)
         assert collector.poll() is None, "the cut came too late to be mid-stream"
@@ -187,15 +190,8 @@ def test_broker_cut_mid_stream_loses_nothing(local_stack, synth_pcap, tmp_path, 
 def test_clickhouse_and_redis_stopped_mid_stream_lose_nothing(local_stack, synth_pcap, started, outage_s, run):
     d, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-outage-{outage_s}-{run}"
-    make_topic(boot, topic)
-    ref = reference_windows(synth_pcap, WINDOW_S)
-    engines = run_engine_cluster(boot, topic, ports, ENGINE_OPTS)
-    started += engines
-    wait_until_consuming(boot, topic)
-    collector = start_collector(boot, topic, synth_pcap)
-    started.append(collector)
+    engines, collector, ref = start_stream(boot, topic, ports, started, synth_pcap)
     try:
-        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
         # Redis keeps no data across the restart: what it held is lost, which is every window up to
         # the newest it had, and perhaps the next one if that was being written at that instant.
         newest = max(redis_windows(ports["redis"], topic), default=-1)
@@ -225,13 +221,8 @@ def test_a_lagging_engine_loses_nothing(local_stack, flood_pcap, started, run):
     taken for idleness: every window is exact."""
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-lag-{run}"
-    make_topic(boot, topic)
-    ref = reference_windows(flood_pcap, WINDOW_S)
-    engines = run_engine_cluster(boot, topic, ports, ["--idle", "1", "--lateness", "0.5"])
-    started += engines
-    wait_until_consuming(boot, topic)
-    collector = start_collector(boot, topic, flood_pcap, rate=0)
-    started.append(collector)
+    engines, collector, ref = start_stream(boot, topic, ports, started, flood_pcap, ["--idle", "1", "--lateness", "0.5"],
+                                           rate=0, first_window=False)
     finish_exact(collector, engines, ports, topic, ref)
 
 
@@ -261,16 +252,9 @@ def test_recovery_disk_full_stops_the_engine_and_a_restart_resumes_exactly(local
     from tests.flows.test_engine import engine_log
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-diskfull-{run}"
-    make_topic(boot, topic)
-    ref = reference_windows(synth_pcap, WINDOW_S)
     recovery = str(small_disk / "recovery")
     opts = ENGINE_OPTS + ["--snapshot-interval", "1"]
-    engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
-    started += engines
-    wait_until_consuming(boot, topic)
-    collector = start_collector(boot, topic, synth_pcap)
-    started.append(collector)
-    wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
+    engines, collector, ref = start_stream(boot, topic, ports, started, synth_pcap, opts, 1, recovery)
     fill(small_disk)
     wait_for(lambda: engines[0].poll() is not None, 60, "the engine to stop at its next snapshot")
     assert engines[0].returncode != 0 and "database or disk is full" in engine_log(engines[0])
