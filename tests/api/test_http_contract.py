@@ -17,6 +17,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.openapi import PATH, render
+from schemas.clickhouse import TABLES
 from schemas.v1 import query_pb2 as pb
 from tests.api.conftest import ADMIN_TOKEN, READ_TOKEN
 from tests.conftest import ROOT
@@ -129,9 +130,9 @@ def test_admin_role(chdb_api, api_results):
     assert packets("doomed-http") == results[0].packets
     with chdb_api.http(token=ADMIN_TOKEN) as c:
         r = c.post("/v1/admin/delete-source", json={"source": "doomed-http"})
-    assert r.status_code == 200 and r.json()["tables"] == 5
+    assert r.status_code == 200 and r.json()["tables"] == len(TABLES)      # every result table
     stub, md = chdb_api.stub(token=ADMIN_TOKEN)
-    assert stub.DeleteSource(pb.DeleteSourceRequest(source="doomed-grpc"), metadata=md, timeout=30).tables == 5
+    assert stub.DeleteSource(pb.DeleteSourceRequest(source="doomed-grpc"), metadata=md, timeout=30).tables == len(TABLES)
     assert packets("doomed-http") == 0 and packets("doomed-grpc") == 0
     assert packets(chdb_api.source) > 0
 

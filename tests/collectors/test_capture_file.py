@@ -116,5 +116,29 @@ def test_random_pcapng_bodies_never_raise(tmp_path_factory, body):
     p = tmp_path_factory.mktemp("ng") / "r.pcapng"
     p.write_bytes(shb + idb + body)
     cap = CaptureFile(str(p))
+    total = 0
     for b in cap.batches():
         assert (b.off + b.caplen <= len(cap.buf)).all()
+        total += len(b)
+    assert total == cap.stats.packets                  # every record counted is handed over
+
+
+@settings(max_examples=60, deadline=None)
+@given(skipped=st.lists(st.tuples(st.integers(0x100, 0xFFFF), st.binary(max_size=64)), max_size=5),
+       payload=st.binary(min_size=1, max_size=200))
+def test_blocks_of_unknown_types_are_skipped_and_the_packet_after_them_read(tmp_path_factory, skipped, payload):
+    """Well-formed pcapng blocks of types the reader does not know are stepped over: the enhanced
+    packet block after them is read, byte for byte."""
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = block(1, struct.pack("<HHI", 1, 0, 0))
+    epb = block(6, struct.pack("<IIIII", 0, 0, 1_000_000, len(payload), len(payload)) + payload)
+    p = tmp_path_factory.mktemp("ng") / "k.pcapng"
+    p.write_bytes(shb + idb + b"".join(block(t, b) for t, b in skipped) + epb)
+    cap = CaptureFile(str(p))
+    batches = list(cap.batches())
+    assert sum(len(b) for b in batches) == 1 and not cap.stats.corrupt and not cap.stats.truncated
+    b = batches[0]
+    assert bytes(cap.buf[b.off[0]:b.off[0] + b.caplen[0]]) == payload
