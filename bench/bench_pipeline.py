@@ -193,11 +193,15 @@ def latency(boot: str, ports: dict, client, pcap: str, packets: int, rate: float
         stop(engines)
     wins = sorted(first_seen)[1:-1]          # the first and last windows are partial
     beyond = np.array([first_seen[w] - (w + window) for w in wins])
-    # packets of a full window are spread evenly over it (fixed rate): per-packet latency is
-    # queryable time minus a uniformly placed capture time, weighted by the window's packets
+    # Per packet: queryable time minus its capture time. With `--rate R --retime` each packet is
+    # stamped with its own due time, R per second evenly (collectors/replay.py), so the capture
+    # times inside a full window are exactly evenly spaced: checked below from the window's
+    # packet count (rate x window), not assumed.
     per_packet = np.concatenate([first_seen[w] - (w + np.linspace(0, window, 1000, endpoint=False))
                                  for w in wins]) if wins else np.zeros(1)
+    even = all(abs(counts[w] - rate * window) <= rate * 0.01 * window for w in wins)
     return {"rate_pps": rate, "seconds": seconds, "window_s": window, "lateness_s": LATENESS_S,
+            "full_windows_hold_rate_x_window_packets": even,
             "full_windows": len(wins), "packets_per_full_window": [counts[w] for w in wins],
             "collector_sent": rep["capture"]["packets"],
             "beyond_window_end_p50_s": round(float(np.percentile(beyond, 50)), 3) if wins else None,
@@ -232,7 +236,9 @@ def main() -> int:
             warm_page_cache(pcap)       # the collector maps the capture: time the pipeline, not the disk
             out["throughput_recorded_times"] = throughput(boot, ports, client, pcap, 1, args.window, logdir)
             out["throughput_retimed_loops"] = throughput(boot, ports, client, pcap, args.loops, args.window, logdir)
-        if shutil.which("nfpcapd") and not args.skip_throughput:
+        if not shutil.which("nfpcapd"):
+            print("peer nfpcapd: not installed, no row", file=sys.stderr)
+        elif not args.skip_throughput:
             wall, cpu, rss = nfdump_run(pcap)
             out["peer_nfpcapd_file_to_flows"] = {"wall_s": round(wall, 2), "pps": round(args.packets / wall),
                                                  "cpu_us_per_packet": round(cpu / args.packets * 1e6, 3)}
