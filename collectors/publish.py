@@ -5,10 +5,18 @@ versioned columnar wire format of schemas/packet_batch.py (Arrow IPC, zstd insid
 compression is off). A flow always lands in the same partition: the partition is
 `shard_of(flow_hash(5-tuple), partitions)`, the function the dataflow shards its state with.
 librdkafka retries failed sends itself; what still fails is counted, never raised.
+
+A retried send whose first attempt did reach the broker (its answer was lost, e.g. in a network
+cut) is a second copy of the message in the topic. Every message therefore carries this
+process's producer id and a per-partition sequence number in its headers (PRODUCER_HEADER,
+SEQUENCE_HEADER); the engine drops a message it has already seen (flows/kafka_source.py), so the
+result stays exact on any broker.
 """
 from __future__ import annotations
 
 import logging
+import secrets
+import struct
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +25,9 @@ from schemas.flow_key import addr_words, flow_hash, port_proto, shard_of
 from schemas.packet_batch import PacketBatch
 
 log = logging.getLogger(__name__)
+
+PRODUCER_HEADER = "ns-producer"      # 8 random bytes per publisher process
+SEQUENCE_HEADER = "ns-seq"           # big-endian u64, per partition, from 0
 
 
 @dataclass
@@ -62,6 +73,8 @@ class KafkaPublisher:
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             raise RuntimeError(f"topic {topic!r} not available on {bootstrap}: {tmeta.error if tmeta else 'missing'}")
         self.partitions = len(tmeta.partitions)
+        self.producer_id = secrets.token_bytes(8)
+        self.sequence = [0] * self.partitions
 
     def publish(self, batch: PacketBatch) -> None:
         for p, part in split_by_partition(batch, self.partitions):
@@ -82,9 +95,11 @@ class KafkaPublisher:
                 self.stats.failed_messages += 1
                 self.stats.failed_packets += n
                 log.warning("delivery to %s[%d] failed: %s", self.topic, partition, err)
+        headers = [(PRODUCER_HEADER, self.producer_id), (SEQUENCE_HEADER, struct.pack(">Q", self.sequence[partition]))]
+        self.sequence[partition] += 1
         while True:
             try:
-                self.producer.produce(self.topic, value, partition=partition, on_delivery=done)
+                self.producer.produce(self.topic, value, partition=partition, headers=headers, on_delivery=done)
                 return
             except BufferError:          # local queue full: let deliveries drain, then retry
                 self.producer.poll(0.1)

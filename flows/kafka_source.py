@@ -13,11 +13,17 @@ delivers nothing, a `flows.window.Progress` report every `PROGRESS_EVERY_S`:
   after a restart is never caught up. (ListOffsets would be the obvious question to ask, but the
   local test broker, Tansu, answers it wrongly; the fetch response's high watermark is right.)
 - `quiet_s` is how long the partition has delivered no message.
+
+A message the collector sent twice (a retry after a lost acknowledgement: same producer id and
+sequence number in its headers, collectors/publish.py) is dropped here and counted; the recent
+sequence numbers of each producer are part of the partition's recovery state, with its offset.
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import struct
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Optional
@@ -27,6 +33,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 
+from collectors.publish import PRODUCER_HEADER, SEQUENCE_HEADER
 from flows.window import Progress
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,40 @@ FRESH_S = 2.0                 # a fetch response older than this says nothing ab
 STATS_INTERVAL_MS = 250       # librdkafka statistics: where the freshness comes from
 POLL_PAUSE_S = 0.005          # pause after an empty poll (Bytewax would call again at once)
 CONSUMER_CONFIG = {"max.partition.fetch.bytes": "16000000"}
+DEDUP_WINDOW = 4096           # sequence numbers remembered per producer (a retry comes back far sooner)
+DEDUP_PRODUCERS = 64          # producers remembered per partition (each collector run is a new one)
+DUPLICATES: collections.Counter = collections.Counter()     # partition -> messages dropped as repeats
+
+
+class Dedup:
+    """Which (producer, sequence) pairs a partition has delivered recently."""
+
+    def __init__(self, state: dict | None = None):
+        self.seen: collections.OrderedDict[bytes, set] = collections.OrderedDict(state or {})
+
+    def repeat(self, headers) -> bool:
+        """True for a message already delivered; records the others. Messages without the
+        headers (other producers) always pass."""
+        h = dict(headers or ())
+        pid, raw = h.get(PRODUCER_HEADER), h.get(SEQUENCE_HEADER)
+        if pid is None or raw is None or len(raw) != 8:
+            return False
+        seq = struct.unpack(">Q", raw)[0]
+        seqs = self.seen.pop(pid, None) or set()
+        self.seen[pid] = seqs                        # most recently used last
+        if seq in seqs:
+            return True
+        seqs.add(seq)
+        if len(seqs) > 2 * DEDUP_WINDOW:             # keep the newest DEDUP_WINDOW
+            keep = sorted(seqs)[-DEDUP_WINDOW:]
+            seqs.clear()
+            seqs.update(keep)
+        while len(self.seen) > DEDUP_PRODUCERS:
+            self.seen.popitem(last=False)
+        return False
+
+    def state(self) -> dict:
+        return {pid: set(seqs) for pid, seqs in self.seen.items()}
 
 
 class PacketSource(FixedPartitionedSource):
@@ -48,14 +89,16 @@ class PacketSource(FixedPartitionedSource):
         from flows.engine import topic_partitions
         return [str(p) for p in range(topic_partitions(self.brokers, self.topic))]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]):
-        return _Partition(self, int(for_part), OFFSET_BEGINNING if resume_state is None else resume_state)
+    def build_part(self, step_id: str, for_part: str, resume_state: Optional[tuple]):
+        offset, seen = resume_state if resume_state is not None else (OFFSET_BEGINNING, None)
+        return _Partition(self, int(for_part), offset, Dedup(seen))
 
 
 class _Partition(StatefulSourcePartition):
-    def __init__(self, src: PacketSource, part: int, offset: int):
+    def __init__(self, src: PacketSource, part: int, offset: int, dedup: Dedup):
         self.topic, self.part, self.tail = src.topic, part, src.tail
-        self.offset = offset                  # next offset to read: the resume state
+        self.offset = offset                  # next offset to read: the resume state, with dedup's
+        self.dedup = dedup
         self.quiet_since = time.monotonic()
         self.next_report = 0.0
         self.fact: Optional[tuple[float, int, bool]] = None     # (when, high watermark, leader connected)
@@ -103,8 +146,14 @@ class _Partition(StatefulSourcePartition):
             if err is not None:
                 out.append(KafkaError(err, wrapped))
                 continue
-            out.append(wrapped)
             self.offset = m.offset() + 1
+            if self.dedup.repeat(wrapped.headers):
+                DUPLICATES[self.part] += 1
+                if DUPLICATES[self.part] == 1:
+                    log.warning("%s[%d]@%d: a message delivered twice (producer retry), dropped; counted from now",
+                                self.topic, self.part, m.offset())
+                continue
+            out.append(wrapped)
             self.quiet_since = now
             self.at_end = False
         if not out and now >= self.next_report:
@@ -116,8 +165,8 @@ class _Partition(StatefulSourcePartition):
     def next_awake(self) -> Optional[datetime]:
         return self.awake
 
-    def snapshot(self) -> int:
-        return self.offset
+    def snapshot(self) -> tuple:
+        return self.offset, self.dedup.state()
 
     def close(self) -> None:
         self.consumer.close()

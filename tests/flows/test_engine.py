@@ -31,6 +31,10 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     junk.produce("engine-e2e", b"not a packet batch", partition=0)
     junk.produce("engine-e2e", b"NSPB\x01\x00truncated", partition=1)
     assert pub.flush(30) == 0 and junk.flush(30) == 0
+    # a producer retry after a lost acknowledgement: the first message again, same headers
+    value, headers = _message_at(boot, "engine-e2e", 2, 0)
+    junk.produce("engine-e2e", value, partition=2, headers=headers)
+    assert junk.flush(30) == 0
 
     store = str(tmp_path / "store")
     # Partitions are read unevenly, so event time jumps back and forth between them; the
@@ -43,6 +47,21 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     assert store_records(store) == reference_windows(synth_pcap, WINDOW_S)
     dead = _consume_raw(boot, "engine-dlq", 2)
     assert sorted(dead) == sorted([b"not a packet batch", b"NSPB\x01\x00truncated"])
+
+
+def _message_at(boot, topic, partition, offset):
+    """(value, headers) of one message."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": boot, "group.id": f"one-{topic}", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, offset)])
+    try:
+        for _ in range(60):
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                return m.value(), m.headers()
+    finally:
+        c.close()
+    raise AssertionError(f"no message at {topic}[{partition}]@{offset}")
 
 
 def _consume_raw(boot, topic, n, timeout=30):
