@@ -235,12 +235,15 @@ def up(d: Path = DEFAULT_DIR, ports: dict | None = None, clickhouse: bool = True
     if clickhouse and ch and "clickhouse" not in services:
         conf = _clickhouse_config(d, ports["clickhouse"], ports["clickhouse_http"])
         wanted.append(("clickhouse", [ch, f"--config-file={conf}"], ports["clickhouse"], f"{HOST}:{ports['clickhouse']}"))
+    started = []
     for name, cmd, port, addr in wanted:
         pid, log = _spawn(d, name, cmd)
+        started.append(pid)
         try:
             _wait_ready(name, pid, port, log, timeout)
         except RuntimeError:
-            _kill_group(pid)
+            for p in started:           # all or nothing: what this call started goes down with it
+                _kill_group(p)
             raise
         services[name] = Service(name, pid, addr, log)
     _state_file(d).write_text(json.dumps({k: asdict(v) for k, v in services.items()}, indent=1))

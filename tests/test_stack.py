@@ -86,6 +86,12 @@ def test_status_and_down(tmp_path):
     assert stack.status(tmp_path) == {}
 
 
+def _listening(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_up_fails_when_another_program_holds_a_port(tmp_path):
     """Something else listens on the Redis port: `stack up` must not take its answers for Redis."""
     import socket
@@ -100,7 +106,8 @@ def test_up_fails_when_another_program_holds_a_port(tmp_path):
         assert res.returncode != 0
         assert f"127.0.0.1:{redis_port}" in res.stderr and "redis.log" in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
-        assert "redis" not in stack.status(tmp_path)
+        assert stack.status(tmp_path) == {}
+        assert not _listening(kafka), "the broker started before the failure was left running"
     finally:
         squatter.close()
         stack.down(tmp_path)
