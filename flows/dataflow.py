@@ -83,7 +83,7 @@ class MergeLogic(StatefulBatchLogic):
         return None if self.merger.emitted else self.deadline
 
     def snapshot(self) -> WindowMerger:
-        return self.merger
+        return self.merger.copy()
 
 
 def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink],

@@ -396,6 +396,12 @@ class WindowMerger:
             self.final.add(p.shard)
         self.changed = True
 
+    def copy(self) -> "WindowMerger":
+        """A consistent copy for recovery snapshots (partials are never modified in place)."""
+        m = WindowMerger(self.cfg)
+        m.partials, m.final, m.changed, m.emitted = dict(self.partials), set(self.final), self.changed, self.emitted
+        return m
+
     @property
     def complete(self) -> bool:
         return len(self.partials) == self.cfg.shards
