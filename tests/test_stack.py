@@ -65,7 +65,9 @@ def _sockets(pid: int) -> list[tuple[str, str]]:
 
 def test_listening_on_loopback_only(local_stack):
     import ipaddress
-    _, ports, services = local_stack
+    d, _, started = local_stack
+    services = stack.status(d)           # now: other tests restart services (new pids)
+    assert set(services) == set(started)
     for name, svc in services.items():
         socks = _sockets(svc.pid)
         assert any(p.startswith("tcp") for p, _ in socks), f"{name}: no TCP listener found"
