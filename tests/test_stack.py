@@ -122,8 +122,9 @@ def test_status_reaps_and_reports_exited_services(tmp_path):
     ports = dict(zip(["kafka", "redis"], _free_ports(2)))
     services = stack.up(tmp_path, ports=ports, clickhouse=False)
     try:
+        from tests.support import wait_for
         os.kill(services["redis"].pid, signal.SIGKILL)     # our child: a zombie until reaped
-        time.sleep(0.2)
+        wait_for(lambda: "redis" not in stack.status(tmp_path), 30, "redis to be seen as exited")
         assert set(stack.status(tmp_path)) == {"kafka"} and set(stack.exited(tmp_path)) == {"redis"}
         res = run("stack", "status", "--dir", str(tmp_path))
         assert res.returncode == 1 and "EXITED" in res.stdout and "redis" in res.stdout
