@@ -16,12 +16,14 @@ Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pi
 stale "live" state; hosts older than the TTL are trimmed on each write. One window is written
 in one MULTI/EXEC, so readers never see half a window. If Redis is away, windows wait in a
 bounded backlog (the newest version of each window, `max_backlog` windows; beyond that the
-oldest is dropped and counted) and each write retries for up to `retry_s` before returning, so
-an outage costs latency, not windows, and the backlog is written as soon as Redis is back.
+oldest is dropped and counted), retried every 0.5 s by a background thread: an outage costs
+latency, not windows, never stalls the pipeline, and the backlog is written as soon as Redis is
+back, also when no newer window comes.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -42,46 +44,63 @@ def prefix(source: str) -> str:
 
 
 class RedisState:
-    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, retry_s: float = 30.0,
-                 max_backlog: int = 256):
+    RETRY_EVERY_S = 0.5           # how often the backlog is retried while Redis is away
+
+    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, max_backlog: int = 256):
         import redis
 
         self.r = redis.Redis.from_url(url if "://" in url else f"redis://{url}", socket_timeout=5)
         self.p = prefix(source)
-        self.top_n, self.ttl_s, self.retry_s, self.max_backlog = top_n, ttl_s, retry_s, max_backlog
+        self.top_n, self.ttl_s, self.max_backlog = top_n, ttl_s, max_backlog
         self.backlog: dict[int, WindowResult] = {}      # window start -> newest unwritten version
         self.written = 0
         self.dropped = 0
+        self._lock = threading.Lock()
+        self._retrier: threading.Thread | None = None
+        self._down_logged = False
 
     def write(self, results: list[WindowResult]) -> None:
-        for res in results:
-            self.backlog.pop(res.start, None)
-            self.backlog[res.start] = res
-        while len(self.backlog) > self.max_backlog:
-            start = next(iter(self.backlog))
-            del self.backlog[start]
-            self.dropped += 1
-            log.error("redis: backlog full, window %d dropped", start)
-        self._drain()
+        """Queue the windows and try to write the backlog once; never waits for Redis. While it is
+        away a background thread retries, so the backlog is written when Redis is back even if no
+        newer window comes (the stream may have ended during the outage)."""
+        with self._lock:
+            for res in results:
+                self.backlog.pop(res.start, None)
+                self.backlog[res.start] = res
+            while len(self.backlog) > self.max_backlog:
+                start = next(iter(self.backlog))
+                del self.backlog[start]
+                self.dropped += 1
+                log.error("redis: backlog full, window %d dropped", start)
+            self._drain()
+            if self.backlog and (self._retrier is None or not self._retrier.is_alive()):
+                self._retrier = threading.Thread(target=self._retry, daemon=True, name="redis-backlog")
+                self._retrier.start()
+
+    def _retry(self) -> None:
+        while True:
+            time.sleep(self.RETRY_EVERY_S)
+            with self._lock:
+                self._drain()
+                if not self.backlog:
+                    return
 
     def _drain(self) -> None:
+        """Write the backlog, oldest first, until done or Redis fails (caller holds the lock)."""
         import redis
 
-        delay, deadline = 0.2, time.monotonic() + self.retry_s
         while self.backlog:
             start, res = next(iter(self.backlog.items()))
             try:
                 self._pipeline(res).execute()
             except (redis.ConnectionError, redis.TimeoutError) as e:
-                if time.monotonic() + delay > deadline:
+                if not self._down_logged:
                     log.error("redis unavailable (%s); %d windows wait for it", e, len(self.backlog))
-                    return
-                log.warning("redis unavailable (%s); retrying in %.1f s", e, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                    self._down_logged = True
+                return
             del self.backlog[start]
             self.written += 1
+            self._down_logged = False
 
     def _pipeline(self, res: WindowResult):
         p, ttl, now = self.p, self.ttl_s, time.time()
