@@ -189,6 +189,7 @@ def pytest_terminal_summary(terminalreporter):
     reasons = collections.Counter()
     for rep in skipped:
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        reasons["../shared/pcaps missing" if "../shared/pcaps" in reason else reason.removeprefix("Skipped: ")] += 1
+        shared_gone = "../shared/pcaps" in reason or (not SHARED and "empty parameter set" in reason)
+        reasons["../shared/pcaps missing" if shared_gone else reason.removeprefix("Skipped: ")] += 1
     for reason, n in reasons.most_common():
         terminalreporter.write_line(f"netspectra: {n} tests skipped: {reason}", yellow=True)
