@@ -287,7 +287,7 @@ class AfPacketCapture:
                     # A block stays ours until drained, so these are not seen twice.
                     self._next = (self._next + len(ready)) % self.block_nr
                     blocks += ready
-                    n += sum(int(self.ring[b + 12:b + 16].view(np.uint32)[0]) for b in ready)
+                    n += self._packets_in(ready)
                     if len(blocks) * 2 >= self.block_nr:    # don't sit on half the ring
                         break
                     continue
@@ -309,13 +309,17 @@ class AfPacketCapture:
             ready = self._ready()[:max(1, self.block_nr // 2)]
             if ready:
                 self._next = (self._next + len(ready)) % self.block_nr
-                yield self._drain(ready, sum(int(self.ring[b + 12:b + 16].view(np.uint32)[0]) for b in ready))
+                yield self._drain(ready, self._packets_in(ready))
                 continue
             left = end - time.monotonic()
             if left <= 0:
                 break
             poller.poll(left * 1000)
         self._read_kernel_stats()
+
+    def _packets_in(self, blocks: list[int]) -> int:
+        """Packets the kernel put in these ready blocks (num_pkts of each block descriptor)."""
+        return sum(int(self.ring[b + 12:b + 16].view(np.uint32)[0]) for b in blocks)
 
     def _drain(self, blocks: list[int], n: int) -> RawBatch:
         room = sum(int(self.ring[b + 20:b + 24].view(np.uint32)[0]) for b in blocks) + 4 * n

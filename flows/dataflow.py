@@ -76,8 +76,8 @@ class MergeLogic(StatefulBatchLogic):
 
     def _emit(self, force: bool):
         res = self.merger.result(force)
-        done = self.merger.done and not self.merger.changed
-        return ([res] if res is not None else []), StatefulBatchLogic.DISCARD if done else StatefulBatchLogic.RETAIN
+        keep = StatefulBatchLogic.DISCARD if self.merger.spent else StatefulBatchLogic.RETAIN
+        return ([res] if res is not None else []), keep
 
     def notify_at(self):
         return None if self.merger.emitted else self.deadline

@@ -132,18 +132,9 @@ class ShardPartial:
 
     def absorb(self, d: "ShardPartial") -> "ShardPartial":
         """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
-        heavy = HeavyHitters(self.heavy.cfg)
-        heavy.merge(self.heavy)
-        heavy.merge(d.heavy)
-        spread = {}
-        for k in SPREAD_KINDS:
-            spread[k] = Spread(self.spread[k].cfg)
-            spread[k].merge(self.spread[k])
-            spread[k].merge(d.spread[k])
-        counters = collections.Counter(self.counters)
-        counters.update(d.counters)
+        heavy, spread, counters = merge_summaries([self, d], self.heavy.cfg)
         return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
-                            spread, dict(counters), False, self.final or d.final)
+                            spread, counters, False, self.final or d.final)
 
 
 @dataclass(frozen=True)
@@ -352,18 +343,24 @@ class WindowResult:
         return [(int(cs[starts][i] >> 16), int(cs[starts][i] & 0xFFFF), int(pk[i]), int(by[i])) for i in top]
 
 
-def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowResult:
-    partials = sorted(partials, key=lambda p: p.shard)     # deterministic merge order
-    heavy = HeavyHitters(cfg.sketches)
-    spread = {k: Spread(cfg.sketches) for k in SPREAD_KINDS}
+def merge_summaries(partials: list[ShardPartial], sk) -> tuple[HeavyHitters, dict[str, Spread], dict[str, int]]:
+    """Heavy hitters merged, spread unioned and counters summed over partials, in their order."""
+    heavy = HeavyHitters(sk)
+    spread = {k: Spread(sk) for k in SPREAD_KINDS}
     counters: collections.Counter = collections.Counter()
     for p in partials:
         heavy.merge(p.heavy)
         for k in SPREAD_KINDS:
             spread[k].merge(p.spread[k])
         counters.update(p.counters)
+    return heavy, spread, dict(counters)
+
+
+def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowResult:
+    partials = sorted(partials, key=lambda p: p.shard)     # deterministic merge order
+    heavy, spread, counters = merge_summaries(partials, cfg.sketches)
     return WindowResult(partials[0].start, cfg.window_ns, FlowTable.concat([p.flows for p in partials]), heavy,
-                        spread, dict(counters), len({p.shard for p in partials}),
+                        spread, counters, len({p.shard for p in partials}),
                         len({p.shard for p in partials}) == cfg.shards)
 
 
@@ -411,6 +408,11 @@ class WindowMerger:
         """Every shard has retired the window: nothing more can change it."""
         return len(self.final) == self.cfg.shards
 
+    @property
+    def spent(self) -> bool:
+        """Done, and its last result emitted: the state can go."""
+        return self.done and not self.changed
+
     def result(self, force: bool = False) -> WindowResult | None:
         """The merged window if it is complete (or `force`d) and changed since it was last emitted."""
         if not self.partials or not self.changed or not (self.complete or force):
@@ -455,6 +457,6 @@ class LocalPipeline:
             res = m.result()
             if res is not None:
                 out.append(res)
-            if m.done and not m.changed:
+            if m.spent:
                 del self.mergers[w]
         return out
