@@ -6,7 +6,8 @@
      "tokens": [{"token": "…", "role": "read"}, {"token": "…", "role": "admin"}],
      "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"},   # client_ca: mutual TLS
      "ingest_dir": "/srv/captures",              # admin IngestCapture reads captures from here (chDB)
-     "max_body_bytes": 1000000, "header_timeout_s": 10, "body_timeout_s": 10}   # HTTP limits (api/guard.py)
+     "max_body_bytes": 1000000, "header_timeout_s": 10, "body_timeout_s": 10,   # HTTP limits (api/guard.py)
+     "cache_entries": 512}                       # answers kept until the data changes (api/cache.py); 0: off
 
 Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data and,
 with chDB, ingest captures from `ingest_dir` (the API process owns the chDB directory, so
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.cache import MAX_ENTRIES
 
 Role = Literal["read", "admin"]
 ROLE_RANK = {"read": 1, "admin": 2}
@@ -53,6 +56,7 @@ class ApiConfig(BaseModel):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)      # larger HTTP bodies: 413, never read
     header_timeout_s: float = Field(default=10.0, gt=0)          # a connection's request headers, complete
     body_timeout_s: float = Field(default=10.0, gt=0)            # a request body, complete (else 408)
+    cache_entries: int = Field(default=MAX_ENTRIES, ge=0)        # api/cache.py; 0 turns the cache off
 
     @classmethod
     def load(cls, path: Optional[str], **overrides) -> "ApiConfig":

@@ -28,7 +28,7 @@ def build(config: ApiConfig):
 
     if not config.tokens and not config.allow_anonymous:
         raise SystemExit("no API tokens configured: give --config with tokens, or --allow-anonymous")
-    service = QueryService(open_backend(config.store), config.redis, config.ingest_dir)
+    service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries)
     server, port = build_server(service, config)
     return service, server, port, create_app(service, config)
 

@@ -13,6 +13,7 @@ from typing import Optional
 
 from api import models as m
 from api import queries as q
+from api.cache import MAX_ENTRIES, ResultCache
 from api.store import delete_source
 from sinks.redis_state import PREFIX, prefix
 
@@ -39,8 +40,10 @@ def _version() -> str:
 
 
 class QueryService:
-    def __init__(self, backend, redis_url: Optional[str] = None, ingest_dir: Optional[str] = None):
+    def __init__(self, backend, redis_url: Optional[str] = None, ingest_dir: Optional[str] = None,
+                 cache_entries: int = MAX_ENTRIES):
         self.backend = backend
+        self.cache = ResultCache(backend.version, cache_entries)
         self.ingest_dir = Path(ingest_dir).resolve() if ingest_dir else None
         self._ingesting = threading.Lock()      # one capture at a time
         self.redis = None
@@ -53,20 +56,27 @@ class QueryService:
     def dialect(self) -> q.Dialect:
         return self.backend.dialect
 
+    def _cached(self, req, compute):
+        """An answer from the cache, or computed once for every concurrent caller (api/cache.py).
+        Answers are shared: callers must not modify them."""
+        return self.cache.get((type(req).__name__, req.model_dump_json()), compute)
+
     def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
-        return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect)))
+        return self._cached(req, lambda: q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect))))
 
     def trace_flow(self, req: m.TraceFlowRequest) -> m.TraceFlowResponse:
-        return q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect)))
+        return self._cached(req, lambda: q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect))))
 
     def heavy_hitters(self, req: m.QueryHeavyHittersRequest) -> m.QueryHeavyHittersResponse:
-        return q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect)))
+        return self._cached(req, lambda: q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect))))
 
     def spreaders(self, req: m.QuerySpreadersRequest) -> m.QuerySpreadersResponse:
-        out = {}
-        for side, sql, params in q.spreaders(req, self.dialect):
-            out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
-        return m.QuerySpreadersResponse(exact=req.exact, **out)
+        def compute():
+            out = {}
+            for side, sql, params in q.spreaders(req, self.dialect):
+                out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
+            return m.QuerySpreadersResponse(exact=req.exact, **out)
+        return self._cached(req, compute)
 
     # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------
     def live_sources(self) -> list[str]:

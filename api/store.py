@@ -23,6 +23,11 @@ class _Backend:
     def rows(self, sql: str, params: dict) -> list[tuple]:
         raise NotImplementedError
 
+    def version(self):
+        """A number that changes when the data does, if every write passes through this process;
+        else None (answers cannot be cached: api/cache.py)."""
+        return None
+
     def ping(self) -> bool:
         try:
             return self.rows("SELECT 1", {}) == [(1,)]
@@ -39,6 +44,10 @@ class ChdbBackend(_Backend):
         self.store = ChdbStore(path)
         self.dialect = Dialect(legacy=False)
         self.name = f"chdb:{self.store.path}"
+
+    def version(self) -> int:
+        from sinks.chdb_store import write_version
+        return write_version(self.store.path)
 
     def rows(self, sql: str, params: dict) -> list[tuple]:
         data = self.store.query(sql, "Arrow", params)
@@ -90,7 +99,15 @@ def open_backend(store: str):
 
 
 def delete_source(backend, source: str) -> int:
-    """Remove every row of one source from every result table (ALTER ... DELETE, a mutation)."""
+    """Remove every row of one source from every result table.
+
+    Modern ClickHouse (chDB): lightweight DELETE, which masks the rows at once and drops them at
+    the next merge: 27-74 ms for the five tables of a 10M-flow store, where a mutation (ALTER
+    ... DELETE) rewrote the heavy-hitter parts for 0.84 s even for a source that was not there.
+    Each statement holds the chDB session alone, so reads wait for one table at most.
+    ClickHouse 18.16 has only mutations, which it runs in the background.
+    """
     for table in TABLES:
-        backend.execute(f"ALTER TABLE {DATABASE}.{table} DELETE WHERE source = {{source:String}}", {"source": source})
+        stmt = (f"ALTER TABLE {DATABASE}.{table} DELETE" if backend.dialect.legacy else f"DELETE FROM {DATABASE}.{table}")
+        backend.execute(f"{stmt} WHERE source = {{source:String}}", {"source": source})
     return len(TABLES)

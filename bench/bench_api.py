@@ -4,9 +4,14 @@ Fills a fresh chDB store with generated window results by INSERT ... SELECT from
 10M flow records over 1,000 one-minute windows (10k flows a window, 5k hosts), 1M heavy-hitter
 rows and 200k spreader rows. Then each method runs --repeat times over gRPC (a real channel to
 the API served in this process) after one uncounted warm-up call, for a one-hour range (60 windows, 600k flow records) and for
-the whole table.
+the whole table, with the answer cache off (api/cache.py: every call computed). Then --clients
+parallel clients (threads of a separate process, each with its own channel) call hour-scale
+AggregateFlows for --seconds each: requests/s, p50, p99 for
+  - dashboard: the same four panels over one hour, as viewers of one dashboard ask them, cache on;
+  - the same with the cache off (every call computed);
+  - every request a different hour (800 distinct questions), cache on: what computing costs.
 
-    python bench/bench_api.py [--rows 10000000] [--repeat 30]
+    python bench/bench_api.py [--rows 10000000] [--repeat 30] [--clients 20] [--seconds 20]
 """
 from __future__ import annotations
 
@@ -59,15 +64,77 @@ def fill(store, rows: int, windows: int) -> float:
     return time.perf_counter() - t
 
 
+def _client_load(port: int, token: str, bodies: list[bytes], clients: int, seconds: float, out) -> None:
+    """Runs in a child process (its own GIL): `clients` threads calling AggregateFlows for `seconds`."""
+    import threading
+
+    import grpc
+
+    from schemas.v1 import query_pb2 as pb
+    from schemas.v1 import query_pb2_grpc as pb_grpc
+
+    md = [("authorization", f"Bearer {token}")]
+    reqs = [pb.AggregateFlowsRequest.FromString(b) for b in bodies]
+    times: list[float] = []
+    errors = [0]
+    start = threading.Barrier(clients + 1)
+
+    def one(i: int) -> None:
+        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        stub.AggregateFlows(reqs[i % len(reqs)], metadata=md, timeout=30)      # connect, not counted
+        start.wait()
+        k = i * max(1, len(reqs) // clients)       # spread: clients do not ask what another just did
+        while time.perf_counter() < end[0]:
+            t = time.perf_counter()
+            try:
+                stub.AggregateFlows(reqs[k % len(reqs)], metadata=md, timeout=30)
+                times.append(time.perf_counter() - t)
+            except grpc.RpcError:
+                errors[0] += 1
+            k += 1
+
+    end = [0.0]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    end[0] = time.perf_counter() + 3600
+    start.wait()
+    t0 = time.perf_counter()
+    end[0] = t0 + seconds
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(times) * 1000
+    out.put({"clients": clients, "seconds": round(wall, 1), "requests": len(times), "errors": errors[0],
+             "requests_per_s": round(len(times) / wall, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+             "p99_ms": round(float(np.percentile(ms, 99)), 1)})
+
+
+def concurrent(port: int, token: str, reqs: list, clients: int, seconds: float) -> dict:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    p = ctx.Process(target=_client_load, args=(port, token, [r.SerializeToString() for r in reqs], clients,
+                                               seconds, out))
+    p.start()
+    res = out.get(timeout=seconds + 120)
+    p.join()
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--windows", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
     import grpc
     from google.protobuf import json_format
 
+    from api.cache import ResultCache
     from api.config import ApiConfig
     from api.server import build
     from schemas.v1 import query_pb2 as pb
@@ -99,6 +166,20 @@ def main() -> int:
         "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
     }
     out = {"rows": args.rows, "windows": args.windows, "fill_seconds": round(fill_s, 1), "latency_ms": {}}
+    cached = service.cache
+    if args.clients:
+        panels = [body for method, body in calls.values() if method == "AggregateFlows"]
+        same = [json_format.ParseDict({"range": hour, **b}, pb.AggregateFlowsRequest()) for b in panels]
+        hours = [{"start_ms": (T0_S + h * WINDOW_S) * 1000, "end_ms": (T0_S + (h + 60) * WINDOW_S) * 1000}
+                 for h in range(0, args.windows - 60, max(1, (args.windows - 60) // 200))][:200]
+        distinct = [json_format.ParseDict({"range": r, **b}, pb.AggregateFlowsRequest()) for r in hours for b in panels]
+        runs = out["concurrent_1h_aggregate_flows"] = {}
+        runs["dashboard, cache on"] = concurrent(port, token, same, args.clients, args.seconds)
+        service.cache = ResultCache(service.backend.version, 0)
+        runs["dashboard, cache off"] = concurrent(port, token, same, args.clients, args.seconds)
+        service.cache = cached
+        runs[f"{len(distinct)} distinct hours, cache on"] = concurrent(port, token, distinct, args.clients, args.seconds)
+    service.cache = ResultCache(service.backend.version, 0)
     for rng_name, rng in (("1 h (600k rows)", hour), ("all (10M rows)", full)):
         res = {}
         for name, (method, body) in calls.items():

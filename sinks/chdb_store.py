@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 _ACTIVE: dict[str, object] = {}     # at most one {path: session}
 _LOCK = threading.Lock()
 SESSION_LOCK = threading.Lock()     # one statement at a time into the shared session (threads: API, ingestion)
+_WRITES: dict[str, int] = {}        # path -> statements that may have changed data (api/cache.py)
+_READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXISTS", "EXPLAIN")
+
+
+def write_version(path: str) -> int:
+    """Changes whenever a statement that may change data ran on the store at `path`."""
+    return _WRITES.get(path, 0)
 
 
 def address_text(col: str) -> str:
@@ -89,6 +96,7 @@ class ChdbStore:
         # from a Bytewax worker thread other than the main one.
         tmp = Path(self.path) / f"tmp-insert-{os.getpid()}-{threading.get_ident()}.arrow"
         with SESSION_LOCK:
+            _WRITES[self.path] = _WRITES.get(self.path, 0) + 1
             with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
                 w.write_table(table)
             try:
@@ -105,6 +113,8 @@ class ChdbStore:
     def query(self, sql: str, fmt: str = "CSVWithNames", params: dict | None = None) -> str | bytes:
         """A statement's output as text (as bytes for binary formats such as Arrow)."""
         with SESSION_LOCK:
+            if not sql.lstrip().upper().startswith(_READS):
+                _WRITES[self.path] = _WRITES.get(self.path, 0) + 1
             res = self.sess.query(sql, fmt, params=params)
         data = res.bytes() if hasattr(res, "bytes") else str(res).encode()
         return data if fmt in ("Arrow", "Parquet", "Native") else data.decode()
