@@ -48,9 +48,8 @@ class QueryService:
         self._ingesting = threading.Lock()      # one capture at a time
         self.redis = None
         if redis_url:
-            import redis
-            self.redis = redis.Redis.from_url(redis_url if "://" in redis_url else f"redis://{redis_url}",
-                                              socket_timeout=5, decode_responses=True)
+            from schemas.credentials import redis_client
+            self.redis = redis_client(redis_url, socket_timeout=5, decode_responses=True)
 
     @property
     def dialect(self) -> q.Dialect:

@@ -66,13 +66,13 @@ class NativeBackend(_Backend):
     (client-side, which works on every server version, 18.16 included)."""
 
     def __init__(self, address: str, connect_timeout: float = 5.0):
-        from clickhouse_driver import Client
+        from schemas.credentials import clickhouse_client
 
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "9000")
         self.address = f"{host or '127.0.0.1'}:{port}"
         self._local = threading.local()     # a clickhouse-driver Client is not thread-safe
-        self._connect = lambda: Client(host=host or "127.0.0.1", port=int(port), connect_timeout=connect_timeout,
-                                       send_receive_timeout=30)
+        self._connect = lambda: clickhouse_client(self.address, connect_timeout=connect_timeout,
+                                                  send_receive_timeout=30)
         version = self._client().execute("SELECT version()")[0][0]
         self.dialect = Dialect(legacy=int(version.split(".")[0]) < 19)
         check_existing(self.rows(EXISTING_COLUMNS_SQL, {}))

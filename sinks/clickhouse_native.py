@@ -44,11 +44,11 @@ def _values(cols: dict, types: dict[str, str]) -> list[list]:
 
 class ClickHouseNative:
     def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0):
-        from clickhouse_driver import Client
+        from schemas.credentials import clickhouse_client
 
-        host, _, port = address.rpartition(":") if ":" in address else (address, "", "9000")
-        self.client = Client(host=host or "127.0.0.1", port=int(port), connect_timeout=connect_timeout,
-                             send_receive_timeout=60)
+        # a new client on each reconnection: it logs in with the password known then
+        self._connect = lambda: clickhouse_client(address, connect_timeout=connect_timeout, send_receive_timeout=60)
+        self.client = self._connect()
         self.database = database
         self.retries = 0
         self.legacy = None
@@ -78,6 +78,7 @@ class ClickHouseNative:
                 self.retries += 1
                 log.warning("clickhouse unavailable (%s); retrying in %.1f s", e, delay)
                 self.client.disconnect()
+                self.client = self._connect()
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 

@@ -47,9 +47,9 @@ class RedisState:
     RETRY_EVERY_S = 0.5           # how often the backlog is retried while Redis is away
 
     def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, max_backlog: int = 256):
-        import redis
+        from schemas.credentials import redis_client
 
-        self.r = redis.Redis.from_url(url if "://" in url else f"redis://{url}", socket_timeout=5)
+        self.r = redis_client(url, socket_timeout=5)
         self.p = prefix(source)
         self.top_n, self.ttl_s, self.max_backlog = top_n, ttl_s, max_backlog
         self.backlog: dict[int, WindowResult] = {}      # window start -> newest unwritten version
@@ -95,7 +95,9 @@ class RedisState:
                 self._pipeline(res).execute()
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 if not self._down_logged:
-                    log.error("redis unavailable (%s); %d windows wait for it", e, len(self.backlog))
+                    hint = ("; give its password: NETSPECTRA_CREDENTIALS=<stack dir>/credentials.json or "
+                            "redis://:PASSWORD@host:port" if isinstance(e, redis.AuthenticationError) else "")
+                    log.error("redis unavailable (%s)%s; %d windows wait for it", e, hint, len(self.backlog))
                     self._down_logged = True
                 return
             del self.backlog[start]

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from netspectra import stack
 from tests.conftest import _free_ports
 
 
 def test_services_answer(local_stack):
-    from clickhouse_driver import Client
+    from schemas.credentials import clickhouse_client
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
-    import redis
+    from schemas.credentials import redis_client
 
     d, ports, services = local_stack
     assert set(services) == {"kafka", "redis", "clickhouse"}
@@ -32,8 +34,34 @@ def test_services_answer(local_stack):
             got.add(m.value())
     c.close()
     assert got == {f"m{i}".encode() for i in range(10)}
-    assert redis.Redis(host="127.0.0.1", port=ports["redis"]).ping()
-    assert Client(host="127.0.0.1", port=ports["clickhouse"]).execute("SELECT 1") == [(1,)]
+    assert redis_client(f"127.0.0.1:{ports['redis']}").ping()
+    assert clickhouse_client(f"127.0.0.1:{ports['clickhouse']}").execute("SELECT 1") == [(1,)]
+
+
+def test_services_need_the_generated_passwords(local_stack):
+    """Redis and ClickHouse refuse clients without the password kept in <dir>/credentials.json,
+    which only its owner can read; no password appears on a command line."""
+    import json
+    import os
+
+    import redis
+    from clickhouse_driver import Client
+    from clickhouse_driver.errors import ServerException
+
+    d, ports, services = local_stack
+    creds = d / "credentials.json"
+    assert os.stat(creds).st_mode & 0o777 == 0o600
+    for f in ("redis.conf", "clickhouse-users.xml"):
+        assert os.stat(d / f).st_mode & 0o777 == 0o600
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=ports["redis"]).ping()
+    with pytest.raises(ServerException):
+        Client(host="127.0.0.1", port=ports["clickhouse"]).execute("SELECT 1")
+    passwords = [v["password"] for v in json.loads(creds.read_text()).values()]
+    assert len(passwords) == 2 and all(len(p) >= 24 for p in passwords)
+    for s in services.values():
+        cmdline = open(f"/proc/{s.pid}/cmdline", "rb").read().decode(errors="replace")
+        assert not any(p in cmdline for p in passwords)
 
 
 def _sockets(pid: int) -> list[tuple[str, str]]:

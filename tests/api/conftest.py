@@ -15,7 +15,6 @@ import pytest
 from api.config import ApiConfig
 from api.server import build, http_config
 from schemas.v1 import query_pb2_grpc as pb_grpc
-from tests.conftest import API_WINDOW_S as WINDOW_S
 from tests.conftest import _free_ports
 
 READ_TOKEN = "read-token-0123456789abcdef"

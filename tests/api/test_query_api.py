@@ -10,7 +10,8 @@ import pytest
 from google.protobuf import json_format
 
 from schemas.v1 import query_pb2 as pb
-from tests.api.conftest import WINDOW_S, by_entity, totals
+from tests.api.conftest import by_entity, totals
+from tests.conftest import API_WINDOW_S as WINDOW_S
 
 ALL = {"start_ms": 0, "end_ms": 2**52}
 

@@ -122,7 +122,7 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
     per-partition watermark with the default 5 s lateness, though partitions are read unevenly."""
     import collections
     import json
-    import redis
+    from schemas.credentials import redis_client
     from tests.test_cli import run
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", "engine-cluster"
@@ -135,7 +135,7 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
     assert len(ref) > 3
     assert clickhouse_records(ports["clickhouse"], topic) == ref
     totals = clickhouse_totals(ports["clickhouse"], topic)
-    r = redis.Redis(host="127.0.0.1", port=ports["redis"], decode_responses=True)
+    r = redis_client(f"127.0.0.1:{ports['redis']}", decode_responses=True)
     p = f"ns:{topic}:"
     for w, flows in ref.items():
         exact = (sum(v[0] for v in flows.values()), sum(v[1] for v in flows.values()), len(flows))
@@ -154,8 +154,8 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
 
 
 def clickhouse_totals(port: int, source: str) -> dict:
-    from clickhouse_driver import Client
-    rows = Client(host="127.0.0.1", port=port).execute(
+    from schemas.credentials import clickhouse_client
+    rows = clickhouse_client(f"127.0.0.1:{port}").execute(
         "SELECT toUInt64(window_start), packets, bytes, flows FROM netspectra.window_totals FINAL "
         "WHERE source = %(s)s", {"s": source})
     return {w * 10**9: (pk, by, fl) for w, pk, by, fl in rows}
@@ -163,9 +163,9 @@ def clickhouse_totals(port: int, source: str) -> dict:
 
 def clickhouse_records(port: int, source: str) -> dict:
     """Flows of one source from the ClickHouse server (18.16 types: FixedString(16), UInt64 ns)."""
-    from clickhouse_driver import Client
+    from schemas.credentials import clickhouse_client
     from schemas.addresses import to_text
-    rows = Client(host="127.0.0.1", port=port).execute(
+    rows = clickhouse_client(f"127.0.0.1:{port}").execute(
         "SELECT toUInt64(window_start), src, dst, sport, dport, proto, vlan, packets, bytes, first_seen, last_seen, "
         "tcp_flags FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})
     out: dict = {}

@@ -45,9 +45,9 @@ def start_collector(boot: str, topic: str, pcap, rate: float = RATE) -> subproce
 
 
 def windows_written(port: int, topic: str) -> int:
-    from clickhouse_driver import Client
+    from schemas.credentials import clickhouse_client
     try:
-        return Client(host="127.0.0.1", port=port).execute(
+        return clickhouse_client(f"127.0.0.1:{port}").execute(
             "SELECT count() FROM netspectra.window_totals FINAL WHERE source = %(s)s", {"s": topic})[0][0]
     except Exception:        # table not created yet, or server stopped
         return 0
@@ -55,8 +55,8 @@ def windows_written(port: int, topic: str) -> int:
 
 def redis_windows(port: int, topic: str) -> dict:
     """{window start ns: (packets, bytes, flows)} as Redis holds it."""
-    import redis
-    r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    from schemas.credentials import redis_client
+    r = redis_client(f"127.0.0.1:{port}", decode_responses=True)
     out = {}
     for ms in r.zrange(f"ns:{topic}:windows", 0, -1):
         h = r.hgetall(f"ns:{topic}:window:{ms}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from clickhouse_driver import Client
+from schemas.credentials import clickhouse_client
 
 from netspectra import stack
 from tests.support import wait_for
@@ -13,7 +13,7 @@ from tests.support import window_results as _results
 
 
 def _totals(port, source):
-    return Client(host="127.0.0.1", port=port).execute(
+    return clickhouse_client(f"127.0.0.1:{port}").execute(
         "SELECT count(), sum(packets), sum(bytes) FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})[0]
 
 
@@ -25,7 +25,7 @@ def test_write_twice_counts_once(local_stack):
     ch.write(results, "idem", 10)
     assert ch.legacy is True
     assert _totals(ports["clickhouse"], "idem") == (5, 5, 500)
-    rows = Client(host="127.0.0.1", port=ports["clickhouse"]).execute(
+    rows = clickhouse_client(f"127.0.0.1:{ports['clickhouse']}").execute(
         "SELECT count() FROM netspectra.window_totals FINAL WHERE source = 'idem'")
     assert rows == [(2,)]
 

@@ -1,7 +1,7 @@
 """Redis live state: key layout, TTLs, late windows, and Redis going away."""
 from __future__ import annotations
 
-import redis
+from schemas.credentials import redis_client
 
 from sinks.redis_state import RedisState
 from tests.conftest import _free_ports
@@ -15,7 +15,7 @@ def test_windows_latest_and_ttl(local_stack):
     st = RedisState(url, "unit", top_n=10, ttl_s=120)
     st.write([w1])
     st.write([w0])                      # an older window arriving later does not move "latest" back
-    r = redis.Redis(host="127.0.0.1", port=ports["redis"], decode_responses=True)
+    r = redis_client(f"127.0.0.1:{ports['redis']}", decode_responses=True)
     p = "ns:unit:"
     assert int(r.hget(p + "latest", "window_start_ms")) == w1.start // 1_000_000
     assert int(r.hget(p + "latest", "packets")) == 2
@@ -44,7 +44,7 @@ def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
     try:
         from tests.support import wait_for
         wait_for(lambda: st.written == 1 and not st.backlog, 30, "the backlog to be written")
-        r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        r = redis_client(f"127.0.0.1:{port}", decode_responses=True)
         assert int(r.hget(f"ns:gone:window:{w1.start // 1_000_000}", "packets")) == w1.packets
     finally:
         stack.down(d)
