@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import datasketches as ds
 import numpy as np
 
-from flows.table import FlowTable, group_rows
+from flows import hll
+from flows.table import FlowTable, group_ids, group_rows
 from schemas.flow_key import FIVE_TUPLE_MASK, VLAN_SHIFT, flow_hash, mix, words_to_addr
 
 # Heavy-hitter dimensions and the metrics each is ranked by.
@@ -32,11 +33,12 @@ class SketchConfig:
     # Frequent items: map of 2^lg_max_map counters. With items pre-aggregated per shard, keys
     # fewer than 0.75 * 2^lg are counted exactly; beyond that the error is <= 3.5/2^lg of the weight.
     hh_lg_max_map: int = 12
-    # HLL: 2^lg_k registers of 8 bits (16 KiB when dense, small below ~2^lg_k/4 peers); relative
-    # standard error 1.04/sqrt(2^lg_k) = 0.8%, or about 0.6% with the HIP estimator of an unmerged sketch.
+    # HLL: 2^lg_k registers of 8 bits (16 KiB), built from arrays (flows/hll.py); relative
+    # standard error 1.04/sqrt(2^lg_k) = 0.8%.
     hll_lg_k: int = 14
-    # Spread: entities with fewer distinct peers than this in a shard are counted exactly.
-    exact_peers: int = 64
+    # Spread: entities with fewer distinct peers than this in a shard are counted exactly. At
+    # 24 bytes per (entity, peer) pair, 1024 pairs take about what one 16 KiB HLL does.
+    exact_peers: int = 1024
 
 
 def hex_rows(rows: np.ndarray) -> list[str]:
@@ -79,51 +81,89 @@ def _sum_by(t: FlowTable, key_hash: np.ndarray, key_cols: list[np.ndarray]):
     return order[starts], np.add.reduceat(t.bytes[order], starts), np.add.reduceat(t.packets[order], starts)
 
 
-def dimension_keys(t: FlowTable, dimension: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Distinct keys of one dimension in a flow table with their exact bytes and packets."""
+def dimension_rows(t: FlowTable, dimension: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row of t per distinct key of a dimension, with the key's exact bytes and packets."""
     if len(t) == 0:
-        return [], np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     if dimension in ("src", "dst"):
         w = t.src if dimension == "src" else t.dst
-        rep, b, p = _sum_by(t, mix(w[:, 0], w[:, 1]), [w[:, 0], w[:, 1]])
-        return hex_rows(np.ascontiguousarray(w[rep]).view(np.uint8).reshape(-1, 16)), b, p
+        return _sum_by(t, mix(w[:, 0], w[:, 1]), [w[:, 0], w[:, 1]])
     if dimension == "flow":                     # the 5-tuple, over all its VLANs
         pp5 = t.pp & FIVE_TUPLE_MASK
         if (t.window == t.window[0]).all() and not (t.pp >> VLAN_SHIFT).any():
-            return hex_rows(flow_key_bytes(t)), t.bytes, t.packets     # rows are already distinct 5-tuples
-        rep, b, p = _sum_by(t, flow_hash(t.src, t.dst, pp5), [t.src[:, 0], t.src[:, 1], t.dst[:, 0], t.dst[:, 1], pp5])
-        return hex_rows(flow_key_bytes(t.take(rep))), b, p
+            return np.arange(len(t)), t.bytes, t.packets         # rows are already distinct 5-tuples
+        return _sum_by(t, flow_hash(t.src, t.dst, pp5), [t.src[:, 0], t.src[:, 1], t.dst[:, 0], t.dst[:, 1], pp5])
+    col = t.pp & np.uint64(0xFFFFFF if dimension == "dport" else 0xFF)     # dport << 8 | proto, or proto
+    return _sum_by(t, mix(col), [col])
+
+
+def key_strings(t: FlowTable, dimension: str, rows: np.ndarray) -> list[str]:
+    """The sketch item keys of the given rows' keys in one dimension (see parse_key)."""
+    if dimension in ("src", "dst"):
+        w = t.src if dimension == "src" else t.dst
+        return hex_rows(np.ascontiguousarray(w[rows]).view(np.uint8).reshape(-1, 16))
+    if dimension == "flow":
+        return hex_rows(flow_key_bytes(t.take(rows)))
     if dimension == "dport":
-        dp = t.pp & np.uint64(0xFFFFFF)            # dport << 8 | proto
-        rep, b, p = _sum_by(t, mix(dp), [dp])
-        return [f"{x & 0xFF}/{x >> 8}" for x in dp[rep].tolist()], b, p
-    pr = t.pp & np.uint64(0xFF)
-    rep, b, p = _sum_by(t, mix(pr), [pr])
-    return [str(x) for x in pr[rep].tolist()], b, p
+        return [f"{x & 0xFF}/{x >> 8}" for x in (t.pp[rows] & np.uint64(0xFFFFFF)).tolist()]
+    return [str(x) for x in (t.pp[rows] & np.uint64(0xFF)).tolist()]
+
+
+def dimension_keys(t: FlowTable, dimension: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct keys of one dimension in a flow table with their exact bytes and packets."""
+    rows, b, p = dimension_rows(t, dimension)
+    return key_strings(t, dimension, rows), b, p
+
+
+def candidates(weights: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
+    """Which keys a shard feeds a frequent-items sketch, and the largest weight it leaves out.
+
+    Keys above 1/capacity of the total weight: fewer than `capacity` of them, so the sketch counts
+    them exactly (it never purges below its capacity). A key left out weighs at most the total /
+    capacity, less than the error the sketch would have had if fed everything (3.5 / 2^lg_max_map
+    of the total), and that weight is added to the key's upper bound (HeavyHitters.left_out)."""
+    if len(weights) <= capacity:
+        return np.flatnonzero(weights), 0
+    keep = weights * capacity > weights.sum()
+    left = weights[~keep]
+    return np.flatnonzero(keep), int(left.max()) if len(left) else 0
 
 
 class HeavyHitters:
-    """One frequent-items sketch per (dimension, metric)."""
+    """One frequent-items sketch per (dimension, metric), fed only the keys that can matter.
+
+    Each shard feeds a sketch the keys above 1/capacity of its weight (`candidates`), exactly, and
+    adds the largest weight it left out to `left_out`, which merging sums. For any key, the true
+    weight lies within [lower_bound, upper_bound + left_out]: the sketch's bounds hold for what it
+    was fed, and a key missed at most `left_out` in total. So the reported upper bound includes
+    it, and a key heavier than left_out plus the sketch's own error is never missed."""
 
     def __init__(self, cfg: SketchConfig = SketchConfig()):
         self.cfg = cfg
         self.sketches = {(d, m): ds.frequent_strings_sketch(cfg.hh_lg_max_map) for d in HH_DIMENSIONS for m in HH_METRICS}
+        self.left_out = dict.fromkeys(self.sketches, 0)
+
+    @property
+    def capacity(self) -> int:
+        return 3 * (1 << self.cfg.hh_lg_max_map) // 4       # the sketch's map purges beyond this
 
     @classmethod
     def from_flows(cls, t: FlowTable, cfg: SketchConfig = SketchConfig()) -> "HeavyHitters":
         hh = cls(cfg)
         for d in HH_DIMENSIONS:
-            keys, b, p = dimension_keys(t, d)
+            rows, b, p = dimension_rows(t, d)
             for m, weights in (("bytes", b), ("packets", p)):
+                keep, left = candidates(weights, hh.capacity)
                 sk = hh.sketches[(d, m)]
-                for k, wt in zip(keys, weights.tolist()):
-                    if wt:
-                        sk.update(k, wt)
+                for k, wt in zip(key_strings(t, d, rows[keep]), weights[keep].tolist()):
+                    sk.update(k, wt)
+                hh.left_out[(d, m)] += left
         return hh
 
     def merge(self, other: "HeavyHitters") -> "HeavyHitters":
         for k, sk in self.sketches.items():
             sk.merge(other.sketches[k])
+            self.left_out[k] += other.left_out[k]
         return self
 
     def top(self, dimension: str, metric: str, n: int) -> list[tuple[str, int, int, int]]:
@@ -131,7 +171,8 @@ class HeavyHitters:
 
         Items whose upper bound could exceed the sketch's error are candidates (no false negatives)."""
         items = self.sketches[(dimension, metric)].get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
-        return heapq.nsmallest(n, items, key=lambda x: (-x[1], x[0]))
+        left = self.left_out[(dimension, metric)]
+        return [(k, est, lb, ub + left) for k, est, lb, ub in heapq.nsmallest(n, items, key=lambda x: (-x[1], x[0]))]
 
     def estimate(self, dimension: str, metric: str, key: str) -> int:
         return self.sketches[(dimension, metric)].get_estimate(key)
@@ -140,11 +181,13 @@ class HeavyHitters:
         return sum(sk.get_serialized_size_bytes() for sk in self.sketches.values())
 
     def __getstate__(self):
-        return {"cfg": self.cfg, "sketches": {k: sk.serialize() for k, sk in self.sketches.items()}}
+        return {"cfg": self.cfg, "sketches": {k: sk.serialize() for k, sk in self.sketches.items()},
+                "left_out": self.left_out}
 
     def __setstate__(self, state):
         self.cfg = state["cfg"]
         self.sketches = {k: ds.frequent_strings_sketch.deserialize(b) for k, b in state["sketches"].items()}
+        self.left_out = state.get("left_out") or dict.fromkeys(self.sketches, 0)
 
 
 def _pairs(t: FlowTable, entity: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,19 +197,17 @@ def _pairs(t: FlowTable, entity: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dedup_pairs(ent: np.ndarray, peer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (entity, peer) pairs sorted by entity: entity words, peer hashes, group starts.
+    """Distinct (entity, peer) pairs grouped by entity: entity words, peer hashes, group starts.
 
     The peer is already a 64-bit hash of the peer address, so (entity, peer hash) pairs are
     compared exactly; two peers sharing a 64-bit hash would count once (~1e-9 for 10^5 peers)."""
     if len(peer) == 0:
         return np.zeros((0, 2), np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64)
     eh = mix(ent[:, 0], ent[:, 1])
-    order, starts = group_rows(mix(eh, peer), [ent[:, 0], ent[:, 1], peer])
-    first = order[starts]
-    first = first[np.lexsort((peer[first], ent[first, 1], ent[first, 0]))]
-    e, p = ent[first], peer[first]
-    change = np.flatnonzero((e[1:] != e[:-1]).any(axis=1)) + 1
-    return e, p, np.concatenate(([0], change))
+    _, first = group_ids(mix(eh, peer), [ent[:, 0], ent[:, 1], peer])
+    order, starts = group_rows(eh[first], [ent[first, 0], ent[first, 1]])
+    first = first[order]
+    return ent[first], peer[first], starts
 
 
 class Spread:
@@ -195,10 +236,9 @@ class Spread:
         if big.any():
             small_rows = np.repeat(~big, sizes)
             sp.ent, sp.peer = e[small_rows], p[small_rows]
-            bounds = np.append(starts, len(p))
-            for g in np.flatnonzero(big).tolist():
-                sp.sketches[words_to_addr(e[starts[g]:starts[g] + 1])[0].tobytes()] = \
-                    _hll(cfg, p[bounds[g]:bounds[g + 1]])
+            groups = np.flatnonzero(big)
+            keys = words_to_addr(e[starts[groups]])
+            sp.sketches = dict(zip((k.tobytes() for k in keys), _hlls(cfg, sizes, big, p[~small_rows])))
         else:
             sp.ent, sp.peer = e, p
         return sp
@@ -221,13 +261,11 @@ class Spread:
         sizes = np.diff(np.append(starts, len(p)))
         keys = words_to_addr(e[starts]) if len(starts) else np.zeros((0, 16), np.uint8)
         big = sizes >= self.cfg.exact_peers
-        if sketches:        # entities that also have exact pairs elsewhere
-            kh = set(sketches)
-            big |= np.fromiter((k.tobytes() in kh for k in keys), bool, len(keys)) if len(keys) else big
-        bounds = np.append(starts, len(p))
-        for g in np.flatnonzero(big).tolist():
-            k = keys[g].tobytes()
-            sketches.setdefault(k, []).append(_hll(self.cfg, p[bounds[g]:bounds[g + 1]]))
+        if sketches and len(keys):      # entities that also have exact pairs elsewhere
+            big |= _isin_rows(keys, np.frombuffer(b"".join(sketches), np.uint8).reshape(-1, 16))
+        keep = np.repeat(~big, sizes)
+        for g, sk in zip(np.flatnonzero(big).tolist(), _hlls(self.cfg, sizes, big, p[~keep])):
+            sketches.setdefault(keys[g].tobytes(), []).append(sk)
         self.sketches = {}
         for k, sks in sketches.items():
             if len(sks) == 1:
@@ -237,7 +275,6 @@ class Spread:
                 for sk in sks:
                     u.update(sk)
                 self.sketches[k] = u.get_result(ds.HLL_8)
-        keep = np.repeat(~big, sizes)
         self.ent, self.peer = e[keep], p[keep]
 
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
@@ -299,8 +336,19 @@ def _top_exact(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([above, tied])
 
 
-def _hll(cfg: SketchConfig, peers: np.ndarray) -> ds.hll_sketch:
-    s = ds.hll_sketch(cfg.hll_lg_k, ds.HLL_8)
-    for v in peers.view(np.int64).tolist():
-        s.update(v)
-    return s
+def _hlls(cfg: SketchConfig, sizes: np.ndarray, big: np.ndarray, peers: np.ndarray) -> list:
+    """One HLL per big group: `peers` holds the big groups' peers, group after group in order."""
+    n = int(np.count_nonzero(big))
+    groups = np.repeat(np.arange(n), sizes[big])
+    return hll.sketches(groups, peers.view(np.int64), n, cfg.hll_lg_k)
+
+
+def _isin_rows(rows: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Which rows of (n, 16) uint8 appear among the rows of (m, 16) uint8."""
+    a = np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 2)
+    b = np.ascontiguousarray(among).view(np.uint64).reshape(-1, 2)
+    hb = mix(b[:, 0], b[:, 1])
+    order = np.argsort(hb)
+    ha = mix(a[:, 0], a[:, 1])
+    at = np.minimum(np.searchsorted(hb[order], ha), len(hb) - 1)
+    return (b[order[at]] == a).all(axis=1)          # the hash found, and the same 16 bytes

@@ -6,8 +6,8 @@ with other tables by the same exact group-by, so per-batch partial tables combin
 per-window records without a Python object per packet or per flow.
 
 Flow aggregation is a compiled hash aggregation on a 64-bit hash of the key that compares the
-full key on every hit, so results are exact even when hashes collide. `group_rows` (sort by hash,
-check keys, fall back to a lexicographic sort on a collision) groups the other dimensions.
+full key on every hit, so results are exact even when hashes collide; `group_rows` groups the
+other dimensions the same way (a hash pass, then a counting sort: no comparison sort).
 """
 from __future__ import annotations
 
@@ -20,22 +20,73 @@ from schemas.flow_key import VLAN_SHIFT, addr_words, flow_hash, mix, port_proto,
 from schemas.packet_batch import STATUS_OK, PacketBatch
 
 
-def group_rows(key_hash: np.ndarray, key_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Sort order and group start offsets (into the sorted order) for rows with equal keys.
+@njit(cache=True, nogil=True)
+def _hash_groups(h, keys):
+    """Group id of each row (groups numbered by first row) and each group's first row: open
+    addressing on the 64-bit hash, the whole key compared on every hit (collisions cost a probe)."""
+    n = h.shape[0]
+    cap = 1
+    while cap < 2 * n:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    slots = np.full(cap, -1, np.int64)
+    rep = np.empty(n, np.int64)
+    ids = np.empty(n, np.int64)
+    ng = 0
+    for i in range(n):
+        j = h[i] & mask
+        while True:
+            g = slots[j]
+            if g == -1:
+                slots[j] = ng
+                rep[ng] = i
+                ids[i] = ng
+                ng += 1
+                break
+            r = rep[g]
+            same = h[r] == h[i]
+            if same:
+                for c in range(keys.shape[1]):
+                    if keys[r, c] != keys[i, c]:
+                        same = False
+                        break
+            if same:
+                ids[i] = g
+                break
+            j = (j + np.uint64(1)) & mask
+    return ids, rep[:ng]
 
-    key_hash must be a function of key_cols; key_cols are 1-D columns that together are the key."""
-    n = len(key_hash)
-    if n == 0:
+
+@njit(cache=True, nogil=True)
+def _counting_order(ids, ng):
+    """Rows ordered by group id (stable), and each group's start in that order."""
+    starts = np.zeros(ng + 1, np.int64)
+    for i in range(ids.shape[0]):
+        starts[ids[i] + 1] += 1
+    for g in range(ng):
+        starts[g + 1] += starts[g]
+    fill = starts[:ng].copy()
+    order = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        order[fill[ids[i]]] = i
+        fill[ids[i]] += 1
+    return order, starts[:ng]
+
+
+def group_ids(key_hash: np.ndarray, key_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(group id of each row, first row of each group) for rows with equal keys, in one compiled
+    pass (no sort). key_hash must be a function of key_cols, 1-D uint64 columns forming the key."""
+    keys = np.ascontiguousarray(np.column_stack(key_cols).astype(np.uint64, copy=False))
+    return _hash_groups(np.ascontiguousarray(key_hash, np.uint64), keys)
+
+
+def group_rows(key_hash: np.ndarray, key_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Row order and group start offsets (into that order) for rows with equal keys: groups in
+    the order of their first row, rows within a group in their order. Exact whatever the hashes."""
+    if len(key_hash) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(key_hash)
-    hs = key_hash[order]
-    same = hs[1:] == hs[:-1]
-    for c in key_cols:
-        cs = c[order]
-        if np.any(same & (cs[1:] != cs[:-1])):     # hash collision: fall back to an exact sort
-            return _group_lex(key_cols)
-    starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
-    return order, starts
+    ids, reps = group_ids(key_hash, key_cols)
+    return _counting_order(ids, len(reps))
 
 
 def sum_by_address(words: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -49,15 +100,6 @@ def sum_by_address(words: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, 
 def top_by(weights: np.ndarray, words: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n largest weights, ties broken by address (deterministic)."""
     return np.lexsort((words[:, 1], words[:, 0], -weights.astype(np.int64)))[:n]
-
-
-def _group_lex(key_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort(key_cols[::-1])
-    change = np.zeros(len(order) - 1, bool)
-    for c in key_cols:
-        cs = c[order]
-        change |= cs[1:] != cs[:-1]
-    return order, np.concatenate(([0], np.flatnonzero(change) + 1))
 
 
 def window_starts(ts_ns: np.ndarray, window_ns: int) -> np.ndarray:

@@ -44,7 +44,7 @@ def test_merge_order_and_sharding_do_not_matter(synth_pcap):
         assert not set(s.fhash.tolist()) & set(shards[0].fhash.tolist())
 
 
-def test_hash_collisions_fall_back_to_an_exact_sort():
+def test_hash_collisions_still_group_exactly():
     keys = [np.array([3, 1, 3, 2, 1], np.uint64), np.array([0, 0, 0, 0, 5], np.uint64)]
     order, starts = group_rows(np.zeros(5, np.uint64), keys)     # every row "collides"
     groups = [sorted(order[a:b].tolist()) for a, b in zip(starts, list(starts[1:]) + [5])]
