@@ -183,3 +183,32 @@ def test_heavy_hitters_merge_like_one_sketch(synth_pcap):
         assert {x[0] for x in top_m[:5]} == {x[0] for x in top_w[:5]}
         for k, est, lb, ub in top_m + top_w:     # estimates may differ, both bracket the truth
             assert lb <= exact[k] <= ub
+
+
+@settings(max_examples=30, deadline=None)
+@given(weights=st.lists(st.lists(st.integers(1, 10_000), min_size=1, max_size=400), min_size=1, max_size=4),
+       lg=st.integers(3, 5))
+def test_heavy_hitters_fed_candidates_bound_every_key(weights, lg):
+    """Shards feed only their keys above 1/capacity of their weight: for every key the truth lies
+    within [lower bound, upper bound] as reported, and no key heavier than the left-out weight
+    plus the sketch's error is missed."""
+    from flows.sketches import candidates
+    cfg = SketchConfig(hh_lg_max_map=lg)
+    merged, truth = HeavyHitters(cfg), collections.Counter()
+    for shard in weights:                       # shard i holds keys "k0".."kn" with these weights
+        w = np.array(shard, np.uint64)
+        hh = HeavyHitters(cfg)
+        keep, left = candidates(w, hh.capacity)
+        assert len(keep) <= hh.capacity and all(int(x) <= left for x in np.delete(w, keep))
+        for i in keep.tolist():
+            hh.sketches[("src", "bytes")].update(f"k{i}", int(w[i]))
+        hh.left_out[("src", "bytes")] += left
+        merged.merge(hh)
+        truth.update({f"k{i}": int(x) for i, x in enumerate(shard)})
+    top = {k: (lb, ub) for k, _, lb, ub in merged.top("src", "bytes", 10**6)}
+    sk, left = merged.sketches[("src", "bytes")], merged.left_out[("src", "bytes")]
+    for k, true in truth.items():
+        if k in top:
+            assert top[k][0] <= true <= top[k][1]
+        else:                                   # not reported: it cannot be heavier than this
+            assert true <= sk.get_upper_bound(k) + left
