@@ -100,11 +100,10 @@ class QueryService:
         p = prefix(source)
         pipe = self.redis.pipeline(transaction=True)     # one consistent view of the newest window
         pipe.hgetall(f"{p}latest")
-        pipe.zcard(f"{p}hosts")
         if req.limit:
             pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
             pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
-        latest, hosts, *tops = pipe.execute()
+        latest, *tops = pipe.execute()
         talkers, flows = tops or ([], [])
         if not latest:
             raise NotFound(f"no live state for source {source!r}")
@@ -114,7 +113,7 @@ class QueryService:
             flows=int(latest.get("flows", 0)), complete=latest.get("complete", "1") == "1",
             updated_at=float(latest.get("updated_at", 0)),
             talkers=[m.Ranked(key=k, value=v) for k, v in talkers],
-            flows_top=[m.Ranked(key=k, value=v) for k, v in flows], active_hosts=int(hosts))
+            flows_top=[m.Ranked(key=k, value=v) for k, v in flows], active_hosts=int(latest.get("hosts", 0)))
 
     def redis_ok(self) -> bool:
         if self.redis is None:

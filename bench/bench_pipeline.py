@@ -221,9 +221,11 @@ def main() -> int:
     ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--flood", type=float, default=0.0,
+                    help="share of the capture that is a spoofed SYN flood (one packet per flow), e.g. 0.9")
     args = ap.parse_args()
     from schemas.credentials import clickhouse_client
-    pcap = bench_capture(args.dir, args.packets, "imix")
+    pcap = bench_capture(args.dir, args.packets, "imix", args.flood)
     logdir = tempfile.mkdtemp(prefix="bench-pipeline-")
     d = Path(logdir) / "stack"
     ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], stack.free_ports(4)))

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_pipeline import collector, collector_report, start_engines, stop, warm_up  # noqa: E402
+from bench.common import bench_capture  # noqa: E402
 from netspectra import stack  # noqa: E402
 from netspectra.collect import ensure_topic  # noqa: E402
 
@@ -38,15 +39,6 @@ def memory_mb(pid: int) -> tuple[float, float]:
             if k in ("VmRSS", "RssAnon"):
                 vals[k] = int(v.split()[0]) / 1024
     return vals.get("VmRSS", 0.0), vals.get("RssAnon", 0.0)
-
-
-def flood_capture(directory: str, packets: int, flood: float) -> str:
-    from collectors import synth
-    path = os.path.join(directory, f"soak_{packets}_{flood}.pcap")
-    if not os.path.exists(path):
-        synth.write(path, synth.SynthConfig(packets=packets, syn_flood=int(packets * flood), hosts=2000,
-                                            spreaders=3, spread=5000, scans=1, scan_ports=2000, seed=21))
-    return path
 
 
 def main() -> int:
@@ -63,7 +55,7 @@ def main() -> int:
     from schemas.credentials import clickhouse_client
 
     os.makedirs(args.dir, exist_ok=True)
-    pcap = flood_capture(args.dir, args.packets, args.flood)
+    pcap = bench_capture(args.dir, args.packets, flood=args.flood)
     logdir = tempfile.mkdtemp(prefix="bench-soak-")
     d = Path(logdir) / "stack"
     ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], stack.free_ports(4)))

@@ -11,13 +11,14 @@ from collectors import synth
 BENCH_CONFIG = dict(hosts=5000, heavy_hitters=10, spreaders=2, spread=5000, scans=1, scan_ports=1000)
 
 
-def bench_capture(directory: str, packets: int, sizes: str = "imix") -> str:
-    """The generated benchmark capture (written once, then reused)."""
+def bench_capture(directory: str, packets: int, sizes: str = "imix", flood: float = 0.0) -> str:
+    """The generated benchmark capture (written once, then reused). `flood`: the share of its
+    packets that are a spoofed SYN flood, one packet per flow (attack-shaped traffic)."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"bench_{packets}_{sizes}.pcap")
+    path = os.path.join(directory, f"bench_{packets}_{sizes}" + (f"_flood{flood}" if flood else "") + ".pcap")
     if not os.path.exists(path):
         t = time.perf_counter()
-        synth.write(path, synth.SynthConfig(packets=packets, sizes=sizes, **BENCH_CONFIG))
+        synth.write(path, synth.SynthConfig(packets=packets, sizes=sizes, syn_flood=int(packets * flood), **BENCH_CONFIG))
         print(f"generated {path} in {time.perf_counter() - t:.1f} s")
     return path
 

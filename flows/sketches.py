@@ -17,7 +17,7 @@ import datasketches as ds
 import numpy as np
 
 from flows import hll
-from flows.table import FlowTable, group_ids, group_rows
+from flows.table import FlowTable, group_ids, group_rows, top_by
 from schemas.flow_key import FIVE_TUPLE_MASK, VLAN_SHIFT, flow_hash, mix, words_to_addr
 
 # Heavy-hitter dimensions and the metrics each is ranked by.
@@ -326,14 +326,8 @@ class Spread:
 
 def _top_exact(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n largest counts, ties broken by address bytes (so any sharding agrees)."""
-    if len(counts) <= n:
-        return np.arange(len(counts))
-    kth = np.partition(counts, -n)[-n]
-    above = np.flatnonzero(counts > kth)
-    tied = np.flatnonzero(counts == kth)
-    be = np.ascontiguousarray(keys[tied]).view(">u8").reshape(-1, 2)     # byte order = numeric order
-    tied = tied[np.lexsort((be[:, 1], be[:, 0]))][:n - len(above)]
-    return np.concatenate([above, tied])
+    be = np.ascontiguousarray(keys).view(">u8").reshape(-1, 2).astype(np.uint64)     # byte order = numeric order
+    return top_by(counts, be, n)
 
 
 def _hlls(cfg: SketchConfig, sizes: np.ndarray, big: np.ndarray, peers: np.ndarray) -> list:

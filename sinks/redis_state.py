@@ -4,16 +4,19 @@ Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
 
 | key | type | content |
 |---|---|---|
-| `ns:{source}:window:{start_ms}` | hash | packets, bytes, flows, frames, late_packets, complete, written_at |
+| `ns:{source}:window:{start_ms}` | hash | packets, bytes, flows, hosts, frames, late_packets, complete, written_at |
 | `ns:{source}:window:{start_ms}:talkers` | zset | source address -> bytes (exact), top N |
 | `ns:{source}:window:{start_ms}:flows` | zset | "src sport dst dport proto" -> bytes, top N (heavy-hitter estimate) |
-| `ns:{source}:latest` | hash | the newest window's start_ms, packets, bytes, flows, updated_at |
+| `ns:{source}:latest` | hash | the newest window's start_ms, packets, bytes, flows, hosts, updated_at |
 | `ns:{source}:talkers`, `ns:{source}:flows` | zset | copies of the newest window's zsets |
-| `ns:{source}:hosts` | zset | every address seen (src or dst) -> last window end, epoch seconds |
+| `ns:{source}:hosts` | zset | address (src or dst) -> end of the last window it was among that window's `max_hosts` heaviest (bytes), epoch seconds |
 | `ns:{source}:windows` | zset | start_ms -> start_ms of the windows kept |
 
 Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pipeline leaves no
-stale "live" state; hosts older than the TTL are trimmed on each write. One window is written
+stale "live" state; hosts older than the TTL are trimmed on each write. `hosts` in a window's hash
+is its exact number of distinct addresses; the hosts zset keeps only each window's `max_hosts`
+(10,000) heaviest, because a spoofed flood brings millions of one-packet "hosts" a window and
+one Redis member each would cost more than the rest of the pipeline. One window is written
 in one MULTI/EXEC, so readers never see half a window. If Redis is away, windows wait in a
 bounded backlog (the newest version of each window, `max_backlog` windows; beyond that the
 oldest is dropped and counted), retried every 0.5 s by a background thread: an outage costs
@@ -31,8 +34,8 @@ import numpy as np
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from flows.sketches import parse_key
-from flows.table import group_rows
-from schemas.flow_key import mix, words_to_addr
+from flows.table import sum_by_address, top_by
+from schemas.flow_key import words_to_addr
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,13 @@ def prefix(source: str) -> str:
 class RedisState:
     RETRY_EVERY_S = 0.5           # how often the backlog is retried while Redis is away
 
-    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, max_backlog: int = 256):
+    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, max_backlog: int = 256,
+                 max_hosts: int = 10_000):
         from schemas.credentials import redis_client
 
         self.r = redis_client(url, socket_timeout=5)
         self.p = prefix(source)
-        self.top_n, self.ttl_s, self.max_backlog = top_n, ttl_s, max_backlog
+        self.top_n, self.ttl_s, self.max_backlog, self.max_hosts = top_n, ttl_s, max_backlog, max_hosts
         self.backlog: dict[int, WindowResult] = {}      # window start -> newest unwritten version
         self.written = 0
         self.dropped = 0
@@ -118,10 +122,12 @@ class RedisState:
                   "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
                   "complete": int(res.complete), "written_at": now}
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
-        # distinct addresses first: a window has far fewer hosts than flows, and text is per address
+        # distinct addresses with their bytes (as source and as destination); text only for the heaviest
         words = np.concatenate([res.flows.src, res.flows.dst])
-        order, starts = group_rows(mix(words[:, 0], words[:, 1]), [words[:, 0], words[:, 1]])
-        hosts = dict.fromkeys(column_to_text(words_to_addr(words[order[starts]])), end_s)
+        distinct, by_host = sum_by_address(words, np.concatenate([res.flows.bytes, res.flows.bytes]))
+        totals["hosts"] = len(distinct)
+        heaviest = top_by(by_host, distinct, self.max_hosts)
+        hosts = dict.fromkeys(column_to_text(words_to_addr(distinct[heaviest])), end_s)
 
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)

@@ -110,3 +110,15 @@ def test_vlan_is_part_of_the_flow_key(synth_pcap):
     assert sum(len(v) > 1 for v in vlans.values()) > 10
     table = FlowTable.concat([FlowTable.from_packets(b, 0) for b in _batches(synth_pcap)]).aggregate()
     assert len(table) == len(ref) and set(table.vlan.tolist()) == {k[5] for k in ref}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(0, 40)), max_size=300,
+                unique_by=lambda x: x[1:]), st.integers(1, 40))
+def test_top_by_is_a_sort_without_sorting_everything(rows, n):
+    """The linear-time selection gives exactly the first n of the full sort (weight desc, address)."""
+    from flows.table import top_by
+    w = np.array([r[0] for r in rows], np.uint64)
+    words = np.array([r[1:] for r in rows], np.uint64).reshape(-1, 2)
+    full = np.lexsort((words[:, 1], words[:, 0], -w.astype(np.int64)))[:n]
+    assert top_by(w, words, n).tolist() == full.tolist()
