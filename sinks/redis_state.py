@@ -108,10 +108,8 @@ class RedisState:
             self.written += 1
             self._down_logged = False
 
-    def _pipeline(self, res: WindowResult):
-        p, ttl, now = self.p, self.ttl_s, time.time()
-        start_ms = res.start // 1_000_000
-        wkey = f"{p}window:{start_ms}"
+    def window_values(self, res: WindowResult, now: float) -> tuple[dict, dict, dict, dict]:
+        """What a window puts in Redis (no I/O): totals, talkers, top flows, hosts -> last seen."""
         addrs, _, by = res.talkers(self.top_n)                                          # exact
         talkers = dict(zip(column_to_text(addrs), by.tolist()))
         flows = {}
@@ -128,7 +126,14 @@ class RedisState:
         totals["hosts"] = len(distinct)
         heaviest = top_by(by_host, distinct, self.max_hosts)
         hosts = dict.fromkeys(column_to_text(words_to_addr(distinct[heaviest])), end_s)
+        return totals, talkers, flows, hosts
 
+    def _pipeline(self, res: WindowResult):
+        p, ttl, now = self.p, self.ttl_s, time.time()
+        start_ms = res.start // 1_000_000
+        wkey = f"{p}window:{start_ms}"
+        end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
+        totals, talkers, flows, hosts = self.window_values(res, now)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)
         for suffix, z in ((":talkers", talkers), (":flows", flows)):
