@@ -58,14 +58,18 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+ENGINE_PROCESSES, ENGINE_WORKERS = 1, 2      # one machine: one process, two worker threads (see docs/live.md)
+
+
 def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str) -> list[subprocess.Popen]:
-    addrs = ";".join(f"127.0.0.1:{p}" for p in stack.free_ports(2))
+    n = ENGINE_PROCESSES
+    addrs = ";".join(f"127.0.0.1:{p}" for p in stack.free_ports(n))
     procs = []
-    for i in range(2):
+    for i in range(n):
         log = open(os.path.join(logdir, f"engine-{topic}-{i}.log"), "w")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic, "--window", str(window),
-             "--lateness", str(LATENESS_S), "--idle", str(IDLE_S), "-w", "1", "-i", str(i), "-a", addrs,
+             "--lateness", str(LATENESS_S), "--idle", str(IDLE_S), "-w", str(ENGINE_WORKERS), "-i", str(i), "-a", addrs,
              "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}",
              "--dead-letter-topic", f"{topic}-dlq"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
@@ -223,7 +227,10 @@ def main() -> int:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--flood", type=float, default=0.0,
                     help="share of the capture that is a spoofed SYN flood (one packet per flow), e.g. 0.9")
+    ap.add_argument("--engine", default="1x2", help="engine processes x workers each (default 1x2)")
     args = ap.parse_args()
+    global ENGINE_PROCESSES, ENGINE_WORKERS
+    ENGINE_PROCESSES, ENGINE_WORKERS = (int(x) for x in args.engine.split("x"))
     from schemas.credentials import clickhouse_client
     pcap = bench_capture(args.dir, args.packets, "imix", args.flood)
     logdir = tempfile.mkdtemp(prefix="bench-pipeline-")

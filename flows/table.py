@@ -298,9 +298,8 @@ class FlowTable:
         """One table per shard (by flow hash); empty tables for shards with no rows."""
         if shards == 1:
             return [self]
-        sh = shard_of(self.fhash, shards)
-        order = np.argsort(sh, kind="stable")
-        bounds = np.searchsorted(sh[order], np.arange(shards + 1))
+        order, starts = _counting_order(shard_of(self.fhash, shards), shards)
+        bounds = np.append(starts, len(self))
         return [self.take(order[bounds[i]:bounds[i + 1]]) for i in range(shards)]
 
     def select_window(self, start: int) -> "FlowTable":

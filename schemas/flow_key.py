@@ -13,6 +13,7 @@ of words is equality of addresses, and words hash cheaply with vectorised intege
 from __future__ import annotations
 
 import numpy as np
+from numba import vectorize
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -40,8 +41,11 @@ def port_proto(sport: np.ndarray, dport: np.ndarray, proto: np.ndarray, vlan: np
     return pp if vlan is None else pp | ((vlan.astype(np.uint64) & np.uint64(0xFFF)) << VLAN_SHIFT)
 
 
-def _finish(h: np.ndarray) -> np.ndarray:
-    # splitmix64 finaliser: every input bit affects every output bit.
+@vectorize(["uint64(uint64, uint64)"], cache=True, nopython=True)
+def _step(h, c):
+    # one column into the hash, then the splitmix64 finaliser: every input bit affects every output
+    # bit. Compiled as a ufunc: one pass over memory per column (numpy needed eight).
+    h = h * _M1 + c
     h = (h ^ (h >> _S30)) * _M2
     h = (h ^ (h >> _S27)) * _M3
     return h ^ (h >> _S31)
@@ -51,7 +55,7 @@ def mix(*columns: np.ndarray) -> np.ndarray:
     """A 64-bit hash of several integer columns, row by row."""
     h = np.zeros(len(columns[0]), np.uint64)
     for c in columns:
-        h = _finish(h * _M1 + c.astype(np.uint64, copy=False))
+        h = _step(h, c.astype(np.uint64, copy=False))
     return h
 
 
