@@ -137,7 +137,48 @@ def warm_up(procs, boot: str, topic: str, timeout: float = 120) -> None:
         c.close()
 
 
-def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: float, logdir: str) -> dict:
+def reference_totals(pcap: str, window: float) -> dict[int, tuple[int, int, int]]:
+    """Per window start (s): packets, bytes, distinct flows, from the decoded capture with numpy
+    (an aggregation independent of the engine's; the tests check against dpkt)."""
+    from collectors.capture_file import CaptureFile
+    from collectors.decode.decoder import Decoder
+    from schemas.packet_batch import STATUS_OK
+    dec, parts = Decoder(l7=False), []
+    for raw in CaptureFile(pcap).batches():
+        b = dec.decode(raw)
+        ok = b.status == STATUS_OK
+        w = (b.ts_ns[ok] // int(window * 1e9)) * int(window)
+        key = np.concatenate([w[:, None].astype(np.uint64).view(np.uint8).reshape(-1, 8), b.src[ok], b.dst[ok],
+                              np.stack([b.sport[ok], b.dport[ok], b.proto[ok], b.vlan[ok]], 1).astype(np.uint16)
+                              .view(np.uint8).reshape(-1, 8)], 1)
+        parts.append((w, b.ip_len[ok].astype(np.int64), key))
+    w = np.concatenate([x[0] for x in parts])
+    ln = np.concatenate([x[1] for x in parts])
+    keys = np.unique(np.concatenate([x[2] for x in parts]).view(f"V{8 + 32 + 8}").ravel())
+    flow_w = keys.view(np.uint8).reshape(-1, 48)[:, :8].copy().view(np.uint64).ravel().astype(np.int64)
+    out = {}
+    for start in np.unique(w).tolist():
+        m = w == start
+        out[start] = (int(m.sum()), int(ln[m].sum()), int((flow_w == start).sum()))
+    return out
+
+
+def exact_windows(client, ports: dict, topic: str, ref: dict) -> dict:
+    """Whether every window's packets, bytes and flows equal the reference in ClickHouse and in Redis."""
+    from schemas.credentials import redis_client
+    rows = client.execute("SELECT toUInt64(window_start), packets, bytes, flows FROM netspectra.window_totals FINAL "
+                          "WHERE source = %(s)s", {"s": topic})
+    ch = {w: (pk, by, fl) for w, pk, by, fl in rows}
+    r = redis_client(f"127.0.0.1:{ports['redis']}", decode_responses=True)
+    rd = {}
+    for w in ref:
+        h = r.hgetall(f"ns:{topic}:window:{w * 1000}")
+        rd[w] = (int(h["packets"]), int(h["bytes"]), int(h["flows"])) if h else None
+    return {"windows": len(ref), "clickhouse_exact": ch == ref, "redis_exact": rd == ref}
+
+
+def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: float, logdir: str,
+               ref: dict | None = None) -> dict:
     topic = f"bench-throughput-{loops}"
     ensure_topic(boot, topic, PARTITIONS)
     engines = start_engines(boot, topic, ports, window, logdir)
@@ -158,6 +199,10 @@ def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: fl
         engine_cpu = sum(cpu_seconds(p.pid) - c for p, c in zip(engines, cpu0))
         tansu_cpu = cpu_seconds(tansu) - tansu0
         engine_rss = [peak_rss_mb(p.pid) for p in engines]
+        exact = exact_windows(client, ports, topic, ref) if ref is not None else None
+        if exact is not None and not exact["redis_exact"]:     # Redis is written just after ClickHouse
+            time.sleep(2)
+            exact = exact_windows(client, ports, topic, ref)
     finally:
         stop(engines)
     n = rep["capture"]["packets"]
@@ -169,7 +214,8 @@ def throughput(boot: str, ports: dict, client, pcap: str, loops: int, window: fl
             "engine_cpu_us_per_packet": round(engine_cpu / n * 1e6, 3),
             "tansu_cpu_us_per_packet": round(tansu_cpu / n * 1e6, 3),
             "collector_peak_rss_mb": round(col_rss), "engine_peak_rss_mb": [round(r) for r in engine_rss],
-            "kafka_message_bytes_per_packet": round(rep["published"]["bytes"] / n, 1)}
+            "kafka_message_bytes_per_packet": round(rep["published"]["bytes"] / n, 1),
+            **({"exact": exact} if exact is not None else {})}
 
 
 def latency(boot: str, ports: dict, client, pcap: str, packets: int, rate: float, seconds: float, window: float,
@@ -243,7 +289,8 @@ def main() -> int:
         out = {}
         if not args.skip_throughput:
             warm_page_cache(pcap)       # the collector maps the capture: time the pipeline, not the disk
-            out["throughput_recorded_times"] = throughput(boot, ports, client, pcap, 1, args.window, logdir)
+            ref = reference_totals(pcap, args.window)
+            out["throughput_recorded_times"] = throughput(boot, ports, client, pcap, 1, args.window, logdir, ref)
             out["throughput_retimed_loops"] = throughput(boot, ports, client, pcap, args.loops, args.window, logdir)
         if not shutil.which("nfpcapd"):
             print("peer nfpcapd: not installed, no row", file=sys.stderr)
