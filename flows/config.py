@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flows.defaults import MAX_FLOWS
 from flows.sketches import SketchConfig
 
 NS = 1_000_000_000
@@ -16,6 +17,10 @@ class WindowConfig:
     # how many workers run (each shard is owned by one worker).
     shards: int = 4
     top_n: int = 100              # heavy hitters, spreaders and ports kept per window
+    # Exact flow records kept per window (over all shards; 0 = no limit). Beyond it a shard keeps
+    # its heaviest flows (bytes) and folds the rest into the window's sketches and counters
+    # (capped_*): totals stay exact, memory stays bounded (~90 bytes a record, docs/analysis.md).
+    max_flows: int = MAX_FLOWS
     sketches: SketchConfig = field(default_factory=SketchConfig)
     # Input partitions (Kafka partitions) feeding the flow. A shard's event-time clock is the
     # oldest of their newest packet times (a per-partition watermark), so a partition that is read
@@ -32,6 +37,10 @@ class WindowConfig:
     # A window whose shards have not all reported after this long (wall clock) is written as
     # incomplete; matters only when a shard's input stalls.
     merge_timeout_s: float = 60.0
+
+    @property
+    def max_flows_per_shard(self) -> int:
+        return -(-self.max_flows // self.shards) if self.max_flows else 0
 
     @property
     def window_ns(self) -> int:

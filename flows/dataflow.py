@@ -134,7 +134,7 @@ def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0,
 
 def window_config(window_s: float, lateness_s: float, shards: int, top_n: int, hll_lg_k: int,
                   hh_lg_max_map: int, inputs: int = 1, idle_s: float = WindowConfig.idle_s,
-                  grace_s: float = WindowConfig.grace_s) -> WindowConfig:
+                  grace_s: float = WindowConfig.grace_s, max_flows: int = WindowConfig.max_flows) -> WindowConfig:
     return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n, inputs=inputs,
-                        idle_s=idle_s, grace_s=grace_s,
+                        idle_s=idle_s, grace_s=grace_s, max_flows=max_flows,
                         sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))

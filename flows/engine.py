@@ -73,12 +73,13 @@ def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Opt
                tail: bool = True, window_s: float = 60.0, lateness_s: float = 5.0,
                idle_s: float = WindowConfig.idle_s, grace_s: float = LIVE_GRACE_S, shards: int = 4,
                top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
-               hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: str = "kafka") -> Dataflow:
+               hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: str = "kafka",
+               max_flows: int = WindowConfig.max_flows) -> Dataflow:
     from flows.kafka_source import PacketSource
     from sinks.bytewax_sinks import ClickHouseSink, RedisSink, StoreSink
 
     cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map,
-                        inputs=topic_partitions(brokers, topic), idle_s=idle_s, grace_s=grace_s)
+                        inputs=topic_partitions(brokers, topic), idle_s=idle_s, grace_s=grace_s, max_flows=max_flows)
     flow = Dataflow("netspectra_engine")
     items = op.input("kafka", flow, PacketSource(brokers, topic, tail=tail))
     good, bad = split_input(items, topic)

@@ -245,6 +245,7 @@ class Spread:
 
     def merge(self, other: "Spread") -> "Spread":
         """Add another shard's spread; the union is computed when results are read."""
+        other._settle()             # its own pending merges first: they are not looked into later
         self._parts.append(other)
         return self
 

@@ -100,7 +100,7 @@ class CaptureSummary:
             flows.append({"src": to_text(f["src"]), "dst": to_text(f["dst"]), "sport": f["sport"], "dport": f["dport"],
                           "proto": f["proto"], "bytes": est, "bytes_lower_bound": lb, "bytes_upper_bound": ub,
                           "packets": hh.estimate("flow", "packets", k), "estimate": True})
-        errors = {k: v for k, v in self.counters.items() if k not in _NOT_ERRORS and v}
+        errors = {k: v for k, v in self.counters.items() if k not in _NOT_ERRORS and not k.startswith("capped_") and v}
         for k, v in (source_errors or {}).items():
             if v:
                 errors[k] = errors.get(k, 0) + v
@@ -116,5 +116,7 @@ class CaptureSummary:
                           for p, v in sorted(self.protocols.items(), key=lambda x: -x[1][1])],
             "top_ports": [{"proto": proto_name(p), "port": port, "packets": v[0], "bytes": v[1]} for (p, port), v in ports],
             "incomplete_windows": self.incomplete_windows,
+            # flow records beyond max_flows: counted here and in the sketches, not in "flows" or talkers
+            "capped": {k[len("capped_"):]: v for k, v in sorted(self.counters.items()) if k.startswith("capped_")},
             "errors": dict(sorted(errors.items())),
         }

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 COMPACT_MIN_ROWS = 262_144      # partial rows a window buffers before it re-aggregates them
 RECENTLY_CLOSED = 4096          # retired windows remembered per shard to recognise late rows
+_CAP_LOGGED = False             # the flow cap is logged once per process (then counted per window)
 
 
 @dataclass
@@ -78,31 +79,65 @@ def split_batch(batch: PacketBatch, cfg: WindowConfig, origin: int = 0) -> list[
     return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin) for i in range(cfg.shards)]
 
 
-class WindowAccum:
-    """One open window of one shard: partial flow tables, re-aggregated as they pile up."""
+@dataclass(frozen=True)
+class Folded:
+    """Sketches of flow records a shard dropped from a window's exact table (the flow cap)."""
+    heavy: HeavyHitters
+    spread: dict[str, Spread]
 
-    def __init__(self):
+
+class WindowAccum:
+    """One open window of one shard: partial flow tables, re-aggregated as they pile up. Past
+    `cap` records the heaviest are kept and the rest folded into sketches and counters."""
+
+    def __init__(self, cfg: WindowConfig):
+        self.cfg = cfg
         self.parts: list[FlowTable] = []
         self.rows = 0
         self.compacted_rows = 0
         self.counters: collections.Counter = collections.Counter()
+        self.folded: list[Folded] = []          # never modified once made: copies share them
 
     def add(self, t: FlowTable) -> None:
         if len(t):
             self.parts.append(t)
             self.rows += len(t)
-            if self.rows > max(COMPACT_MIN_ROWS, 2 * self.compacted_rows):
+            cap = self.cfg.max_flows_per_shard
+            if self.rows > max(COMPACT_MIN_ROWS, 2 * self.compacted_rows) or (cap and self.rows > 2 * cap):
                 self.finish()
 
     def finish(self) -> FlowTable:
         t = FlowTable.concat(self.parts).aggregate() if len(self.parts) != 1 else self.parts[0]
+        cap = self.cfg.max_flows_per_shard
+        if cap and len(t) > cap:
+            t = self._fold(t, cap)
         self.parts = [t] if len(t) else []
         self.rows = self.compacted_rows = len(t)
         return t
 
+    def _fold(self, t: FlowTable, cap: int) -> FlowTable:
+        """Keep the `cap` heaviest records (bytes; ties by flow hash); sketch and count the rest."""
+        keep = top_by(t.bytes, np.stack([t.fhash, t.pp], axis=1), cap)
+        drop = np.ones(len(t), bool)
+        drop[keep] = False
+        rest = t.take(np.flatnonzero(drop))
+        sk = self.cfg.sketches
+        self.folded.append(Folded(HeavyHitters.from_flows(rest, sk),
+                                  {k: Spread.from_flows(rest, k.split("_")[0], sk) for k in SPREAD_KINDS}))
+        self.counters["capped_flow_records"] += len(rest)
+        self.counters["capped_packets"] += int(rest.packets.sum())
+        self.counters["capped_bytes"] += int(rest.bytes.sum())
+        global _CAP_LOGGED
+        if not _CAP_LOGGED:
+            _CAP_LOGGED = True
+            log.warning("a window has over %d flows in one shard: the heaviest are kept exactly, the rest go to its "
+                        "sketches and capped_* counters (max_flows %d)", cap, self.cfg.max_flows)
+        return t.take(keep)
+
     def copy(self) -> "WindowAccum":
-        a = WindowAccum()
+        a = WindowAccum(self.cfg)
         a.parts, a.rows, a.compacted_rows, a.counters = list(self.parts), self.rows, self.compacted_rows, self.counters.copy()
+        a.folded = list(self.folded)
         return a
 
 
@@ -145,11 +180,15 @@ class WindowRetired:
 
 
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
-                 revision: bool = False, final: bool = True) -> ShardPartial:
+                 revision: bool = False, final: bool = True, folded: tuple = ()) -> ShardPartial:
     sk = cfg.sketches
     spread = {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)}
-    return ShardPartial(start, shard, flows, HeavyHitters.from_flows(flows, sk), spread, dict(counters),
-                        revision, final)
+    heavy = HeavyHitters.from_flows(flows, sk)
+    for f in folded:                    # records dropped by the flow cap still count in the sketches
+        heavy.merge(f.heavy)
+        for k in SPREAD_KINDS:
+            spread[k].merge(f.spread[k])
+    return ShardPartial(start, shard, flows, heavy, spread, dict(counters), revision, final)
 
 
 class ShardState:
@@ -207,9 +246,9 @@ class ShardState:
                 if w in self.closed:
                     if not len(rows) and not counters:
                         continue                  # nothing to revise
-                    acc = self.revisions.setdefault(w, WindowAccum())
+                    acc = self.revisions.setdefault(w, WindowAccum(self.cfg))
                 else:
-                    acc = self.open[w] = WindowAccum()
+                    acc = self.open[w] = WindowAccum(self.cfg)
             acc.counters.update(counters)
             acc.add(rows)
         if dropped:
@@ -233,7 +272,8 @@ class ShardState:
         for w, acc in self.revisions.items():
             rows = acc.finish()
             acc.counters["revised_packets"] += int(rows.packets.sum())
-            out.append(make_partial(w, self.shard, rows, acc.counters, cfg, revision=True, final=False))
+            out.append(make_partial(w, self.shard, rows, acc.counters, cfg, revision=True, final=False,
+                                    folded=acc.folded))
         self.revisions.clear()
         if cfg.grace_ns > 0:
             for w in [w for w in self.closed if w + cfg.window_ns + cfg.lateness_ns + cfg.grace_ns <= self.mark]:
@@ -286,7 +326,8 @@ class ShardState:
             if self.late:
                 counters = counters + self.late
                 self.late.clear()
-            out.append(make_partial(w, self.shard, acc.finish(), counters, self.cfg, final=final))
+            rows = acc.finish()
+            out.append(make_partial(w, self.shard, rows, counters, self.cfg, final=final, folded=acc.folded))
             if final:
                 self._retire(w)
             else:
@@ -307,11 +348,12 @@ class WindowResult:
 
     @property
     def packets(self) -> int:
-        return int(self.flows.packets.sum())
+        """Every packet of the window, those of flow records dropped by the flow cap included."""
+        return int(self.flows.packets.sum()) + self.counters.get("capped_packets", 0)
 
     @property
     def bytes(self) -> int:
-        return int(self.flows.bytes.sum())
+        return int(self.flows.bytes.sum()) + self.counters.get("capped_bytes", 0)
 
     def talkers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exact top-n sources by bytes, most first: (16-byte addresses, packets, bytes), from the flow records."""

@@ -157,6 +157,9 @@ def print_report(rep: dict, top: int) -> None:
           [(s["src"], f"{s['distinct_dsts']:,}") for s in rep["super_spreaders"]])
     table("Fan-in (most distinct sources in one window: DDoS victims)", ["destination", "distinct srcs"],
           [(s["dst"], f"{s['distinct_srcs']:,}") for s in rep["fan_in"]])
+    if rep["capped"]:
+        table(f"Flow records beyond --max-flows ({rep['capped']['flow_records']:,}): counted and sketched, "
+              "not in flows or top talkers", ["", "value"], [(k, f"{v:,}") for k, v in rep["capped"].items()])
     if rep["errors"]:
         table("Errors and non-IP frames", ["reason", "packets"], [(k, f"{v:,}") for k, v in rep["errors"].items()])
     if rep["incomplete_windows"]:
@@ -168,7 +171,7 @@ def cmd_analyze(args) -> int:
     from flows.sketches import SketchConfig
 
     cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),
-                       sketches=SketchConfig())
+                       max_flows=args.max_flows, sketches=SketchConfig())
     # a store only when one is kept or exported from (chDB costs ~0.7 s to import and start)
     store = args.store or (tempfile.mkdtemp(prefix="netspectra-store-") if args.export else None)
     try:

@@ -9,7 +9,7 @@ import sys
 import time
 
 from collectors import synth
-from flows.defaults import LIVE_GRACE_S
+from flows.defaults import LIVE_GRACE_S, MAX_FLOWS
 from netspectra.stack import DEFAULT_PORTS
 
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--export", metavar="DIR", help="write every result table as CSV into DIR")
     a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
     a.add_argument("--shards", type=int, default=4, help="state shards (default 4; results do not depend on workers)")
+    a.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
+                   f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
 
     api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
     api.add_argument("--config", help="JSON configuration (tokens, TLS, ports; see api/config.py)")
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                    "windows close (default 10)")
     e.add_argument("--grace", type=float, default=LIVE_GRACE_S, help="event-time seconds a closed window is kept: "
                    f"packets arriving for it meanwhile update it and it is written again (default {LIVE_GRACE_S:g})")
+    e.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
+                   f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
     e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
     e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")

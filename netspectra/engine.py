@@ -11,6 +11,7 @@ def engine_command(args) -> list[str]:
             f"clickhouse={args.clickhouse!r}, "
             f"dead_letter_topic={args.dead_letter_topic!r}, tail={not args.stop_at_end!r}, "
             f"window_s={args.window!r}, lateness_s={args.lateness!r}, idle_s={args.idle!r}, grace_s={args.grace!r}, "
+            f"max_flows={args.max_flows!r}, "
             f"source_name={args.topic!r})")
     extra = []
     if args.workers:

@@ -212,3 +212,33 @@ def test_heavy_hitters_fed_candidates_bound_every_key(weights, lg):
             assert top[k][0] <= true <= top[k][1]
         else:                                   # not reported: it cannot be heavier than this
             assert true <= sk.get_upper_bound(k) + left
+
+
+def test_flow_cap_keeps_the_heaviest_exactly_and_sketches_the_rest(planted_pcap, planted):
+    """With room for only 1,000 flow records a window (250 a shard), the heaviest records are kept
+    exactly, totals stay exact (the rest in capped_* counters), and the sketches still see every
+    record: the planted elephants and the flooded victim's fan-in are found as without the cap."""
+    full, ref, truth = planted
+    capped = WindowConfig(window_s=0, shards=4, max_flows=1000)
+    (res,) = run_windows(planted_pcap, capped)
+    assert len(res.flows) <= 1000 < len(full.flows)
+    c = res.counters
+    assert c["capped_flow_records"] >= len(full.flows) - 1000
+    assert (res.packets, res.bytes) == (full.packets, full.bytes)
+    assert c["capped_packets"] == full.packets - int(res.flows.packets.sum())
+    exact = {(r.tobytes(), pp): (pk, by) for r, pp, pk, by in zip(np.concatenate([full.flows.src, full.flows.dst], 1),
+                                                                   full.flows.pp.tolist(), full.flows.packets.tolist(),
+                                                                   full.flows.bytes.tolist())}
+    got = {(r.tobytes(), pp): (pk, by) for r, pp, pk, by in zip(np.concatenate([res.flows.src, res.flows.dst], 1),
+                                                                 res.flows.pp.tolist(), res.flows.packets.tolist(),
+                                                                 res.flows.bytes.tolist())}
+    assert all(v[0] <= exact[k][0] and v[1] <= exact[k][1] for k, v in got.items())
+    for k in sorted(exact, key=lambda k: -exact[k][1])[:100]:     # the heaviest: kept whole, exact
+        assert got[k] == exact[k]
+    total = sum(v[0] for v in ref.values())
+    planted_flows = {(h["src"], h["dst"], h["sport"], h["dport"], h["proto"]) for h in truth["heavy_hitters"]}
+    found = {_key_of("flow", k) for k, est, *_ in res.heavy.top("flow", "packets", 1000) if est >= PHI * total}
+    assert planted_flows <= found
+    victim = res.spread["dst_fan_in"].top(1)[0]
+    assert to_text(victim[0]) == truth["fan_in"][0]["dst"]
+    assert abs(victim[1] - truth["fan_in"][0]["distinct_srcs"]) <= 0.03 * truth["fan_in"][0]["distinct_srcs"]
