@@ -158,8 +158,8 @@ def print_report(rep: dict, top: int) -> None:
     table("Fan-in (most distinct sources in one window: DDoS victims)", ["destination", "distinct srcs"],
           [(s["dst"], f"{s['distinct_srcs']:,}") for s in rep["fan_in"]])
     if rep["capped"]:
-        table(f"Flow records beyond --max-flows ({rep['capped']['flow_records']:,}): counted and sketched, "
-              "not in flows or top talkers", ["", "value"], [(k, f"{v:,}") for k, v in rep["capped"].items()])
+        table("Beyond --max-flows (counted and sketched only)", ["", "value"],
+              [(k, f"{v:,}") for k, v in rep["capped"].items()])
     if rep["errors"]:
         table("Errors and non-IP frames", ["reason", "packets"], [(k, f"{v:,}") for k, v in rep["errors"].items()])
     if rep["incomplete_windows"]:
