@@ -1,5 +1,5 @@
 """Soak: a live-like stream with a spoofed SYN flood in it, for minutes, through the whole pipeline
-on this machine (collect -> Tansu -> 2 engine processes -> ClickHouse 18.16 + Redis).
+on this machine (collect -> Tansu -> engine as bench_pipeline runs it -> ClickHouse 18.16 + Redis).
 
 The capture (generated: `--flood` of its packets are one-SYN flows from spoofed sources) is
 replayed at `--rate` packets/s, stamped with the send time, looped for `--seconds`. Every
@@ -98,7 +98,7 @@ def main() -> int:
                     for ms in r.zrange(f"ns:{topic}:windows", 0, -1)}
         ch_windows = {w * 10**9: pk for w, pk, *_ in rows}
         warm = [c for c in curve if c["t_s"] >= min(120, args.seconds / 3)]
-        growth = [round(warm[-1]["anon_mb"][i] - warm[0]["anon_mb"][i]) for i in range(2)] if len(warm) > 1 else None
+        growth = [round(warm[-1]["anon_mb"][i] - warm[0]["anon_mb"][i]) for i in range(len(engines))] if len(warm) > 1 else None
         out = {"seconds": args.seconds, "rate_pps": args.rate, "flood_share": args.flood,
                "published_packets": sent_pk, "published_bytes": sent_by,
                "clickhouse_packets": sum(x[1] for x in rows), "clickhouse_bytes": sum(x[2] for x in rows),
