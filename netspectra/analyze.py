@@ -25,34 +25,22 @@ class AnalysisRun:
 
 def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, progress: bool = False,
                  top: int = 10, export: str | None = None) -> AnalysisRun:
-    """The dataflow over one capture; window results into the chDB `store` when one is given (with
-    no store, chDB is not even imported: the report needs only the summary)."""
-    from bytewax.testing import cluster_main, run_main
-
-    from flows.dataflow import build_flow
-    from flows.sources import CaptureSource
-    from sinks.bytewax_sinks import CallbackSink, StoreSink
-
+    """The window stages over one capture; window results into the chDB `store` when one is given
+    (with no store, chDB is not even imported: the report needs only the summary). One worker
+    runs the stages in this thread (flows.window.LocalPipeline, no Bytewax to start); more run
+    the Bytewax dataflow with that many worker threads. Results are the same either way."""
     from collectors.capture_file import sniff_format
-    sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a Bytewax worker
+    sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
     summary = CaptureSummary(cfg)
     bar = _Progress() if progress else None
-    source = CaptureSource(pcap, on_progress=bar.update if bar else None)
-    sinks = [CallbackSink(summary.add)]
-    if store:
-        sinks.append(StoreSink(store, pcap, cfg, buffer_rows=1_000_000))
-    flow = build_flow(source, cfg, sinks)
+    on_progress = bar.update if bar else None
     t = time.perf_counter()
     try:
-        if workers > 1:
-            cluster_main(flow, [], 0, worker_count_per_proc=workers)
-        else:
-            run_main(flow)
+        st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress)
     finally:
         if bar:
             bar.stop()
     seconds = time.perf_counter() - t
-    st = source.stats
     src_errors = dict(st.reader.get("errors", {}))
     if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
         src_errors["l4_truncated"] = st.decoder["l4_truncated"]
@@ -63,6 +51,51 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
         from sinks.chdb_store import ChdbStore
         ChdbStore(store).export(export, source=pcap)
     return AnalysisRun(summary, report, seconds, store)
+
+
+STORE_BUFFER_ROWS = 1_000_000       # flow rows per chDB write (an INSERT costs ~10 ms whatever its size)
+
+
+def _run_local(pcap, cfg, store, workers, summary, on_progress):
+    from flows.capture_reader import CaptureReader
+    from flows.window import LocalPipeline
+
+    reader = CaptureReader(pcap, on_progress=on_progress)
+    pipe = LocalPipeline(cfg)
+    db = None
+    if store:
+        from sinks.chdb_store import ChdbStore
+        db = ChdbStore(store)
+    pending: list = []
+
+    def emit(results, end=False):
+        for r in results:
+            summary.add(r)
+        if db is not None:
+            pending.extend(results)
+            if pending and (end or sum(len(r.flows) for r in pending) >= STORE_BUFFER_ROWS):
+                db.write(pending, pcap, cfg.top_n)
+                pending.clear()
+
+    for batch in reader:
+        emit(pipe.feed(batch))
+    emit(pipe.flush(), end=True)
+    return reader.stats
+
+
+def _run_bytewax(pcap, cfg, store, workers, summary, on_progress):
+    from bytewax.testing import cluster_main
+
+    from flows.dataflow import build_flow
+    from flows.sources import CaptureSource
+    from sinks.bytewax_sinks import CallbackSink, StoreSink
+
+    source = CaptureSource(pcap, on_progress=on_progress)
+    sinks = [CallbackSink(summary.add)]
+    if store:
+        sinks.append(StoreSink(store, pcap, cfg, buffer_rows=STORE_BUFFER_ROWS))
+    cluster_main(build_flow(source, cfg, sinks), [], 0, worker_count_per_proc=workers)
+    return source.stats
 
 
 def _memory_mb() -> dict:

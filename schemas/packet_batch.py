@@ -50,7 +50,6 @@ import zlib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-import pyarrow as pa
 
 WIRE_MAGIC = b"NSPB"
 WIRE_VERSION = 3
@@ -108,11 +107,15 @@ class L7Table:
         return [f.name for f in fields(self) if f.name != "row"]
 
 
-L7_ARROW_SCHEMA = pa.schema([
-    ("row", pa.int32()), ("dns_qname", pa.string()), ("dns_qtype", pa.int32()), ("dns_rcode", pa.int16()),
-    ("dns_response", pa.bool_()), ("http_method", pa.string()), ("http_host", pa.string()),
-    ("http_path", pa.string()), ("http_status", pa.int16()),
-])
+def l7_arrow_schema():
+    """The L7 table's Arrow schema on the wire (pyarrow is imported only by what uses the wire
+    format: `analyze` and `decode` never load it)."""
+    import pyarrow as pa
+    return pa.schema([
+        ("row", pa.int32()), ("dns_qname", pa.string()), ("dns_qtype", pa.int32()), ("dns_rcode", pa.int16()),
+        ("dns_response", pa.bool_()), ("http_method", pa.string()), ("http_host", pa.string()),
+        ("http_path", pa.string()), ("http_status", pa.int16()),
+    ])
 
 
 @dataclass
@@ -163,6 +166,7 @@ class PacketBatch:
 
     # ---- wire format -------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
+        import pyarrow as pa
         arrays, names = [], []
         for name in DENSE_COLUMNS:
             col = np.ascontiguousarray(getattr(self, name))
@@ -174,10 +178,11 @@ class PacketBatch:
         dense = _ipc(pa.RecordBatch.from_arrays(arrays, names=names))
         l7 = b""
         if len(self.l7):
+            schema = l7_arrow_schema()
             cols = [pa.array(self.l7.row, pa.int32())] + [
                 pa.array([None if v is None or (isinstance(v, int) and v < 0) else v for v in getattr(self.l7, c)],
-                         L7_ARROW_SCHEMA.field(c).type) for c in self.l7.value_columns()]
-            l7 = _ipc(pa.RecordBatch.from_arrays(cols, schema=L7_ARROW_SCHEMA))
+                         schema.field(c).type) for c in self.l7.value_columns()]
+            l7 = _ipc(pa.RecordBatch.from_arrays(cols, schema=schema))
         body = _codec().compress(dense + l7, asbytes=True)
         head = _HEADER.pack(WIRE_MAGIC, WIRE_VERSION, 0, len(self), len(dense), len(l7))
         return head + _CRC.pack(zlib.crc32(body, zlib.crc32(head))) + body
@@ -185,6 +190,7 @@ class PacketBatch:
     @classmethod
     def from_bytes(cls, data: bytes) -> "PacketBatch":
         """Parse a wire message; raises WireFormatError for anything that is not a valid batch."""
+        import pyarrow as pa
         try:
             magic, version, _flags, n, dense_len, l7_len = _HEADER.unpack_from(data, 0)
         except struct.error as e:
@@ -243,18 +249,22 @@ class WireFormatError(ValueError):
     """A message is not a valid NetSpectra packet batch."""
 
 
-def _codec() -> pa.Codec:
+def _codec():
+    import pyarrow as pa
     return pa.Codec("zstd", compression_level=_CODEC_LEVEL)
 
 
-def _ipc(rb: pa.RecordBatch) -> bytes:
+def _ipc(rb) -> bytes:
+    import pyarrow as pa
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, rb.schema) as w:
         w.write_batch(rb)
     return sink.getvalue().to_pybytes()
 
 
-def _read_ipc(buf) -> pa.RecordBatch:
+def _read_ipc(buf):
+    import pyarrow as pa
+    import pyarrow.ipc  # noqa: F401
     reader = pa.ipc.open_stream(pa.py_buffer(buf))
     batches = list(reader)
     if len(batches) != 1:
