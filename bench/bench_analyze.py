@@ -1,17 +1,20 @@
 """End-to-end benchmark of `netspectra analyze` beside nfpcapd + nfdump and pmacctd.
 
-For each capture (a generated 2M-packet IMIX capture, and ../shared/pcaps/merged_public_large_162k.pcap
-when present) it runs, interleaved and best of --runs:
-  - `netspectra analyze FILE --window 0 --json` (Bytewax dataflow + chDB store, one worker);
+For each capture (a generated 2M-packet IMIX capture, the same with 90% of its packets a spoofed
+SYN flood of one-packet flows, and ../shared/pcaps/merged_public_large_162k.pcap when present) it
+runs, interleaved and best of --runs:
+  - `netspectra analyze FILE --window W --json` (one worker, no store: the report);
   - `nfpcapd -r FILE` (flow export to files) then `nfdump -R DIR -s srcip/bytes` (top talkers);
   - `pmacctd` reading FILE, aggregating per 5-tuple with the print plugin.
 Start-up is measured the same way for every tool: its wall time on a 1,000-packet capture (for
 us: interpreter, imports, JIT cache, chDB). Every tool gets a row with and without its own
 start-up, and its CPU time; ratios are given all three ways (pmacctd's wall time is mostly its
 own waiting, so its CPU ratio is the fair one). A peer that is not installed is said so, not
-left out silently. Peak RSS is each child's maxrss.
+left out silently. Peak RSS is each child's maxrss. Then a small capture
+(../shared/pcaps/ppp_DnsPackets.pcap, 464 packets) against `tshark -r FILE -q -z conv,ip`, paired
+runs, median of --runs + 2: start-up is all there is to it.
 
-    python bench/bench_analyze.py [--packets 2000000] [--runs 3]
+    python bench/bench_analyze.py [--packets 2000000] [--runs 3] [--window 10] [--no-pmacct]
 """
 from __future__ import annotations
 
@@ -32,7 +35,11 @@ from collectors import synth  # noqa: E402
 SHARED_LARGE = ROOT.parent / "shared" / "pcaps" / "merged_public_large_162k.pcap"
 
 
-def analyze_cmd(path: str, window: float = 0) -> list[str]:
+WINDOW = 10.0
+
+
+def analyze_cmd(path: str, window: float | None = None) -> list[str]:
+    window = WINDOW if window is None else window
     return [sys.executable, "-m", "netspectra.cli", "analyze", path, "--window", str(window), "--json"]
 
 
@@ -58,9 +65,11 @@ def run_tool(name: str, path: str) -> tuple[float, float, int, str]:
         return run_measured(pmacct_cmd(path, d))
 
 
-def tools() -> list[str]:
+def tools(pmacct: bool = True) -> list[str]:
     out = ["netspectra analyze"]
     for name, commands in PEERS.items():
+        if name == "pmacctd" and not pmacct:
+            continue
         missing = [c for c in commands if not shutil.which(c)]
         if missing:
             print(f"  {name}: not installed ({', '.join(missing)}), no row")
@@ -100,22 +109,43 @@ def bench_file(path: str, runs: int, startup: dict[str, float]) -> None:
     print(f"  (ours at exit: RSS {m.get('rssanon', 0):.0f} MB anonymous + {m.get('rssfile', 0):.0f} MB mapped files)")
 
 
+SMALL = ROOT.parent / "shared" / "pcaps" / "ppp_DnsPackets.pcap"
+
+
+def small_vs_tshark(runs: int) -> None:
+    if not SMALL.exists() or not shutil.which("tshark"):
+        print(f"\nsmall capture vs tshark: {'tshark not installed' if SMALL.exists() else f'{SMALL} missing'}, no row")
+        return
+    ours, theirs = [], []
+    for _ in range(runs):                   # paired: each round runs both
+        ours.append(run_measured(analyze_cmd(str(SMALL)), cwd=ROOT)[0])
+        theirs.append(run_measured(["tshark", "-r", str(SMALL), "-q", "-z", "conv,ip"])[0])
+    o, t = sorted(ours)[len(ours) // 2], sorted(theirs)[len(theirs) // 2]
+    print(f"\n{SMALL.name}: analyze median {o:.2f} s, tshark -q -z conv,ip median {t:.2f} s: ours {o / t:.1f}x tshark's")
+
+
 def main() -> int:
+    global WINDOW
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--window", type=float, default=WINDOW, help="analyze --window (0: one window)")
+    ap.add_argument("--no-pmacct", action="store_true", help="leave out pmacctd (75 s a run on 2M packets)")
     ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
     args = ap.parse_args()
-    path = bench_capture(args.dir, args.packets, "imix")
+    WINDOW = args.window
     tiny = os.path.join(args.dir, "startup_1000.pcap")
+    os.makedirs(args.dir, exist_ok=True)
     if not os.path.exists(tiny):
         synth.write(tiny, synth.SynthConfig(packets=1000, hosts=50, spread=50, scan_ports=50))
-    startup = startups(tools(), tiny, args.runs)
+    startup = startups(tools(not args.no_pmacct), tiny, args.runs)
     print("start-up (each tool on a 1,000-packet capture): "
           + ", ".join(f"{n} {s:.2f} s" for n, s in startup.items()))
-    bench_file(path, args.runs, startup)
+    bench_file(bench_capture(args.dir, args.packets, "imix"), args.runs, startup)
+    bench_file(bench_capture(args.dir, args.packets, "imix", 0.9), args.runs, startup)
     if SHARED_LARGE.exists():
         bench_file(str(SHARED_LARGE), args.runs, startup)
+    small_vs_tshark(args.runs + 2)
     return 0
 
 
