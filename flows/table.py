@@ -20,17 +20,22 @@ from schemas.flow_key import VLAN_SHIFT, addr_words, flow_hash, mix, port_proto,
 from schemas.packet_batch import STATUS_OK, PacketBatch
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _open_table(n):
+    """An open-addressing table for n keys: slot mask (a power of two, at most half full), slots
+    holding group numbers (-1 empty), and each group's first row."""
+    cap = 1
+    while cap < 2 * n:
+        cap *= 2
+    return np.uint64(cap - 1), np.full(cap, -1, np.int64), np.empty(n, np.int64)
+
+
 @njit(cache=True, nogil=True)
 def _hash_groups(h, keys):
     """Group id of each row (groups numbered by first row) and each group's first row: open
     addressing on the 64-bit hash, the whole key compared on every hit (collisions cost a probe)."""
     n = h.shape[0]
-    cap = 1
-    while cap < 2 * n:
-        cap *= 2
-    mask = np.uint64(cap - 1)
-    slots = np.full(cap, -1, np.int64)
-    rep = np.empty(n, np.int64)
+    mask, slots, rep = _open_table(n)
     ids = np.empty(n, np.int64)
     ng = 0
     for i in range(n):
@@ -169,12 +174,7 @@ def _aggregate_rows(key, window, src, dst, pp, packets, nbytes, first_ns, last_n
     """Hash aggregation (open addressing on the 64-bit key hash, full key compared on every hit,
     so a hash collision only costs a probe). One pass, ~15 ns a row."""
     n = key.shape[0]
-    cap = 1
-    while cap < 2 * n:
-        cap *= 2
-    mask = np.uint64(cap - 1)
-    slots = np.full(cap, -1, np.int64)
-    rep = np.empty(n, np.int64)
+    mask, slots, rep = _open_table(n)
     pk = np.empty(n, np.uint64)
     by = np.empty(n, np.uint64)
     first = np.empty(n, np.int64)
