@@ -50,8 +50,11 @@ demo: venv
 bench: deps venv
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_analyze.py
+	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_pipeline.py --flood 0.9 --skip-latency
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_api_abuse.py
 
 clean:
 	rm -rf $(VENV) $(OUT) bench/out
