@@ -107,7 +107,7 @@ def stages(path: str, window_s: float) -> dict:
     for r in results:
         tables = tm("sink_rows", results_tables, [r], "bench", cfg.top_n)
         tm("sink_rows", lambda: {t: _values(c, column_types(t, True)) for t, c in tables.items()})
-        tm("redis_rows", redis.window_values, r, 0.0)
+        tm("redis_rows", redis.window_values, r, 0.0, 0.0)
     total = sum(tm.s.values())
     engine = total - tm.s["decode"] - tm.s["wire_out"]
     out = {"packets": packets, "flows": flows, "windows": len(results),

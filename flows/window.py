@@ -121,9 +121,7 @@ class WindowAccum:
         drop = np.ones(len(t), bool)
         drop[keep] = False
         rest = t.take(np.flatnonzero(drop))
-        sk = self.cfg.sketches
-        self.folded.append(Folded(HeavyHitters.from_flows(rest, sk),
-                                  {k: Spread.from_flows(rest, k.split("_")[0], sk) for k in SPREAD_KINDS}))
+        self.folded.append(Folded(*sketch_flows(rest, self.cfg.sketches)))
         self.counters["capped_flow_records"] += len(rest)
         self.counters["capped_packets"] += int(rest.packets.sum())
         self.counters["capped_bytes"] += int(rest.bytes.sum())
@@ -179,11 +177,15 @@ class WindowRetired:
     shard: int
 
 
+def sketch_flows(flows: FlowTable, sk) -> tuple[HeavyHitters, dict[str, Spread]]:
+    """Heavy hitters and spread (distinct dsts per src, distinct srcs per dst) of flow records."""
+    return (HeavyHitters.from_flows(flows, sk),
+            {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)})
+
+
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
                  revision: bool = False, final: bool = True, folded: tuple = ()) -> ShardPartial:
-    sk = cfg.sketches
-    spread = {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)}
-    heavy = HeavyHitters.from_flows(flows, sk)
+    heavy, spread = sketch_flows(flows, cfg.sketches)
     for f in folded:                    # records dropped by the flow cap still count in the sketches
         heavy.merge(f.heavy)
         for k in SPREAD_KINDS:

@@ -108,8 +108,8 @@ class RedisState:
             self.written += 1
             self._down_logged = False
 
-    def window_values(self, res: WindowResult, now: float) -> tuple[dict, dict, dict, dict]:
-        """What a window puts in Redis (no I/O): totals, talkers, top flows, hosts -> last seen."""
+    def window_values(self, res: WindowResult, now: float, end_s: float) -> tuple[dict, dict, dict, dict]:
+        """What a window puts in Redis (no I/O): totals, talkers, top flows, hosts -> end_s (last seen)."""
         addrs, _, by = res.talkers(self.top_n)                                          # exact
         talkers = dict(zip(column_to_text(addrs), by.tolist()))
         flows = {}
@@ -119,7 +119,6 @@ class RedisState:
         totals = {"packets": res.packets, "bytes": res.bytes, "flows": len(res.flows),
                   "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
                   "complete": int(res.complete), "written_at": now}
-        end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
         # distinct addresses with their bytes (as source and as destination); text only for the heaviest
         words = np.concatenate([res.flows.src, res.flows.dst])
         distinct, by_host = sum_by_address(words, np.concatenate([res.flows.bytes, res.flows.bytes]))
@@ -133,7 +132,7 @@ class RedisState:
         start_ms = res.start // 1_000_000
         wkey = f"{p}window:{start_ms}"
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
-        totals, talkers, flows, hosts = self.window_values(res, now)
+        totals, talkers, flows, hosts = self.window_values(res, now, end_s)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)
         for suffix, z in ((":talkers", talkers), (":flows", flows)):
