@@ -300,6 +300,9 @@ def _kill_group(pid: int, timeout: float = 15.0) -> bool:
         time.sleep(0.05)
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5          # stopped means gone: wait for the kill to land too
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return True
 
 
