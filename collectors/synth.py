@@ -37,6 +37,12 @@ class SynthConfig:
     scans: int = 1                  # port scanners hitting one host on `scan_ports` ports
     scan_ports: int = 1000
     syn_flood: int = 0              # spoofed sources sending one SYN each to the flood victim
+    reflection: int = 0             # reflectors sending unsolicited UDP (source port 123) to a victim
+    reflection_packets: int = 20    # packets per reflector (468-byte NTP answers; every other one fragmented)
+    # Benign look-alikes, each packet timed within its connection (ms apart), not spread at random:
+    busy_server: int = 0            # clients completing a TCP handshake and a request with one server
+    resolver: int = 0               # DNS servers one resolver queries (each answers its query)
+    download_mb: float = 0.0        # one bulk TCP download of this many MB (a benign heavy hitter)
     vlan: float = 0.0               # fraction of frames with an 802.1Q tag
     ipv6: float = 0.0               # fraction of background flows over IPv6
     fragments: float = 0.0          # fraction of background UDP packets sent as 2 IPv4 fragments
@@ -47,6 +53,8 @@ class SynthConfig:
 
 FLOOD_VICTIM = "10.10.10.10"
 FLOOD_PORT = 80
+REFLECTION_VICTIM, REFLECTION_PORT = "10.20.30.40", 123
+BUSY_SERVER, RESOLVER, DOWNLOAD_SERVER = "10.0.0.80", "10.0.0.53", "10.0.0.99"
 
 
 def _ip4(a, b, c, d) -> int:
@@ -66,16 +74,20 @@ def generate(cfg: SynthConfig) -> dict:
         dst = _ip4(100, 64, 0, 0) + np.tile(np.arange(cfg.spread), cfg.spreaders) * 7 + 1
         parts.append(_syns(src, dst, rng.integers(1024, 65535, n), np.full(n, 80)))
         truth["super_spreaders"] = [{"src": _fmt4(s), "distinct_dsts": cfg.spread} for s in spread_src]
+        truth.setdefault("attacks", []).extend({"detector": "host_scan", "entity": {"src": _fmt4(s)}} for s in spread_src)
     if cfg.scans:
         n = cfg.scans * cfg.scan_ports
         src = np.repeat(np.array([_ip4(198, 51, 100, 1 + i) for i in range(cfg.scans)]), cfg.scan_ports)
         parts.append(_syns(src, np.full(n, _ip4(10, 0, 0, 2)), np.full(n, 40000), np.tile(np.arange(1, cfg.scan_ports + 1), cfg.scans)))
         truth["scanners"] = [_fmt4(s) for s in np.unique(src)]
+        truth.setdefault("attacks", []).extend({"detector": "port_scan", "entity": {"src": s, "dst": "10.0.0.2"}}
+                                               for s in truth["scanners"])
     if cfg.syn_flood:
         n = cfg.syn_flood
         src = rng.choice(np.arange(_ip4(1, 0, 0, 0), _ip4(1, 0, 0, 0) + 4 * n), n, replace=False)
         parts.append(_syns(src, np.full(n, _ip4(10, 10, 10, 10)), rng.integers(1024, 65535, n), np.full(n, FLOOD_PORT)))
         truth["fan_in"] = [{"dst": FLOOD_VICTIM, "distinct_srcs": int(n)}]
+        truth.setdefault("attacks", []).append({"detector": "syn_flood", "entity": {"dst": FLOOD_VICTIM}})
     planted = sum(len(p["src"]) for p in parts)
     remaining = max(cfg.packets - planted, 0)
     n_heavy = int(remaining * cfg.heavy_share) if cfg.heavy_hitters else 0
@@ -125,8 +137,71 @@ def generate(cfg: SynthConfig) -> dict:
     cols["ip_id"] = rng.integers(0, 65536, n)
     frag = (rng.random(n) < cfg.fragments) & (cols["proto"] == P.IPPROTO_UDP) & ~cols["v6"] & (cols["ip_len"] > 64)
     cols["frag"] = frag
-    truth["packets"] = int(n + frag.sum())
+    timed = _timed_parts(cfg, rng, truth)
+    if timed:       # merged in by time; without them the capture is what it always was for a seed
+        cols = {k: np.concatenate([cols[k]] + [p[k] for p in timed]) for k in cols}
+        order = np.argsort(cols["ts_ns"], kind="stable")
+        cols = {k: v[order] for k, v in cols.items()}
+    truth["packets"] = int(len(cols["src"]) + cols["frag"].sum())
     return {"cols": cols, "truth": truth}
+
+
+def _timed_parts(cfg: SynthConfig, rng, truth: dict) -> list[dict]:
+    """Planted traffic whose packets keep their own times: a reflection attack, and benign
+    traffic that a careless detector would take for one (connections, lookups, a download)."""
+    parts, t0 = [], int(cfg.start * 1e9)
+    span = int(cfg.duration * 1e9)
+    attacks, benign = truth.setdefault("attacks", []), truth.setdefault("benign", [])
+    if cfg.reflection:
+        n = cfg.reflection * cfg.reflection_packets
+        src = _ip4(203, 0, 0, 0) + rng.choice(1 << 16, cfg.reflection, replace=False)
+        part = _packets(np.repeat(src, cfg.reflection_packets), _ip4(10, 20, 30, 40), REFLECTION_PORT,
+                        rng.integers(1024, 65535, n), P.IPPROTO_UDP, 0, 468, t0 + rng.integers(0, span, n))
+        part["frag"] = np.arange(n) % 2 == 1
+        parts.append(part)
+        attacks.append({"detector": "udp_reflection", "entity": {"dst": REFLECTION_VICTIM, "port": REFLECTION_PORT,
+                                                                 "proto": "udp"}, "sources": cfg.reflection})
+    if cfg.busy_server:
+        c = cfg.busy_server
+        client = _ip4(10, 2, 0, 0) + rng.choice(1 << 16, c, replace=True)
+        port = rng.integers(1024, 65535, c)
+        start = t0 + rng.integers(0, max(span - 50_000_000, 1), c)
+        srv = _ip4(10, 0, 0, 80)
+        # client SYN, server SYN-ACK, client request, 3 server segments, client FIN: ms apart
+        steps = [(0, True, TCP_SYN, 60), (1, False, TCP_SYN | TCP_ACK, 60), (2, True, TCP_ACK | TCP_PSH, 400),
+                 (3, False, TCP_ACK | TCP_PSH, 1400), (4, False, TCP_ACK | TCP_PSH, 1400),
+                 (5, False, TCP_ACK | TCP_PSH, 1400), (9, True, TCP_ACK | 0x01, 52)]
+        for ms, up, flags, size in steps:
+            parts.append(_packets(client if up else srv, srv if up else client, port if up else 443,
+                                  443 if up else port, P.IPPROTO_TCP, flags, size, start + ms * 1_000_000))
+        benign.append({"what": "busy server", "host": BUSY_SERVER, "clients": c})
+    if cfg.resolver:
+        r = cfg.resolver
+        servers = _ip4(192, 0, 2, 0) + np.arange(r) % 250 + (np.arange(r) // 250) * 256
+        port = rng.integers(1024, 65535, r)
+        start = t0 + rng.integers(0, max(span - 50_000_000, 1), r)
+        res = _ip4(10, 0, 0, 53)
+        parts.append(_packets(res, servers, port, 53, P.IPPROTO_UDP, 0, 80, start))
+        parts.append(_packets(servers, res, 53, port, P.IPPROTO_UDP, 0, 900, start + rng.integers(1, 30, r) * 1_000_000))
+        benign.append({"what": "DNS resolver", "host": RESOLVER, "servers": r})
+    if cfg.download_mb:
+        n = max(int(cfg.download_mb * 1e6 / 1500), 1)
+        ts = t0 + np.sort(rng.integers(0, span, n))
+        parts.append(_packets(_ip4(10, 0, 0, 99), _ip4(10, 3, 0, 1), 443, 50123, P.IPPROTO_TCP,
+                              TCP_ACK | TCP_PSH, 1500, ts))
+        parts.append(_packets(_ip4(10, 3, 0, 1), _ip4(10, 0, 0, 99), 50123, 443, P.IPPROTO_TCP, TCP_ACK, 52, ts + 500_000))
+        benign.append({"what": "bulk download", "host": DOWNLOAD_SERVER, "megabytes": cfg.download_mb})
+    return parts
+
+
+def _packets(src, dst, sport, dport, proto, flags, ip_len, ts) -> dict:
+    """Columns of n packets (scalars broadcast to the length of ts)."""
+    ts = np.asarray(ts, np.int64)
+    n = len(ts)
+    col = lambda v: np.broadcast_to(np.asarray(v, np.int64), (n,)).copy()
+    return {"src": col(src), "dst": col(dst), "sport": col(sport), "dport": col(dport), "proto": col(proto),
+            "flags": col(flags), "ip_len": col(ip_len), "v6": np.zeros(n, bool), "ts_ns": ts,
+            "vlan": np.zeros(n, np.int64), "ip_id": col(0) + np.arange(n) % 65536, "frag": np.zeros(n, bool)}
 
 
 def _syns(src, dst, sport, dport) -> dict:

@@ -27,8 +27,12 @@ def proto_name(p: int) -> str:
 
 
 class CaptureSummary:
-    def __init__(self, cfg: WindowConfig):
+    def __init__(self, cfg: WindowConfig, rules=None):
+        from flows.alerts import CaptureAlerts
+        from flows.rules import load_rules
+
         self.cfg = cfg
+        self.alerts = CaptureAlerts(rules or load_rules(None), cfg.window_s)
         self.windows = 0
         self.incomplete_windows = 0
         self.packets = self.bytes = self.flows = 0
@@ -44,6 +48,7 @@ class CaptureSummary:
         self.source_rows = self.compacted_rows = 0
 
     def add(self, r: WindowResult) -> None:
+        self.alerts.add(r)
         self.windows += 1
         self.incomplete_windows += not r.complete
         self.packets += r.packets
@@ -119,4 +124,5 @@ class CaptureSummary:
             # flow records beyond max_flows: counted here and in the sketches, not in "flows" or talkers
             "capped": {k[len("capped_"):]: v for k, v in sorted(self.counters.items()) if k.startswith("capped_")},
             "errors": dict(sorted(errors.items())),
+            "alerts": [a.to_dict() for a in self.alerts.alerts()],
         }

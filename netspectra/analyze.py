@@ -24,14 +24,14 @@ class AnalysisRun:
 
 
 def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, progress: bool = False,
-                 top: int = 10, export: str | None = None) -> AnalysisRun:
+                 top: int = 10, export: str | None = None, rules=None) -> AnalysisRun:
     """The window stages over one capture; window results into the chDB `store` when one is given
     (with no store, chDB is not even imported: the report needs only the summary). One worker
     runs the stages in this thread (flows.window.LocalPipeline, no Bytewax to start); more run
     the Bytewax dataflow with that many worker threads. Results are the same either way."""
     from collectors.capture_file import sniff_format
     sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
-    summary = CaptureSummary(cfg)
+    summary = CaptureSummary(cfg, rules)
     bar = _Progress() if progress else None
     on_progress = bar.update if bar else None
     t = time.perf_counter()
@@ -190,6 +190,14 @@ def print_report(rep: dict, top: int) -> None:
           [(s["src"], f"{s['distinct_dsts']:,}") for s in rep["super_spreaders"]])
     table("Fan-in (most distinct sources in one window: DDoS victims)", ["destination", "distinct srcs"],
           [(s["dst"], f"{s['distinct_srcs']:,}") for s in rep["fan_in"]])
+    if rep["alerts"]:
+        con.print("[bold]Alerts[/bold]")
+        for a in rep["alerts"]:        # one line each: readable at any terminal width, and greppable
+            entity = " ".join(f"{k}={v}" for k, v in a["entity"].items())
+            con.print(f"  {a['severity']:<8} {a['rule']} {entity}: {a['value']:,} (threshold {a['threshold']:,}), "
+                      f"{_ts(a['first_seen'])} to {_ts(a['last_seen'])} UTC, {a['state']}", soft_wrap=True, markup=False)
+    else:
+        con.print("Alerts: none")
     if rep["capped"]:
         table("Beyond --max-flows (counted and sketched only)", ["", "value"],
               [(k, f"{v:,}") for k, v in rep["capped"].items()])
@@ -201,7 +209,15 @@ def print_report(rep: dict, top: int) -> None:
 
 def cmd_analyze(args) -> int:
     from collectors.capture_file import CaptureFormatError
+    from flows.rules import RulesError, load_rules
     from flows.sketches import SketchConfig
+
+    try:
+        rules = load_rules(args.rules)
+    except RulesError as e:
+        for line in e.lines:
+            print(f"netspectra analyze: {line}", file=sys.stderr)
+        return 2
 
     cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),
                        max_flows=args.max_flows, sketches=SketchConfig())
@@ -209,7 +225,7 @@ def cmd_analyze(args) -> int:
     store = args.store or (tempfile.mkdtemp(prefix="netspectra-store-") if args.export else None)
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
-                           progress=not args.json and sys.stderr.isatty())
+                           progress=not args.json and sys.stderr.isatty(), rules=rules)
     except (CaptureFormatError, OSError) as e:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1

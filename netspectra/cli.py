@@ -27,6 +27,7 @@ COMMANDS = {
     "engine": "netspectra.engine:cmd_engine",
     "stack": "netspectra.stack:cmd_stack",
     "api": "api.server:cmd_api",
+    "rules": "netspectra.cli:cmd_rules",
 }
 
 
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--shards", type=int, default=4, help="state shards (default 4; results do not depend on workers)")
     a.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
                    f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
+    a.add_argument("--rules", metavar="FILE", help="detection rules (YAML or JSON; default: the built-in rules)")
+
+    r = sub.add_parser("rules", help="check a detection rules file and print the rules in effect")
+    r.add_argument("action", choices=["check"])
+    r.add_argument("file", nargs="?", help="rules file (YAML or JSON); without it, the built-in rules")
 
     api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
     api.add_argument("--config", help="JSON configuration (tokens, TLS, ports; see api/config.py)")
@@ -155,6 +161,21 @@ def cmd_synth(args) -> int:
     truth = synth.write(args.out, cfg)
     print(f"wrote {args.out}: {truth['packets']} packets in {time.perf_counter() - t:.1f} s "
           f"(planted truth in {args.out}.truth.json)", file=sys.stderr)
+    return 0
+
+
+def cmd_rules(args) -> int:
+    from flows.rules import RulesError, load_rules
+
+    try:
+        rs = load_rules(args.file)
+    except RulesError as e:
+        for line in e.lines:
+            print(f"netspectra rules: {line}", file=sys.stderr)
+        return 2
+    json.dump({"source": rs.source, "rules": [r.describe() for r in rs.rules], "notifiers": sorted(rs.notifiers)},
+              sys.stdout, indent=1)
+    print()
     return 0
 
 

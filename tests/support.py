@@ -129,3 +129,21 @@ def window_results():
     out = pipe.feed(batch([1, 2, 3], src_last=7))
     out += pipe.feed(batch([12, 13], src_last=9))
     return out + pipe.flush()
+
+
+def capture_alerts(path, window_s: float, rules=None) -> list:
+    """The alerts `analyze` raises on a capture (flows.alerts.CaptureAlerts over its windows)."""
+    from flows.alerts import CaptureAlerts
+    from flows.capture_reader import CaptureReader
+    from flows.config import WindowConfig
+    from flows.rules import load_rules
+    from flows.window import LocalPipeline
+
+    pipe = LocalPipeline(WindowConfig(window_s=window_s))
+    found = CaptureAlerts(rules or load_rules(None), window_s)
+    for b in CaptureReader(str(path)):
+        for r in pipe.feed(b):
+            found.add(r)
+    for r in pipe.flush():
+        found.add(r)
+    return found.alerts()

@@ -169,3 +169,32 @@ def test_top_talkers_are_exact_where_the_sketch_is_not(planted_pcap):
             pk_src[k[0]] += pk
     got = [(t["src"], t["bytes"], t["packets"]) for t in json.loads(res.stdout)["top_talkers"]]
     assert got == [(s, b, pk_src[s]) for s, b in sorted(by_src.items(), key=lambda x: (-x[1], x[0]))[:10]]
+
+
+def test_analyze_reports_alerts_in_json_and_text():
+    scan = str(shared_pcap("evilfingers_nmap_TCP_SYN_SCAN.pcap"))
+    res = run("analyze", scan, "--json")
+    assert res.returncode == 0, res.stderr
+    (alert,) = json.loads(res.stdout)["alerts"]
+    assert (alert["rule"], alert["entity"], alert["state"]) == ("port_scan", {"src": "192.168.1.10", "dst": "192.168.1.25"}, "firing")
+    # the 1,000 ports nmap probed (its 1,002 SYN-only flow records, two ports probed twice)
+    assert alert["value"] == 1000 and alert["evidence"]["attempts"] == 1002
+    res = run("analyze", scan)
+    assert "Alerts" in res.stdout and "port_scan" in res.stdout and "src=192.168.1.10" in res.stdout
+    res = run("analyze", str(shared_pcap("zeek_http-methods.pcap")))
+    assert "Alerts: none" in res.stdout
+
+
+def test_bad_rules_files_fail_with_one_line_each_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - {name: x, detector: nope}\n  - {name: syn_flood, threshold: abc}\n")
+    for args in (("rules", "check", str(bad)), ("analyze", "--rules", str(bad), str(shared_pcap("ppp_VlanPackets.pcap")))):
+        res = run(*args)
+        assert res.returncode == 2 and res.stdout == ""
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 2 and "unknown detector 'nope'" in lines[0] and "threshold" in lines[1], lines
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("rules:\n  - {name: syn_flood, threshold: 10, params: {min_sources: 2}}\n")
+    res = run("rules", "check", str(ok))
+    rules = {r["name"]: r for r in json.loads(res.stdout)["rules"]}
+    assert res.returncode == 0 and rules["syn_flood"]["threshold"] == 10 and rules["syn_flood"]["params"]["min_sources"] == 2

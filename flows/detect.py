@@ -1,0 +1,382 @@
+"""Detectors over one closed window's exact flow records: pure, vectorised, no I/O.
+
+Every detector groups the window's flow table with the compiled hash group-by of flows/table.py
+and compares whole columns with its threshold; only the entities over it become Python objects,
+so a flood of millions of one-packet flows costs a few array passes, not a call per flow.
+
+Counting is exact over the window's flow records (one row per unidirectional 5-tuple and VLAN),
+so nothing here has sketch error. What bounds it is the flow cap (WindowConfig.max_flows):
+records folded into sketches beyond it are not seen by the detectors, so a window over the cap
+can only under-count (never raise a false alert from the cap). The report says when a window
+was capped.
+
+What counts as an unanswered attempt: a TCP flow record with SYN and without ACK in the OR of
+its flags, i.e. every packet of it was a SYN without ACK (a SYN scan's probe, a flood's spoofed
+SYN, a retried connection that nobody answered). A completed handshake always carries ACK from
+the initiator, so established traffic, however busy, never counts. Connect scans (full
+handshake, then RST) and UDP scans are not detected yet.
+
+traffic_spike needs history: `Baselines` keeps an exponentially weighted mean and mean absolute
+deviation per entity across windows (in the engine's state and recovery snapshots).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flows.rules import Filter, Rule
+from flows.table import FlowTable, _counting_order, group_ids, sum_by_address
+from schemas.addresses import to_text
+from schemas.flow_key import mix, words_to_addr
+
+SYN, ACK = 0x02, 0x10
+TCP, UDP = 6, 17
+EVIDENCE_ROWS = 5            # top ports, sources or flows kept with an alert
+MAX_FINDINGS = 1000          # per rule and window, the largest first (an alert storm stays bounded)
+
+
+@dataclass
+class Finding:
+    """A rule's condition holding for one entity in one window."""
+    rule: str
+    detector: str
+    severity: str
+    entity: dict                 # src / dst / port / proto, as text and numbers
+    value: float
+    threshold: float
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The entity as a canonical string: what an alert is deduplicated on."""
+        return " ".join(f"{k}={self.entity[k]}" for k in sorted(self.entity))
+
+
+@dataclass
+class WindowFindings:
+    """What detection says about one window: findings of the stateless detectors and the
+    observations traffic_spike compares with its baselines."""
+    start: int
+    length_ns: int
+    end: int                     # last packet time + 1 ns for a whole-capture window
+    findings: list[Finding]
+    observations: dict[str, dict[str, float]]     # rule -> entity key -> value
+    capped: int = 0              # flow records beyond the cap, not seen by the detectors
+
+
+def detect(res, rules, window_s: float) -> WindowFindings:
+    """Every rule's findings over one WindowResult (`res`); window_s 0 = a whole capture."""
+    t: FlowTable = res.flows
+    end = res.start + res.length_ns if res.length_ns else (int(t.last_ns.max()) + 1 if len(t) else res.start)
+    seconds = window_s or 0.0
+    out = WindowFindings(res.start, res.length_ns, end, [], {}, res.counters.get("capped_flow_records", 0))
+    if not len(t):
+        return out
+    cols = _Columns(t)
+    for rule in rules:
+        rows = cols.filtered(rule.filter)
+        fn = _DETECTORS[rule.detector]
+        if rule.detector == "traffic_spike":
+            out.observations[rule.name] = fn(cols, rows, rule, seconds)
+        else:
+            out.findings.extend(fn(cols, rows, rule, seconds))
+    return out
+
+
+class _Columns:
+    """The flow table's columns a detector needs, decoded once per window."""
+
+    def __init__(self, t: FlowTable):
+        self.t = t
+        self.proto = t.proto
+        self.sport = t.sport
+        self.dport = t.dport
+        self.flags = t.tcp_flags
+        self.src, self.dst = t.src, t.dst
+        self.packets, self.bytes = t.packets, t.bytes
+        self._attempts = None
+        self._filters: dict[Filter, np.ndarray] = {}
+
+    @property
+    def attempts(self) -> np.ndarray:
+        """Rows of unanswered TCP attempts: SYN seen, ACK never."""
+        if self._attempts is None:
+            self._attempts = (self.proto == TCP) & ((self.flags & SYN) != 0) & ((self.flags & ACK) == 0)
+        return self._attempts
+
+    def filtered(self, f: Filter) -> np.ndarray | None:
+        """The rows a filter keeps (None: all)."""
+        if f.empty:
+            return None
+        if f not in self._filters:
+            m = np.ones(len(self.t), bool)
+            if f.src:
+                m &= _in_networks(self.src, f.src)
+            if f.dst:
+                m &= _in_networks(self.dst, f.dst)
+            if f.ports:
+                ports = np.array(f.ports, np.uint16)
+                m &= np.isin(self.sport, ports) | np.isin(self.dport, ports)
+            if f.protocol is not None:
+                m &= self.proto == f.protocol
+            if f.vlan:
+                m &= np.isin(self.t.vlan, np.array(f.vlan, np.uint16))
+            self._filters[f] = m
+        return self._filters[f]
+
+
+def _in_networks(words: np.ndarray, nets: tuple[str, ...]) -> np.ndarray:
+    """Rows whose address ((n, 2) words of 16-byte addresses, IPv4 mapped) is in any network."""
+    m = np.zeros(len(words), bool)
+    for text in nets:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4:
+            net = ipaddress.ip_network(f"::ffff:{net.network_address}/{96 + net.prefixlen}")
+        base = np.frombuffer(net.network_address.packed, np.uint64)
+        mask = np.frombuffer(net.netmask.packed, np.uint64)
+        m |= ((words[:, 0] & mask[0]) == base[0]) & ((words[:, 1] & mask[1]) == base[1])
+    return m
+
+
+def _rows(mask: np.ndarray, filt: np.ndarray | None) -> np.ndarray:
+    return np.flatnonzero(mask if filt is None else mask & filt)
+
+
+def _groups(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(group id per row, first row of each group) over equal rows of uint64 columns."""
+    return group_ids(mix(*cols), cols)
+
+
+def distinct_per_group(group_cols: list[np.ndarray], value_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows grouped by group_cols: (group id per row, first row per group, distinct values of
+    value_cols per group). Exact: two hash group-bys."""
+    gid, grep = _groups(group_cols)
+    _, pair_rep = _groups([gid.astype(np.uint64)] + value_cols)
+    return gid, grep, np.bincount(gid[pair_rep], minlength=len(grep))
+
+
+class _Members:
+    """The rows of each group, without a pass over all rows per group."""
+
+    def __init__(self, gid: np.ndarray, ngroups: int):
+        self.order, starts = _counting_order(gid, ngroups)
+        self.ends = np.append(starts[1:], len(gid))
+        self.starts = starts
+
+    def __getitem__(self, g: int) -> np.ndarray:
+        return self.order[self.starts[g]:self.ends[g]]
+
+
+def _over(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Indices where ok holds, largest value first, at most MAX_FINDINGS."""
+    idx = np.flatnonzero(ok)
+    return idx[np.argsort(-values[idx].astype(np.float64), kind="stable")[:MAX_FINDINGS]]
+
+
+def _w(words: np.ndarray) -> list[np.ndarray]:
+    return [words[:, 0], words[:, 1]]
+
+
+def _addr(words_row: np.ndarray) -> str:
+    return to_text(words_to_addr(words_row.reshape(1, 2)).tobytes())
+
+
+def _top_values(values: np.ndarray, weights: np.ndarray, n: int = EVIDENCE_ROWS) -> list[tuple[int, int]]:
+    """The n values with the most weight: [(value, weight)], most first."""
+    if not len(values):
+        return []
+    u, inv = np.unique(values, return_inverse=True)
+    w = np.bincount(inv, weights=weights.astype(np.float64), minlength=len(u))
+    top = np.lexsort((u, -w))[:n]
+    return [(int(u[i]), int(w[i])) for i in top]
+
+
+def _port_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    rows = _rows(c.attempts, filt)
+    if not len(rows):
+        return []
+    src, dst = c.src[rows], c.dst[rows]
+    gid, grep, ports = distinct_per_group(_w(src) + _w(dst), [c.dport[rows].astype(np.uint64)])
+    limit = rule.limit(window_s)
+    out = []
+    members = _Members(gid, len(grep))
+    for g in _over(ports, ports >= limit):
+        mine = members[g]
+        dp = c.dport[rows][mine]
+        ev = {"attempts": len(mine), "packets": int(c.packets[rows][mine].sum()),
+              "ports_low": int(dp.min()), "ports_high": int(dp.max()),
+              "top_ports": [p for p, _ in _top_values(dp, c.packets[rows][mine])]}
+        out.append(_finding(rule, {"src": _addr(src[grep[g]]), "dst": _addr(dst[grep[g]])}, ports[g], limit, ev))
+    return out
+
+
+def _host_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    rows = _rows(c.attempts, filt)
+    if not len(rows):
+        return []
+    src, dst = c.src[rows], c.dst[rows]
+    gid, grep, hosts = distinct_per_group(_w(src), _w(dst))
+    limit = rule.limit(window_s)
+    out = []
+    members = _Members(gid, len(grep))
+    for g in _over(hosts, hosts >= limit):
+        mine = members[g]
+        ev = {"attempts": len(mine), "packets": int(c.packets[rows][mine].sum()),
+              "top_ports": [{"port": p, "attempts": n} for p, n in _top_values(c.dport[rows][mine], np.ones(len(mine)))]}
+        out.append(_finding(rule, {"src": _addr(src[grep[g]])}, hosts[g], limit, ev))
+    return out
+
+
+def _syn_flood(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    rows = _rows(c.attempts, filt)
+    if not len(rows):
+        return []
+    dst = c.dst[rows]
+    pk = c.packets[rows]
+    gid, grep, sources = distinct_per_group(_w(dst), _w(c.src[rows]))
+    syns = np.bincount(gid, weights=pk.astype(np.float64), minlength=len(grep))
+    limit = rule.limit(window_s)
+    out = []
+    members = _Members(gid, len(grep))
+    for g in _over(syns, (syns >= limit) & (sources >= rule.param("min_sources"))):
+        mine = members[g]
+        ev = {"sources": int(sources[g]), "bytes": int(c.bytes[rows][mine].sum()),
+              "top_ports": [{"port": p, "packets": n} for p, n in _top_values(c.dport[rows][mine], pk[mine])]}
+        out.append(_finding(rule, {"dst": _addr(dst[grep[g]])}, syns[g], limit, ev))
+    return out
+
+
+def _udp_reflection(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    ports = np.array(rule.param("ports"), np.uint16)
+    udp = c.proto == UDP
+    rows = _rows(udp & np.isin(c.sport, ports), filt)
+    if not len(rows):
+        return []
+    # unsolicited: the destination sent no request to that reflector's port in this window
+    req = np.flatnonzero(udp & np.isin(c.dport, ports))
+    asked = _has_match(_w(c.dst[rows]) + _w(c.src[rows]) + [c.sport[rows].astype(np.uint64)],
+                       _w(c.src[req]) + _w(c.dst[req]) + [c.dport[req].astype(np.uint64)])
+    rows = rows[~asked]
+    if not len(rows):
+        return []
+    dst, sport = c.dst[rows], c.sport[rows]
+    gid, grep, sources = distinct_per_group(_w(dst) + [sport.astype(np.uint64)], _w(c.src[rows]))
+    by = np.bincount(gid, weights=c.bytes[rows].astype(np.float64), minlength=len(grep))
+    pk = np.bincount(gid, weights=c.packets[rows].astype(np.float64), minlength=len(grep))
+    limit = rule.limit(window_s)
+    out = []
+    members = _Members(gid, len(grep))
+    for g in _over(sources, (sources >= limit) & (by >= rule.scaled(rule.param("min_bytes"), window_s))):
+        mine = members[g]
+        src_words, src_bytes = sum_by_address(c.src[rows][mine], c.bytes[rows][mine])
+        top = np.argsort(-src_bytes, kind="stable")[:EVIDENCE_ROWS]
+        ev = {"packets": int(pk[g]), "bytes": int(by[g]),
+              "top_reflectors": [{"src": _addr(src_words[i]), "bytes": int(src_bytes[i])} for i in top]}
+        out.append(_finding(rule, {"dst": _addr(dst[grep[g]]), "port": int(sport[grep[g]]), "proto": "udp"},
+                            sources[g], limit, ev))
+    return out
+
+
+def _heavy_hitter(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    total = float(c.bytes.sum())
+    rows = np.arange(len(c.t)) if filt is None else np.flatnonzero(filt)
+    if not len(rows) or total <= 0:
+        return []
+    floor = rule.scaled(rule.param("min_bytes"), window_s)
+    out = []
+    if rule.param("by") == "flow":
+        by = c.bytes[rows].astype(np.float64)
+        for i in _over(by, (by / total >= rule.threshold) & (by >= floor)):
+            r = rows[i]
+            ent = {"src": _addr(c.src[r]), "dst": _addr(c.dst[r]), "sport": int(c.sport[r]),
+                   "dport": int(c.dport[r]), "proto": int(c.proto[r])}
+            out.append(_finding(rule, ent, round(by[i] / total, 4), rule.threshold,
+                                {"bytes": int(by[i]), "packets": int(c.packets[r]), "window_bytes": int(total)}))
+        return out
+    words, pk, by = sum_by_address(c.src[rows], c.bytes[rows], c.packets[rows])
+    by = by.astype(np.float64)
+    for i in _over(by, (by / total >= rule.threshold) & (by >= floor)):
+        out.append(_finding(rule, {"src": _addr(words[i])}, round(by[i] / total, 4), rule.threshold,
+                            {"bytes": int(by[i]), "packets": int(pk[i]), "window_bytes": int(total)}))
+    return out
+
+
+def _traffic_spike(c: _Columns, filt, rule: Rule, window_s: float) -> dict[str, float]:
+    """Observations: window bytes in total and for the top sources (entity key -> bytes)."""
+    rows = np.arange(len(c.t)) if filt is None else np.flatnonzero(filt)
+    obs = {"scope=total": float(c.bytes[rows].sum())}
+    if len(rows):
+        words, by = sum_by_address(c.src[rows], c.bytes[rows])
+        for i in np.argsort(-by.astype(np.float64), kind="stable")[:int(rule.param("top_sources"))]:
+            obs[f"src={_addr(words[i])}"] = float(by[i])
+    return obs
+
+
+def _has_match(keys: list[np.ndarray], other: list[np.ndarray]) -> np.ndarray:
+    """For each row of `keys`: whether some row of `other` (same columns) equals it. A semi-join
+    by one hash group-by over both."""
+    n = len(keys[0])
+    if not len(other[0]):
+        return np.zeros(n, bool)
+    both = [np.concatenate([a.astype(np.uint64), b.astype(np.uint64)]) for a, b in zip(keys, other)]
+    gid, rep = _groups(both)
+    hit = np.zeros(len(rep), bool)
+    hit[gid[n:]] = True
+    return hit[gid[:n]]
+
+
+def _finding(rule: Rule, entity: dict, value, threshold: float, evidence: dict) -> Finding:
+    v = float(value)
+    return Finding(rule.name, rule.detector, rule.severity, entity, int(v) if v.is_integer() else v,
+                   round(threshold, 4), evidence)
+
+
+_DETECTORS = {"port_scan": _port_scan, "host_scan": _host_scan, "syn_flood": _syn_flood,
+              "udp_reflection": _udp_reflection, "heavy_hitter": _heavy_hitter, "traffic_spike": _traffic_spike}
+
+
+class Baselines:
+    """Learned per-entity baselines for traffic_spike: an exponentially weighted mean and mean
+    absolute deviation of each observed value, with the number of windows seen. Bounded: at most
+    `max_entities` per rule, the least recently seen dropped first."""
+
+    def __init__(self, max_entities: int = 10_000):
+        self.max_entities = max_entities
+        self.stats: dict[str, dict[str, list[float]]] = {}     # rule -> entity -> [mean, dev, n, last_window]
+
+    def judge(self, rule: Rule, obs: dict[str, float], window: int, window_s: float) -> list[Finding]:
+        """Findings for observations over their baseline (before they are learned), then learn them."""
+        table = self.stats.setdefault(rule.name, {})
+        alpha, warmup, ratio = float(rule.param("alpha")), int(rule.param("warmup")), float(rule.param("ratio"))
+        floor = rule.scaled(rule.param("min_bytes"), window_s)
+        out = []
+        for key, v in obs.items():
+            st = table.get(key)
+            if st is not None and st[2] >= warmup:
+                mean, dev = st[0], st[1]
+                limit = max(mean + rule.threshold * dev, ratio * mean, floor)
+                if v > limit:
+                    ent = dict(kv.split("=", 1) for kv in key.split(" "))
+                    out.append(_finding(rule, ent, v, limit, {"mean_bytes": round(mean), "deviation_bytes": round(dev),
+                                                              "windows_learned": int(st[2])}))
+            if st is None:
+                table[key] = [v, 0.0, 1, window]
+            else:
+                d = abs(v - st[0])
+                st[0] += alpha * (v - st[0])
+                st[1] += alpha * (d - st[1])
+                st[2] += 1
+                st[3] = window
+        if len(table) > self.max_entities:
+            for key, _ in sorted(table.items(), key=lambda kv: kv[1][3])[:len(table) - self.max_entities]:
+                del table[key]
+        return out
+
+    def copy(self) -> "Baselines":
+        b = Baselines(self.max_entities)
+        b.stats = {r: {k: list(v) for k, v in t.items()} for r, t in self.stats.items()}
+        return b
+
+
