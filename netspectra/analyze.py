@@ -47,6 +47,9 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
     report = {"source": pcap, **summary.report(top, src_errors), "seconds": round(seconds, 3),
               "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated")),
               "corrupt_file": bool(st.reader.get("corrupt")), "memory_mb": _memory_mb()}
+    if store:
+        from sinks.chdb_store import ChdbStore
+        ChdbStore(store).write_alerts(summary.alerts.alerts(), pcap)
     if export:
         from sinks.chdb_store import ChdbStore
         ChdbStore(store).export(export, source=pcap)

@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
                    f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
     e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
+    e.add_argument("--rules", metavar="FILE", help="detection rules and notifiers (YAML or JSON; default: built-in rules)")
+    e.add_argument("--alert-webhook", metavar="URL", help="POST every alert change to this URL (JSON)")
+    e.add_argument("--alertmanager", metavar="URL", help="send alerts to this Prometheus Alertmanager (API v2)")
+    e.add_argument("--alert-state", metavar="DIR", help="where notifiers log what they delivered, so a resumed "
+                   "engine does not notify twice (default: <recovery dir>/alerts)")
+    e.add_argument("--no-detect", action="store_true", help="no detection or alerts, windows only")
     e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")
     e.add_argument("--addresses", "-a", help="host:port of every engine process, separated by ';'")

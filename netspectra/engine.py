@@ -11,7 +11,9 @@ def engine_command(args) -> list[str]:
             f"clickhouse={args.clickhouse!r}, "
             f"dead_letter_topic={args.dead_letter_topic!r}, tail={not args.stop_at_end!r}, "
             f"window_s={args.window!r}, lateness_s={args.lateness!r}, idle_s={args.idle!r}, grace_s={args.grace!r}, "
-            f"max_flows={args.max_flows!r}, "
+            f"max_flows={args.max_flows!r}, rules_file={args.rules!r}, alert_webhook={args.alert_webhook!r}, "
+            f"alertmanager={args.alertmanager!r}, alert_state_dir={alert_state_dir(args)!r}, "
+            f"detect={not args.no_detect!r}, "
             f"source_name={args.topic!r})")
     extra = []
     if args.workers:
@@ -23,6 +25,15 @@ def engine_command(args) -> list[str]:
     if args.recovery_dir:
         extra += ["-r", args.recovery_dir, "-s", str(args.snapshot_interval), "-b", str(args.backup_interval)]
     return [sys.executable, "-m", "bytewax.run", spec, *extra]
+
+
+def alert_state_dir(args) -> str | None:
+    """Where notifiers log what they delivered: beside the recovery snapshots, whose replays it
+    de-duplicates (or --alert-state)."""
+    import os
+    if args.alert_state:
+        return os.path.abspath(args.alert_state)
+    return os.path.join(os.path.abspath(args.recovery_dir), "alerts") if args.recovery_dir else None
 
 
 def ensure_recovery_dir(path: str, partitions: int) -> None:
@@ -65,6 +76,20 @@ def recovery_space_error(path: str, min_free_mb: float) -> str | None:
 
 def cmd_engine(args) -> int:
     import os
+    from flows.rules import RulesError, load_rules
+    from flows.notify_config import parse_notifiers
+
+    errors: list[str] = []
+    try:
+        load_rules(args.rules)          # fail fast, one line per problem, before Bytewax starts
+    except RulesError as e:
+        errors += e.lines
+    parse_notifiers({k: {"url": v} for k, v in (("webhook", args.alert_webhook), ("alertmanager", args.alertmanager))
+                     if v}, "flags", errors)
+    if errors:
+        for line in errors:
+            print(f"netspectra engine: {line}", file=sys.stderr)
+        return 2
     warning = check_partitions(args)
     if warning:
         print(f"netspectra engine: warning: {warning}", file=sys.stderr)

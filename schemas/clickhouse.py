@@ -19,7 +19,7 @@ from __future__ import annotations
 DATABASE = "netspectra"
 RETENTION_DAYS = 90
 
-_ENGINE = f"""ENGINE = ReplacingMergeTree(inserted_at)
+_ENGINE = f"""ENGINE = ReplacingMergeTree({{version}})
 PARTITION BY toYYYYMM(window_start)
 ORDER BY ({{order}})
 TTL inserted_at + INTERVAL {RETENTION_DAYS} DAY"""
@@ -88,7 +88,31 @@ TABLES = {
     lower_bound Float64,
     upper_bound Float64,
 {_INSERTED}""", "window_start, source, kind, addr"),
+    # Alerts (flows/alerts.py): one row per alert, rewritten as it changes; `version` grows with
+    # every change, so the newest state wins however rows arrive (a replay re-sends older ones).
+    # window_start is the alert's first window (first_seen), fixed for its life; the entity's
+    # addresses are text ('' when not part of it). entity and evidence are JSON text.
+    "alerts": (f"""{_COMMON}
+    id String,
+    rule LowCardinality(String),
+    detector LowCardinality(String),
+    severity LowCardinality(String),
+    state LowCardinality(String),
+    src String,
+    dst String,
+    port UInt16,
+    entity String,
+    value Float64,
+    threshold Float64,
+    last_window DateTime64(3, 'UTC'),
+    last_seen DateTime64(3, 'UTC'),
+    resolved_at DateTime64(3, 'UTC'),
+    windows UInt32,
+    evidence String,
+    version UInt32,
+{_INSERTED}""", "window_start, source, id", "version"),
 }
+WINDOW_TABLES = [t for t in TABLES if t != "alerts"]      # the tables every window writes
 
 
 # Data-skipping indices (modern servers only). A 5-tuple's records lie scattered over the time-
@@ -106,8 +130,8 @@ LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
 
 def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
     stmts = [f"CREATE DATABASE IF NOT EXISTS {database}"]
-    for name, (cols, order) in TABLES.items():
-        engine = _ENGINE.format(order=order)
+    for name, (cols, order, *version) in TABLES.items():
+        engine = _ENGINE.format(order=order, version=version[0] if version else "inserted_at")
         if legacy:
             for modern, old in LEGACY_TYPES.items():
                 cols = cols.replace(f" {modern},", f" {old},")

@@ -14,22 +14,33 @@ log = logging.getLogger(__name__)
 
 
 class _Partition(StatefulSinkPartition):
-    def __init__(self, write: Callable[[list[WindowResult]], None], buffer_rows: int = 0):
+    """Window results (and, when the flow detects, alert changes) to one writer."""
+
+    def __init__(self, write: Callable[[list[WindowResult]], None], buffer_rows: int = 0,
+                 write_alerts: Callable[[list], None] | None = None):
         self.write = write
+        self.write_alerts = write_alerts
         self.buffer_rows = buffer_rows
         self.pending: list[WindowResult] = []
+        self.alerts: dict = {}          # alert id -> newest state not yet written
         self.rows = 0
 
     def write_batch(self, values):
-        self.pending.extend(values)
-        self.rows += sum(len(r.flows) for r in values)
+        for v in values:
+            if isinstance(v, WindowResult):
+                self.pending.append(v)
+                self.rows += len(v.flows)
+            elif self.write_alerts is not None:       # an AlertEvent
+                self.alerts[v.alert.id] = v.alert
         if self.rows >= self.buffer_rows:
             self.flush()
 
     def flush(self):
         if self.pending:
             self.write(self.pending)
-        self.pending, self.rows = [], 0
+        if self.alerts:
+            self.write_alerts(list(self.alerts.values()))
+        self.pending, self.rows, self.alerts = [], 0, {}
 
     def snapshot(self):
         return None
@@ -54,7 +65,8 @@ class StoreSink(FixedPartitionedSink):
         from sinks.chdb_store import ChdbStore
 
         store = ChdbStore(self.path)
-        return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows)
+        return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows,
+                          lambda alerts: store.write_alerts(alerts, self.source))
 
 
 class ClickHouseSink(FixedPartitionedSink):
@@ -70,7 +82,8 @@ class ClickHouseSink(FixedPartitionedSink):
         from sinks.clickhouse_native import ClickHouseNative
 
         ch = ClickHouseNative(self.address)
-        return _Partition(lambda rs: ch.write(rs, self.source, self.cfg.top_n))
+        return _Partition(lambda rs: ch.write(rs, self.source, self.cfg.top_n), 0,
+                          lambda alerts: ch.write_alerts(alerts, self.source))
 
 
 class RedisSink(FixedPartitionedSink):
@@ -86,7 +99,7 @@ class RedisSink(FixedPartitionedSink):
         from sinks.redis_state import RedisState
 
         state = RedisState(self.url, self.source, self.cfg.top_n, self.ttl_s)
-        return _Partition(state.write)
+        return _Partition(state.write, 0, state.write_alerts)
 
 
 class CallbackSink(FixedPartitionedSink):
@@ -100,3 +113,34 @@ class CallbackSink(FixedPartitionedSink):
 
     def build_part(self, step_id, for_part, resume_state):
         return _Partition(lambda rs: [self.fn(r) for r in rs])
+
+
+class NotifySink(FixedPartitionedSink):
+    """Alert changes to the notifiers (sinks/notifiers.py): queued, never waited for."""
+
+    def __init__(self, notifiers: dict, source: str, state_dir: str | None):
+        self.notifiers, self.source, self.state_dir = notifiers, source, state_dir
+
+    def list_parts(self):
+        return ["notify"]
+
+    def build_part(self, step_id, for_part, resume_state):
+        from sinks.notifiers import outboxes
+
+        return _NotifyPartition(outboxes(self.notifiers, self.source, self.state_dir))
+
+
+class _NotifyPartition(StatefulSinkPartition):
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def write_batch(self, values):
+        for box in self.boxes:
+            box.submit(values)
+
+    def snapshot(self):
+        return None
+
+    def close(self):
+        for box in self.boxes:
+            box.stop()

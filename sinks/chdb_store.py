@@ -18,7 +18,7 @@ import pyarrow.ipc  # noqa: F401
 from flows.window import WindowResult
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns,
                                 ddl)
-from sinks.rows import results_tables
+from sinks.rows import alert_tables, results_tables
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ class ChdbStore:
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
         """Write window results, one INSERT per table for all of them (an INSERT costs ~10 ms)."""
         for table, cols in results_tables(results, source, top_n).items():
+            self.insert(table, cols)
+
+    def write_alerts(self, alerts: list, source: str) -> None:
+        """Alerts' current states (the newest version of each wins in the table)."""
+        for table, cols in alert_tables(alerts, source).items():
             self.insert(table, cols)
 
     def insert(self, table_name: str, cols: dict) -> None:

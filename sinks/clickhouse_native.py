@@ -15,7 +15,7 @@ import numpy as np
 
 from flows.window import WindowResult
 from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
-from sinks.rows import results_tables
+from sinks.rows import alert_tables, results_tables
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -68,7 +68,12 @@ class ClickHouseNative:
         self.legacy = legacy        # only now: a failure above makes the next write set up again
 
     def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
-        tables = results_tables(results, source, top_n)
+        self._write(results_tables(results, source, top_n))
+
+    def write_alerts(self, alerts: list, source: str) -> None:
+        self._write(alert_tables(alerts, source))
+
+    def _write(self, tables: dict) -> None:
         delay = 0.2
         while True:
             try:

@@ -11,6 +11,9 @@ Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
 | `ns:{source}:talkers`, `ns:{source}:flows` | zset | copies of the newest window's zsets |
 | `ns:{source}:hosts` | zset | address (src or dst) -> end of the last window it was among that window's `max_hosts` heaviest (bytes), epoch seconds |
 | `ns:{source}:windows` | zset | start_ms -> start_ms of the windows kept |
+| `ns:{source}:alerts` | hash | alert id -> the alert's newest state (JSON, flows/alerts.py), firing and recently resolved |
+| `ns:{source}:alerts:seen` | zset | alert id -> when it was last written, epoch seconds (resolved alerts unchanged for the TTL are trimmed) |
+| `ns:{source}:alerts:events` | stream | one entry per alert change (`alert`: JSON), ~10,000 kept: what a live view follows |
 
 Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pipeline leaves no
 stale "live" state; hosts older than the TTL are trimmed on each write. `hosts` in a window's hash
@@ -67,15 +70,23 @@ class RedisState:
         """Queue the windows and try to write the backlog once; never waits for Redis. While it is
         away a background thread retries, so the backlog is written when Redis is back even if no
         newer window comes (the stream may have ended during the outage)."""
+        self._queue({res.start: res for res in results})
+
+    def write_alerts(self, alerts: list) -> None:
+        """Alerts' new states, through the same backlog as windows. A state older than the one
+        stored (a replay after a restart) changes nothing."""
+        self._queue({("alert", a.id): a for a in alerts})
+
+    def _queue(self, items: dict) -> None:
         with self._lock:
-            for res in results:
-                self.backlog.pop(res.start, None)
-                self.backlog[res.start] = res
+            for key, item in items.items():
+                self.backlog.pop(key, None)
+                self.backlog[key] = item
             while len(self.backlog) > self.max_backlog:
-                start = next(iter(self.backlog))
-                del self.backlog[start]
+                key = next(iter(self.backlog))
+                del self.backlog[key]
                 self.dropped += 1
-                log.error("redis: backlog full, window %d dropped", start)
+                log.error("redis: backlog full, %s dropped", f"window {key}" if isinstance(key, int) else f"alert {key[1]}")
             self._drain()
             if self.backlog and (self._retrier is None or not self._retrier.is_alive()):
                 self._retrier = threading.Thread(target=self._retry, daemon=True, name="redis-backlog")
@@ -96,7 +107,10 @@ class RedisState:
         while self.backlog:
             start, res = next(iter(self.backlog.items()))
             try:
-                self._pipeline(res).execute()
+                if isinstance(res, WindowResult):
+                    self._pipeline(res).execute()
+                else:
+                    self._alert(res)
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 if not self._down_logged:
                     hint = ("; give its password: NETSPECTRA_CREDENTIALS=<stack dir>/credentials.json or "
@@ -157,3 +171,31 @@ class RedisState:
         pipe.zremrangebyscore(f"{p}hosts", "-inf", end_s - ttl)
         pipe.expire(f"{p}hosts", ttl)
         return pipe
+
+    # KEYS: alerts hash, seen zset, events stream. ARGV: id, version, JSON, now s, ttl s, trim before s.
+    _ALERT_LUA = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(cjson.decode(cur)['version']) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'alert', ARGV[3])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[6])) do
+  local a = redis.call('HGET', KEYS[1], id)
+  if (not a) or cjson.decode(a)['state'] ~= 'firing' then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return 1
+"""
+
+    def _alert(self, a) -> None:
+        import json
+        if not hasattr(self, "_alert_script"):
+            self._alert_script = self.r.register_script(self._ALERT_LUA)
+        p, now = self.p, time.time()
+        # firing alerts stay as long as they fire; a week of TTL on the keys covers a quiet engine
+        self._alert_script(keys=[f"{p}alerts", f"{p}alerts:seen", f"{p}alerts:events"],
+                           args=[a.id, a.version, json.dumps(a.to_dict(), sort_keys=True), now,
+                                 max(self.ttl_s, 7 * 86400), now - self.ttl_s])

@@ -9,7 +9,7 @@ import numpy as np
 
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.window import WindowResult
-from schemas.clickhouse import TABLES, columns
+from schemas.clickhouse import WINDOW_TABLES, columns
 
 _ZERO16 = bytes(16)
 
@@ -75,7 +75,7 @@ def results_tables(results: list[WindowResult], source: str, top_n: int) -> dict
     """The rows of several windows, concatenated per table (tables without rows left out)."""
     per = [result_tables(r, source, top_n) for r in results]
     out = {}
-    for table in TABLES:
+    for table in WINDOW_TABLES:
         parts = [t[table] for t in per if len(t[table]["window_start"])]
         if parts:
             out[table] = {c: _concat([p[c] for p in parts]) for c in parts[0]}
@@ -99,3 +99,25 @@ def _columns(rows: list[tuple], spec: list[tuple]) -> dict:
         else:
             out[name] = np.array(vals, kind)
     return out
+
+
+def alert_tables(alerts: list, source: str) -> dict[str, dict]:
+    """Alerts (flows.alerts.Alert) as rows of the alerts table."""
+    import json
+    if not alerts:
+        return {}
+    ts = lambda f: np.array([f(a) for a in alerts], np.int64)
+    text = lambda f: [f(a) for a in alerts]
+    return {"alerts": _fill("alerts", len(alerts), 0, source, {
+        "window_start": ts(lambda a: a.first_seen), "id": text(lambda a: a.id), "rule": text(lambda a: a.rule),
+        "detector": text(lambda a: a.detector), "severity": text(lambda a: a.severity),
+        "state": text(lambda a: a.state), "src": text(lambda a: str(a.entity.get("src", ""))),
+        "dst": text(lambda a: str(a.entity.get("dst", ""))),
+        "port": np.array([int(a.entity.get("port", 0) or 0) for a in alerts], np.uint16),
+        "entity": text(lambda a: json.dumps(a.entity, sort_keys=True)),
+        "value": np.array([a.value for a in alerts], np.float64),
+        "threshold": np.array([a.threshold for a in alerts], np.float64),
+        "last_window": ts(lambda a: a.window_start), "last_seen": ts(lambda a: a.last_seen),
+        "resolved_at": ts(lambda a: a.resolved_at), "windows": np.array([a.windows for a in alerts], np.uint32),
+        "evidence": text(lambda a: json.dumps(a.evidence, sort_keys=True)),
+        "version": np.array([a.version for a in alerts], np.uint32)})}

@@ -147,3 +147,121 @@ def capture_alerts(path, window_s: float, rules=None) -> list:
     for r in pipe.flush():
         found.add(r)
     return found.alerts()
+
+
+class HookReceiver:
+    """An HTTP server on 127.0.0.1:`port` recording every POST (path, headers, JSON body): a
+    webhook receiver, and Alertmanager's webhook receiver. `down()` closes it, `up()` listens
+    again on the same port."""
+
+    def __init__(self, port: int | None = None):
+        from netspectra.stack import free_ports
+        self.port = port or free_ports(1)[0]
+        self.posts: list[tuple[str, dict, object, bytes]] = []      # path, headers, JSON, raw body
+        self.server = None
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                posts.append((self.path, dict(self.headers), json.loads(body) if body else None, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class Alertmanager:
+    """Debian's prometheus-alertmanager on 127.0.0.1 (no cluster listener), routing every alert
+    at once to a HookReceiver."""
+
+    def __init__(self, workdir, hook: HookReceiver):
+        import shutil
+        from netspectra.stack import free_ports
+        exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if exe is None:
+            import pytest
+            pytest.fail("no Alertmanager: apt-get install prometheus-alertmanager (make deps)")
+        self.port = free_ports(1)[0]
+        conf = workdir / "alertmanager.yml"
+        conf.write_text(f"""route:
+  receiver: hook
+  group_by: [alert_id]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {hook.url}/am
+        send_resolved: true
+""")
+        self.proc = subprocess.Popen([exe, f"--config.file={conf}", f"--storage.path={workdir / 'am-data'}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                                     stdout=open(workdir / "alertmanager.log", "wb"), stderr=subprocess.STDOUT)
+        import httpx
+        wait_for(lambda: self._ready(httpx), 30, "Alertmanager to answer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self, httpx) -> bool:
+        assert self.proc.poll() is None, "Alertmanager exited at start"
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def alerts(self) -> list[dict]:
+        import httpx
+        return httpx.get(f"{self.url}/api/v2/alerts", timeout=5).json()
+
+    def stop(self) -> None:
+        stop([self.proc])
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1, keeping every message it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        from netspectra.stack import free_ports
+
+        self.messages: list = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                import email
+                from email import policy
+                outer.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        self.port = free_ports(1)[0]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
