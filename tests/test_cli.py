@@ -4,15 +4,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 
 from netspectra.cli import DECODE_FIELDS
 from tests.conftest import tshark_fields, shared_pcap
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netspectra.cli", *args], capture_output=True, text=True, timeout=300)
+from tests.pipeline import run
 
 
 def test_synth_then_decode_csv(tmp_path):

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED_NAMES, pmacct_flows, reference_windows, shared_pcap
-from tests.test_cli import run
-from tests.collectors.decode.test_peer_parity import PMACCT_UNREADABLE
+from tests.conftest import PMACCT_UNREADABLE, SHARED_NAMES, pmacct_flows, reference_windows, shared_pcap
+from tests.pipeline import run
 
 JSON_KEYS = {"packets", "bytes", "flows", "windows", "top_talkers", "heavy_hitters", "super_spreaders", "fan_in",
              "protocols", "errors"}
@@ -148,7 +147,7 @@ def test_bad_input_is_a_clean_error_or_counted(tmp_path):
 
 def test_analyze_refuses_directories_and_fifos_in_one_line(tmp_path):
     import os
-    from tests.test_cli import run
+    from tests.pipeline import run
     os.mkfifo(tmp_path / "fifo.pcap")
     for target, words in ((tmp_path, "directory"), (tmp_path / "fifo.pcap", "not a regular file")):
         for cmd in ("analyze", "decode"):

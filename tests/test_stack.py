@@ -125,7 +125,7 @@ def _listening(port: int) -> bool:
 def test_up_fails_when_another_program_holds_a_port(tmp_path):
     """Something else listens on the Redis port: `stack up` must not take its answers for Redis."""
     import socket
-    from tests.test_cli import run
+    from tests.pipeline import run
     kafka, redis_port = _free_ports(2)
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", redis_port))
@@ -146,7 +146,7 @@ def test_up_fails_when_another_program_holds_a_port(tmp_path):
 def test_status_reaps_and_reports_exited_services(tmp_path):
     import os
     import signal
-    from tests.test_cli import run
+    from tests.pipeline import run
     ports = dict(zip(["kafka", "redis"], _free_ports(2)))
     services = stack.up(tmp_path, ports=ports, clickhouse=False)
     try:

@@ -136,7 +136,7 @@ def test_two_afpacket_collectors_share_an_interface(veth_ns, replay_pcap, tmp_pa
 
 
 def test_missing_interface_is_a_clean_error():
-    from tests.test_cli import run
+    from tests.pipeline import run
     for method in ("pcap", "afpacket"):
         res = run("collect", "--interface", "nosuchif0", "--method", method, "--dry-run")
         assert res.returncode == 1 and "netspectra collect" in res.stderr and "Traceback" not in res.stderr

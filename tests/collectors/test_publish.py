@@ -12,15 +12,9 @@ from collectors.decode.decoder import Decoder
 from collectors.publish import KafkaPublisher, partition_of
 from schemas.addresses import column_to_text
 from schemas.packet_batch import PacketBatch
+from tests.pipeline import create_topic
 
 PARTITIONS = 4
-
-
-def _create_topic(boot, name, partitions):
-    from confluent_kafka.admin import AdminClient, NewTopic
-    admin = AdminClient({"bootstrap.servers": boot})
-    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        f.result(15)
 
 
 def _consume(boot, topic, partitions, packets, timeout=60):
@@ -44,7 +38,7 @@ def _consume(boot, topic, partitions, packets, timeout=60):
 def test_publish_partitions_by_flow(local_stack, synth_pcap):
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
-    _create_topic(boot, "packets-test", PARTITIONS)
+    create_topic(boot, "packets-test", PARTITIONS)
     pub = KafkaPublisher(boot, "packets-test")
     assert pub.partitions == PARTITIONS
     dec = Decoder()
@@ -75,7 +69,7 @@ def test_publish_partitions_by_flow(local_stack, synth_pcap):
 
 def test_collect_command(local_stack, synth_pcap):
     import json
-    from tests.test_cli import run
+    from tests.pipeline import run
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
     res = run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", "collect-test", "--partitions", "3")
@@ -89,7 +83,7 @@ def test_collect_command(local_stack, synth_pcap):
 
 
 def test_collect_without_a_broker_is_a_clean_error(synth_pcap):
-    from tests.test_cli import run
+    from tests.pipeline import run
     from tests.conftest import _free_ports
     res = run("collect", "--pcap", str(synth_pcap), "--kafka", f"127.0.0.1:{_free_ports(1)[0]}", "--topic", "x",
               "--connect-timeout", "2")

@@ -14,6 +14,7 @@ from flows.sources import CaptureSource
 from sinks.bytewax_sinks import CallbackSink
 from sinks.chdb_store import ChdbStore, address_text
 from tests.conftest import ROOT, _free_ports, reference_windows, table_records
+from tests.pipeline import store_records
 
 WINDOW_S = 10
 
@@ -28,17 +29,6 @@ def in_process(synth_pcap):
     results = []
     run_main(build_flow(CaptureSource(str(synth_pcap)), WindowConfig(window_s=WINDOW_S), [CallbackSink(results.append)]))
     return results
-
-
-def store_records(store: str) -> dict:
-    rows = ChdbStore(store).rows(
-        f"SELECT toUnixTimestamp64Nano(window_start), {address_text('src')}, {address_text('dst')}, sport, dport, proto, vlan, "
-        "packets, bytes, toUnixTimestamp64Nano(first_seen), toUnixTimestamp64Nano(last_seen), tcp_flags "
-        "FROM netspectra.flows FINAL")
-    out: dict = {}
-    for w, s, d, sp, dp, p, v, pk, by, f, l, fl in rows:
-        out.setdefault(int(w), {})[(s, d, sp, dp, p, v)] = [int(pk), int(by), int(f), int(l), fl]
-    return out
 
 
 def test_testing_harness_equals_brute_force(in_process, reference):

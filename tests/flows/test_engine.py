@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 from collectors.publish import KafkaPublisher
-from tests.collectors.test_publish import _create_topic
 from tests.conftest import ROOT, reference_windows
-from tests.flows.test_dataflow import store_records
-
-WINDOW_S = 10
+from tests.pipeline import (WINDOW_S, clickhouse_records, clickhouse_totals, consume_raw, create_topic,
+                            run_engine_cluster, store_records, wait_all)
 
 
 def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     from confluent_kafka import Producer
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
-    _create_topic(boot, "engine-e2e", 4)
-    _create_topic(boot, "engine-dlq", 1)
+    create_topic(boot, "engine-e2e", 4)
+    create_topic(boot, "engine-dlq", 1)
     pub = KafkaPublisher(boot, "engine-e2e")
     dec = Decoder()
     for raw in CaptureFile(str(synth_pcap)).batches():
@@ -45,7 +42,7 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert store_records(store) == reference_windows(synth_pcap, WINDOW_S)
-    dead = _consume_raw(boot, "engine-dlq", 2)
+    dead = consume_raw(boot, "engine-dlq", 2)
     assert sorted(dead) == sorted([b"not a packet batch", b"NSPB\x01\x00truncated"])
 
 
@@ -64,57 +61,6 @@ def _message_at(boot, topic, partition, offset):
     raise AssertionError(f"no message at {topic}[{partition}]@{offset}")
 
 
-def _consume_raw(boot, topic, n, timeout=30):
-    import time
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": boot, "group.id": f"raw-{topic}", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out, deadline = [], time.monotonic() + timeout
-    while len(out) < n and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            out.append(m.value())
-    c.close()
-    return out
-
-
-def run_engine_cluster(boot: str, topic: str, ports: dict, extra=(), processes: int = 2,
-                       recovery: str | None = None) -> list[subprocess.Popen]:
-    """`netspectra engine` as a cluster of `processes` Bytewax processes, one worker each."""
-    from tests.conftest import _free_ports
-    addrs = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
-    out = []
-    for i in range(processes):
-        cmd = [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic,
-               "--window", str(WINDOW_S), "--workers", "1", "-i", str(i), "-a", addrs,
-               "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}",
-               "--dead-letter-topic", f"{topic}-dlq", *extra]
-        if recovery:
-            cmd += ["-r", recovery]
-        log = tempfile.TemporaryFile("w+")      # a file, not a pipe: a chatty engine must never block
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        proc.log = log
-        out.append(proc)
-    return out
-
-
-def engine_log(p: subprocess.Popen) -> str:
-    p.log.seek(0)
-    return p.log.read()[-3000:]
-
-
-def wait_all(procs, timeout=300) -> None:
-    """Wait for every process to exit cleanly; whichever still runs after a failure is killed."""
-    try:
-        for p in procs:
-            p.wait(timeout=timeout)
-            assert p.returncode == 0, engine_log(p)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-
-
 def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(local_stack, synth_pcap):
     """The acceptance run: `collect` replays a generated capture into 4 partitions, `engine` runs as
     2 processes; ClickHouse (server, native protocol) and Redis hold the exact packets, bytes and
@@ -123,7 +69,7 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
     import collections
     import json
     from schemas.credentials import redis_client
-    from tests.test_cli import run
+    from tests.pipeline import run
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", "engine-cluster"
     res = run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", topic, "--partitions", "4")
@@ -153,33 +99,12 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
     assert r.zcard(p + "hosts") == len({a for flows in ref.values() for k in flows for a in k[:2]})
 
 
-def clickhouse_totals(port: int, source: str) -> dict:
-    from schemas.credentials import clickhouse_client
-    rows = clickhouse_client(f"127.0.0.1:{port}").execute(
-        "SELECT toUInt64(window_start), packets, bytes, flows FROM netspectra.window_totals FINAL "
-        "WHERE source = %(s)s", {"s": source})
-    return {w * 10**9: (pk, by, fl) for w, pk, by, fl in rows}
-
-
-def clickhouse_records(port: int, source: str) -> dict:
-    """Flows of one source from the ClickHouse server (18.16 types: FixedString(16), UInt64 ns)."""
-    from schemas.credentials import clickhouse_client
-    from schemas.addresses import to_text
-    rows = clickhouse_client(f"127.0.0.1:{port}").execute(
-        "SELECT toUInt64(window_start), src, dst, sport, dport, proto, vlan, packets, bytes, first_seen, last_seen, "
-        "tcp_flags FROM netspectra.flows FINAL WHERE source = %(s)s", {"s": source})
-    out: dict = {}
-    for w, s, d, sp, dp, p, v, pk, by, f, l, fl in rows:
-        out.setdefault(w * 10**9, {})[(to_text(s), to_text(d), sp, dp, p, v)] = [pk, by, f, l, fl]
-    return out
-
-
 def test_engine_warns_when_workers_exceed_partitions(local_stack):
     import argparse
     from netspectra.engine import check_partitions
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
-    _create_topic(boot, "engine-narrow", 1)
+    create_topic(boot, "engine-narrow", 1)
     args = argparse.Namespace(kafka=boot, topic="engine-narrow", workers=2, addresses="a:1;b:2")
     assert "1 partitions for 4 workers" in check_partitions(args)
     args.workers, args.addresses = 1, None

@@ -27,114 +27,14 @@ import time
 import pytest
 
 from netspectra import stack
-from tests.collectors.test_publish import _create_topic
-from tests.conftest import ROOT, _free_ports, reference_windows
-from tests.flows.test_engine import WINDOW_S, _consume_raw, clickhouse_records, run_engine_cluster
+from tests.conftest import ROOT, _free_ports
 from tests.support import TcpForwarder, stop, wait_for
+from tests.pipeline import (ENGINE_OPTS, WINDOW_S, clickhouse_records, consume_raw, engine_log, finish_exact, make_topic,
+                            redis_windows, run_engine_cluster, start_stream, wait_until_consuming, windows_written)
 
 RUNS = range(int(os.environ.get("NETSPECTRA_STRESS_RUNS", "1")))
 LONG = os.environ.get("NETSPECTRA_STRESS_LONG") == "1"      # the 60 s outages (make stress)
 OUTAGES = [10, 60] if LONG else [10]
-RATE = 4_000           # packets/s the collector publishes: the 60k-packet capture takes ~15 s, so the faults
-                       # land mid-stream although the first window may take 4 s and stopping ClickHouse 2 s
-ENGINE_OPTS = ["--idle", "2", "--lateness", "1"]
-
-
-def start_collector(boot: str, topic: str, pcap, rate: float = RATE) -> subprocess.Popen:
-    pace = ["--rate", str(rate)] if rate else []
-    return subprocess.Popen([sys.executable, "-m", "netspectra.cli", "collect", "--pcap", str(pcap), "--kafka", boot,
-                             "--topic", topic, *pace],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def windows_written(port: int, topic: str) -> int:
-    from schemas.credentials import clickhouse_client
-    try:
-        return clickhouse_client(f"127.0.0.1:{port}").execute(
-            "SELECT count() FROM netspectra.window_totals FINAL WHERE source = %(s)s", {"s": topic})[0][0]
-    except Exception:        # table not created yet, or server stopped
-        return 0
-
-
-def redis_windows(port: int, topic: str) -> dict:
-    """{window start ns: (packets, bytes, flows)} as Redis holds it."""
-    from schemas.credentials import redis_client
-    r = redis_client(f"127.0.0.1:{port}", decode_responses=True)
-    out = {}
-    for ms in r.zrange(f"ns:{topic}:windows", 0, -1):
-        h = r.hgetall(f"ns:{topic}:window:{ms}")
-        if h:
-            out[int(ms) * 10**6] = (int(h["packets"]), int(h["bytes"]), int(h["flows"]))
-    return out
-
-
-def ref_totals(ref: dict) -> dict:
-    return {w: (sum(v[0] for v in f.values()), sum(v[1] for v in f.values()), len(f)) for w, f in ref.items()}
-
-
-def make_topic(boot: str, topic: str) -> None:
-    _create_topic(boot, topic, 4)
-    _create_topic(boot, f"{topic}-dlq", 1)
-
-
-def wait_until_consuming(boot: str, topic: str, partitions: int = 4) -> None:
-    """Block until every engine worker reads its partitions: one junk message per partition, each
-    of which the engine copies to the dead-letter topic. Starting the collector only then keeps
-    the faults mid-stream however slowly the engine processes start on a loaded machine."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": boot})
-    for part in range(partitions):
-        p.produce(topic, b"readiness probe, not a packet batch", partition=part)
-    assert p.flush(30) == 0
-    assert len(_consume_raw(boot, f"{topic}-dlq", partitions, timeout=120)) == partitions, "engine not consuming"
-
-
-def start_stream(boot: str, topic: str, ports: dict, started: list, pcap, opts=ENGINE_OPTS, processes: int = 2,
-                 recovery: str | None = None, rate: float = RATE, first_window: bool = True):
-    """Topic, engine cluster (consuming), then the collector publishing `pcap`; with `first_window`,
-    returns once the first window is in ClickHouse (a fault after that is mid-stream).
-    Returns (engines, collector, reference windows)."""
-    make_topic(boot, topic)
-    ref = reference_windows(pcap, WINDOW_S)
-    engines = run_engine_cluster(boot, topic, ports, opts, processes=processes, recovery=recovery)
-    started += engines
-    wait_until_consuming(boot, topic)
-    collector = start_collector(boot, topic, pcap, rate)
-    started.append(collector)
-    if first_window:
-        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= 1, 120, "the first window")
-    return engines, collector, ref
-
-
-@pytest.fixture
-def started():
-    """Processes a test starts; whatever still runs when it ends (a failed assertion included) is killed."""
-    procs: list[subprocess.Popen] = []
-    yield procs
-    stop(procs, signal.SIGKILL)
-
-
-def finish_exact(collector, engines, ports: dict, topic: str, ref: dict, timeout: float = 180,
-                 redis_lost=()) -> None:
-    """Wait for the collector, then until ClickHouse's flows and Redis's window totals equal the
-    reference (windows may be written more than once on the way); stop the engines. `redis_lost`:
-    windows Redis held only in memory when it was restarted (the local stack keeps no Redis data)."""
-    _, err = collector.communicate(timeout=300)
-    assert collector.returncode == 0, err[-2000:]
-    totals = ref_totals(ref)
-
-    def redis_exact() -> bool:
-        have = redis_windows(ports["redis"], topic)
-        return (all(have.get(w) == t for w, t in totals.items() if w not in redis_lost)
-                and all(totals.get(w) == t for w, t in have.items()))
-    try:
-        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= len(ref)
-                 and clickhouse_records(ports["clickhouse"], topic) == ref, timeout, "exact windows in ClickHouse",
-                 every=1.0)
-        wait_for(redis_exact, 60, "exact windows in Redis", every=0.5)
-    finally:
-        stop(engines)
-    assert clickhouse_records(ports["clickhouse"], topic) == ref
 
 
 @pytest.mark.parametrize("processes,after", [(2, 2), (1, 1), (2, 3)], ids=["2", "1", "2to3"])
@@ -156,7 +56,7 @@ def test_engine_killed_mid_stream_resumes_from_recovery_snapshots(local_stack, s
     finish_exact(collector, engines, ports, topic, ref)
     # Resumed from the snapshots, not replayed from the start: the readiness probes at offset 0
     # of each partition were dead-lettered once, before the kill, and not again.
-    assert len(_consume_raw(boot, f"{topic}-dlq", 8, timeout=3)) == 4
+    assert len(consume_raw(boot, f"{topic}-dlq", 8, timeout=3)) == 4
 
 
 @pytest.mark.parametrize("cut_s", OUTAGES)
@@ -253,7 +153,6 @@ def fill(directory) -> None:
 @pytest.mark.parametrize("run", RUNS)
 def test_recovery_disk_full_stops_the_engine_and_a_restart_resumes_exactly(local_stack, synth_pcap, small_disk,
                                                                          started, run):
-    from tests.flows.test_engine import engine_log
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"engine-diskfull-{run}"
     recovery = str(small_disk / "recovery")
@@ -263,7 +162,7 @@ def test_recovery_disk_full_stops_the_engine_and_a_restart_resumes_exactly(local
     wait_for(lambda: engines[0].poll() is not None, 60, "the engine to stop at its next snapshot")
     assert engines[0].returncode != 0 and "database or disk is full" in engine_log(engines[0])
     assert collector.poll() is None, "the disk filled too late to be mid-stream"
-    from tests.test_cli import run as cli
+    from tests.pipeline import run as cli
     refused = cli("engine", "--kafka", boot, "--topic", topic, "-r", recovery, "--clickhouse", "x:1")
     assert refused.returncode == 2 and "MB free" in refused.stderr     # fails fast, one line naming the fix
     (small_disk / "filler").unlink()
@@ -343,7 +242,6 @@ def test_collector_killed_on_a_live_interface_loses_only_what_it_never_published
     topic holds."""
     import numpy as np
 
-    from tests.conftest import ROOT
     ns, iface = capture_link
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", f"collector-kill-{run}"

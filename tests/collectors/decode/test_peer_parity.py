@@ -9,14 +9,11 @@ import csv
 import pytest
 
 from schemas.packet_batch import STATUS_NAMES
-from tests.conftest import (SHARED_NAMES, SHARED_PCAPS, decode_flows, pmacct_flows, shared_pcap,
+from tests.conftest import (PMACCT_UNREADABLE, SHARED_NAMES, SHARED_PCAPS, decode_flows, pmacct_flows, shared_pcap,
                             tshark_fields)
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 
-# pmacct reads a pcapng through libpcap, which refuses interfaces of different link types:
-# it reads nothing of the first file and only interface 0 of the second. NetSpectra reads all.
-PMACCT_UNREADABLE = {"ppp_many_interfaces-1.pcapng": None, "ppp_pcapng-example_2if_snaplen.pcapng": 0}
 
 
 @pytest.mark.parametrize("name", SHARED_NAMES)
