@@ -151,6 +151,26 @@ class QueryServicer(pb_grpc.QueryServicer):
                 yield to_message(cur, pb.LiveTopResponse)
             time.sleep(WATCH_POLL_S)
 
+    @rpc("read", m.ListAlertsRequest)
+    def ListAlerts(self, req, context):
+        return to_message(self.service.list_alerts(req), pb.ListAlertsResponse)
+
+    @rpc("read", m.WatchAlertsRequest)
+    def WatchAlerts(self, req, context):
+        """The firing alerts, then each change as the engine writes it, until the client goes."""
+        req = req.model_copy(update={"source": self.service.live_source(m.LiveTopRequest(source=req.source))})
+        return self._watch_alerts(req, context)
+
+    def _watch_alerts(self, req, context):
+        try:
+            for change in self.service.watch_alerts(req, alive=context.is_active):
+                if change is not None:
+                    yield to_message(change, pb.AlertChange)
+        except Exception:                     # noqa: BLE001 - Redis away: the stream ends with a status
+            if context.is_active():
+                log.exception("WatchAlerts failed")
+                context.abort(grpc.StatusCode.UNAVAILABLE, "alert changes unavailable (logged on the server)")
+
     @rpc("read")
     def Health(self, req, context):
         return to_message(self.service.health(), pb.HealthResponse)

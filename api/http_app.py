@@ -11,10 +11,11 @@ the limit or too slow (api/guard.py: decided before the body is read), 500 "inte
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -74,6 +75,7 @@ class GrafanaQuery(BaseModel):
 
 
 GRAFANA_MAX_ROWS = 1000
+MAX_STREAMS = 16         # concurrent alert streams (SSE); Starlette runs each in a pool thread
 GRAFANA_METRICS = ["bytes", "packets", "flows", "top_talkers", "top_flows", "top_ports", "spreaders"]
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
           500: {"model": Problem}}
@@ -99,6 +101,7 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
         return Depends(check)
 
     read, admin = role("read"), role("admin")
+    streams = threading.BoundedSemaphore(MAX_STREAMS)      # each open stream holds a server thread
     app.add_middleware(BodyGuard, role_of=config.role_of, max_body_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s)
 
@@ -136,6 +139,57 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     @app.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
     def spreaders(req: m.QuerySpreadersRequest):
         return call(service.spreaders, req)
+
+    @app.get("/v1/alerts", response_model=m.ListAlertsResponse, responses=ERRORS, dependencies=[read])
+    def list_alerts(start_ms: int | None = None, end_ms: int | None = None, state: list[str] = Query([]),
+                    severity: list[str] = Query([]), rule: list[str] = Query([]), address: str = "",
+                    source: str = "", limit: int = 0):
+        """Alerts active at some time in [start_ms, end_ms) (default: the last 24 hours), newest first."""
+        import time
+        end = end_ms if end_ms is not None else int(time.time() * 1000) + 1
+        start = start_ms if start_ms is not None else max(end - 86_400_000, 0)
+        try:
+            req = m.ListAlertsRequest(range=m.TimeRange(start_ms=start, end_ms=end), state=state, severity=severity,
+                                      rule=rule, address=address, source=source, limit=limit)
+        except ValidationError as e:
+            raise ApiError(400, "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'query'}: {err['msg']}"
+                                          for err in e.errors())) from None
+        return call(service.list_alerts, req)
+
+    @app.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+                                                             "description": "Server-Sent Events: one `alert` event "
+                                                             "per change (data: AlertChange JSON, id: its cursor)"}},
+             dependencies=[read])
+    def watch_alerts(request: Request, source: str = ""):
+        """The firing alerts, then every change as the engine makes it (Server-Sent Events). A
+        reconnecting client sends Last-Event-ID and continues after it."""
+        from fastapi.responses import StreamingResponse
+        try:
+            req = m.WatchAlertsRequest(source=source)
+        except ValidationError as e:
+            raise ApiError(400, str(e.errors()[0]["msg"])) from None
+        call(service.live_source, m.LiveTopRequest(source=source))       # 400/404 now, not mid-stream
+        if not streams.acquire(blocking=False):
+            raise ApiError(409, f"{MAX_STREAMS} alert streams are open; try again later")
+        after = request.headers.get("last-event-id", "")
+        state = {"open": True}
+
+        def events():
+            try:
+                for change in service.watch_alerts(req, after=after, alive=lambda: state["open"]):
+                    if change is None:
+                        yield ": keep-alive\n\n"
+                    else:
+                        yield f"event: alert\nid: {change.cursor}\ndata: {change.model_dump_json()}\n\n"
+            except Exception:                   # noqa: BLE001 - Redis away: end the stream; the client reconnects
+                log.exception("alert stream failed")
+                yield "event: error\ndata: {\"error\": \"alert changes unavailable\"}\n\n"
+            finally:
+                state["open"] = False
+                streams.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
     def live_top(request: Request, source: str = "", limit: int = 10):

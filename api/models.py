@@ -244,5 +244,73 @@ class IngestCaptureResponse(_Model):
     corrupt: bool = False        # an impossible record header stopped the read early
 
 
+AlertState = Literal["firing", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class ListAlertsRequest(_Model):
+    """Alerts active at some time in the range (first seen before its end, last seen after its start)."""
+    range: TimeRange
+    state: list[AlertState] = Field(default_factory=list, max_length=2, description="empty = any")
+    severity: list[Severity] = Field(default_factory=list, max_length=3, description="empty = any")
+    rule: list[str] = Field(default_factory=list, max_length=256)
+    address: str = Field(default="", max_length=64, description="an address the alert is about (its src or dst)")
+    source: str = Field(default="", max_length=4096)
+    limit: int = _limit()
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not v:
+            return v
+        net = network(v)
+        if net.num_addresses != 1:
+            raise ValueError(f"a single address, not a network: {v!r}")
+        return str(net.network_address)
+
+
+class AlertItem(_Model):
+    id: str
+    source: str
+    rule: str
+    detector: str
+    severity: str
+    state: str
+    entity: dict[str, str]
+    value: float
+    threshold: float
+    first_seen_ms: int
+    last_seen_ms: int
+    resolved_at_ms: int = 0
+    windows: int
+    evidence_json: str = Field(description="what the alert is based on: top ports, sources, counts (JSON)")
+
+
+class ListAlertsResponse(_Model):
+    alerts: list[AlertItem]
+
+
+class WatchAlertsRequest(_Model):
+    source: str = Field(default="", max_length=4096)
+
+
+class AlertChange(_Model):
+    """One change of an alert as the engine made it: `firing`, `update` or `resolved` (the
+    current ones are sent first as `firing`)."""
+    change: Literal["firing", "update", "resolved"]
+    alert: AlertItem
+    cursor: str = Field(description="position in the change stream (SSE id; resume after it)")
+
+
+def alert_item(a: dict, source: str) -> AlertItem:
+    """An alert as the engine writes it to Redis (flows/alerts.py Alert.to_dict) -> AlertItem."""
+    import json
+    return AlertItem(id=a["id"], source=source, rule=a["rule"], detector=a["detector"], severity=a["severity"],
+                     state=a["state"], entity={k: str(v) for k, v in a["entity"].items()}, value=float(a["value"]),
+                     threshold=float(a["threshold"]), first_seen_ms=a["first_seen"] // 10**6,
+                     last_seen_ms=a["last_seen"] // 10**6, resolved_at_ms=a.get("resolved_at", 0) // 10**6,
+                     windows=a["windows"], evidence_json=json.dumps(a.get("evidence", {}), sort_keys=True))
+
+
 def limit_of(n: int) -> int:
     return n or DEFAULT_LIMIT

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from api import models as m
-from schemas.addresses import V4_PREFIX, to_text
+from schemas.addresses import V4_PREFIX, from_text, to_text
 from schemas.clickhouse import DATABASE, FLOW_KEY_HASH
 
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
@@ -49,7 +49,19 @@ class Dialect:
         return f"IPv6NumToString({col})" if self.legacy else f"toString({col})"
 
     def window_ms(self) -> str:
-        return "toUInt64(window_start) * 1000" if self.legacy else "toUnixTimestamp64Milli(window_start)"
+        return self.ms("window_start")
+
+    def ms(self, col: str) -> str:
+        """A DateTime64(3) column (DateTime in 18.16) as epoch ms."""
+        return f"toUInt64({col}) * 1000" if self.legacy else f"toUnixTimestamp64Milli({col})"
+
+    def time_param(self, ms: int, params: dict, name: str, up: bool) -> str:
+        """A time parameter comparable with such a column (18.16: whole seconds, rounded up or down)."""
+        if self.legacy:
+            params[name] = -(-ms // 1000) if up else ms // 1000
+            return f"toDateTime({{{name}:UInt32}}, 'UTC')"
+        params[name] = ms
+        return f"fromUnixTimestamp64Milli({{{name}:Int64}}, 'UTC')"
 
     def ns(self, col: str) -> str:
         return col if self.legacy else f"toUnixTimestamp64Nano({col})"
@@ -274,3 +286,33 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect) -> list[tuple[str, str, 
 def spreader_rows(rows: list[tuple]) -> list[m.Spreader]:
     return [m.Spreader(addr=address(a), distinct=float(n), lower_bound=float(lo), upper_bound=float(hi))
             for a, n, lo, hi in rows]
+
+
+def list_alerts(req: m.ListAlertsRequest, d: Dialect) -> tuple[str, dict]:
+    """Alerts active in the range: first seen (window_start, their first window) before its end,
+    last seen after its start."""
+    q = Sql(d)
+    q.where.append(f"window_start < {d.time_param(req.range.end_ms, q.params, 't1', up=True)}")
+    q.where.append(f"last_seen >= {d.time_param(req.range.start_ms, q.params, 't0', up=False)}")
+    if req.source:
+        q.equals("source", req.source, "String")
+    for col, values in (("state", req.state), ("severity", req.severity), ("rule", req.rule)):
+        if values:          # one parameter each: chDB does not bind a list of strings as Array(String)
+            q.where.append(f"{col} IN ({', '.join(q.param(v, 'String') for v in sorted(set(values)))})")
+    if req.address:
+        a = q.param(to_text(from_text(req.address)), "String")      # as the engine writes it
+        q.where.append(f"(src = {a} OR dst = {a})")
+    sql = (f"SELECT id, source, rule, detector, severity, state, entity, value, threshold, {d.window_ms()}, "
+           f"{d.ms('last_seen')}, {d.ms('resolved_at')}, windows, evidence FROM {DATABASE}.alerts FINAL "
+           f"WHERE {q.where_sql()} ORDER BY window_start DESC, id LIMIT {m.limit_of(req.limit)}")
+    return sql, q.params
+
+
+def alert_rows(rows: list[tuple]) -> m.ListAlertsResponse:
+    import json
+    return m.ListAlertsResponse(alerts=[
+        m.AlertItem(id=i, source=src, rule=r, detector=det, severity=sev, state=st,
+                    entity={k: str(v) for k, v in json.loads(ent).items()}, value=float(v), threshold=float(th),
+                    first_seen_ms=int(f), last_seen_ms=int(la), resolved_at_ms=int(res), windows=int(w),
+                    evidence_json=ev)
+        for i, src, r, det, sev, st, ent, v, th, f, la, res, w, ev in rows])

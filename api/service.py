@@ -115,6 +115,35 @@ class QueryService:
             talkers=[m.Ranked(key=k, value=v) for k, v in talkers],
             flows_top=[m.Ranked(key=k, value=v) for k, v in flows], active_hosts=int(latest.get("hosts", 0)))
 
+    # ---- alerts (the engine's alerts table; live changes from Redis) ---------------------------
+    def list_alerts(self, req: m.ListAlertsRequest) -> m.ListAlertsResponse:
+        return self._cached(req, lambda: q.alert_rows(self.backend.rows(*q.list_alerts(req, self.dialect))))
+
+    def watch_alerts(self, req: m.WatchAlertsRequest, after: str = "", alive=lambda: True, block_ms: int = 1000):
+        """The source's firing alerts (unless resuming `after` a cursor), then every change as the
+        engine writes it (Redis stream), until `alive()` turns false. Yields AlertChange, or None
+        every `block_ms` without news (a transport's chance to send a keep-alive)."""
+        import json
+        source = self.live_source(m.LiveTopRequest(source=req.source))
+        p = prefix(source)
+        stream = f"{p}alerts:events"
+        if not after:
+            last = self.redis.xrevrange(stream, count=1)         # the cursor before the snapshot below
+            after = last[0][0] if last else "0-0"
+            firing = [json.loads(v) for v in self.redis.hgetall(f"{p}alerts").values()]
+            for a in sorted((a for a in firing if a["state"] == "firing"), key=lambda a: (a["first_seen"], a["id"])):
+                yield m.AlertChange(change="firing", alert=m.alert_item(a, source), cursor=after)
+        while alive():
+            got = self.redis.xread({stream: after}, count=100, block=block_ms)
+            if not got:
+                yield None
+                continue
+            for entry_id, fields in got[0][1]:
+                after = entry_id
+                a = json.loads(fields["alert"])
+                change = "resolved" if a["state"] == "resolved" else ("firing" if a["version"] == 1 else "update")
+                yield m.AlertChange(change=change, alert=m.alert_item(a, source), cursor=entry_id)
+
     def redis_ok(self) -> bool:
         if self.redis is None:
             return False

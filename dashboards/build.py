@@ -58,6 +58,13 @@ PANELS = [
      f"SELECT $__timeInterval(window_start) AS time, name, sum(packets) AS packets "
      f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "
      f"AND name NOT IN ('frames', 'ok', 'ip_packets') GROUP BY time, name ORDER BY time"),
+    # Alerts active in the time range (first seen before its end, last seen after its start), newest first
+    ("Alerts", "table",
+     "SELECT window_start AS first_seen, last_seen, severity, rule, state, entity, value, threshold "
+     "FROM netspectra.alerts FINAL WHERE window_start <= $__toTime AND last_seen >= $__fromTime "
+     "AND ('${source}' = '' OR source = '${source}') "
+     "AND ('${address}' = '' OR src = '${address}' OR dst = '${address}') "
+     "ORDER BY first_seen DESC, id LIMIT 100"),
     ("Pipeline lag (s): window end to written", "timeseries",
      f"SELECT $__timeInterval(window_start) AS time, "
      f"max(toFloat64(inserted_at) - (toFloat64(window_start) + window_seconds)) AS lag_s "

@@ -355,3 +355,82 @@ class IngestCaptureResponse(_message.Message):
     truncated: bool
     corrupt: bool
     def __init__(self, source: _Optional[str] = ..., windows: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., seconds: _Optional[float] = ..., truncated: _Optional[bool] = ..., corrupt: _Optional[bool] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("range", "state", "severity", "rule", "address", "source", "limit")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    state: _containers.RepeatedScalarFieldContainer[str]
+    severity: _containers.RepeatedScalarFieldContainer[str]
+    rule: _containers.RepeatedScalarFieldContainer[str]
+    address: str
+    source: str
+    limit: int
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., state: _Optional[_Iterable[str]] = ..., severity: _Optional[_Iterable[str]] = ..., rule: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., source: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("id", "source", "rule", "detector", "severity", "state", "entity", "value", "threshold", "first_seen_ms", "last_seen_ms", "resolved_at_ms", "windows", "evidence_json")
+    class EntityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    source: str
+    rule: str
+    detector: str
+    severity: str
+    state: str
+    entity: _containers.ScalarMap[str, str]
+    value: float
+    threshold: float
+    first_seen_ms: int
+    last_seen_ms: int
+    resolved_at_ms: int
+    windows: int
+    evidence_json: str
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., rule: _Optional[str] = ..., detector: _Optional[str] = ..., severity: _Optional[str] = ..., state: _Optional[str] = ..., entity: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., first_seen_ms: _Optional[int] = ..., last_seen_ms: _Optional[int] = ..., resolved_at_ms: _Optional[int] = ..., windows: _Optional[int] = ..., evidence_json: _Optional[str] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+
+class WatchAlertsRequest(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    def __init__(self, source: _Optional[str] = ...) -> None: ...
+
+class AlertChange(_message.Message):
+    __slots__ = ("change", "alert", "cursor")
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    change: str
+    alert: Alert
+    cursor: str
+    def __init__(self, change: _Optional[str] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,16 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.LiveTopRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.LiveTopResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/netspectra.v1.Query/ListAlerts',
+                request_serializer=schemas_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/netspectra.v1.Query/WatchAlerts',
+                request_serializer=schemas_dot_v1_dot_query__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.AlertChange.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/netspectra.v1.Query/Health',
                 request_serializer=schemas_dot_v1_dot_query__pb2.HealthRequest.SerializeToString,
@@ -120,6 +130,19 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAlerts(self, request, context):
+        """The firing alerts, then every change as the engine makes it, until the client goes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Health(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -172,6 +195,16 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.WatchLive,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.LiveTopRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.LiveTopResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.ListAlertsRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.AlertChange.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -351,6 +384,60 @@ class Query:
             '/netspectra.v1.Query/WatchLive',
             schemas_dot_v1_dot_query__pb2.LiveTopRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.LiveTopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/ListAlerts',
+            schemas_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/netspectra.v1.Query/WatchAlerts',
+            schemas_dot_v1_dot_query__pb2.WatchAlertsRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.AlertChange.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.api.conftest import by_entity, totals
+from flows.alerts import Alert
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "dashboards"))
@@ -17,9 +18,10 @@ import build  # noqa: E402
 
 
 def expand(sql: str, t0: int, t1: int, variables: dict) -> str:
-    """The plugin's macros: $__timeFilter(c) and $__timeInterval(c) (here a 10 s interval)."""
+    """The plugin's macros: $__timeFilter(c), $__timeInterval(c) (here a 10 s interval), $__fromTime, $__toTime."""
     sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({t0}) AND \1 <= toDateTime({t1})", sql)
     sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(toDateTime(\1), INTERVAL 10 second)", sql)
+    sql = sql.replace("$__fromTime", f"toDateTime({t0})").replace("$__toTime", f"toDateTime({t1})")
     for k, v in variables.items():
         sql = sql.replace("${" + k + "}", v)
     assert "$" not in sql, sql
@@ -32,7 +34,12 @@ def store(api_results, tmp_path_factory):
     results, ref = api_results
     s = ChdbStore(str(tmp_path_factory.mktemp("dash")))
     s.write(results, "cap", 100)
+    s.write_alerts([ALERT], "cap")
     return s, ref
+
+
+ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.10.10"}, 5000, 1000,
+              1_700_000_060 * 10**9, 1_700_000_120 * 10**9, 1_700_000_000 * 10**9, 1_700_000_120 * 10**9, "firing", 2)
 
 
 def test_dashboard_file_is_current():
@@ -80,3 +87,9 @@ def test_every_sql_runs_and_the_exact_panels_are_exact(store, filtered):
     assert s.rows(expand(panels["Super-spreaders (distinct destinations, largest window)"], t0, t1, variables))
     other = {**variables, "source": "another-source"}
     assert s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, other)) == []
+    alerts = s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": ""}))
+    assert [(r[2], r[3], r[4], r[6]) for r in alerts] == [("critical", "syn_flood", "firing", 5000)]
+    assert s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": "10.10.10.10"})) == alerts
+    assert s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": "10.10.10.11"})) == []
+    assert s.rows(expand(panels["Alerts"], t0, 1_700_000_000 - 1, variables)) == []      # it starts after the range
+    assert s.rows(expand(panels["Alerts"], t0, t1, other)) == []
