@@ -46,4 +46,11 @@ def test_server_away_then_back(local_stack):
         stack.up(d, ports=ports)          # in this thread: a failed restart fails the test here
     writer.join(120)
     assert not writer.is_alive(), "the write did not finish once the server was back"
-    assert _totals(ports["clickhouse"], "outage") == (5, 5, 500)
+    got = _totals(ports["clickhouse"], "outage")
+    if got != (5, 5, 500):      # seen once in ~60 runs, not reproduced since: keep what explains it
+        log = (d / "clickhouse.log").read_text().splitlines()
+        windows = clickhouse_client(f"127.0.0.1:{ports['clickhouse']}").execute(
+            "SELECT toUInt64(window_start), count(), sum(packets) FROM netspectra.flows WHERE source = 'outage' "
+            "GROUP BY window_start")
+        raise AssertionError(f"totals {got} after {ch.retries} retries; rows by window {windows}; "
+                             f"server log:\n" + "\n".join(log[-60:]))
