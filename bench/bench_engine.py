@@ -12,6 +12,7 @@ the live engine runs them, and each is timed alone:
   merge       per-window merge of the shards' partials
   sink_rows   result rows for ClickHouse (client-side encoding, numpy mode; no I/O)
   redis_rows  the Redis pipeline of a window (encoded, not sent)
+  detect      the built-in detectors over each closed window, and the alert lifecycle
 
 Printed per stage: µs per packet and per distinct flow (flow-windows). Then the per-window fixed
 cost (a capture of 200 one-second windows of ~100 packets each: total time / windows), import
@@ -104,7 +105,14 @@ def stages(path: str, window_s: float) -> dict:
     fw.make_partial = make_partial
     tm.s["shard"] -= tm.s.get("close", 0.0)
     flows = sum(len(r.flows) for r in results)
-    for r in results:
+    from flows.alerts import AlertBook
+    from flows.detect import detect
+    from flows.rules import load_rules
+    rules = load_rules(None)
+    book = AlertBook(rules, window_s)
+    for r in sorted(results, key=lambda r: r.start):
+        wf = tm("detect", detect, r, rules.rules, window_s)
+        tm("detect", book.observe, wf)
         tables = tm("sink_rows", results_tables, [r], "bench", cfg.top_n)
         tm("sink_rows", lambda: {t: _values(c, column_types(t, True)) for t, c in tables.items()})
         tm("redis_rows", redis.window_values, r, 0.0, 0.0)

@@ -61,7 +61,7 @@ def peak_rss_mb(pid: int) -> float:
 ENGINE_PROCESSES, ENGINE_WORKERS = 1, 2      # one machine: one process, two worker threads (see docs/live.md)
 
 
-def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str) -> list[subprocess.Popen]:
+def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str, extra=()) -> list[subprocess.Popen]:
     n = ENGINE_PROCESSES
     addrs = ";".join(f"127.0.0.1:{p}" for p in stack.free_ports(n))
     procs = []
@@ -71,7 +71,7 @@ def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str
             [sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic, "--window", str(window),
              "--lateness", str(LATENESS_S), "--idle", str(IDLE_S), "-w", str(ENGINE_WORKERS), "-i", str(i), "-a", addrs,
              "--clickhouse", f"127.0.0.1:{ports['clickhouse']}", "--redis", f"127.0.0.1:{ports['redis']}",
-             "--dead-letter-topic", f"{topic}-dlq"],
+             "--dead-letter-topic", f"{topic}-dlq", *extra],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     return procs
 

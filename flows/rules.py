@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SEVERITIES = ("info", "warning", "critical")
@@ -113,7 +113,8 @@ class Rule:
         return self.scaled(self.threshold, window_s) if self.spec.rate else self.threshold
 
     def describe(self) -> dict:
-        out = {"name": self.name, "detector": self.detector, "threshold": self.threshold, "unit": self.spec.unit,
+        out = {"name": self.name, "detector": self.detector, "what": self.spec.doc, "threshold": self.threshold,
+               "unit": self.spec.unit,
                "severity": self.severity, "for": self.for_windows, "resolve_after": self.resolve_after,
                "cooldown": self.cooldown_s, "params": {**self.spec.params, **self.params}}
         if not self.filter.empty:
@@ -295,7 +296,3 @@ def _filter(raw, at: str, errors: list[str]) -> Filter:
         else:
             errors.append(f"{at}: unknown key {k!r} (expected src, dst, ports, protocol, vlan)")
     return Filter(**out)
-
-
-def with_threshold(rule: Rule, threshold: float) -> Rule:
-    return replace(rule, threshold=threshold)

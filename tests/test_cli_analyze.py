@@ -72,8 +72,8 @@ def test_analyze_report_export_store_and_sql(synth_pcap, tmp_path):
         header = next(csv.reader(f))
     assert header == ["window_start", "src", "dst", "sport", "dport", "proto", "vlan", "packets", "bytes",
                       "first_seen", "last_seen", "tcp_flags"]
-    assert {p.name for p in export.iterdir()} == {"flows.csv", "window_totals.csv", "window_counters.csv",
-                                                 "heavy_hitters.csv", "spreaders.csv"}
+    from schemas.clickhouse import TABLES
+    assert {p.name for p in export.iterdir()} == {f"{t}.csv" for t in TABLES}      # alerts.csv among them
     ref = reference_windows(synth_pcap, 0)[0]
     pk, by = export_flows(export / "flows.csv")
     assert pk == collections.Counter({k: v[0] for k, v in ref.items()})
@@ -87,6 +87,12 @@ def test_analyze_report_export_store_and_sql(synth_pcap, tmp_path):
     assert q.stdout.split() == [str(sum(pk.values())), str(len(pk))]
     q = run("sql", "--store", str(store), "--format", "TSV", "SELECT count() FROM netspectra.window_totals FINAL")
     assert q.stdout.split() == ["1"]
+    # the alerts too: the planted scanners, spreaders and flood, once each however often analysed
+    with open(export / "alerts.csv") as f:
+        exported = sorted((r["rule"], r["entity"]) for r in csv.DictReader(f))
+    assert [r for r, _ in exported] == ["host_scan", "host_scan", "port_scan", "syn_flood"]
+    q = run("sql", "--store", str(store), "--format", "TSV", "SELECT rule, entity FROM netspectra.alerts FINAL ORDER BY rule, entity")
+    assert [tuple(line.split("\t")) for line in q.stdout.strip().splitlines()] == exported
 
 
 def test_sql_errors_are_clean(tmp_path):

@@ -1,7 +1,8 @@
 """Alerts from the live engine: collect -> Kafka -> engine -> webhook receiver, Alertmanager and
 an SMTP server, with the engine SIGKILLed after its first alert and resumed from its recovery
-snapshots. Every planted attack is delivered once per firing by each notifier, nothing benign
-alerts, and the alerts land in ClickHouse and Redis."""
+snapshots, and the webhook receiver down for the first 10 s. Every planted attack is delivered
+once per firing by each notifier, nothing benign alerts, and the alerts land in ClickHouse and
+Redis."""
 from __future__ import annotations
 
 import collections
@@ -37,8 +38,8 @@ def test_live_alerts_delivered_once_through_a_kill_and_resume(local_stack, attac
     planted = {_key(a["detector"], a["entity"]) for a in truth["attacks"]}
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", "engine-alerts"
-    hook = HookReceiver()
-    am = Alertmanager(tmp_path, hook)
+    hook, am_hook = HookReceiver(), HookReceiver()     # ours, and Alertmanager's receiver
+    am = Alertmanager(tmp_path, am_hook)
     smtp = SmtpServer()
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"notifiers:\n  smtp: {{host: 127.0.0.1, port: {smtp.port}, from: ns@example.org, "
@@ -53,26 +54,32 @@ def test_live_alerts_delivered_once_through_a_kill_and_resume(local_stack, attac
         engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
         started += engines
         wait_until_consuming(boot, topic)
+        hook.down()                              # the webhook receiver is away for the first 10 s
         collector = start_collector(boot, topic, pcap)
         started.append(collector)
+        down_since = time.monotonic()
         webhook = lambda: [p[2] for p in hook.posts if p[0] == "/hook"]
-        wait_for(lambda: webhook(), 120, "the first alert at the webhook")
+        wait_for(lambda: smtp.messages, 120, "the first alert by mail")
         stop(engines, signal.SIGKILL)            # mid-stream, alerts already delivered
         assert collector.poll() is None, "the kill came too late to be mid-stream"
         engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
         started += engines
+        time.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
+        assert webhook() == []
+        hook.up()
         finish_exact(collector, engines, ports, topic, ref)
+        wait_for(lambda: len({b["alert"]["id"] for b in webhook()}) >= len(planted), 60, "the webhook deliveries")
 
         # every notifier: each planted attack once, as firing, and nothing else that looks like an attack
         fired = collections.Counter(_key(b["alert"]["detector"], b["alert"]["entity"]) for b in webhook()
                                     if b["change"] == "firing" and b["alert"]["detector"] in SCAN_OR_FLOOD)
         assert set(fired) == planted and set(fired.values()) == {1}, fired
         wait_for(lambda: len([m for m in smtp.messages if "firing" in m["Subject"]]) >= len(planted), 30, "the mails")
-        wait_for(lambda: len(_am_firing(hook)) >= len(planted), 60, "Alertmanager's notifications")
+        wait_for(lambda: len(_am_firing(am_hook)) >= len(planted), 60, "Alertmanager's notifications")
         time.sleep(2)                            # anything duplicated would have arrived by now
         mails = collections.Counter(m["Subject"] for m in smtp.messages if "firing" in m["Subject"])
         assert len(mails) == len(planted) and set(mails.values()) == {1}, mails
-        am_fired = collections.Counter(_am_firing(hook))
+        am_fired = collections.Counter(_am_firing(am_hook))
         assert len(am_fired) >= len(planted) and set(am_fired.values()) == {1}, am_fired
         assert {_key(a["labels"]["detector"], {k: a["labels"][k] for k in ("src", "dst", "port", "proto")
                                                 if k in a["labels"]}) for a in am.alerts()} >= planted
@@ -91,6 +98,7 @@ def test_live_alerts_delivered_once_through_a_kill_and_resume(local_stack, attac
         smtp.stop()
         am.stop()
         hook.down()
+        am_hook.down()
 
 
 def _am_firing(hook) -> list[str]:
