@@ -74,7 +74,7 @@ def detect(res, rules, window_s: float) -> WindowFindings:
     out = WindowFindings(res.start, res.length_ns, end, [], {}, res.counters.get("capped_flow_records", 0))
     if not len(t):
         return out
-    cols = _Columns(t)
+    cols = _Columns(t, res.heavy)
     for rule in rules:
         rows = cols.filtered(rule.filter)
         fn = _DETECTORS[rule.detector]
@@ -88,8 +88,9 @@ def detect(res, rules, window_s: float) -> WindowFindings:
 class _Columns:
     """The flow table's columns a detector needs, decoded once per window."""
 
-    def __init__(self, t: FlowTable):
+    def __init__(self, t: FlowTable, heavy=None):
         self.t = t
+        self.heavy = heavy          # the window's frequent-items sketches: lower bounds prune exact work
         self.proto = t.proto
         self.sport = t.sport
         self.dport = t.dport
@@ -149,6 +150,24 @@ def _groups(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return group_ids(mix(*cols), cols)
 
 
+def could_reach(group_cols: list[np.ndarray], need: float, weights: np.ndarray | None = None,
+                also: float = 0) -> np.ndarray:
+    """Rows whose group may reach `need` (rows, or the sum of `weights`), and `also` rows: those
+    in a hash bucket whose totals reach them. A bucket's total bounds each of its groups', so no
+    group that reaches `need` is lost; in a flood of one-packet flows this drops nearly every row
+    before the exact group-bys, for one hashing pass and a bincount."""
+    n = len(group_cols[0])
+    if n == 0 or (need <= 1 and also <= 1):
+        return np.ones(n, bool)
+    buckets = 1 << max(10, int(n - 1).bit_length())          # about one row per bucket
+    b = (mix(*group_cols) & np.uint64(buckets - 1)).astype(np.int64)
+    total = np.bincount(b, weights=None if weights is None else weights.astype(np.float64), minlength=buckets)
+    keep = total[b] >= need
+    if also > 1:
+        keep &= np.bincount(b, minlength=buckets)[b] >= also
+    return keep
+
+
 def distinct_per_group(group_cols: list[np.ndarray], value_cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For rows grouped by group_cols: (group id per row, first row per group, distinct values of
     value_cols per group). Exact: two hash group-bys."""
@@ -183,23 +202,24 @@ def _addr(words_row: np.ndarray) -> str:
     return to_text(words_to_addr(words_row.reshape(1, 2)).tobytes())
 
 
-def _top_values(values: np.ndarray, weights: np.ndarray, n: int = EVIDENCE_ROWS) -> list[tuple[int, int]]:
-    """The n values with the most weight: [(value, weight)], most first."""
-    if not len(values):
+def _top_values(ports: np.ndarray, weights: np.ndarray, n: int = EVIDENCE_ROWS) -> list[tuple[int, int]]:
+    """The n ports with the most weight: [(port, weight)], most first (ties: lower port first)."""
+    if not len(ports):
         return []
-    u, inv = np.unique(values, return_inverse=True)
-    w = np.bincount(inv, weights=weights.astype(np.float64), minlength=len(u))
-    top = np.lexsort((u, -w))[:n]
-    return [(int(u[i]), int(w[i])) for i in top]
+    w = np.bincount(ports.astype(np.int64), weights=weights.astype(np.float64), minlength=65536)
+    top = np.flatnonzero(w)
+    top = top[np.lexsort((top, -w[top]))[:n]]
+    return [(int(p), int(w[p])) for p in top]
 
 
 def _port_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
     rows = _rows(c.attempts, filt)
+    limit = rule.limit(window_s)
+    rows = rows[could_reach(_w(c.src[rows]) + _w(c.dst[rows]), limit)]       # a port needs a row
     if not len(rows):
         return []
     src, dst = c.src[rows], c.dst[rows]
     gid, grep, ports = distinct_per_group(_w(src) + _w(dst), [c.dport[rows].astype(np.uint64)])
-    limit = rule.limit(window_s)
     out = []
     members = _Members(gid, len(grep))
     for g in _over(ports, ports >= limit):
@@ -214,11 +234,12 @@ def _port_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
 
 def _host_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
     rows = _rows(c.attempts, filt)
+    limit = rule.limit(window_s)
+    rows = rows[could_reach(_w(c.src[rows]), limit)]
     if not len(rows):
         return []
     src, dst = c.src[rows], c.dst[rows]
     gid, grep, hosts = distinct_per_group(_w(src), _w(dst))
-    limit = rule.limit(window_s)
     out = []
     members = _Members(gid, len(grep))
     for g in _over(hosts, hosts >= limit):
@@ -231,13 +252,14 @@ def _host_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
 
 def _syn_flood(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
     rows = _rows(c.attempts, filt)
+    limit = rule.limit(window_s)
+    rows = rows[could_reach(_w(c.dst[rows]), limit, c.packets[rows], also=rule.param("min_sources"))]
     if not len(rows):
         return []
     dst = c.dst[rows]
     pk = c.packets[rows]
     gid, grep, sources = distinct_per_group(_w(dst), _w(c.src[rows]))
     syns = np.bincount(gid, weights=pk.astype(np.float64), minlength=len(grep))
-    limit = rule.limit(window_s)
     out = []
     members = _Members(gid, len(grep))
     for g in _over(syns, (syns >= limit) & (sources >= rule.param("min_sources"))):
@@ -252,6 +274,8 @@ def _udp_reflection(c: _Columns, filt, rule: Rule, window_s: float) -> list[Find
     ports = np.array(rule.param("ports"), np.uint16)
     udp = c.proto == UDP
     rows = _rows(udp & np.isin(c.sport, ports), filt)
+    limit = rule.limit(window_s)
+    rows = rows[could_reach(_w(c.dst[rows]) + [c.sport[rows].astype(np.uint64)], limit)]
     if not len(rows):
         return []
     # unsolicited: the destination sent no request to that reflector's port in this window
@@ -265,7 +289,6 @@ def _udp_reflection(c: _Columns, filt, rule: Rule, window_s: float) -> list[Find
     gid, grep, sources = distinct_per_group(_w(dst) + [sport.astype(np.uint64)], _w(c.src[rows]))
     by = np.bincount(gid, weights=c.bytes[rows].astype(np.float64), minlength=len(grep))
     pk = np.bincount(gid, weights=c.packets[rows].astype(np.float64), minlength=len(grep))
-    limit = rule.limit(window_s)
     out = []
     members = _Members(gid, len(grep))
     for g in _over(sources, (sources >= limit) & (by >= rule.scaled(rule.param("min_bytes"), window_s))):
@@ -295,6 +318,7 @@ def _heavy_hitter(c: _Columns, filt, rule: Rule, window_s: float) -> list[Findin
             out.append(_finding(rule, ent, round(by[i] / total, 4), rule.threshold,
                                 {"bytes": int(by[i]), "packets": int(c.packets[r]), "window_bytes": int(total)}))
         return out
+    rows = rows[could_reach(_w(c.src[rows]), max(rule.threshold * total, floor), c.bytes[rows])]
     words, pk, by = sum_by_address(c.src[rows], c.bytes[rows], c.packets[rows])
     by = by.astype(np.float64)
     for i in _over(by, (by / total >= rule.threshold) & (by >= floor)):
@@ -307,9 +331,16 @@ def _traffic_spike(c: _Columns, filt, rule: Rule, window_s: float) -> dict[str, 
     """Observations: window bytes in total and for the top sources (entity key -> bytes)."""
     rows = np.arange(len(c.t)) if filt is None else np.flatnonzero(filt)
     obs = {"scope=total": float(c.bytes[rows].sum())}
-    if len(rows):
+    k = int(rule.param("top_sources"))
+    if len(rows) and k:
+        if filt is None and c.heavy is not None:
+            # k sources the sketch knows weigh at least their lower bounds: the k-th largest of
+            # those bounds the k-th heaviest source from below, so lighter buckets cannot matter
+            lows = sorted((lb for _, _, lb, _ in c.heavy.top("src", "bytes", 4 * k)), reverse=True)
+            if len(lows) >= k:
+                rows = rows[could_reach(_w(c.src[rows]), lows[k - 1], c.bytes[rows])]
         words, by = sum_by_address(c.src[rows], c.bytes[rows])
-        for i in np.argsort(-by.astype(np.float64), kind="stable")[:int(rule.param("top_sources"))]:
+        for i in np.lexsort((words[:, 1], words[:, 0], -by.astype(np.float64)))[:k]:
             obs[f"src={_addr(words[i])}"] = float(by[i])
     return obs
 

@@ -94,3 +94,15 @@ def test_semi_join_matches_brute_force(keys, other):
     o = np.array(other, np.uint64).reshape(-1, 2)
     got = _has_match([k[:, 0], k[:, 1]], [o[:, 0], o[:, 1]])
     assert got.tolist() == [tuple(r) in set(other) for r in keys]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 5)), min_size=1, max_size=300), st.integers(1, 30))
+def test_could_reach_never_drops_a_group_that_reaches(rows, need):
+    from flows.detect import could_reach
+    a = np.array(rows, np.uint64)
+    keep = could_reach([a[:, 0]], need, a[:, 1])
+    total = collections.Counter()
+    for k, w in rows:
+        total[k] += w
+    assert all(keep[i] for i, (k, _) in enumerate(rows) if total[k] >= need)
