@@ -72,9 +72,9 @@ def detect(res, rules, window_s: float) -> WindowFindings:
     end = res.start + res.length_ns if res.length_ns else (int(t.last_ns.max()) + 1 if len(t) else res.start)
     seconds = window_s or 0.0
     out = WindowFindings(res.start, res.length_ns, end, [], {}, res.counters.get("capped_flow_records", 0))
-    if not len(t):
+    if not len(t) and getattr(res, "dns", None) is None:
         return out
-    cols = _Columns(t, res.heavy)
+    cols = _Columns(t, res.heavy, getattr(res, "dns", None))
     for rule in rules:
         rows = cols.filtered(rule.filter)
         fn = _DETECTORS[rule.detector]
@@ -88,8 +88,9 @@ def detect(res, rules, window_s: float) -> WindowFindings:
 class _Columns:
     """The flow table's columns a detector needs, decoded once per window."""
 
-    def __init__(self, t: FlowTable, heavy=None):
+    def __init__(self, t: FlowTable, heavy=None, dns=None):
         self.t = t
+        self.dns = dns              # the window's per-host DNS counts (flows/dns.py)
         self.heavy = heavy          # the window's frequent-items sketches: lower bounds prune exact work
         self.proto = t.proto
         self.sport = t.sport
@@ -302,6 +303,30 @@ def _udp_reflection(c: _Columns, filt, rule: Rule, window_s: float) -> list[Find
     return out
 
 
+def _dns_anomaly(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
+    """Hosts whose DNS answers are mostly NXDOMAIN, or whose query rate is far above the rest.
+    A rule's `src` filter selects the hosts; its other filter fields do not apply here."""
+    d = c.dns
+    if d is None or not len(d):
+        return []
+    keep = _in_networks(d.words, rule.filter.src) if rule.filter.src else np.ones(len(d), bool)
+    q, ans, nx = (x.astype(np.float64) for x in (d.queries, d.answers, d.nxdomain))
+    share = nx / np.maximum(ans, 1)
+    out = []
+    for i in _over(share, keep & (ans >= rule.scaled(rule.param("min_answers"), window_s)) & (share >= rule.threshold)):
+        out.append(_finding(rule, {"src": _addr(d.words[i]), "kind": "nxdomain"}, round(share[i], 4), rule.threshold,
+                            {"answers": int(ans[i]), "nxdomain": int(nx[i]), "queries": int(q[i])}))
+    asking = q[keep & (q > 0)]
+    if len(asking):
+        median = float(np.median(asking))
+        need = max(rule.scaled(rule.param("query_rate"), window_s), rule.param("query_factor") * median)
+        for i in _over(q, keep & (q >= need)):
+            out.append(_finding(rule, {"src": _addr(d.words[i]), "kind": "query_rate"}, q[i], need,
+                                {"queries": int(q[i]), "median_queries": median, "hosts_querying": len(asking),
+                                 "answers": int(ans[i]), "nxdomain": int(nx[i])}))
+    return out
+
+
 def _heavy_hitter(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
     total = float(c.bytes.sum())
     rows = np.arange(len(c.t)) if filt is None else np.flatnonzero(filt)
@@ -365,7 +390,8 @@ def _finding(rule: Rule, entity: dict, value, threshold: float, evidence: dict) 
 
 
 _DETECTORS = {"port_scan": _port_scan, "host_scan": _host_scan, "syn_flood": _syn_flood,
-              "udp_reflection": _udp_reflection, "heavy_hitter": _heavy_hitter, "traffic_spike": _traffic_spike}
+              "udp_reflection": _udp_reflection, "dns_anomaly": _dns_anomaly, "heavy_hitter": _heavy_hitter,
+              "traffic_spike": _traffic_spike}
 
 
 class Baselines:

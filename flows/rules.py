@@ -60,6 +60,11 @@ DETECTORS: dict[str, Detector] = {
     "heavy_hitter": Detector(0.2, "share of the window's bytes", "info", False, {"by": "src", "min_bytes": 100_000_000},
                              doc="one source (by: src) or flow (by: flow) above a share of the window's bytes and "
                                  "min_bytes per minute"),
+    "dns_anomaly": Detector(0.5, "share of a host's DNS answers that are NXDOMAIN", "warning", False,
+                            {"min_answers": 60, "query_rate": 1200, "query_factor": 10},
+                            doc="a host whose DNS answers are mostly NXDOMAIN (with min_answers or more per minute: "
+                                "DGA malware, random-subdomain attacks), or whose DNS queries reach query_rate per "
+                                "minute and query_factor x the median of the hosts that query"),
     "traffic_spike": Detector(4.0, "deviations above the learned mean", "warning", False,
                               {"ratio": 3.0, "warmup": 10, "alpha": 0.1, "top_sources": 10, "min_bytes": 10_000_000},
                               doc="window bytes, in total and for the top sources, above an exponentially weighted "

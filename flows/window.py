@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flows.config import WindowConfig
+from flows.dns import DnsCounts
 from flows.sketches import SPREAD_KINDS, HeavyHitters, Spread
 from flows.table import FlowTable, sum_by_address, top_by, window_starts
 from schemas.flow_key import words_to_addr
@@ -47,6 +48,7 @@ class Chunk:
     max_ts: int                            # newest packet time in the source batch
     counters: dict[int, dict[str, int]]    # window -> counter -> value (carried by shard 0 only)
     origin: int = 0                        # input partition the batch came from
+    dns: dict = field(default_factory=dict)    # window -> DnsCounts of the batch (shard 0 only)
 
 
 def batch_counters(batch: PacketBatch, wins: np.ndarray, starts: list[int]) -> dict[int, dict[str, int]]:
@@ -74,9 +76,11 @@ def split_batch(batch: PacketBatch, cfg: WindowConfig, origin: int = 0) -> list[
         s = np.sort(wins)
         starts = s[np.concatenate(([True], s[1:] != s[:-1]))].tolist()
     counters = batch_counters(batch, wins, starts)
+    dns = DnsCounts.from_batch(batch, wins, starts)
     parts = FlowTable.from_packets(batch, cfg.window_ns).split(cfg.shards)
     max_ts = int(batch.ts_ns.max())
-    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin) for i in range(cfg.shards)]
+    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin, dns if i == 0 else {})
+            for i in range(cfg.shards)]
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class WindowAccum:
         self.compacted_rows = 0
         self.counters: collections.Counter = collections.Counter()
         self.folded: list[Folded] = []          # never modified once made: copies share them
+        self.dns: list = []                     # DnsCounts of its batches (flows/dns.py)
 
     def add(self, t: FlowTable) -> None:
         if len(t):
@@ -136,6 +141,7 @@ class WindowAccum:
         a = WindowAccum(self.cfg)
         a.parts, a.rows, a.compacted_rows, a.counters = list(self.parts), self.rows, self.compacted_rows, self.counters.copy()
         a.folded = list(self.folded)
+        a.dns = list(self.dns)
         return a
 
 
@@ -162,12 +168,14 @@ class ShardPartial:
     revision: bool = False
     # The shard sends nothing more for this window (its grace period is over, or there is none).
     final: bool = True
+    dns: object = None           # DnsCounts (flows/dns.py), None without DNS packets
+
 
     def absorb(self, d: "ShardPartial") -> "ShardPartial":
         """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
         heavy, spread, counters = merge_summaries([self, d], self.heavy.cfg)
         return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
-                            spread, counters, False, self.final or d.final)
+                            spread, counters, False, self.final or d.final, _dns([self, d]))
 
 
 @dataclass(frozen=True)
@@ -183,14 +191,21 @@ def sketch_flows(flows: FlowTable, sk) -> tuple[HeavyHitters, dict[str, Spread]]
             {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)})
 
 
+def _dns(parts) -> object:
+    """The DNS counts of several partials (or accumulators) summed; None when none has any."""
+    have = [p.dns for p in parts if p.dns is not None]
+    return DnsCounts.combine(have) if have else None
+
+
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
-                 revision: bool = False, final: bool = True, folded: tuple = ()) -> ShardPartial:
+                 revision: bool = False, final: bool = True, folded: tuple = (), dns: list = ()) -> ShardPartial:
     heavy, spread = sketch_flows(flows, cfg.sketches)
     for f in folded:                    # records dropped by the flow cap still count in the sketches
         heavy.merge(f.heavy)
         for k in SPREAD_KINDS:
             spread[k].merge(f.spread[k])
-    return ShardPartial(start, shard, flows, heavy, spread, dict(counters), revision, final)
+    return ShardPartial(start, shard, flows, heavy, spread, dict(counters), revision, final,
+                        DnsCounts.combine(list(dns)) if dns else None)
 
 
 class ShardState:
@@ -252,6 +267,10 @@ class ShardState:
                 else:
                     acc = self.open[w] = WindowAccum(self.cfg)
             acc.counters.update(counters)
+            if w in chunk.dns:
+                acc.dns.append(chunk.dns[w])
+                if len(acc.dns) > 64:            # keep a long window's per-batch counts summed
+                    acc.dns = [DnsCounts.combine(acc.dns)]
             acc.add(rows)
         if dropped:
             self._count_late(chunk, dropped)
@@ -275,7 +294,7 @@ class ShardState:
             rows = acc.finish()
             acc.counters["revised_packets"] += int(rows.packets.sum())
             out.append(make_partial(w, self.shard, rows, acc.counters, cfg, revision=True, final=False,
-                                    folded=acc.folded))
+                                    folded=acc.folded, dns=acc.dns))
         self.revisions.clear()
         if cfg.grace_ns > 0:
             for w in [w for w in self.closed if w + cfg.window_ns + cfg.lateness_ns + cfg.grace_ns <= self.mark]:
@@ -329,7 +348,8 @@ class ShardState:
                 counters = counters + self.late
                 self.late.clear()
             rows = acc.finish()
-            out.append(make_partial(w, self.shard, rows, counters, self.cfg, final=final, folded=acc.folded))
+            out.append(make_partial(w, self.shard, rows, counters, self.cfg, final=final, folded=acc.folded,
+                                    dns=acc.dns))
             if final:
                 self._retire(w)
             else:
@@ -347,6 +367,7 @@ class WindowResult:
     counters: dict[str, int] = field(default_factory=dict)
     shards: int = 0              # shards that reported
     complete: bool = True
+    dns: object = None           # DnsCounts of the window's DNS packets (flows/dns.py), None without
 
     @property
     def packets(self) -> int:
@@ -405,7 +426,7 @@ def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowRes
     heavy, spread, counters = merge_summaries(partials, cfg.sketches)
     return WindowResult(partials[0].start, cfg.window_ns, FlowTable.concat([p.flows for p in partials]), heavy,
                         spread, counters, len({p.shard for p in partials}),
-                        len({p.shard for p in partials}) == cfg.shards)
+                        len({p.shard for p in partials}) == cfg.shards, _dns(partials))
 
 
 class WindowMerger:

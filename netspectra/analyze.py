@@ -36,7 +36,9 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
     on_progress = bar.update if bar else None
     t = time.perf_counter()
     try:
-        st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress)
+        # L7 decoding only for what needs it (DNS counts for dns_anomaly)
+        l7 = any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules)
+        st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7)
     finally:
         if bar:
             bar.stop()
@@ -59,11 +61,11 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
 STORE_BUFFER_ROWS = 1_000_000       # flow rows per chDB write (an INSERT costs ~10 ms whatever its size)
 
 
-def _run_local(pcap, cfg, store, workers, summary, on_progress):
+def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False):
     from flows.capture_reader import CaptureReader
     from flows.window import LocalPipeline
 
-    reader = CaptureReader(pcap, on_progress=on_progress)
+    reader = CaptureReader(pcap, l7=l7, on_progress=on_progress)
     pipe = LocalPipeline(cfg)
     db = None
     if store:
@@ -86,14 +88,14 @@ def _run_local(pcap, cfg, store, workers, summary, on_progress):
     return reader.stats
 
 
-def _run_bytewax(pcap, cfg, store, workers, summary, on_progress):
+def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False):
     from bytewax.testing import cluster_main
 
     from flows.dataflow import build_flow
     from flows.sources import CaptureSource
     from sinks.bytewax_sinks import CallbackSink, StoreSink
 
-    source = CaptureSource(pcap, on_progress=on_progress)
+    source = CaptureSource(pcap, l7=l7, on_progress=on_progress)
     sinks = [CallbackSink(summary.add)]
     if store:
         sinks.append(StoreSink(store, pcap, cfg, buffer_rows=STORE_BUFFER_ROWS))

@@ -141,7 +141,7 @@ def capture_alerts(path, window_s: float, rules=None) -> list:
 
     pipe = LocalPipeline(WindowConfig(window_s=window_s))
     found = CaptureAlerts(rules or load_rules(None), window_s)
-    for b in CaptureReader(str(path)):
+    for b in CaptureReader(str(path), l7=True):        # DNS rows too, as analyze reads them
         for r in pipe.feed(b):
             found.add(r)
     for r in pipe.flush():

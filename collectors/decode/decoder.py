@@ -198,7 +198,11 @@ class Decoder:
     def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder") -> None:
         udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (np.isin(sport, _DNS_UDP) | np.isin(dport, _DNS_UDP)) \
             & (l4 + 8 + 12 <= ip_end)
-        for k in np.nonzero(udp_dns)[0]:
+        cand = np.nonzero(udp_dns)[0]
+        if cand.size:       # a header counting no question and no record holds nothing: not parsed
+            h = l4[cand] + 8
+            cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
+        for k in cand:
             d = parse_dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
@@ -214,7 +218,11 @@ class Decoder:
         payload = l4[tcp] + (u8(buf, l4[tcp] + 12) >> 4) * 4
         plen = ip_end[tcp] - payload
         tcp_dns = (np.isin(sport[tcp], _DNS_TCP) | np.isin(dport[tcp], _DNS_TCP)) & (plen >= 14)
-        for k in np.nonzero(tcp_dns)[0]:
+        cand = np.nonzero(tcp_dns)[0]
+        if cand.size:       # as for UDP: a header with no question and no record is not parsed
+            h = payload[cand] + 2
+            cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
+        for k in cand:
             d = parse_dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
             if d is not None:
                 l7.dns(int(rows[tcp[k]]), d)

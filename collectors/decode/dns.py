@@ -26,6 +26,8 @@ def parse_dns(msg: bytes) -> DnsInfo | None:
     flags = int.from_bytes(msg[2:4], "big")
     qdcount = int.from_bytes(msg[4:6], "big")
     response, rcode = bool(flags & 0x8000), flags & 0x000F
+    if not any(msg[4:12]):          # no question and no record: nothing that makes it DNS
+        return None
     if qdcount == 0:
         return DnsInfo(None, -1, rcode, response)
     names, qtype, pos = [], -1, 12

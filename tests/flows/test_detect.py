@@ -4,6 +4,7 @@ against brute force."""
 from __future__ import annotations
 
 import collections
+import json
 
 import numpy as np
 import pytest
@@ -106,3 +107,57 @@ def test_could_reach_never_drops_a_group_that_reaches(rows, need):
     for k, w in rows:
         total[k] += w
     assert all(keep[i] for i, (k, _) in enumerate(rows) if total[k] >= need)
+
+
+def _dns_capture(path) -> None:
+    """Queries and answers over 60 s: a host resolving random names (90% NXDOMAIN), a host
+    querying far more than the rest, and ordinary hosts."""
+    import random
+    import socket
+
+    import dpkt
+    rnd = random.Random(5)
+    resolver = "10.0.0.53"
+    pkts = []
+
+    def add(t, src, dst, sport, dport, dns):
+        ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=17,
+                        data=dpkt.udp.UDP(sport=sport, dport=dport, data=bytes(dns)))
+        ip.len = len(bytes(ip))
+        pkts.append((t, bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=0x0800, data=ip))))
+
+    def lookup(t, host, name, rcode):
+        q = dpkt.dns.DNS(id=rnd.randrange(65536), qd=[dpkt.dns.DNS.Q(name=name, type=1)])
+        port = rnd.randrange(1024, 65535)
+        add(t, host, resolver, port, 53, q)
+        a = dpkt.dns.DNS(id=q.id, qd=q.qd, op=dpkt.dns.DNS_RA, rcode=rcode)
+        a.qr = dpkt.dns.DNS_R
+        add(t + 0.002, resolver, host, 53, port, a)
+
+    for i in range(200):        # DGA-like: random names, mostly NXDOMAIN
+        lookup(1000 + i * 0.29, "10.0.0.66", f"{rnd.getrandbits(48):x}.example", 3 if i % 10 else 0)
+    for i in range(3000):       # a runaway client
+        lookup(1000 + i * 0.019, "10.0.0.99", f"host{i % 7}.example", 0)
+    for h in range(10):
+        for i in range(20):
+            lookup(1000 + h + i * 2.5, f"10.0.1.{h}", f"www{i}.example", 0 if i % 10 else 3)
+    pkts.sort()
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for t, p in pkts:
+            w.writepkt(p, ts=t)
+
+
+def test_dns_anomalies(tmp_path):
+    path = tmp_path / "dns.pcap"
+    _dns_capture(path)
+    from tests.pipeline import run
+    res = run("analyze", str(path), "--window", "0", "--json")
+    assert res.returncode == 0, res.stderr
+    found = {(a["entity"]["src"], a["entity"]["kind"]): a for a in json.loads(res.stdout)["alerts"]
+             if a["detector"] == "dns_anomaly"}
+    assert set(found) == {("10.0.0.66", "nxdomain"), ("10.0.0.99", "query_rate")}
+    nx = found[("10.0.0.66", "nxdomain")]
+    assert (nx["value"], nx["evidence"]["answers"], nx["evidence"]["nxdomain"]) == (0.9, 200, 180)
+    rate = found[("10.0.0.99", "query_rate")]
+    assert rate["value"] == 3000 and rate["evidence"]["median_queries"] == 20 and rate["evidence"]["hosts_querying"] == 12

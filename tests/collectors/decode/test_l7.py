@@ -55,3 +55,11 @@ def test_http_request_response_and_odd_forms():
 @given(st.binary(max_size=300))
 def test_http_never_raises(data):
     parse_http(data)
+
+
+def test_an_empty_dns_header_is_not_dns():
+    """Twelve zero bytes (a padded UDP/53 datagram) name no question and no record: not DNS. A
+    message with records but no question (a NOTIFY answer, an error reply) still is."""
+    assert parse_dns(bytes(12)) is None and parse_dns(bytes(40)) is None
+    d = parse_dns(b"\x00\x07\x81\x83" + b"\x00\x00\x00\x00\x00\x01\x00\x00" + bytes(10))
+    assert d is not None and d.response and d.rcode == 3 and d.qname is None
