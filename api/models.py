@@ -35,6 +35,13 @@ def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ValueError(f"not an address or CIDR: {text!r}") from None
 
 
+def single_address(text: str) -> str:
+    net = network(text)
+    if net.num_addresses != 1:
+        raise ValueError(f"a single address, not a network: {text!r}")
+    return str(net.network_address)
+
+
 class TimeRange(_Model):
     """Windows whose start lies in [start_ms, end_ms), milliseconds since the Unix epoch."""
     start_ms: int = Field(ge=0, le=2**53)
@@ -116,10 +123,7 @@ class TraceFlowRequest(_Model):
     @field_validator("src", "dst")
     @classmethod
     def _address(cls, v: str) -> str:
-        net = network(v)
-        if net.num_addresses != 1:
-            raise ValueError(f"a single address, not a network: {v!r}")
-        return str(net.network_address)
+        return single_address(v)
 
 
 class FlowWindow(_Model):
@@ -261,12 +265,7 @@ class ListAlertsRequest(_Model):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        if not v:
-            return v
-        net = network(v)
-        if net.num_addresses != 1:
-            raise ValueError(f"a single address, not a network: {v!r}")
-        return str(net.network_address)
+        return single_address(v) if v else v
 
 
 class AlertItem(_Model):

@@ -214,14 +214,11 @@ def print_report(rep: dict, top: int) -> None:
 
 def cmd_analyze(args) -> int:
     from collectors.capture_file import CaptureFormatError
-    from flows.rules import RulesError, load_rules
     from flows.sketches import SketchConfig
+    from netspectra.cli import rules_or_report
 
-    try:
-        rules = load_rules(args.rules)
-    except RulesError as e:
-        for line in e.lines:
-            print(f"netspectra analyze: {line}", file=sys.stderr)
+    rules = rules_or_report(args.rules, "analyze")
+    if rules is None:
         return 2
 
     cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),

@@ -170,14 +170,21 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_rules(args) -> int:
+def rules_or_report(path: str | None, command: str):
+    """The rule set of a rules file (the built-ins without one), or None after one line per
+    problem on stderr (the caller exits 2)."""
     from flows.rules import RulesError, load_rules
-
     try:
-        rs = load_rules(args.file)
+        return load_rules(path)
     except RulesError as e:
         for line in e.lines:
-            print(f"netspectra rules: {line}", file=sys.stderr)
+            print(f"netspectra {command}: {line}", file=sys.stderr)
+        return None
+
+
+def cmd_rules(args) -> int:
+    rs = rules_or_report(args.file, "rules")
+    if rs is None:
         return 2
     json.dump({"source": rs.source, "rules": [r.describe() for r in rs.rules], "notifiers": sorted(rs.notifiers)},
               sys.stdout, indent=1)
