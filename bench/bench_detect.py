@@ -70,7 +70,7 @@ def main() -> int:
             path = str(Path(d) / f"s{seed}.pcap")
             truth = synth.write(path, synth.SynthConfig(
                 packets=args.packets, duration=60.0, hosts=2000, seed=seed, spreaders=2, spread=1500, scans=2,
-                scan_ports=800, syn_flood=args.packets // 10, reflection=200, busy_server=args.packets // 20,
+                scan_ports=800, connect_scans=1, syn_flood=args.packets // 10, reflection=200, busy_server=args.packets // 20,
                 resolver=3000, download_mb=100))
             planted = {key(a["detector"], a["entity"]) for a in truth["attacks"]}
             for w in (float(x) for x in args.windows.split(",")):

@@ -37,6 +37,7 @@ class SynthConfig:
     scans: int = 1                  # port scanners hitting one host on `scan_ports` ports
     scan_ports: int = 1000
     syn_flood: int = 0              # spoofed sources sending one SYN each to the flood victim
+    connect_scans: int = 0          # scanners completing a handshake on each of `scan_ports` ports, then RST
     reflection: int = 0             # reflectors sending unsolicited UDP (source port 123) to a victim
     reflection_packets: int = 20    # packets per reflector (468-byte NTP answers; every other one fragmented)
     # Benign look-alikes, each packet timed within its connection (ms apart), not spread at random:
@@ -161,6 +162,21 @@ def _timed_parts(cfg: SynthConfig, rng, truth: dict) -> list[dict]:
         parts.append(part)
         attacks.append({"detector": "udp_reflection", "entity": {"dst": REFLECTION_VICTIM, "port": REFLECTION_PORT,
                                                                  "proto": "udp"}, "sources": cfg.reflection})
+    if cfg.connect_scans:
+        n = cfg.scan_ports
+        target = _ip4(10, 0, 0, 3)
+        for i in range(cfg.connect_scans):
+            scanner = _ip4(198, 51, 101, 1 + i)
+            port = np.arange(1, n + 1)
+            sport = 30000 + np.arange(n) % 30000
+            start = t0 + np.sort(rng.integers(0, max(span - 10_000_000, 1), n))
+            # SYN, SYN-ACK, ACK, RST-ACK: a full handshake, then closed at once (nmap -sT)
+            for ms, up, flags in ((0, True, TCP_SYN), (1, False, TCP_SYN | TCP_ACK), (2, True, TCP_ACK),
+                                  (3, True, TCP_ACK | 0x04)):
+                parts.append(_packets(scanner if up else target, target if up else scanner, sport if up else port,
+                                      port if up else sport, P.IPPROTO_TCP, flags, 40, start + ms * 1_000_000))
+            attacks.append({"detector": "port_scan", "entity": {"src": _fmt4(scanner), "dst": _fmt4(target)},
+                            "kind": "connect"})
     if cfg.busy_server:
         c = cfg.busy_server
         client = _ip4(10, 2, 0, 0) + rng.choice(1 << 16, c, replace=True)

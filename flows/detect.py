@@ -10,11 +10,15 @@ records folded into sketches beyond it are not seen by the detectors, so a windo
 can only under-count (never raise a false alert from the cap). The report says when a window
 was capped.
 
-What counts as an unanswered attempt: a TCP flow record with SYN and without ACK in the OR of
-its flags, i.e. every packet of it was a SYN without ACK (a SYN scan's probe, a flood's spoofed
-SYN, a retried connection that nobody answered). A completed handshake always carries ACK from
-the initiator, so established traffic, however busy, never counts. Connect scans (full
-handshake, then RST) and UDP scans are not detected yet.
+What counts as a connection attempt (port_scan, host_scan):
+- a TCP flow record with SYN and without ACK in the OR of its flags: every packet of it was a SYN
+  without ACK (a SYN scan's probe, a flood's spoofed SYN, a connection nobody answered);
+- a handshake-only probe (a connect scan): SYN, ACK and FIN or RST, at most 4 packets, none
+  longer than its headers could be (60 bytes IPv4, 80 IPv6), and the initiator: its reverse flow
+  record (a SYN-ACK) exists and started later. A capture that sees one direction only shows no
+  such probe.
+Established traffic carries payload past the handshake, so however busy, it never counts.
+syn_flood counts only the first kind (SYN-only packets). UDP and ICMP scans are not detected yet.
 
 traffic_spike needs history: `Baselines` keeps an exponentially weighted mean and mean absolute
 deviation per entity across windows (in the engine's state and recovery snapshots).
@@ -31,7 +35,9 @@ from flows.table import FlowTable, _counting_order, group_ids, sum_by_address
 from schemas.addresses import to_text
 from schemas.flow_key import mix, words_to_addr
 
-SYN, ACK = 0x02, 0x10
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+PROBE_MAX_PACKETS = 4
+HEADERS_MAX = (60, 80)       # IPv4, IPv6: IP + TCP headers with options, no payload
 TCP, UDP = 6, 17
 EVIDENCE_ROWS = 5            # top ports, sources or flows kept with an alert
 MAX_FINDINGS = 1000          # per rule and window, the largest first (an alert storm stays bounded)
@@ -98,15 +104,43 @@ class _Columns:
         self.flags = t.tcp_flags
         self.src, self.dst = t.src, t.dst
         self.packets, self.bytes = t.packets, t.bytes
-        self._attempts = None
+        self._attempts = self._syn_only = None
         self._filters: dict[Filter, np.ndarray] = {}
 
     @property
+    def syn_only(self) -> np.ndarray:
+        """Rows of TCP flows whose every packet was a SYN without ACK."""
+        if self._syn_only is None:
+            self._syn_only = (self.proto == TCP) & ((self.flags & SYN) != 0) & ((self.flags & ACK) == 0)
+        return self._syn_only
+
+    @property
     def attempts(self) -> np.ndarray:
-        """Rows of unanswered TCP attempts: SYN seen, ACK never."""
+        """Rows of connection attempts: SYN-only flows and handshake-only probes."""
         if self._attempts is None:
-            self._attempts = (self.proto == TCP) & ((self.flags & SYN) != 0) & ((self.flags & ACK) == 0)
+            self._attempts = self.syn_only | self._probes()
         return self._attempts
+
+    def _probes(self) -> np.ndarray:
+        """Handshake-only flows of the side that sent the first SYN (module docstring)."""
+        f, tcp = self.flags, self.proto == TCP
+        v6 = ~((self.src[:, 0] == 0) & ((self.src[:, 1] & np.uint64(0xFFFFFFFF)) == np.uint64(0xFFFF0000)))
+        small = self.bytes <= self.packets * np.where(v6, HEADERS_MAX[1], HEADERS_MAX[0]).astype(np.uint64)
+        cand = np.flatnonzero(tcp & ((f & SYN) != 0) & ((f & ACK) != 0) & ((f & (FIN | RST)) != 0)
+                              & (self.packets <= PROBE_MAX_PACKETS) & small)
+        out = np.zeros(len(self.t), bool)
+        if not len(cand):
+            return out
+        rev = np.flatnonzero(tcp & ((f & SYN) != 0) & ((f & ACK) != 0))      # the SYN-ACK sides
+        n = len(cand)
+        keys = [np.concatenate([a[cand], b[rev]]).astype(np.uint64) for a, b in
+                ((self.src[:, 0], self.dst[:, 0]), (self.src[:, 1], self.dst[:, 1]), (self.dst[:, 0], self.src[:, 0]),
+                 (self.dst[:, 1], self.src[:, 1]), (self.sport, self.dport), (self.dport, self.sport))]
+        gid, rep = _groups(keys)
+        first_rev = np.full(len(rep), np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first_rev, gid[n:], self.t.first_ns[rev])
+        out[cand[self.t.first_ns[cand] < first_rev[gid[:n]]]] = True
+        return out
 
     def filtered(self, f: Filter) -> np.ndarray | None:
         """The rows a filter keeps (None: all)."""
@@ -252,7 +286,7 @@ def _host_scan(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
 
 
 def _syn_flood(c: _Columns, filt, rule: Rule, window_s: float) -> list[Finding]:
-    rows = _rows(c.attempts, filt)
+    rows = _rows(c.syn_only, filt)
     limit = rule.limit(window_s)
     rows = rows[could_reach(_w(c.dst[rows]), limit, c.packets[rows], also=rule.param("min_sources"))]
     if not len(rows):

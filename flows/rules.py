@@ -48,9 +48,9 @@ class Detector:
 
 DETECTORS: dict[str, Detector] = {
     "port_scan": Detector(100, "distinct destination ports of unanswered attempts per minute", "warning", True,
-                          doc="one source probing many ports of one destination (SYN without ACK)"),
+                          doc="one source probing many ports of one destination (SYN scans and connect scans)"),
     "host_scan": Detector(256, "distinct destinations of unanswered attempts per minute", "warning", True,
-                          doc="one source probing many hosts (SYN without ACK)"),
+                          doc="one source probing many hosts (SYN-only or handshake-only flows)"),
     "syn_flood": Detector(1000, "SYN-only packets per minute", "critical", True, {"min_sources": 100},
                           doc="one destination receiving SYNs that never complete, from min_sources or more sources"),
     "udp_reflection": Detector(20, "distinct unsolicited reflector sources per minute", "critical", True,

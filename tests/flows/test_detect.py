@@ -32,7 +32,7 @@ def test_planted_attacks_alert_and_benign_lookalikes_do_not(tmp_path, seed, wind
     path = tmp_path / "mix.pcap"
     truth = synth.write(str(path), synth.SynthConfig(
         packets=120_000, duration=60.0, hosts=500, seed=seed, spreaders=2, spread=1500, scans=1, scan_ports=800,
-        syn_flood=15_000, reflection=200, busy_server=8000, resolver=2000, download_mb=60))
+        connect_scans=1, syn_flood=15_000, reflection=200, busy_server=8000, resolver=2000, download_mb=60))
     alerts = capture_alerts(path, window_s)
     raised = _raised(a for a in alerts if a.detector in SCAN_OR_FLOOD)
     assert raised == _planted(truth)          # recall 1 and precision 1 over scans and floods
