@@ -50,7 +50,7 @@ class ChdbBackend(_Backend):
         return write_version(self.store.path)
 
     def rows(self, sql: str, params: dict) -> list[tuple]:
-        data = self.store.query(sql, "Arrow", params)
+        data = self.store.query(sql, "Arrow", _escaped(params))
         if not data:
             return []
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
@@ -58,7 +58,16 @@ class ChdbBackend(_Backend):
         return list(zip(*cols))
 
     def execute(self, sql: str, params: dict) -> None:
-        self.store.query(sql, "CSV", params)
+        self.store.query(sql, "CSV", _escaped(params))
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"})
+
+
+def _escaped(params: dict) -> dict:
+    """String parameters as chDB parses them (ClickHouse's escaped text: a raw newline or
+    backslash in a value would end or change it; a request's text may hold either)."""
+    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
 
 
 class NativeBackend(_Backend):

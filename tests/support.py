@@ -265,3 +265,42 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def write_dns_capture(path) -> None:
+    """DNS queries and answers over 60 s (real DNS messages, built with dpkt): a host resolving
+    random names (90% NXDOMAIN), a host querying far more than the rest, and ten ordinary hosts."""
+    import random
+    import socket
+
+    import dpkt
+    rnd = random.Random(5)
+    resolver = "10.0.0.53"
+    pkts = []
+
+    def add(t, src, dst, sport, dport, dns):
+        ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=17,
+                        data=dpkt.udp.UDP(sport=sport, dport=dport, data=bytes(dns)))
+        ip.len = len(bytes(ip))
+        pkts.append((t, bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=0x0800, data=ip))))
+
+    def lookup(t, host, name, rcode):
+        q = dpkt.dns.DNS(id=rnd.randrange(65536), qd=[dpkt.dns.DNS.Q(name=name, type=1)])
+        port = rnd.randrange(1024, 65535)
+        add(t, host, resolver, port, 53, q)
+        a = dpkt.dns.DNS(id=q.id, qd=q.qd, op=dpkt.dns.DNS_RA, rcode=rcode)
+        a.qr = dpkt.dns.DNS_R
+        add(t + 0.002, resolver, host, 53, port, a)
+
+    for i in range(200):        # DGA-like: random names, mostly NXDOMAIN
+        lookup(1000 + i * 0.29, "10.0.0.66", f"{rnd.getrandbits(48):x}.example", 3 if i % 10 else 0)
+    for i in range(3000):       # a runaway client
+        lookup(1000 + i * 0.019, "10.0.0.99", f"host{i % 7}.example", 0)
+    for h in range(10):
+        for i in range(20):
+            lookup(1000 + h + i * 2.5, f"10.0.1.{h}", f"www{i}.example", 0 if i % 10 else 3)
+    pkts.sort()
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for t, p in pkts:
+            w.writepkt(p, ts=t)

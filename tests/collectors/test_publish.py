@@ -13,6 +13,7 @@ from collectors.publish import KafkaPublisher, partition_of
 from schemas.addresses import column_to_text
 from schemas.packet_batch import PacketBatch
 from tests.pipeline import create_topic
+from tests.support import write_dns_capture
 
 PARTITIONS = 4
 
@@ -35,7 +36,7 @@ def _consume(boot, topic, partitions, packets, timeout=60):
     return got
 
 
-def test_publish_partitions_by_flow(local_stack, synth_pcap):
+def test_publish_partitions_by_flow(local_stack, synth_pcap, tmp_path):
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
     create_topic(boot, "packets-test", PARTITIONS)
@@ -43,7 +44,9 @@ def test_publish_partitions_by_flow(local_stack, synth_pcap):
     assert pub.partitions == PARTITIONS
     dec = Decoder()
     total = l7_sent = 0
-    for raw in CaptureFile(str(synth_pcap)).batches():
+    dns = tmp_path / "dns.pcap"         # real DNS messages: L7 rows to carry (the generated mix has none)
+    write_dns_capture(dns)
+    for raw in [*CaptureFile(str(synth_pcap)).batches(), *CaptureFile(str(dns)).batches()]:
         b = dec.decode(raw)
         pub.publish(b)
         total += len(b)
