@@ -56,6 +56,8 @@ bench: deps venv
 	$(BIN)/python bench/bench_pipeline.py --flood 0.9 --skip-latency
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_api_abuse.py
+	$(BIN)/python bench/bench_detect.py
+	$(BIN)/python bench/bench_alerts.py
 
 clean:
 	rm -rf $(VENV) $(OUT) bench/out
