@@ -62,13 +62,20 @@ def ensure(path: Path, addresses: dict[str, str]) -> dict[str, dict]:
         entries = json.loads(path.read_text())
     except (OSError, ValueError):
         entries = {}
-    for address, user in addresses.items():
-        if address not in entries:
-            entries[address] = {"password": secrets.token_urlsafe(24), **({"user": user} if user else {})}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(entries, f, indent=1)
-    os.chmod(path, 0o600)          # an existing file keeps its old mode on open
+    missing = [a for a in addresses if a not in entries]
+    for address in missing:
+        user = addresses[address]
+        entries[address] = {"password": secrets.token_urlsafe(24), **({"user": user} if user else {})}
+    if missing or not path.exists():
+        # Written aside and renamed over: clients read this file whenever they (re)connect, and a
+        # reader catching it half-written would log in without a password (seen: a ClickHouse
+        # sink reconnecting while `stack up` restarted the server).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(entries, f, indent=1)
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
     return entries
 
 
