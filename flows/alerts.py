@@ -13,6 +13,7 @@ over the capture's windows.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
 
@@ -21,6 +22,7 @@ from flows.rules import Rule, RuleSet
 
 FIRING, RESOLVED = "firing", "resolved"
 MAX_TRACKED = 100_000        # (rule, entity) streaks kept at once; the stalest go first
+RECENT_CHANGES = 10_000      # state changes kept for re-delivery after a restart
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ class AlertBook:
         self.newest = None
         self.stale_windows = 0
         self.suppressed = 0          # findings held back by a cooldown
+        # The newest state changes, kept in the snapshots: a resumed engine hands them to the
+        # notifiers again, whose delivered-logs drop what already went out. Without this, a
+        # change made before a snapshot but still waiting in an outbox at a crash (its receiver
+        # down) would never be delivered: the replayed windows bring only updates.
+        self.recent: collections.deque = collections.deque(maxlen=RECENT_CHANGES)
 
     def observe(self, wf: WindowFindings) -> list[AlertEvent]:
         """The alert changes one window brings."""
@@ -121,6 +128,7 @@ class AlertBook:
                 if rule is None or missed + 1 >= rule.resolve_after:
                     events.append(self._resolve(tr, rule, wf))
         self._prune(wf.start)
+        self.recent.extend(e for e in events if e.notify)
         return events
 
     def _on_hit(self, tr: _Track, rule: Rule, f: Finding, wf: WindowFindings) -> AlertEvent | None:
@@ -167,6 +175,7 @@ class AlertBook:
         b.tracks = {k: replace(tr) for k, tr in self.tracks.items()}
         b.baselines = self.baselines.copy()
         b.newest, b.stale_windows, b.suppressed = self.newest, self.stale_windows, self.suppressed
+        b.recent = collections.deque(self.recent, maxlen=RECENT_CHANGES)
         return b
 
 

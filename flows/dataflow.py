@@ -136,11 +136,20 @@ class AlertLogic(StatefulBatchLogic):
         from flows.alerts import AlertBook
         self.book = resume if resume is not None else AlertBook(rules, cfg.window_s)
         self.book.rules = {r.name: r for r in rules.rules}     # a restart may bring edited rules
+        # resumed: the recent changes go out again (the notifiers drop what they delivered)
+        self.redeliver = list(resume.recent) if resume is not None else []
 
     def on_batch(self, values):
-        out = []
+        out, self.redeliver = self.redeliver, []
         for wf in sorted(values, key=lambda w: w.start):
             out.extend(self.book.observe(wf))
+        return out, StatefulBatchLogic.RETAIN
+
+    def notify_at(self):
+        return datetime.now(timezone.utc) if self.redeliver else None
+
+    def on_notify(self):
+        out, self.redeliver = self.redeliver, []
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self):

@@ -86,3 +86,13 @@ def test_traffic_spike_learns_then_fires():
     assert changes[:10] == [[]] * 10
     assert changes[10] == [("firing", {"scope": "total"})]
     assert changes[11] == []           # back to normal: resolves after 2 windows, not yet
+
+
+def test_a_resumed_book_keeps_its_recent_changes_for_redelivery():
+    book = AlertBook(_rules(), 10)
+    book.observe(_window(0, "a"))
+    book.observe(_window(1, "a"))
+    book.observe(_window(2))
+    book.observe(_window(3))
+    snap = book.copy()
+    assert [(e.change, e.alert.entity["src"]) for e in snap.recent] == [("firing", "a"), ("resolved", "a")]
