@@ -69,10 +69,6 @@ def to_message(model, cls):
     return json_format.ParseDict(model.model_dump(), cls())
 
 
-def _errors(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'request'}: {err['msg']}" for err in e.errors())
-
-
 def rpc(role: str, request_model=None):
     """Authenticate, convert the request, map errors to status codes."""
     def wrap(fn):
@@ -87,7 +83,7 @@ def rpc(role: str, request_model=None):
                 req = request_model.model_validate(to_dict(request)) if request_model else request
                 return fn(self, req, context)
             except ValidationError as e:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _errors(e))
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, m.problems(e, "request"))
             except Ambiguous as e:
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
             except QueryError as e:

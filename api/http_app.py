@@ -152,8 +152,7 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             req = m.ListAlertsRequest(range=m.TimeRange(start_ms=start, end_ms=end), state=state, severity=severity,
                                       rule=rule, address=address, source=source, limit=limit)
         except ValidationError as e:
-            raise ApiError(400, "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'query'}: {err['msg']}"
-                                          for err in e.errors())) from None
+            raise ApiError(400, m.problems(e, "query")) from None
         return call(service.list_alerts, req)
 
     @app.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
@@ -168,7 +167,8 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             req = m.WatchAlertsRequest(source=source)
         except ValidationError as e:
             raise ApiError(400, str(e.errors()[0]["msg"])) from None
-        call(service.live_source, m.LiveTopRequest(source=source))       # 400/404 now, not mid-stream
+        # the source decided (or refused: 400/404) now, not mid-stream, and not again by the stream
+        req = req.model_copy(update={"source": call(service.live_source, m.LiveTopRequest(source=req.source))})
         if not streams.acquire(blocking=False):
             raise ApiError(409, f"{MAX_STREAMS} alert streams are open; try again later")
         after = request.headers.get("last-event-id", "")

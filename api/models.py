@@ -35,6 +35,12 @@ def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ValueError(f"not an address or CIDR: {text!r}") from None
 
 
+def problems(e, whole: str) -> str:
+    """A pydantic ValidationError as one line: `field.path: message; ...` (`whole` when the
+    error is about the request as a whole)."""
+    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or whole}: {err['msg']}" for err in e.errors())
+
+
 def single_address(text: str) -> str:
     net = network(text)
     if net.num_addresses != 1:

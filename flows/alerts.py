@@ -17,7 +17,7 @@ import collections
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
 
-from flows.detect import Baselines, Finding, WindowFindings
+from flows.detect import Baselines, Finding, WindowFindings, detect
 from flows.rules import Rule, RuleSet
 
 FIRING, RESOLVED = "firing", "resolved"
@@ -186,14 +186,14 @@ class CaptureAlerts:
     def __init__(self, rules: RuleSet, window_s: float):
         self.rules, self.window_s = rules, window_s
         self.found: list[WindowFindings] = []
+        self._done: tuple[int, list[Alert]] | None = None     # (windows seen, their alerts)
 
     def add(self, res) -> None:
-        from flows.detect import detect
         self.found.append(detect(res, self.rules.rules, self.window_s))
 
     def alerts(self) -> list[Alert]:
         """Every alert's last state, in the order they fired."""
-        if getattr(self, "_done", None) is not None and self._done[0] == len(self.found):
+        if self._done is not None and self._done[0] == len(self.found):
             return self._done[1]
         book = AlertBook(self.rules, self.window_s)
         last: dict[str, Alert] = {}

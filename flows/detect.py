@@ -7,8 +7,8 @@ so a flood of millions of one-packet flows costs a few array passes, not a call 
 Counting is exact over the window's flow records (one row per unidirectional 5-tuple and VLAN),
 so nothing here has sketch error. What bounds it is the flow cap (WindowConfig.max_flows):
 records folded into sketches beyond it are not seen by the detectors, so a window over the cap
-can only under-count (never raise a false alert from the cap). The report says when a window
-was capped.
+can only under-count (never raise a false alert from the cap). The report's `capped` section
+says when a window was.
 
 What counts as a connection attempt (port_scan, host_scan):
 - a TCP flow record with SYN and without ACK in the OR of its flags: every packet of it was a SYN
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flows.rules import Filter, Rule
-from flows.table import FlowTable, _counting_order, group_ids, sum_by_address
+from flows.table import FlowTable, _counting_order, group_ids, sum_by_address, top_by
 from schemas.addresses import to_text
 from schemas.flow_key import mix, words_to_addr
 
@@ -69,7 +69,6 @@ class WindowFindings:
     end: int                     # last packet time + 1 ns for a whole-capture window
     findings: list[Finding]
     observations: dict[str, dict[str, float]]     # rule -> entity key -> value
-    capped: int = 0              # flow records beyond the cap, not seen by the detectors
 
 
 def detect(res, rules, window_s: float) -> WindowFindings:
@@ -77,10 +76,10 @@ def detect(res, rules, window_s: float) -> WindowFindings:
     t: FlowTable = res.flows
     end = res.start + res.length_ns if res.length_ns else (int(t.last_ns.max()) + 1 if len(t) else res.start)
     seconds = window_s or 0.0
-    out = WindowFindings(res.start, res.length_ns, end, [], {}, res.counters.get("capped_flow_records", 0))
-    if not len(t) and getattr(res, "dns", None) is None:
+    out = WindowFindings(res.start, res.length_ns, end, [], {})
+    if not len(t) and res.dns is None:
         return out
-    cols = _Columns(t, res.heavy, getattr(res, "dns", None))
+    cols = _Columns(t, res.heavy, res.dns)
     for rule in rules:
         rows = cols.filtered(rule.filter)
         fn = _DETECTORS[rule.detector]
@@ -329,7 +328,7 @@ def _udp_reflection(c: _Columns, filt, rule: Rule, window_s: float) -> list[Find
     for g in _over(sources, (sources >= limit) & (by >= rule.scaled(rule.param("min_bytes"), window_s))):
         mine = members[g]
         src_words, src_bytes = sum_by_address(c.src[rows][mine], c.bytes[rows][mine])
-        top = np.argsort(-src_bytes, kind="stable")[:EVIDENCE_ROWS]
+        top = top_by(src_bytes, src_words, EVIDENCE_ROWS)
         ev = {"packets": int(pk[g]), "bytes": int(by[g]),
               "top_reflectors": [{"src": _addr(src_words[i]), "bytes": int(src_bytes[i])} for i in top]}
         out.append(_finding(rule, {"dst": _addr(dst[grep[g]]), "port": int(sport[grep[g]]), "proto": "udp"},
@@ -399,7 +398,7 @@ def _traffic_spike(c: _Columns, filt, rule: Rule, window_s: float) -> dict[str, 
             if len(lows) >= k:
                 rows = rows[could_reach(_w(c.src[rows]), lows[k - 1], c.bytes[rows])]
         words, by = sum_by_address(c.src[rows], c.bytes[rows])
-        for i in np.lexsort((words[:, 1], words[:, 0], -by.astype(np.float64)))[:k]:
+        for i in top_by(by, words, k):
             obs[f"src={_addr(words[i])}"] = float(by[i])
     return obs
 

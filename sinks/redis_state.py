@@ -65,6 +65,7 @@ class RedisState:
         self._lock = threading.Lock()
         self._retrier: threading.Thread | None = None
         self._down_logged = False
+        self._alert_script = self.r.register_script(self._ALERT_LUA)      # sent at its first use
 
     def write(self, results: list[WindowResult]) -> None:
         """Queue the windows and try to write the backlog once; never waits for Redis. While it is
@@ -192,8 +193,6 @@ return 1
 
     def _alert(self, a) -> None:
         import json
-        if not hasattr(self, "_alert_script"):
-            self._alert_script = self.r.register_script(self._ALERT_LUA)
         p, now = self.p, time.time()
         # firing alerts stay as long as they fire; a week of TTL on the keys covers a quiet engine
         self._alert_script(keys=[f"{p}alerts", f"{p}alerts:seen", f"{p}alerts:events"],
