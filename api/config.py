@@ -1,4 +1,5 @@
-"""Configuration of `netspectra api`: a JSON file, flags override it.
+"""Configuration of `netspectra api`: a YAML or JSON file, the environment (NETSPECTRA_API_*),
+flags (schemas/settings.py).
 
     {"store": "out/store",                       # chDB directory, or "clickhouse://host:9000"
      "redis": "127.0.0.1:16379",                 # optional: live state for LiveTop/WatchLive
@@ -17,8 +18,6 @@ Without tokens the API refuses to start unless `allow_anonymous` is set (then ev
 from __future__ import annotations
 
 import hmac
-import json
-from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,12 +56,8 @@ class ApiConfig(BaseModel):
     header_timeout_s: float = Field(default=10.0, gt=0)          # a connection's request headers, complete
     body_timeout_s: float = Field(default=10.0, gt=0)            # a request body, complete (else 408)
     cache_entries: int = Field(default=MAX_ENTRIES, ge=0)        # api/cache.py; 0 turns the cache off
-
-    @classmethod
-    def load(cls, path: Optional[str], **overrides) -> "ApiConfig":
-        data = json.loads(Path(path).read_text()) if path else {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(data)
+    metrics_host: str = "127.0.0.1"                              # Prometheus /metrics (0: none)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     def role_of(self, authorization: Optional[str]) -> Optional[Role]:
         """The role of an `Authorization: Bearer <token>` value; None when it authenticates nobody."""

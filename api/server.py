@@ -1,6 +1,6 @@
 """`netspectra api`: the gRPC service and the HTTP/JSON app in one process, on one store.
 
-    netspectra api --store out/store --redis 127.0.0.1:16379 --config api.json
+    netspectra api --store out/store --redis 127.0.0.1:16379 --config api.yaml
     netspectra api --store clickhouse://127.0.0.1:19000 --allow-anonymous      # loopback trials only
 
 The gRPC server runs on its own thread pool; uvicorn serves HTTP in the main thread. SIGINT or
@@ -10,7 +10,6 @@ engine at a ClickHouse server and the API at that server.
 """
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 
@@ -48,21 +47,31 @@ def http_config(app, config: ApiConfig):
                           ssl_cert_reqs=ssl.CERT_REQUIRED if t and t.client_ca else ssl.CERT_NONE)
 
 
-def cmd_api(args) -> int:
-    import uvicorn
+class ApiServer:
+    """The API service: gRPC on its own thread pool, HTTP (uvicorn) in the thread that calls run()."""
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ApiConfig.load(args.config, store=args.store, redis=args.redis, host=args.host,
-                            grpc_port=args.grpc_port, http_port=args.http_port,
-                            allow_anonymous=args.allow_anonymous or None)
-    service, server, grpc_port, app = build(config)
-    server.start()
-    http = uvicorn.Server(http_config(app, config))
-    print(json.dumps({"grpc": f"{config.host}:{grpc_port}", "http": f"{config.host}:{config.http_port}",
-                      "store": service.backend.name, "redis": config.redis, "tls": bool(config.tls)}), flush=True)
-    try:
-        http.run()
-    finally:
-        server.stop(grace=2).wait()
-    return 0
+    def __init__(self, config: ApiConfig):
+        self.config = config
+        self.service = self.grpc = self.http = None
+        self.grpc_port = 0
 
+    def start(self) -> dict:
+        """Open the store, start gRPC; the addresses it serves, for the log."""
+        import uvicorn
+        c = self.config
+        self.service, self.grpc, self.grpc_port, app = build(c)
+        self.grpc.start()
+        self.http = uvicorn.Server(http_config(app, c))
+        return {"grpc": f"{c.host}:{self.grpc_port}", "http": f"{c.host}:{c.http_port}",
+                "store": self.service.backend.name, "redis": c.redis, "tls": bool(c.tls)}
+
+    def run(self) -> None:
+        """Serve HTTP until SIGINT/SIGTERM (uvicorn's handlers) or stop(); then stop gRPC."""
+        try:
+            self.http.run()
+        finally:
+            self.grpc.stop(grace=2).wait()
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.should_exit = True

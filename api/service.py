@@ -15,7 +15,7 @@ from api import models as m
 from api import queries as q
 from api.cache import MAX_ENTRIES, ResultCache
 from api.store import delete_source
-from sinks.redis_state import PREFIX, prefix
+from schemas.redis_keys import PREFIX, prefix
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class QueryService:
         from collectors.capture_file import CaptureFormatError
         from flows.config import WindowConfig
         from flows.sketches import SketchConfig
-        from netspectra.analyze import run_analysis
+        from flows.analysis import run_analysis
 
         if not isinstance(self.backend, ChdbBackend):
             raise q.QueryError("ingestion runs in the API only on the embedded chDB store; "

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_pipeline import LATENESS_S, collector, collector_report, start_engines, stop, warm_up  # noqa: E402
 from collectors import synth  # noqa: E402
-from netspectra import stack  # noqa: E402
-from netspectra.collect import ensure_topic  # noqa: E402
+from stack import local as stack  # noqa: E402
+from collectors.publish import ensure_topic  # noqa: E402
 
 WINDOW_S = 2.0
 SCAN_PORTS = 300

@@ -58,8 +58,7 @@ def stages(path: str, window_s: float) -> dict:
     from schemas.clickhouse import column_types
     from schemas.packet_batch import PacketBatch
     from sinks.clickhouse_native import _values
-    from sinks.redis_state import RedisState
-    from sinks.rows import results_tables
+    from flows.rows import live_window, result_tables
 
     cfg = WindowConfig(window_s=window_s, lateness_s=0.0)
     tm = Timer()
@@ -69,7 +68,6 @@ def stages(path: str, window_s: float) -> dict:
     states = [ShardState(i, cfg) for i in range(cfg.shards)]
     mergers: dict[int, WindowMerger] = {}
     results, packets = [], 0
-    redis = RedisState("127.0.0.1:1", "bench")          # never connects: only window_values is timed
 
     def merge(items):
         for p in items:
@@ -113,9 +111,9 @@ def stages(path: str, window_s: float) -> dict:
     for r in sorted(results, key=lambda r: r.start):
         wf = tm("detect", detect, r, rules.rules, window_s)
         tm("detect", book.observe, wf)
-        tables = tm("sink_rows", results_tables, [r], "bench", cfg.top_n)
+        tables = tm("sink_rows", result_tables, r, "bench", cfg.top_n)
         tm("sink_rows", lambda: {t: _values(c, column_types(t, True)) for t, c in tables.items()})
-        tm("redis_rows", redis.window_values, r, 0.0, 0.0)
+        tm("redis_rows", live_window, r, cfg.top_n)
     total = sum(tm.s.values())
     engine = total - tm.s["decode"] - tm.s["wire_out"]
     out = {"packets": packets, "flows": flows, "windows": len(results),
@@ -140,7 +138,7 @@ def import_times() -> dict:
     """Wall time of `python -c 'import X'` for what analyze loads (each in a fresh interpreter, best of 3)."""
     out = {}
     for mod in ("numpy", "numba", "pyarrow", "datasketches", "bytewax.operators", "collectors.decode.decoder",
-                "flows.dataflow", "netspectra.analyze", "chdb"):
+                "flows.dataflow", "flows.analysis", "chdb"):
         best = min(_timed([sys.executable, "-c", f"import {mod}"]) for _ in range(3))
         out[mod] = round(best * 1e3)
     out["python -c pass"] = round(min(_timed([sys.executable, "-c", "pass"]) for _ in range(3)) * 1e3)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_capture, nfdump_run, warm_page_cache  # noqa: E402
 from flows.kafka_source import PROGRESS_EVERY_S  # noqa: E402
-from netspectra import stack  # noqa: E402
-from netspectra.collect import ensure_topic  # noqa: E402
+from stack import local as stack  # noqa: E402
+from collectors.publish import ensure_topic  # noqa: E402
 
 LATENESS_S = 0.5
 IDLE_S = 2.0

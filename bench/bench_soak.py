@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_pipeline import collector, collector_report, start_engines, stop, warm_up  # noqa: E402
 from bench.common import bench_capture  # noqa: E402
-from netspectra import stack  # noqa: E402
-from netspectra.collect import ensure_topic  # noqa: E402
+from stack import local as stack  # noqa: E402
+from collectors.publish import ensure_topic  # noqa: E402
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

@@ -107,3 +107,17 @@ class KafkaPublisher:
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still pending."""
         return self.producer.flush(timeout)
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 15.0) -> None:
+    """Create the topic with `partitions` partitions unless it exists."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=timeout).topics:
+        return
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        try:
+            f.result(timeout)
+        except Exception as e:   # created meanwhile by another collector
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flows.defaults import MAX_FLOWS
+from flows.defaults import IDLE_S, LATENESS_S, MAX_FLOWS, SHARDS, TOP_N, WINDOW_S
 from flows.sketches import SketchConfig
 
 NS = 1_000_000_000
@@ -11,12 +11,12 @@ NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class WindowConfig:
-    window_s: float = 60.0        # tumbling window length; 0 = one window over everything
-    lateness_s: float = 5.0       # how far behind the newest packet a window stays open
+    window_s: float = WINDOW_S        # tumbling window length; 0 = one window over everything
+    lateness_s: float = LATENESS_S       # how far behind the newest packet a window stays open
     # Shards of the flow state. Fixed, not tied to the worker count, so results do not depend on
     # how many workers run (each shard is owned by one worker).
-    shards: int = 4
-    top_n: int = 100              # heavy hitters, spreaders and ports kept per window
+    shards: int = SHARDS
+    top_n: int = TOP_N              # heavy hitters, spreaders and ports kept per window
     # Exact flow records kept per window (over all shards; 0 = no limit). Beyond it a shard keeps
     # its heaviest flows (bytes) and folds the rest into the window's sketches and counters
     # (capped_*): totals stay exact, memory stays bounded (~90 bytes a record, docs/analysis.md).
@@ -33,7 +33,7 @@ class WindowConfig:
     # Seconds an input must have been quiet, with its source reporting it caught up with the
     # broker, before it stops holding the clock back; when every input is, open windows close
     # (traffic stopped, end of a replay). Silence alone never counts (flows.window.Progress).
-    idle_s: float = 10.0
+    idle_s: float = IDLE_S
     # A window whose shards have not all reported after this long (wall clock) is written as
     # incomplete; matters only when a shard's input stalls.
     merge_timeout_s: float = 60.0

@@ -3,7 +3,7 @@
     packets (PacketBatch items) -> split: one Chunk per shard, keyed by shard
       -> shard_windows (stateful per shard): event-time windows -> ShardPartial per window
       -> merge_shards (stateful per window): all shards' partials -> WindowResult
-      -> sinks
+      -> rows: what the sinks write (schemas/window_rows.py), built once -> sinks
 
 Items are whole packet batches and per-shard chunks, never single packets. The same flow runs
 offline (`netspectra analyze`, a capture-file source) and live (a Kafka source, issue 4).
@@ -15,16 +15,15 @@ Run it directly with Bytewax, e.g. two worker threads over a capture into a chDB
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 from bytewax.operators import StatefulBatchLogic
 
 from flows.config import WindowConfig
-from flows.sketches import SketchConfig
 from flows.window import Progress, ShardState, WindowMerger, split_batch
 from schemas.packet_batch import PacketBatch
 
@@ -86,29 +85,66 @@ class MergeLogic(StatefulBatchLogic):
         return self.merger.copy()
 
 
-def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink],
-               name: str = "netspectra") -> Dataflow:
-    """The dataflow from a source of PacketBatches to sinks of (window key, WindowResult)."""
+class CallbackSink(FixedPartitionedSink):
+    """Hands every WindowResult to a function in this process (the analyser's report), from one
+    worker: the function needs no lock."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def list_parts(self):
+        return ["callback"]
+
+    def build_part(self, step_id, for_part, resume_state):
+        return _Callback(self.fn)
+
+
+class _Callback(StatefulSinkPartition):
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def write_batch(self, values):
+        for result in values:
+            self.fn(result)
+
+    def snapshot(self):
+        return None
+
+
+def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink], source_name: str = "",
+               on_result: Optional[Callable] = None, name: str = "netspectra") -> Dataflow:
+    """The dataflow from a source of PacketBatches to the sinks of windows (sinks/bytewax_sinks.py)
+    and, in this process, `on_result` for every WindowResult."""
     flow = Dataflow(name)
     batches = op.input("packets", flow, source)
-    window_pipeline(op.map("one_input", batches, lambda b: (0, b)), cfg, sinks)
+    window_pipeline(op.map("one_input", batches, lambda b: (0, b)), cfg, sinks, source=source_name,
+                    on_result=on_result)
     return flow
 
 
 def window_pipeline(batches: Stream, cfg: WindowConfig, sinks: Iterable[Sink], rules=None,
-                    notify: Optional[Sink] = None) -> Stream:
+                    notify: Optional[Sink] = None, source: str = "", on_result: Optional[Callable] = None) -> Stream:
     """Shard, window and merge a stream of (input partition, PacketBatch) and Progress reports;
-    every sink gets (window key, WindowResult). With `rules`, every window is also run through
-    detection and the alert lifecycle, and the sinks get its alert changes too (AlertEvent);
-    `notify` gets only those."""
+    every sink gets (window key, WindowRows) of `source` with the parts it `wants`. With `rules`,
+    every window is also run through detection and the alert lifecycle, and the sinks get its
+    alert changes too (AlertEvent); `notify` gets only those."""
+    from flows.rows import window_rows
+
+    sinks = list(sinks)
     chunks = op.flat_map("split", batches, lambda item: _to_shards(item, cfg))
     partials = op.stateful_batch("shard_windows", chunks, lambda resume: _shard_logic(cfg, resume))
     by_window = op.map("key_by_window", partials, lambda kv: (str(kv[1].start), kv[1]))
     results = op.stateful_batch("merge_shards", by_window, lambda resume: MergeLogic(cfg, resume))
-    out = results
+    if on_result is not None:
+        op.output("on_result", results, CallbackSink(on_result))
+    wants = {getattr(s, "wants", "tables") for s in sinks}
+    if sinks:
+        out = op.map("rows", results, lambda kv: (kv[0], window_rows(kv[1], source, cfg.top_n,
+                                                                    "tables" in wants, "live" in wants)))
     if rules is not None:
         events = alert_pipeline(results, cfg, rules)
-        out = op.merge("results_and_alerts", results, events)
+        if sinks:
+            out = op.merge("rows_and_alerts", out, events)
         if notify is not None:
             op.output("notify", events, notify)
     for i, sink in enumerate(sinks):
@@ -169,21 +205,12 @@ def _shard_logic(cfg: WindowConfig, resume: Optional[ShardState]) -> ShardLogic:
     return ShardLogic(resume.shard if resume else -1, cfg, resume)
 
 
-def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = 60.0, lateness_s: float = 5.0,
-                 shards: int = 4, top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
-                 hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: Optional[str] = None) -> Dataflow:
+def capture_flow(pcap: str, store: Optional[str] = None, window_s: float = WindowConfig.window_s,
+                 lateness_s: float = WindowConfig.lateness_s, source_name: Optional[str] = None) -> Dataflow:
     """The offline analysis of one capture file, writing to a chDB store (for `bytewax.run`)."""
     from flows.sources import CaptureSource
     from sinks.bytewax_sinks import StoreSink
 
-    cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map)
-    sinks = [StoreSink(store, source_name or pcap, cfg)] if store else []
-    return build_flow(CaptureSource(pcap), cfg, sinks)
-
-
-def window_config(window_s: float, lateness_s: float, shards: int, top_n: int, hll_lg_k: int,
-                  hh_lg_max_map: int, inputs: int = 1, idle_s: float = WindowConfig.idle_s,
-                  grace_s: float = WindowConfig.grace_s, max_flows: int = WindowConfig.max_flows) -> WindowConfig:
-    return WindowConfig(window_s=window_s, lateness_s=lateness_s, shards=shards, top_n=top_n, inputs=inputs,
-                        idle_s=idle_s, grace_s=grace_s, max_flows=max_flows,
-                        sketches=SketchConfig(hll_lg_k=hll_lg_k, hh_lg_max_map=hh_lg_max_map))
+    cfg = WindowConfig(window_s=window_s, lateness_s=lateness_s)
+    sinks = [StoreSink(store, source_name or pcap)] if store else []
+    return build_flow(CaptureSource(pcap), cfg, sinks, source_name or pcap)

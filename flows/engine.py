@@ -1,6 +1,6 @@
 """The live engine: the same window pipeline as `analyze`, fed from Kafka.
 
-    python -m bytewax.run "flows.engine:kafka_flow('127.0.0.1:19092', 'netspectra.packets', store='out/store')" -w 2
+    python -m bytewax.run "flows.engine:from_config('engine.yaml')" -w 2
 
 Each Kafka partition is a Bytewax input partition (flows/kafka_source.py: partitions assigned
 directly, offsets in the recovery snapshots, progress reports that let windows close when
@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
 from flows.config import WindowConfig
-from flows.defaults import LIVE_GRACE_S
-from flows.dataflow import window_config, window_pipeline
+from flows.dataflow import window_pipeline
 from flows.sketches import SketchConfig
 from flows.window import Progress
 from schemas.packet_batch import PacketBatch, WireFormatError
+
+if TYPE_CHECKING:
+    from flows.engine_config import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,46 +69,58 @@ def topic_partitions(brokers: str, topic: str, timeout: float = 30.0) -> int:
     return len(t.partitions)
 
 
-def kafka_flow(brokers: str, topic: str, store: Optional[str] = None, redis: Optional[str] = None,
-               clickhouse: Optional[str] = None,
-               dead_letter_topic: Optional[str] = None,
-               tail: bool = True, window_s: float = 60.0, lateness_s: float = 5.0,
-               idle_s: float = WindowConfig.idle_s, grace_s: float = LIVE_GRACE_S, shards: int = 4,
-               top_n: int = 100, hll_lg_k: int = SketchConfig.hll_lg_k,
-               hh_lg_max_map: int = SketchConfig.hh_lg_max_map, source_name: str = "kafka",
-               max_flows: int = WindowConfig.max_flows, rules_file: Optional[str] = None,
-               alert_webhook: Optional[str] = None, alertmanager: Optional[str] = None,
-               alert_state_dir: Optional[str] = None, detect: bool = True) -> Dataflow:
-    """The engine's flow. Detection runs on every window unless `detect` is False; alerts go to
-    the same stores as windows and to the notifiers of the rules file and flags."""
+def from_config(path: Optional[str] = None, settings: Optional[str] = None) -> Dataflow:
+    """The engine's flow for `python -m bytewax.run`: from a config file (and the environment,
+    schemas/settings.py), or from `settings`, the effective config as JSON (what `netspectra
+    engine` passes)."""
+    from flows.engine_config import EngineConfig
+    from schemas.settings import load_settings
+    cfg = EngineConfig.model_validate_json(settings) if settings else load_settings(EngineConfig, "engine", path)
+    return kafka_flow(cfg)
+
+
+def kafka_flow(ec: "EngineConfig") -> Dataflow:
+    """The engine's flow. Detection runs on every window unless `detect` is off; alerts go to
+    the same stores as windows and to the notifiers of the rules file and config."""
     from flows.kafka_source import PacketSource
     from flows.rules import load_rules
     from sinks.bytewax_sinks import ClickHouseSink, NotifySink, RedisSink, StoreSink
 
-    cfg = window_config(window_s, lateness_s, shards, top_n, hll_lg_k, hh_lg_max_map,
-                        inputs=topic_partitions(brokers, topic), idle_s=idle_s, grace_s=grace_s, max_flows=max_flows)
+    cfg = WindowConfig(window_s=ec.window, lateness_s=ec.lateness, shards=ec.shards, top_n=ec.top_n,
+                       inputs=topic_partitions(ec.kafka, ec.topic), idle_s=ec.idle, grace_s=ec.grace,
+                       max_flows=ec.max_flows, sketches=SketchConfig())
+    source = ec.source_name
     flow = Dataflow("netspectra_engine")
-    items = op.input("kafka", flow, PacketSource(brokers, topic, tail=tail))
-    good, bad = split_input(items, topic)
-    if dead_letter_topic:
-        op.output("dead_letter_out", bad, KafkaSink(brokers.split(","), dead_letter_topic))
-    sinks = [StoreSink(store, source_name, cfg)] if store else []
-    if clickhouse:
-        sinks.append(ClickHouseSink(clickhouse, source_name, cfg))
-    if redis:
-        sinks.append(RedisSink(redis, source_name, cfg))
-    rules = load_rules(rules_file) if detect else None
+    items = op.input("kafka", flow, PacketSource(ec.kafka, ec.topic, tail=not ec.stop_at_end))
+    good, bad = split_input(items, ec.topic)
+    if ec.dead_letter_topic:
+        op.output("dead_letter_out", bad, KafkaSink(ec.kafka.split(","), ec.dead_letter_topic))
+    sinks = [StoreSink(ec.store, source)] if ec.store else []
+    if ec.clickhouse:
+        sinks.append(ClickHouseSink(ec.clickhouse, source))
+    if ec.redis:
+        sinks.append(RedisSink(ec.redis, source))
+    rules = load_rules(ec.rules) if ec.detect else None
     notify = None
     if rules is not None:
         notifiers = dict(rules.notifiers)
-        if alert_webhook:
-            notifiers["webhook"] = {**notifiers.get("webhook", {}), "url": alert_webhook}
-        if alertmanager:
-            notifiers["alertmanager"] = {**notifiers.get("alertmanager", {}), "url": alertmanager}
+        if ec.alert_webhook:
+            notifiers["webhook"] = {**notifiers.get("webhook", {}), "url": ec.alert_webhook}
+        if ec.alertmanager:
+            notifiers["alertmanager"] = {**notifiers.get("alertmanager", {}), "url": ec.alertmanager}
         if notifiers:
-            notify = NotifySink(notifiers, source_name, alert_state_dir)
-    window_pipeline(good, cfg, sinks, rules, notify)
+            notify = NotifySink(notifiers, source, alert_state_dir(ec))
+    window_pipeline(good, cfg, sinks, rules, notify, source=source)
     return flow
+
+
+def alert_state_dir(ec: "EngineConfig") -> Optional[str]:
+    """Where notifiers log what they delivered: beside the recovery snapshots, whose replays it
+    de-duplicates (or alert_state)."""
+    import os
+    if ec.alert_state:
+        return os.path.abspath(ec.alert_state)
+    return os.path.join(os.path.abspath(ec.recovery_dir), "alerts") if ec.recovery_dir else None
 
 
 def split_input(items, topic: str):

@@ -1,5 +1,5 @@
-"""`netspectra analyze`: run the Bytewax dataflow in-process over a capture, store the window
-results in chDB, and print a report (or JSON), optionally exporting the tables as CSV."""
+"""`netspectra analyze` and `netspectra sql`: the command line of flows/analysis.py: the report
+(or JSON) on stdout, a progress bar on a terminal, CSV export."""
 from __future__ import annotations
 
 import json
@@ -7,113 +7,8 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-from flows.config import WindowConfig
-from flows.summary import CaptureSummary, proto_name
-
-
-@dataclass
-class AnalysisRun:
-    summary: CaptureSummary
-    report: dict
-    seconds: float
-    store: str
-
-
-def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, progress: bool = False,
-                 top: int = 10, export: str | None = None, rules=None) -> AnalysisRun:
-    """The window stages over one capture; window results into the chDB `store` when one is given
-    (with no store, chDB is not even imported: the report needs only the summary). One worker
-    runs the stages in this thread (flows.window.LocalPipeline, no Bytewax to start); more run
-    the Bytewax dataflow with that many worker threads. Results are the same either way."""
-    from collectors.capture_file import sniff_format
-    sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
-    summary = CaptureSummary(cfg, rules)
-    bar = _Progress() if progress else None
-    on_progress = bar.update if bar else None
-    t = time.perf_counter()
-    try:
-        # L7 decoding only for what needs it (DNS counts for dns_anomaly)
-        l7 = any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules)
-        st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7)
-    finally:
-        if bar:
-            bar.stop()
-    seconds = time.perf_counter() - t
-    src_errors = dict(st.reader.get("errors", {}))
-    if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
-        src_errors["l4_truncated"] = st.decoder["l4_truncated"]
-    report = {"source": pcap, **summary.report(top, src_errors), "seconds": round(seconds, 3),
-              "capture_format": st.reader.get("format"), "truncated_file": bool(st.reader.get("truncated")),
-              "corrupt_file": bool(st.reader.get("corrupt")), "memory_mb": _memory_mb()}
-    if store:
-        from sinks.chdb_store import ChdbStore
-        ChdbStore(store).write_alerts(summary.alerts.alerts(), pcap)
-    if export:
-        from sinks.chdb_store import ChdbStore
-        ChdbStore(store).export(export, source=pcap)
-    return AnalysisRun(summary, report, seconds, store)
-
-
-STORE_BUFFER_ROWS = 1_000_000       # flow rows per chDB write (an INSERT costs ~10 ms whatever its size)
-
-
-def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False):
-    from flows.capture_reader import CaptureReader
-    from flows.window import LocalPipeline
-
-    reader = CaptureReader(pcap, l7=l7, on_progress=on_progress)
-    pipe = LocalPipeline(cfg)
-    db = None
-    if store:
-        from sinks.chdb_store import ChdbStore
-        db = ChdbStore(store)
-    pending: list = []
-
-    def emit(results, end=False):
-        for r in results:
-            summary.add(r)
-        if db is not None:
-            pending.extend(results)
-            if pending and (end or sum(len(r.flows) for r in pending) >= STORE_BUFFER_ROWS):
-                db.write(pending, pcap, cfg.top_n)
-                pending.clear()
-
-    for batch in reader:
-        emit(pipe.feed(batch))
-    emit(pipe.flush(), end=True)
-    return reader.stats
-
-
-def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False):
-    from bytewax.testing import cluster_main
-
-    from flows.dataflow import build_flow
-    from flows.sources import CaptureSource
-    from sinks.bytewax_sinks import CallbackSink, StoreSink
-
-    source = CaptureSource(pcap, l7=l7, on_progress=on_progress)
-    sinks = [CallbackSink(summary.add)]
-    if store:
-        sinks.append(StoreSink(store, pcap, cfg, buffer_rows=STORE_BUFFER_ROWS))
-    cluster_main(build_flow(source, cfg, sinks), [], 0, worker_count_per_proc=workers)
-    return source.stats
-
-
-def _memory_mb() -> dict:
-    """Peak RSS, and the anonymous part now: the mapped capture file counts in RSS but is page cache."""
-    import resource
-    out = {"peak_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith(("RssAnon:", "RssFile:")):
-                out[line.split(":")[0].lower()] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return out
 
 
 class _Progress:
@@ -161,6 +56,8 @@ def _size(n: float) -> str:
 def print_report(rep: dict, top: int) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from flows.summary import proto_name
 
     con = Console()
     dur = ((rep["last_seen_ns"] or 0) - (rep["first_seen_ns"] or 0)) / 1e9
@@ -214,6 +111,8 @@ def print_report(rep: dict, top: int) -> None:
 
 def cmd_analyze(args) -> int:
     from collectors.capture_file import CaptureFormatError
+    from flows.analysis import run_analysis
+    from flows.config import WindowConfig
     from flows.sketches import SketchConfig
     from netspectra.cli import rules_or_report
 
@@ -225,13 +124,16 @@ def cmd_analyze(args) -> int:
                        max_flows=args.max_flows, sketches=SketchConfig())
     # a store only when one is kept or exported from (chDB costs ~0.7 s to import and start)
     store = args.store or (tempfile.mkdtemp(prefix="netspectra-store-") if args.export else None)
+    bar = _Progress() if not args.json and sys.stderr.isatty() else None
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
-                           progress=not args.json and sys.stderr.isatty(), rules=rules)
+                           on_progress=bar.update if bar else None, rules=rules)
     except (CaptureFormatError, OSError) as e:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1
     finally:
+        if bar:
+            bar.stop()
         if store and not args.store:
             from sinks.chdb_store import ChdbStore
             ChdbStore(store).close()

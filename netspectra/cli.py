@@ -9,12 +9,10 @@ import sys
 import time
 
 from collectors import synth
-from flows.defaults import LIVE_GRACE_S, MAX_FLOWS
-from netspectra.stack import DEFAULT_PORTS
+from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, WINDOW_S
+from stack.local import DEFAULT_PORTS
+from schemas.topics import DEAD_LETTER_TOPIC, LOCAL_KAFKA, PACKETS_TOPIC
 
-DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
-                 "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
-                 "http_host", "http_path", "http_status", "status"]
 
 
 # Subcommand -> "module:function", imported only when that subcommand runs (keeps start-up small).
@@ -25,13 +23,23 @@ COMMANDS = {
     "sql": "netspectra.analyze:cmd_sql",
     "collect": "netspectra.collect:cmd_collect",
     "engine": "netspectra.engine:cmd_engine",
-    "stack": "netspectra.stack:cmd_stack",
-    "api": "api.server:cmd_api",
+    "stack": "netspectra.stackctl:cmd_stack",
+    "api": "netspectra.serve:cmd_api",
     "rules": "netspectra.cli:cmd_rules",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    module, func = COMMANDS[args.cmd].split(":")
+    try:
+        return getattr(importlib.import_module(module), func)(args)
+    except BrokenPipeError:   # `netspectra decode x.pcap | head` is normal use
+        sys.stderr.close()
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netspectra", description="Network-traffic analytics at line rate.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -49,14 +57,17 @@ def main(argv: list[str] | None = None) -> int:
 
     a = sub.add_parser("analyze", help="windowed flow, heavy-hitter and spread analysis of a capture (Bytewax + chDB)")
     a.add_argument("pcap")
-    a.add_argument("--window", type=float, default=60.0, help="window length in seconds; 0 = one window (default 60)")
-    a.add_argument("--lateness", type=float, default=5.0, help="seconds a window waits for late packets (default 5)")
+    a.add_argument("--window", type=float, default=WINDOW_S,
+                   help=f"window length in seconds; 0 = one window (default {WINDOW_S:g})")
+    a.add_argument("--lateness", type=float, default=LATENESS_S,
+                   help=f"seconds a window waits for late packets (default {LATENESS_S:g})")
     a.add_argument("--store", help="keep the chDB store in this directory (default: a temporary one)")
     a.add_argument("--top", type=int, default=10, help="rows per report list (default 10)")
     a.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     a.add_argument("--export", metavar="DIR", help="write every result table as CSV into DIR")
     a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
-    a.add_argument("--shards", type=int, default=4, help="state shards (default 4; results do not depend on workers)")
+    a.add_argument("--shards", type=int, default=SHARDS,
+                   help=f"state shards (default {SHARDS}; results do not depend on workers)")
     a.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
                    f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
     a.add_argument("--rules", metavar="FILE", help="detection rules (YAML or JSON; default: the built-in rules)")
@@ -66,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("file", nargs="?", help="rules file (YAML or JSON); without it, the built-in rules")
 
     api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
-    api.add_argument("--config", help="JSON configuration (tokens, TLS, ports; see api/config.py)")
+    service_options(api, "api")
     api.add_argument("--store", help="chDB directory, or clickhouse://host:port (default out/store)")
     api.add_argument("--redis", help="Redis host:port or URL for live state")
     api.add_argument("--host", help="listen address (default 127.0.0.1)")
     api.add_argument("--grpc-port", type=int, help="default 50051")
     api.add_argument("--http-port", type=int, help="default 8080")
-    api.add_argument("--allow-anonymous", action="store_true", help="no tokens: everyone may read (trials only)")
+    api.add_argument("--allow-anonymous", action="store_true", default=None,
+                     help="no tokens: everyone may read (trials only)")
+    api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
     q = sub.add_parser("sql", help="run a query against a store written by analyze --store")
     q.add_argument("--store", required=True)
@@ -80,70 +93,79 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("query")
 
     c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow")
+    service_options(c, "collect")
     src = c.add_argument_group("source (one of)")
     src.add_argument("--interface", "-I", help="capture live from this interface")
     src.add_argument("--pcap", help="replay this capture file")
     live = c.add_argument_group("live capture")
-    live.add_argument("--method", choices=["pcap", "afpacket"], default="afpacket",
-                      help="libpcap (pcapy-ng next_batch) or an AF_PACKET TPACKET_V3 ring (default)")
-    live.add_argument("--bpf", default="", help="BPF filter expression (tcpdump syntax)")
-    live.add_argument("--snaplen", type=int, default=262144, help="bytes kept per packet (default 262144)")
-    live.add_argument("--buffer-mb", type=int, default=64, help="kernel ring/buffer size in MiB (default 64)")
+    live.add_argument("--method", choices=["pcap", "afpacket"],
+                      help="libpcap (pcapy-ng next_batch) or an AF_PACKET TPACKET_V3 ring (default afpacket)")
+    live.add_argument("--bpf", help="BPF filter expression (tcpdump syntax)")
+    live.add_argument("--snaplen", type=int, help="bytes kept per packet (default 262144)")
+    live.add_argument("--buffer-mb", type=int, help="kernel ring/buffer size in MiB (default 64)")
     live.add_argument("--fanout", type=int, help="PACKET_FANOUT group id: collectors sharing it split the "
                       "interface's traffic by flow hash")
-    live.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    live.add_argument("--no-promisc", action="store_true", default=None,
+                      help="do not put the interface in promiscuous mode")
     rep = c.add_argument_group("replay")
-    rep.add_argument("--speed", type=float, default=0.0, help="replay at recorded pace times X (default: as fast as possible)")
-    rep.add_argument("--rate", type=float, default=0.0, help="replay at this many packets per second")
-    rep.add_argument("--retime", action="store_true", help="stamp replayed packets with the time they are sent")
-    rep.add_argument("--loop", type=int, default=1, help="replay the file N times (0 = until stopped); "
+    rep.add_argument("--speed", type=float, help="replay at recorded pace times X (default: as fast as possible)")
+    rep.add_argument("--rate", type=float, help="replay at this many packets per second")
+    rep.add_argument("--retime", action="store_true", default=None,
+                     help="stamp replayed packets with the time they are sent")
+    rep.add_argument("--loop", type=int, help="replay the file N times (0 = until stopped; default 1); "
                      "use with --retime, else repeated times arrive late")
-    c.add_argument("--count", type=int, default=0, help="stop after N packets")
-    c.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    c.add_argument("--dry-run", action="store_true", help="capture and decode only; no Kafka")
-    c.add_argument("--no-l7", action="store_true", help="skip DNS/HTTP field decoding")
-    c.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap servers (default: the local stack)")
-    c.add_argument("--topic", default="netspectra.packets")
-    c.add_argument("--partitions", type=int, default=0, help="create the topic with N partitions if missing")
-    c.add_argument("--connect-timeout", type=float, default=15.0, help="seconds to reach the broker (default 15)")
-    c.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait for deliveries at the end")
+    c.add_argument("--count", type=int, help="stop after N packets")
+    c.add_argument("--duration", type=float, help="stop after S seconds")
+    c.add_argument("--dry-run", action="store_true", default=None, help="capture and decode only; no Kafka")
+    c.add_argument("--no-l7", action="store_true", default=None, help="skip DNS/HTTP field decoding")
+    c.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
+    c.add_argument("--topic", help=f"default {PACKETS_TOPIC}")
+    c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing")
+    c.add_argument("--connect-timeout", type=float, help="seconds to reach the broker (default 15)")
+    c.add_argument("--flush-timeout", type=float, help="seconds to wait for deliveries at the end (default 60)")
+    c.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
-    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (wraps python -m bytewax.run)")
-    e.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap servers (default: the local stack)")
-    e.add_argument("--topic", default="netspectra.packets")
+    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (becomes python -m bytewax.run)")
+    service_options(e, "engine")
+    e.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
+    e.add_argument("--topic", help=f"default {PACKETS_TOPIC}")
     e.add_argument("--store", help="chDB store directory for the window results")
     e.add_argument("--clickhouse", help="ClickHouse server host:port, native protocol (local stack: 127.0.0.1:19000)")
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
-    e.add_argument("--dead-letter-topic", default="netspectra.dead-letter")
-    e.add_argument("--window", type=float, default=60.0)
-    e.add_argument("--lateness", type=float, default=5.0, help="event-time seconds a window waits for late packets")
-    e.add_argument("--idle", type=float, default=10.0, help="seconds a partition must be quiet, with the broker "
+    e.add_argument("--dead-letter-topic", help=f"default {DEAD_LETTER_TOPIC}")
+    e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
+    e.add_argument("--lateness", type=float,
+                   help=f"event-time seconds a window waits for late packets (default {LATENESS_S:g})")
+    e.add_argument("--idle", type=float, help="seconds a partition must be quiet, with the broker "
                    "confirming it is read to its end, before it stops holding windows open; when all are, open "
-                   "windows close (default 10)")
-    e.add_argument("--grace", type=float, default=LIVE_GRACE_S, help="event-time seconds a closed window is kept: "
+                   f"windows close (default {IDLE_S:g})")
+    e.add_argument("--grace", type=float, help="event-time seconds a closed window is kept: "
                    f"packets arriving for it meanwhile update it and it is written again (default {LIVE_GRACE_S:g})")
-    e.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
+    e.add_argument("--max-flows", type=int, help="exact flow records kept per window; "
                    f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
-    e.add_argument("--stop-at-end", action="store_true", help="stop at the end of the topic instead of tailing it")
+    e.add_argument("--stop-at-end", action="store_true", default=None,
+                   help="stop at the end of the topic instead of tailing it")
     e.add_argument("--rules", metavar="FILE", help="detection rules and notifiers (YAML or JSON; default: built-in rules)")
     e.add_argument("--alert-webhook", metavar="URL", help="POST every alert change to this URL (JSON)")
     e.add_argument("--alertmanager", metavar="URL", help="send alerts to this Prometheus Alertmanager (API v2)")
     e.add_argument("--alert-state", metavar="DIR", help="where notifiers log what they delivered, so a resumed "
                    "engine does not notify twice (default: <recovery dir>/alerts)")
-    e.add_argument("--no-detect", action="store_true", help="no detection or alerts, windows only")
-    e.add_argument("--workers", "-w", type=int, default=1, help="worker threads per process")
+    e.add_argument("--no-detect", action="store_true", default=None, help="no detection or alerts, windows only")
+    e.add_argument("--workers", "-w", type=int, help="worker threads per process (default 1)")
     e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")
     e.add_argument("--addresses", "-a", help="host:port of every engine process, separated by ';'")
     e.add_argument("--recovery-dir", "-r", help="Bytewax recovery directory: state snapshots to resume from "
                    "after a crash (created on first use; see docs/live.md)")
-    e.add_argument("--snapshot-interval", "-s", type=int, default=5,
+    e.add_argument("--snapshot-interval", "-s", type=int,
                    help="whole seconds between recovery snapshots (default 5; a resume replays at most this much)")
-    e.add_argument("--backup-interval", "-b", type=int, default=0,
+    e.add_argument("--backup-interval", "-b", type=int,
                    help="seconds of older snapshots to keep, when the recovery directory is backed up (default 0)")
-    e.add_argument("--recovery-partitions", type=int, default=4,
+    e.add_argument("--recovery-partitions", type=int,
                    help="recovery partitions to create in a new recovery directory (default 4)")
-    e.add_argument("--recovery-min-free-mb", type=float, default=64,
+    e.add_argument("--recovery-min-free-mb", type=float,
                    help="refuse to start with less free space than this for the recovery directory (default 64)")
+    e.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port; process i of a "
+                   "cluster on one host uses port + i (default 0: none)")
 
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"])
@@ -152,13 +174,38 @@ def main(argv: list[str] | None = None) -> int:
     for svc, port in DEFAULT_PORTS.items():
         k.add_argument(f"--{svc.replace('_', '-')}-port", type=int, help=f"port of {svc} on 127.0.0.1 (default {port})")
 
-    args = p.parse_args(argv)
-    module, func = COMMANDS[args.cmd].split(":")
+    return p
+
+
+# flag -> config field, where they differ; a flag left out (None) keeps the file's value
+FLAG_FIELDS = {"no_detect": "detect", "no_promisc": "promisc", "no_l7": "l7"}
+
+
+def overrides(args, fields) -> dict:
+    """The config fields that flags set (argparse defaults are None: not given)."""
+    out = {}
+    for name, value in vars(args).items():
+        field = FLAG_FIELDS.get(name, name)
+        if field in fields and value is not None:
+            out[field] = (not value) if name.startswith("no_") else value
+    return out
+
+
+def service_config(model, service: str, args):
+    """The service's effective config, or None after one line per problem on stderr (exit 2)."""
+    from schemas.settings import ConfigError, load_settings
     try:
-        return getattr(importlib.import_module(module), func)(args)
-    except BrokenPipeError:   # `netspectra decode x.pcap | head` is normal use
-        sys.stderr.close()
-        return 0
+        return load_settings(model, service, args.config, overrides(args, model.model_fields))
+    except ConfigError as e:
+        for line in e.lines:
+            print(f"netspectra {service}: {line}", file=sys.stderr)
+        return None
+
+
+def service_options(p: argparse.ArgumentParser, service: str) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"{service} settings, YAML or JSON (schemas/settings.py); "
+                   f"environment NETSPECTRA_{service.upper()}_<SETTING> and flags override them")
+    p.add_argument("--print-config", action="store_true", help="print the effective settings as JSON and exit")
 
 
 def cmd_synth(args) -> int:
@@ -204,7 +251,7 @@ def open_capture(path: str, command: str):
 
 def cmd_decode(args) -> int:
     from collectors.decode.decoder import Decoder
-    from collectors.decode.rows import batch_rows
+    from collectors.decode.rows import DECODE_FIELDS, batch_rows
 
     cap = open_capture(args.pcap, "decode")
     if cap is None:

@@ -175,3 +175,15 @@ def columns(table: str) -> list[str]:
     """Column names a writer supplies (everything but inserted_at)."""
     names = [line.split()[0] for line in TABLES[table][0].splitlines() if line.strip()]
     return [n for n in names if n != "inserted_at"]
+
+
+def table_columns(table: str, n: int, window_start: int, source: str, cols: dict) -> dict:
+    """`n` rows of `table` as columns in its order: the window start and source filled in, the
+    other columns from `cols` (every one must be there)."""
+    import numpy as np
+    out = {"window_start": np.full(n, window_start, np.int64), "source": [source] * n}
+    out.update(cols)
+    missing = set(columns(table)) - set(out)
+    if missing:
+        raise KeyError(f"{table}: no values for {sorted(missing)}")
+    return {c: out[c] for c in columns(table)}

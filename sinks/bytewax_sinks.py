@@ -1,5 +1,6 @@
-"""Bytewax sinks for window results. Each has one partition, so one worker (in one process)
-owns the store: chDB allows a single process per data directory."""
+"""Bytewax sinks for closed windows (schemas/window_rows.py) and alert changes. Each has one
+partition, so one worker (in one process) owns the store: chDB allows a single process per data
+directory. `wants` says which part of a window a sink writes, so the flow builds only those."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,7 @@ from typing import Callable
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from flows.config import WindowConfig
-from flows.window import WindowResult
+from schemas.window_rows import WindowRows
 
 log = logging.getLogger(__name__)
 
@@ -16,20 +16,20 @@ log = logging.getLogger(__name__)
 class _Partition(StatefulSinkPartition):
     """Window results (and, when the flow detects, alert changes) to one writer."""
 
-    def __init__(self, write: Callable[[list[WindowResult]], None], buffer_rows: int = 0,
+    def __init__(self, write: Callable[[list[WindowRows]], None], buffer_rows: int = 0,
                  write_alerts: Callable[[list], None] | None = None):
         self.write = write
         self.write_alerts = write_alerts
         self.buffer_rows = buffer_rows
-        self.pending: list[WindowResult] = []
+        self.pending: list[WindowRows] = []
         self.alerts: dict = {}          # alert id -> newest state not yet written
         self.rows = 0
 
     def write_batch(self, values):
         for v in values:
-            if isinstance(v, WindowResult):
+            if isinstance(v, WindowRows):
                 self.pending.append(v)
-                self.rows += len(v.flows)
+                self.rows += v.flow_rows
             elif self.write_alerts is not None:       # an AlertEvent
                 self.alerts[v.alert.id] = v.alert
         if self.rows >= self.buffer_rows:
@@ -50,13 +50,15 @@ class _Partition(StatefulSinkPartition):
 
 
 class StoreSink(FixedPartitionedSink):
-    """Writes WindowResults to a chDB store directory.
+    """Writes windows (their ClickHouse tables) to a chDB store directory.
 
     buffer_rows > 0 holds results until that many flow rows are pending (or the run ends):
     offline analysis writes in a few large INSERTs; live use keeps 0, writing every window at once."""
 
-    def __init__(self, path: str, source: str, cfg: WindowConfig, buffer_rows: int = 0):
-        self.path, self.source, self.cfg, self.buffer_rows = path, source, cfg, buffer_rows
+    wants = "tables"
+
+    def __init__(self, path: str, source: str, buffer_rows: int = 0):
+        self.path, self.source, self.buffer_rows = path, source, buffer_rows
 
     def list_parts(self):
         return ["store"]
@@ -65,15 +67,17 @@ class StoreSink(FixedPartitionedSink):
         from sinks.chdb_store import ChdbStore
 
         store = ChdbStore(self.path)
-        return _Partition(lambda rs: store.write(rs, self.source, self.cfg.top_n), self.buffer_rows,
+        return _Partition(store.write, self.buffer_rows,
                           lambda alerts: store.write_alerts(alerts, self.source))
 
 
 class ClickHouseSink(FixedPartitionedSink):
-    """Writes WindowResults to a ClickHouse server over the native protocol as windows close."""
+    """Writes windows (their tables) to a ClickHouse server over the native protocol as windows close."""
 
-    def __init__(self, address: str, source: str, cfg: WindowConfig):
-        self.address, self.source, self.cfg = address, source, cfg
+    wants = "tables"
+
+    def __init__(self, address: str, source: str):
+        self.address, self.source = address, source
 
     def list_parts(self):
         return ["clickhouse"]
@@ -82,15 +86,17 @@ class ClickHouseSink(FixedPartitionedSink):
         from sinks.clickhouse_native import ClickHouseNative
 
         ch = ClickHouseNative(self.address)
-        return _Partition(lambda rs: ch.write(rs, self.source, self.cfg.top_n), 0,
+        return _Partition(ch.write, 0,
                           lambda alerts: ch.write_alerts(alerts, self.source))
 
 
 class RedisSink(FixedPartitionedSink):
-    """Writes every WindowResult's live view to Redis (sinks/redis_state.py) as it closes."""
+    """Writes every window's live view to Redis (sinks/redis_state.py) as it closes."""
 
-    def __init__(self, url: str, source: str, cfg: WindowConfig, ttl_s: int = 3600):
-        self.url, self.source, self.cfg, self.ttl_s = url, source, cfg, ttl_s
+    wants = "live"
+
+    def __init__(self, url: str, source: str, ttl_s: int = 3600):
+        self.url, self.source, self.ttl_s = url, source, ttl_s
 
     def list_parts(self):
         return ["redis"]
@@ -98,21 +104,8 @@ class RedisSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.redis_state import RedisState
 
-        state = RedisState(self.url, self.source, self.cfg.top_n, self.ttl_s)
+        state = RedisState(self.url, self.source, self.ttl_s)
         return _Partition(state.write, 0, state.write_alerts)
-
-
-class CallbackSink(FixedPartitionedSink):
-    """Hands every WindowResult to a function in this process (the analyser's report)."""
-
-    def __init__(self, fn: Callable[[WindowResult], None]):
-        self.fn = fn
-
-    def list_parts(self):
-        return ["callback"]
-
-    def build_part(self, step_id, for_part, resume_state):
-        return _Partition(lambda rs: [self.fn(r) for r in rs])
 
 
 class NotifySink(FixedPartitionedSink):

@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from flows.window import WindowResult
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns,
                                 ddl)
-from sinks.rows import alert_tables, results_tables
+from schemas.window_rows import WindowRows, concat_tables
+from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ class ChdbStore:
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
 
-    def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
-        """Write window results, one INSERT per table for all of them (an INSERT costs ~10 ms)."""
-        for table, cols in results_tables(results, source, top_n).items():
+    def write(self, windows: list[WindowRows]) -> None:
+        """Write windows' rows, one INSERT per table for all of them (an INSERT costs ~10 ms)."""
+        for table, cols in concat_tables(windows).items():
             self.insert(table, cols)
 
     def write_alerts(self, alerts: list, source: str) -> None:

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from flows.window import WindowResult
 from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
-from sinks.rows import alert_tables, results_tables
+from schemas.window_rows import WindowRows, concat_tables
+from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -67,8 +67,8 @@ class ClickHouseNative:
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
         self.legacy = legacy        # only now: a failure above makes the next write set up again
 
-    def write(self, results: list[WindowResult], source: str, top_n: int) -> None:
-        self._write(results_tables(results, source, top_n))
+    def write(self, windows: list[WindowRows]) -> None:
+        self._write(concat_tables(windows))
 
     def write_alerts(self, alerts: list, source: str) -> None:
         self._write(alert_tables(alerts, source))

@@ -1,24 +1,11 @@
 """Live state in Redis: what a dashboard reads to show "now".
 
-Key layout (prefix `ns:{source}:`, source = the capture path or Kafka topic):
-
-| key | type | content |
-|---|---|---|
-| `ns:{source}:window:{start_ms}` | hash | packets, bytes, flows, hosts, frames, late_packets, complete, written_at |
-| `ns:{source}:window:{start_ms}:talkers` | zset | source address -> bytes (exact), top N |
-| `ns:{source}:window:{start_ms}:flows` | zset | "src sport dst dport proto" -> bytes, top N (heavy-hitter estimate) |
-| `ns:{source}:latest` | hash | the newest window's start_ms, packets, bytes, flows, hosts, updated_at |
-| `ns:{source}:talkers`, `ns:{source}:flows` | zset | copies of the newest window's zsets |
-| `ns:{source}:hosts` | zset | address (src or dst) -> end of the last window it was among that window's `max_hosts` heaviest (bytes), epoch seconds |
-| `ns:{source}:windows` | zset | start_ms -> start_ms of the windows kept |
-| `ns:{source}:alerts` | hash | alert id -> the alert's newest state (JSON, flows/alerts.py), firing and recently resolved |
-| `ns:{source}:alerts:seen` | zset | alert id -> when it was last written, epoch seconds (resolved alerts unchanged for the TTL are trimmed) |
-| `ns:{source}:alerts:events` | stream | one entry per alert change (`alert`: JSON), ~10,000 kept: what a live view follows |
+Key layout: schemas/redis_keys.py (the API reads the same keys).
 
 Every key expires `ttl_s` after its last write (default 1 hour), so a stopped pipeline leaves no
 stale "live" state; hosts older than the TTL are trimmed on each write. `hosts` in a window's hash
-is its exact number of distinct addresses; the hosts zset keeps only each window's `max_hosts`
-(10,000) heaviest, because a spoofed flood brings millions of one-packet "hosts" a window and
+is its exact number of distinct addresses; the hosts zset keeps only each window's
+10,000 heaviest (flows/rows.py MAX_LIVE_HOSTS), because a spoofed flood brings millions of one-packet "hosts" a window and
 one Redis member each would cost more than the rest of the pipeline. One window is written
 in one MULTI/EXEC, so readers never see half a window. If Redis is away, windows wait in a
 bounded backlog (the newest version of each window, `max_backlog` windows; beyond that the
@@ -32,34 +19,21 @@ import logging
 import threading
 import time
 
-import numpy as np
-
-from flows.window import WindowResult
-from schemas.addresses import column_to_text, to_text
-from flows.sketches import parse_key
-from flows.table import sum_by_address, top_by
-from schemas.flow_key import words_to_addr
+from schemas.redis_keys import prefix
+from schemas.window_rows import WindowRows
 
 log = logging.getLogger(__name__)
-
-PREFIX = "ns"
-
-
-def prefix(source: str) -> str:
-    return f"{PREFIX}:{source}:"
-
 
 class RedisState:
     RETRY_EVERY_S = 0.5           # how often the backlog is retried while Redis is away
 
-    def __init__(self, url: str, source: str, top_n: int = 100, ttl_s: int = 3600, max_backlog: int = 256,
-                 max_hosts: int = 10_000):
+    def __init__(self, url: str, source: str, ttl_s: int = 3600, max_backlog: int = 256):
         from schemas.credentials import redis_client
 
         self.r = redis_client(url, socket_timeout=5)
         self.p = prefix(source)
-        self.top_n, self.ttl_s, self.max_backlog, self.max_hosts = top_n, ttl_s, max_backlog, max_hosts
-        self.backlog: dict[int, WindowResult] = {}      # window start -> newest unwritten version
+        self.ttl_s, self.max_backlog = ttl_s, max_backlog
+        self.backlog: dict[int, WindowRows] = {}      # window start -> newest unwritten version
         self.written = 0
         self.dropped = 0
         self._lock = threading.Lock()
@@ -67,7 +41,7 @@ class RedisState:
         self._down_logged = False
         self._alert_script = self.r.register_script(self._ALERT_LUA)      # sent at its first use
 
-    def write(self, results: list[WindowResult]) -> None:
+    def write(self, results: list[WindowRows]) -> None:
         """Queue the windows and try to write the backlog once; never waits for Redis. While it is
         away a background thread retries, so the backlog is written when Redis is back even if no
         newer window comes (the stream may have ended during the outage)."""
@@ -108,7 +82,7 @@ class RedisState:
         while self.backlog:
             start, res = next(iter(self.backlog.items()))
             try:
-                if isinstance(res, WindowResult):
+                if isinstance(res, WindowRows):
                     self._pipeline(res).execute()
                 else:
                     self._alert(res)
@@ -123,31 +97,14 @@ class RedisState:
             self.written += 1
             self._down_logged = False
 
-    def window_values(self, res: WindowResult, now: float, end_s: float) -> tuple[dict, dict, dict, dict]:
-        """What a window puts in Redis (no I/O): totals, talkers, top flows, hosts -> end_s (last seen)."""
-        addrs, _, by = res.talkers(self.top_n)                                          # exact
-        talkers = dict(zip(column_to_text(addrs), by.tolist()))
-        flows = {}
-        for k, est, _, _ in res.heavy.top("flow", "bytes", self.top_n):
-            f = parse_key("flow", k)
-            flows[f"{to_text(f['src'])} {f['sport']} {to_text(f['dst'])} {f['dport']} {f['proto']}"] = est
-        totals = {"packets": res.packets, "bytes": res.bytes, "flows": len(res.flows),
-                  "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
-                  "complete": int(res.complete), "written_at": now}
-        # distinct addresses with their bytes (as source and as destination); text only for the heaviest
-        words = np.concatenate([res.flows.src, res.flows.dst])
-        distinct, by_host = sum_by_address(words, np.concatenate([res.flows.bytes, res.flows.bytes]))
-        totals["hosts"] = len(distinct)
-        heaviest = top_by(by_host, distinct, self.max_hosts)
-        hosts = dict.fromkeys(column_to_text(words_to_addr(distinct[heaviest])), end_s)
-        return totals, talkers, flows, hosts
-
-    def _pipeline(self, res: WindowResult):
+    def _pipeline(self, res: WindowRows):
         p, ttl, now = self.p, self.ttl_s, time.time()
         start_ms = res.start // 1_000_000
         wkey = f"{p}window:{start_ms}"
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
-        totals, talkers, flows, hosts = self.window_values(res, now, end_s)
+        lv = res.live
+        totals, talkers, flows = {**lv.totals, "written_at": now}, lv.talkers, lv.flows
+        hosts = dict.fromkeys(lv.hosts, end_s)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)
         for suffix, z in ((":talkers", talkers), (":flows", flows)):

@@ -17,7 +17,7 @@ import pytest
 from collectors import synth
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
-from netspectra import stack
+from stack import local as stack
 from schemas.addresses import column_to_text
 from schemas.packet_batch import FRAG_LATER_UNMATCHED
 
@@ -163,13 +163,13 @@ API_WINDOW_S = 10
 def api_results(synth_pcap):
     """The capture's window results (WindowResult list) and its brute-force reference."""
     from bytewax.testing import run_main
-    from flows.dataflow import build_flow, window_config
+    from flows.config import WindowConfig
+    from flows.dataflow import build_flow
     from flows.sources import CaptureSource
-    from sinks.bytewax_sinks import CallbackSink
 
-    cfg = window_config(API_WINDOW_S, 5.0, 4, 100, 14, 12)
     results = []
-    run_main(build_flow(CaptureSource(str(synth_pcap)), cfg, [CallbackSink(results.append)]))
+    run_main(build_flow(CaptureSource(str(synth_pcap)), WindowConfig(window_s=API_WINDOW_S), [],
+                        on_result=results.append))
     return sorted(results, key=lambda r: r.start), reference_windows(synth_pcap, API_WINDOW_S)
 
 

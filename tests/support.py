@@ -155,7 +155,7 @@ class HookReceiver:
     again on the same port."""
 
     def __init__(self, port: int | None = None):
-        from netspectra.stack import free_ports
+        from stack.local import free_ports
         self.port = port or free_ports(1)[0]
         self.posts: list[tuple[str, dict, object, bytes]] = []      # path, headers, JSON, raw body
         self.server = None
@@ -198,7 +198,7 @@ class Alertmanager:
 
     def __init__(self, workdir, hook: HookReceiver):
         import shutil
-        from netspectra.stack import free_ports
+        from stack.local import free_ports
         exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
         if exe is None:
             import pytest
@@ -247,7 +247,7 @@ class SmtpServer:
 
     def __init__(self):
         from aiosmtpd.controller import Controller
-        from netspectra.stack import free_ports
+        from stack.local import free_ports
 
         self.messages: list = []
         outer = self
@@ -304,3 +304,9 @@ def write_dns_capture(path) -> None:
         w = dpkt.pcap.Writer(f)
         for t, p in pkts:
             w.writepkt(p, ts=t)
+
+
+def rows_of(results, source: str, top_n: int = 100) -> list:
+    """Window results as the sinks receive them (schemas/window_rows.py): tables and live view."""
+    from flows.rows import window_rows
+    return [window_rows(r, source, top_n, tables=True, live=True) for r in results]

@@ -5,7 +5,7 @@ import csv
 import io
 import json
 
-from netspectra.cli import DECODE_FIELDS
+from collectors.decode.rows import DECODE_FIELDS
 from tests.conftest import tshark_fields, shared_pcap
 from tests.pipeline import run
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from netspectra import stack
+from stack import local as stack
 from tests.conftest import _free_ports
 
 

@@ -8,6 +8,10 @@ from schemas.addresses import column_to_text
 from schemas.packet_batch import FRAG_NAMES, STATUS_NAMES, PacketBatch
 
 ICMP_PROTOS = (1, 58)
+# the columns of a row, in order (`netspectra decode` CSV)
+DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
+                 "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
+                 "http_host", "http_path", "http_status", "status"]
 
 
 def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:

@@ -16,6 +16,7 @@ from api.config import ApiConfig
 from api.server import build, http_config
 from schemas.v1 import query_pb2_grpc as pb_grpc
 from tests.conftest import _free_ports
+from tests.support import rows_of
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -73,10 +74,10 @@ def chdb_api(api_results, synth_pcap, tmp_path_factory, local_stack):
     results, ref = api_results
     store = tmp_path_factory.mktemp("api-chdb")
     source = str(synth_pcap)
-    ChdbStore(str(store)).write(results, source, 100)
+    ChdbStore(str(store)).write(rows_of(results, source))
     _, ports, _ = local_stack
     redis_url = f"127.0.0.1:{ports['redis']}"
-    RedisState(redis_url, source).write(results)
+    RedisState(redis_url, source).write(rows_of(results, source))
     cfg = ApiConfig(store=str(store), redis=redis_url, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
                     ingest_dir=str(tmp_path_factory.mktemp("ingest")))
     for service, target, url in serve(cfg):
@@ -92,7 +93,7 @@ def server_api(api_results, synth_pcap, local_stack):
     _, ports, _ = local_stack
     addr = f"127.0.0.1:{ports['clickhouse']}"
     source = str(synth_pcap) + "#server"
-    ClickHouseNative(addr).write(results, source, 100)
+    ClickHouseNative(addr).write(rows_of(results, source))
     cfg = ApiConfig(store=f"clickhouse://{addr}", grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
     for service, target, url in serve(cfg):
         yield Api(service, target, url, source, ref, results)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from flows.alerts import Alert
+from schemas.alerts import Alert
 from schemas.v1 import query_pb2 as pb
 
 S = 10**9

@@ -21,6 +21,7 @@ from schemas.clickhouse import TABLES
 from schemas.v1 import query_pb2 as pb
 from tests.api.conftest import ADMIN_TOKEN, READ_TOKEN
 from tests.conftest import ROOT
+from tests.support import rows_of
 
 ALL = {"start_ms": 0, "end_ms": 2**52}
 
@@ -126,7 +127,7 @@ def test_admin_role(chdb_api, api_results):
     results, _ = api_results
     store = ChdbStore(chdb_api.service.backend.store.path)
     for name in ("doomed-http", "doomed-grpc"):
-        store.write(results[:1], name, 10)
+        store.write(rows_of(results[:1], name, 10))
     packets = lambda src: chdb_api.http().post("/v1/flows/aggregate", json={  # noqa: E731
         "range": ALL, "filter": {"source": src}}).json()["groups"][0]["packets"]
     assert packets("doomed-http") == results[0].packets
@@ -220,7 +221,7 @@ def test_watch_live_refuses_an_ambiguous_source_and_waits_for_a_first_window(chd
     import threading
     from sinks.redis_state import RedisState
     api = chdb_api
-    RedisState(api.redis, "second-source").write(api.results[-1:])     # two sources now
+    RedisState(api.redis, "second-source").write(rows_of(api.results[-1:], "second-source"))     # two sources now
     stub, md = api.stub()
     with pytest.raises(grpc.RpcError) as e:
         next(stub.WatchLive(pb.LiveTopRequest(source="", limit=3), metadata=md, timeout=20))
@@ -231,7 +232,7 @@ def test_watch_live_refuses_an_ambiguous_source_and_waits_for_a_first_window(chd
     reader.start()
     reader.join(1.0)
     assert reader.is_alive() and not got                              # waiting, not NOT_FOUND
-    RedisState(api.redis, "not-yet").write(api.results[-1:])
+    RedisState(api.redis, "not-yet").write(rows_of(api.results[-1:], "not-yet"))
     reader.join(20)
     assert got and got[0].window_start_ms == api.results[-1].start // 1_000_000
     stream.cancel()

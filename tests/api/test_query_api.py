@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from schemas.v1 import query_pb2 as pb
 from tests.api.conftest import by_entity, totals
 from tests.conftest import API_WINDOW_S as WINDOW_S
+from tests.support import rows_of
 
 ALL = {"start_ms": 0, "end_ms": 2**52}
 
@@ -201,7 +202,7 @@ def test_live_top_and_watch(chdb_api):
     import copy
     newer = copy.copy(last)
     newer.start = last.start + WINDOW_S * 1_000_000_000
-    RedisState(api.redis, api.source).write([newer])
+    RedisState(api.redis, api.source).write(rows_of([newer], api.source))
     second = next(stream)
     assert second.window_start_ms == newer.start // 1_000_000 and second.packets == last.packets
     stream.cancel()

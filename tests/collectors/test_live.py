@@ -16,7 +16,7 @@ from collectors import synth
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 from collectors.replay import PACE_SLICE_S, Pacer
-from netspectra.collect import DecodedTotals
+from collectors.service import DecodedTotals
 from tests.conftest import ROOT, require_tool
 
 REPLAY_PPS = 40_000

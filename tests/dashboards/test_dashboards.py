@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from tests.api.conftest import by_entity, totals
-from flows.alerts import Alert
+from schemas.alerts import Alert
 from tests.conftest import ROOT
+from tests.support import rows_of
 
 sys.path.insert(0, str(ROOT / "dashboards"))
 import build  # noqa: E402
@@ -33,7 +34,7 @@ def store(api_results, tmp_path_factory):
     from sinks.chdb_store import ChdbStore
     results, ref = api_results
     s = ChdbStore(str(tmp_path_factory.mktemp("dash")))
-    s.write(results, "cap", 100)
+    s.write(rows_of(results, "cap"))
     s.write_alerts([ALERT], "cap")
     return s, ref
 

@@ -11,7 +11,6 @@ from bytewax.testing import run_main
 from flows.config import WindowConfig
 from flows.dataflow import build_flow
 from flows.sources import CaptureSource
-from sinks.bytewax_sinks import CallbackSink
 from sinks.chdb_store import ChdbStore, address_text
 from tests.conftest import ROOT, _free_ports, reference_windows, table_records
 from tests.pipeline import store_records
@@ -27,7 +26,7 @@ def reference(synth_pcap):
 @pytest.fixture(scope="module")
 def in_process(synth_pcap):
     results = []
-    run_main(build_flow(CaptureSource(str(synth_pcap)), WindowConfig(window_s=WINDOW_S), [CallbackSink(results.append)]))
+    run_main(build_flow(CaptureSource(str(synth_pcap)), WindowConfig(window_s=WINDOW_S), [], on_result=results.append))
     return results
 
 

@@ -36,8 +36,11 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     store = str(tmp_path / "store")
     # Partitions are read unevenly, so event time jumps back and forth between them; the
     # per-partition watermark keeps every packet on time with a 1 s lateness.
-    spec = (f"flows.engine:kafka_flow({boot!r}, 'engine-e2e', store={store!r}, dead_letter_topic='engine-dlq', "
-            f"tail=False, window_s={WINDOW_S}, lateness_s=1)")
+    # the engine from its config file, as a StatefulSet pod starts it
+    conf = tmp_path / "engine.yaml"
+    conf.write_text(f"kafka: '{boot}'\ntopic: engine-e2e\nstore: '{store}'\ndead_letter_topic: engine-dlq\n"
+                    f"stop_at_end: true\nwindow: {WINDOW_S}\nlateness: 1\n")
+    spec = f"flows.engine:from_config({str(conf)!r})"
     p = subprocess.run([sys.executable, "-m", "bytewax.run", spec, "-w", "2"], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -100,15 +103,14 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
 
 
 def test_engine_warns_when_workers_exceed_partitions(local_stack):
-    import argparse
-    from netspectra.engine import check_partitions
+    from flows.engine_config import EngineConfig
+    from flows.engine_service import Engine
     _, ports, _ = local_stack
     boot = f"127.0.0.1:{ports['kafka']}"
     create_topic(boot, "engine-narrow", 1)
-    args = argparse.Namespace(kafka=boot, topic="engine-narrow", workers=2, addresses="a:1;b:2")
-    assert "1 partitions for 4 workers" in check_partitions(args)
-    args.workers, args.addresses = 1, None
-    assert check_partitions(args) is None
+    cfg = EngineConfig(kafka=boot, topic="engine-narrow", workers=2, process_id=0, addresses="a:1;b:2")
+    assert "1 partitions for 4 workers" in Engine(cfg).partition_warning()
+    assert Engine(EngineConfig(kafka=boot, topic="engine-narrow")).partition_warning() is None
 
 
 def test_consumer_errors_and_bad_messages_are_dead_lettered_and_the_flow_goes_on():

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from netspectra import stack
+from stack import local as stack
 from tests.conftest import ROOT, _free_ports
 from tests.support import TcpForwarder, stop, wait_for
 from tests.pipeline import (ENGINE_OPTS, WINDOW_S, clickhouse_records, consume_raw, engine_log, finish_exact, make_topic,

@@ -6,10 +6,14 @@ import threading
 
 from schemas.credentials import clickhouse_client
 
-from netspectra import stack
+from stack import local as stack
 from tests.support import wait_for
 from sinks.clickhouse_native import ClickHouseNative
-from tests.support import window_results as _results
+from tests.support import rows_of, window_results
+
+
+def _results(source: str) -> list:
+    return rows_of(window_results(), source, 10)
 
 
 def _totals(port, source):
@@ -20,9 +24,9 @@ def _totals(port, source):
 def test_write_twice_counts_once(local_stack):
     _, ports, _ = local_stack
     ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
-    results = _results()
-    ch.write(results, "idem", 10)
-    ch.write(results, "idem", 10)
+    results = _results("idem")
+    ch.write(results)
+    ch.write(results)
     assert ch.legacy is True
     assert _totals(ports["clickhouse"], "idem") == (5, 5, 500)
     rows = clickhouse_client(f"127.0.0.1:{ports['clickhouse']}").execute(
@@ -33,7 +37,7 @@ def test_write_twice_counts_once(local_stack):
 def test_server_away_then_back(local_stack):
     d, ports, _ = local_stack
     ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
-    ch.write(_results()[:1], "outage", 10)
+    ch.write(_results("outage")[:1])
     stack.down(d, only="clickhouse")
     # the write blocks, retrying, until the server is back; a daemon thread, so a write that never
     # returns fails this test at the join below instead of hanging the suite
@@ -41,7 +45,7 @@ def test_server_away_then_back(local_stack):
 
     def write():
         try:
-            ch.write(_results()[1:], "outage", 10)
+            ch.write(_results("outage")[1:])
             outcome.append("written")
         except Exception as e:          # noqa: BLE001 - the test reports it
             outcome.append(repr(e))

@@ -8,7 +8,7 @@ import hmac
 import time
 from dataclasses import replace
 
-from flows.alerts import Alert, AlertEvent
+from schemas.alerts import Alert, AlertEvent
 from sinks.notifiers import Alertmanager as AmNotifier
 from sinks.notifiers import Outbox, Smtp, Webhook
 from tests.support import Alertmanager, HookReceiver, SmtpServer, wait_for

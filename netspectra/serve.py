@@ -1,0 +1,25 @@
+"""`netspectra api`: the API service (api/server.py) from its config file, the environment and
+these flags."""
+from __future__ import annotations
+
+import json
+import logging
+
+
+def cmd_api(args) -> int:
+    from api.config import ApiConfig
+    from api.server import ApiServer
+    from netspectra.cli import service_config
+    from schemas.settings import dump
+
+    config = service_config(ApiConfig, "api", args)
+    if config is None:
+        return 2
+    if args.print_config:
+        print(dump(config))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = ApiServer(config)
+    print(json.dumps(server.start()), flush=True)
+    server.run()
+    return 0

@@ -1,0 +1,57 @@
+"""A closed window as the sinks receive it: the contract between flows/ and sinks/.
+
+flows/rows.py builds it from a window's result once, whatever the number of sinks; the sinks
+know nothing of flow tables or sketches:
+
+- `tables`: table -> column -> values, for the ClickHouse tables of schemas/clickhouse.py
+  (addresses (n, 16) uint8, times int64 ns since the epoch; each writer converts to its types);
+- `live`: the window's live view for Redis (schemas/redis_keys.py).
+
+Either is left out (empty, None) when no sink of the flow wants it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from schemas.clickhouse import WINDOW_TABLES
+
+
+@dataclass
+class LiveWindow:
+    totals: dict                       # packets, bytes, flows, hosts, frames, late_packets, complete
+    talkers: dict[str, int]            # source address (text) -> bytes, exact, top N
+    flows: dict[str, int]              # "src sport dst dport proto" -> bytes (heavy-hitter estimate), top N
+    hosts: list[str]                   # the window's heaviest addresses (as source or destination)
+
+
+@dataclass
+class WindowRows:
+    start: int                         # window start, ns since the epoch (0: one window over everything)
+    length_ns: int                     # 0 = the whole input
+    complete: bool
+    tables: dict[str, dict] = field(default_factory=dict)
+    live: LiveWindow | None = None
+
+    @property
+    def flow_rows(self) -> int:
+        flows = self.tables.get("flows")
+        return len(flows["window_start"]) if flows else 0
+
+
+def concat_tables(windows: list[WindowRows]) -> dict[str, dict]:
+    """The rows of several windows concatenated per table, tables without rows left out: one
+    INSERT per table for all of them."""
+    out = {}
+    for table in WINDOW_TABLES:
+        parts = [w.tables[table] for w in windows if table in w.tables and len(w.tables[table]["window_start"])]
+        if parts:
+            out[table] = {c: _concat([p[c] for p in parts]) for c in parts[0]}
+    return out
+
+
+def _concat(parts: list):
+    if isinstance(parts[0], list):
+        return [x for p in parts for x in p]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
