@@ -4,7 +4,7 @@ directory. `wants` says which part of a window a sink writes, so the flow builds
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Protocol
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
@@ -13,14 +13,24 @@ from schemas.window_rows import WindowRows
 log = logging.getLogger(__name__)
 
 
-class _Partition(StatefulSinkPartition):
-    """Window results (and, when the flow detects, alert changes) to one writer."""
+class WindowWriter(Protocol):
+    """What every store writer does (sinks/chdb_store.py, clickhouse_native.py, redis_state.py):
+    write windows and alert states, idempotently (a window or alert written again replaces itself),
+    retrying with sinks/retry.py's backoff while the store is away."""
 
-    def __init__(self, write: Callable[[list[WindowRows]], None], buffer_rows: int = 0,
-                 write_alerts: Callable[[list], None] | None = None):
-        self.write = write
-        self.write_alerts = write_alerts
-        self.buffer_rows = buffer_rows
+    def write(self, windows: list[WindowRows]) -> None: ...
+
+    def write_alerts(self, alerts: list, source: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Partition(StatefulSinkPartition):
+    """Windows (and, when the flow detects, alert changes) to one writer. `close_writer`: close
+    it at the end of the flow (not chDB: its session is per process and reused)."""
+
+    def __init__(self, writer: WindowWriter, source: str, buffer_rows: int = 0, close_writer: bool = True):
+        self.writer, self.source, self.buffer_rows, self.close_writer = writer, source, buffer_rows, close_writer
         self.pending: list[WindowRows] = []
         self.alerts: dict = {}          # alert id -> newest state not yet written
         self.rows = 0
@@ -30,16 +40,16 @@ class _Partition(StatefulSinkPartition):
             if isinstance(v, WindowRows):
                 self.pending.append(v)
                 self.rows += v.flow_rows
-            elif self.write_alerts is not None:       # an AlertEvent
+            else:                                     # an AlertEvent
                 self.alerts[v.alert.id] = v.alert
         if self.rows >= self.buffer_rows:
             self.flush()
 
     def flush(self):
         if self.pending:
-            self.write(self.pending)
+            self.writer.write(self.pending)
         if self.alerts:
-            self.write_alerts(list(self.alerts.values()))
+            self.writer.write_alerts(list(self.alerts.values()), self.source)
         self.pending, self.rows, self.alerts = [], 0, {}
 
     def snapshot(self):
@@ -47,6 +57,8 @@ class _Partition(StatefulSinkPartition):
 
     def close(self):
         self.flush()
+        if self.close_writer:
+            self.writer.close()
 
 
 class StoreSink(FixedPartitionedSink):
@@ -66,9 +78,7 @@ class StoreSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.chdb_store import ChdbStore
 
-        store = ChdbStore(self.path)
-        return _Partition(store.write, self.buffer_rows,
-                          lambda alerts: store.write_alerts(alerts, self.source))
+        return _Partition(ChdbStore(self.path), self.source, self.buffer_rows, close_writer=False)
 
 
 class ClickHouseSink(FixedPartitionedSink):
@@ -85,9 +95,7 @@ class ClickHouseSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.clickhouse_native import ClickHouseNative
 
-        ch = ClickHouseNative(self.address)
-        return _Partition(ch.write, 0,
-                          lambda alerts: ch.write_alerts(alerts, self.source))
+        return _Partition(ClickHouseNative(self.address), self.source)
 
 
 class RedisSink(FixedPartitionedSink):
@@ -104,8 +112,7 @@ class RedisSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.redis_state import RedisState
 
-        state = RedisState(self.url, self.source, self.ttl_s)
-        return _Partition(state.write, 0, state.write_alerts)
+        return _Partition(RedisState(self.url, self.source, self.ttl_s), self.source)
 
 
 class NotifySink(FixedPartitionedSink):

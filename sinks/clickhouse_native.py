@@ -15,10 +15,10 @@ import numpy as np
 
 from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
 from schemas.window_rows import WindowRows, concat_tables
+from sinks.retry import Backoff
 from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 5.0
 
 
 _UNIT = {0: "s", 3: "ms", 6: "us", 9: "ns"}
@@ -73,8 +73,11 @@ class ClickHouseNative:
     def write_alerts(self, alerts: list, source: str) -> None:
         self._write(alert_tables(alerts, source))
 
+    def close(self) -> None:
+        self.client.disconnect()
+
     def _write(self, tables: dict) -> None:
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 self._setup()
@@ -85,11 +88,11 @@ class ClickHouseNative:
                 if not _retryable(e):
                     raise
                 self.retries += 1
+                delay = backoff.delay()
                 log.warning("clickhouse unavailable (%s); retrying in %.1f s", e, delay)
                 self.client.disconnect()
                 self.client = self._connect()
                 time.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
 
     def insert(self, table: str, cols: dict) -> None:
         types = column_types(table, self.legacy)

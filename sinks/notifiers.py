@@ -28,9 +28,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sinks.retry import Backoff
+
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 30.0
 ALERTMANAGER_REFRESH_S = 60.0
 
 
@@ -170,7 +171,7 @@ class Outbox:
     def _run(self) -> None:
         import httpx
 
-        delay = 0.5
+        backoff = Backoff(first=0.5, cap=30.0)
         with httpx.Client() as client:
             while True:
                 with self.cond:
@@ -187,12 +188,11 @@ class Outbox:
                         log.warning("%s: delivery failed (%s); retrying with backoff", self.n.name, e)
                     self.last_error = str(e)
                     with self.cond:
-                        self.cond.wait(delay)
+                        self.cond.wait(backoff.delay())
                         if self._stop:
                             return
-                    delay = min(delay * 2, MAX_BACKOFF_S)
                     continue
-                delay = 0.5
+                backoff.reset()
                 self.sent += 1
                 if ev.change != "update":
                     self._record(f"{ev.alert.id}:{ev.change}")

@@ -9,7 +9,7 @@ is its exact number of distinct addresses; the hosts zset keeps only each window
 one Redis member each would cost more than the rest of the pipeline. One window is written
 in one MULTI/EXEC, so readers never see half a window. If Redis is away, windows wait in a
 bounded backlog (the newest version of each window, `max_backlog` windows; beyond that the
-oldest is dropped and counted), retried every 0.5 s by a background thread: an outage costs
+oldest is dropped and counted), retried from every 0.5 s to every 2 s by a background thread: an outage costs
 latency, not windows, never stalls the pipeline, and the backlog is written as soon as Redis is
 back, also when no newer window comes.
 """
@@ -20,12 +20,14 @@ import threading
 import time
 
 from schemas.redis_keys import prefix
+from sinks.retry import Backoff
 from schemas.window_rows import WindowRows
 
 log = logging.getLogger(__name__)
 
 class RedisState:
-    RETRY_EVERY_S = 0.5           # how often the backlog is retried while Redis is away
+    # the backlog is retried while Redis is away: from 0.5 s, backing off to 2 s (a live view)
+    RETRY_FIRST_S, RETRY_CAP_S = 0.5, 2.0
 
     def __init__(self, url: str, source: str, ttl_s: int = 3600, max_backlog: int = 256):
         from schemas.credentials import redis_client
@@ -47,10 +49,17 @@ class RedisState:
         newer window comes (the stream may have ended during the outage)."""
         self._queue({res.start: res for res in results})
 
-    def write_alerts(self, alerts: list) -> None:
+    def write_alerts(self, alerts: list, source: str | None = None) -> None:
         """Alerts' new states, through the same backlog as windows. A state older than the one
-        stored (a replay after a restart) changes nothing."""
+        stored (a replay after a restart) changes nothing. (`source`: this state's own.)"""
         self._queue({("alert", a.id): a for a in alerts})
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Give a backlog left by an outage a little time to be written (its thread keeps trying
+        while the process lives); the connection pool closes with the process."""
+        deadline = time.monotonic() + timeout
+        while self.backlog and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _queue(self, items: dict) -> None:
         with self._lock:
@@ -68,8 +77,9 @@ class RedisState:
                 self._retrier.start()
 
     def _retry(self) -> None:
+        backoff = Backoff(first=self.RETRY_FIRST_S, cap=self.RETRY_CAP_S)
         while True:
-            time.sleep(self.RETRY_EVERY_S)
+            time.sleep(backoff.delay())
             with self._lock:
                 self._drain()
                 if not self.backlog:
