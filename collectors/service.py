@@ -18,7 +18,8 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.packet_batch import STATUS_OK
+from schemas import metrics as M
+from schemas.packet_batch import STATUS_NAMES, STATUS_OK
 from schemas.topics import LOCAL_KAFKA, PACKETS_TOPIC
 
 
@@ -52,7 +53,8 @@ class CollectorConfig(BaseModel):
     connect_timeout: float = Field(default=15.0, gt=0)
     flush_timeout: float = Field(default=60.0, ge=0)
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_port: int = Field(default=0, ge=0, le=65535)    # Prometheus /metrics; 0 = none
+    metrics_hold_s: float = Field(default=0.0, ge=0)        # keep serving them this long after the end
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -73,9 +75,29 @@ class DecodedTotals:
 
     def add(self, batch) -> None:
         ok = batch.status == STATUS_OK
+        ip_packets, ip_bytes = int(np.count_nonzero(ok)), int(batch.ip_len[ok].sum(dtype=np.int64))
         self.frames += len(batch)
-        self.ip_packets += int(np.count_nonzero(ok))
-        self.ip_bytes += int(batch.ip_len[ok].sum(dtype=np.int64))
+        self.ip_packets += ip_packets
+        self.ip_bytes += ip_bytes
+        if len(batch) > ip_packets:
+            for status, n in enumerate(np.bincount(batch.status)):
+                if n and status != STATUS_OK:
+                    M.inc("netspectra_collector_decoded_packets_total", int(n), status=STATUS_NAMES[status])
+        M.inc("netspectra_collector_decoded_packets_total", ip_packets, status=STATUS_NAMES[STATUS_OK])
+        M.inc("netspectra_collector_ip_bytes_total", ip_bytes)
+
+
+# capture and publish statistics -> counters (collectors/live.py LiveStats, capture_file.py
+# ReaderStats, publish.py PublishStats)
+CAPTURE_COUNTERS = {"packets": "netspectra_collector_packets_captured_total",
+                    "bytes_captured": "netspectra_collector_bytes_captured_total",
+                    "kernel_drops": "netspectra_collector_kernel_drops_total",
+                    "iface_drops": "netspectra_collector_interface_drops_total"}
+PUBLISH_COUNTERS = {"messages": "netspectra_collector_published_messages_total",
+                    "packets": "netspectra_collector_published_packets_total",
+                    "bytes": "netspectra_collector_published_bytes_total",
+                    "delivered_messages": "netspectra_collector_delivered_messages_total",
+                    "failed_messages": "netspectra_collector_delivery_failures_total"}
 
 
 class StopFlag:
@@ -104,10 +126,14 @@ class Collector:
         self.flag: StopFlag | None = None
         self.totals = DecodedTotals()
         self._source = None
+        self.metrics_port = 0
+        self._counted: dict[str, int] = {}      # counter -> value it was last synced at
 
     def start(self) -> None:
         from collectors.publish import KafkaPublisher, ensure_topic
         c = self.cfg
+        if c.metrics_port:
+            self.metrics_port = M.serve("collect", c.metrics_host, c.metrics_port)
         if c.pcap:          # a missing or foreign file fails at once, before the broker is tried
             from collectors.capture_file import CaptureFormatError, sniff_format
             try:
@@ -164,13 +190,31 @@ class Collector:
             totals.add(batch)
             if pub is not None:
                 pub.publish(batch)
+            self._sync_metrics(capture_stats)
         close()
         pending = pub.flush(c.flush_timeout) if pub is not None else 0
         secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+        self._sync_metrics(capture_stats)
         return {"source": c.pcap or c.interface, "topic": None if pub is None else c.topic,
                 "partitions": None if pub is None else pub.partitions, "seconds": round(secs, 3),
                 "cpu_seconds": round(cpu, 3), "capture": capture_stats.as_dict(), "decoded": asdict(totals),
                 "published": None if pub is None else pub.stats.as_dict(), "pending": pending}
+
+    def hold_metrics(self) -> None:
+        """Keep serving the final counts for `metrics_hold_s` (or until stop()): a capture file
+        ends sooner than Prometheus's next scrape."""
+        deadline = time.monotonic() + self.cfg.metrics_hold_s
+        while self.metrics_port and time.monotonic() < deadline and not self.flag.stopped:
+            time.sleep(0.1)
+
+    def _sync_metrics(self, capture_stats) -> None:
+        """Counters up to the statistics (what grew since the last sync): once per batch."""
+        values = {m: getattr(capture_stats, f, 0) for f, m in CAPTURE_COUNTERS.items()}
+        if self.pub is not None:
+            values.update({m: getattr(self.pub.stats, f) for f, m in PUBLISH_COUNTERS.items()})
+        for name, v in values.items():
+            M.inc(name, v - self._counted.get(name, 0))
+            self._counted[name] = v
 
     @property
     def delivered_all(self) -> bool:

@@ -1,6 +1,8 @@
-"""Writes dashboards/json/netspectra.json: the NetSpectra Grafana dashboard for the official
-ClickHouse datasource plugin. Panels are declared here once (title, kind, SQL); tests run every
-SQL, with Grafana's macros and variables expanded, against the DDL in chDB.
+"""Writes the Grafana dashboards: dashboards/json/netspectra.json, the traffic, on the official
+ClickHouse datasource plugin; dashboards/json/netspectra-pipeline.json, the pipeline's own
+health, on Prometheus (schemas/metrics.py). Panels are declared here once (title, kind, query);
+tests run every SQL, with Grafana's macros and variables expanded, against the DDL in chDB, and
+every PromQL against a real Prometheus scraping a live pipeline.
 
     python dashboards/build.py
 """
@@ -10,7 +12,9 @@ import json
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "json" / "netspectra.json"
+PIPELINE_OUT = Path(__file__).resolve().parent / "json" / "netspectra-pipeline.json"
 DS = {"type": "grafana-clickhouse-datasource", "uid": "netspectra-clickhouse"}
+PROM = {"type": "prometheus", "uid": "netspectra-prometheus"}
 
 # Filters every panel shares: time range (Grafana's macro on the sort key's first column), the
 # source variable, and on flow panels the address / protocol / VLAN variables ('' = any).
@@ -97,10 +101,70 @@ def dashboard() -> dict:
             "templating": {"list": templating}, "panels": panels}
 
 
+# The pipeline's health: (title, unit, [(legend, PromQL)])
+PIPELINE_PANELS = [
+    ("Packets captured and published /s", "pps", [
+        ("captured {{instance}}", "sum by (instance) (rate(netspectra_collector_packets_captured_total[1m]))"),
+        ("published {{instance}}", "sum by (instance) (rate(netspectra_collector_published_packets_total[1m]))"),
+        ("windowed (engine)", "sum(rate(netspectra_engine_packets_total[1m]))")]),
+    ("Drops and delivery failures /s", "pps", [
+        ("kernel {{instance}}", "sum by (instance) (rate(netspectra_collector_kernel_drops_total[1m]))"),
+        ("interface {{instance}}", "sum by (instance) (rate(netspectra_collector_interface_drops_total[1m]))"),
+        ("Kafka delivery failures", "sum(rate(netspectra_collector_delivery_failures_total[1m]))")]),
+    ("Decode outcomes /s", "pps", [
+        ("{{status}}", "sum by (status) (rate(netspectra_collector_decoded_packets_total[1m]))")]),
+    ("Consumer lag (messages)", "short", [
+        ("partition {{partition}}", "sum by (partition) (netspectra_engine_consumer_lag_messages)")]),
+    ("Windows closed /min", "short", [
+        ("complete={{complete}}", "sum by (complete) (increase(netspectra_engine_windows_total[5m])) / 5"),
+        ("revisions", "sum(increase(netspectra_engine_window_revisions_total[5m])) / 5")]),
+    ("Late packets and dead letters /s", "short", [
+        ("late packets", "sum(rate(netspectra_engine_late_packets_total[1m]))"),
+        ("dead letters {{reason}}", "sum by (reason) (rate(netspectra_engine_dead_letters_total[1m]))"),
+        ("duplicates", "sum(rate(netspectra_engine_duplicate_messages_total[1m]))")]),
+    ("Flows per window (p50, p99)", "short", [
+        ("p50", "histogram_quantile(0.5, sum by (le) (rate(netspectra_engine_window_flows_bucket[15m])))"),
+        ("p99", "histogram_quantile(0.99, sum by (le) (rate(netspectra_engine_window_flows_bucket[15m])))")]),
+    ("Sketch memory of the newest window", "bytes", [
+        ("{{instance}}", "sum by (instance) (netspectra_engine_sketch_bytes)")]),
+    ("Sink write latency p99", "s", [
+        ("{{sink}}", "histogram_quantile(0.99, sum by (le, sink) (rate(netspectra_sink_write_seconds_bucket[5m])))")]),
+    ("Sink retries and drops /s", "short", [
+        ("retries {{sink}}", "sum by (sink) (rate(netspectra_sink_retries_total[1m]))"),
+        ("dropped {{sink}}", "sum by (sink) (rate(netspectra_sink_dropped_total[1m]))")]),
+    ("Alerts and notifications /min", "short", [
+        ("{{change}} {{detector}}", "sum by (change, detector) (increase(netspectra_engine_alerts_total[5m])) / 5"),
+        ("sent {{notifier}}", "sum by (notifier) (increase(netspectra_notifier_sent_total[5m])) / 5"),
+        ("failed {{notifier}}", "sum by (notifier) (increase(netspectra_notifier_failures_total[5m])) / 5")]),
+    ("API requests /s and p99 latency", "short", [
+        ("{{transport}} {{status}}", "sum by (transport, status) (rate(netspectra_api_requests_total[1m]))"),
+        ("p99 s {{transport}}",
+         "histogram_quantile(0.99, sum by (le, transport) (rate(netspectra_api_request_seconds_bucket[5m])))")]),
+]
+
+
+def pipeline_dashboard() -> dict:
+    panels = []
+    for i, (title, unit, queries) in enumerate(PIPELINE_PANELS):
+        panels.append({"id": i + 1, "title": title, "type": "timeseries", "datasource": PROM,
+                       "gridPos": {"x": (i % 2) * 12, "y": (i // 2) * 8, "w": 12, "h": 8},
+                       "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                       "targets": [{"refId": chr(65 + j), "datasource": PROM, "expr": q, "legendFormat": legend}
+                                   for j, (legend, q) in enumerate(queries)]})
+    return {"uid": "netspectra-pipeline", "title": "NetSpectra pipeline health", "schemaVersion": 39, "version": 1,
+            "editable": True, "time": {"from": "now-1h", "to": "now"}, "refresh": "10s", "tags": ["netspectra"],
+            "templating": {"list": []}, "panels": panels}
+
+
 def render() -> str:
     return json.dumps(dashboard(), indent=1) + "\n"
 
 
+def render_pipeline() -> str:
+    return json.dumps(pipeline_dashboard(), indent=1) + "\n"
+
+
 if __name__ == "__main__":
     OUT.write_text(render())
-    print(f"wrote {OUT}")
+    PIPELINE_OUT.write_text(render_pipeline())
+    print(f"wrote {OUT} and {PIPELINE_OUT}")

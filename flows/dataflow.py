@@ -25,6 +25,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.config import WindowConfig
 from flows.window import Progress, ShardState, WindowMerger, split_batch
+from schemas import metrics as M
 from schemas.packet_batch import PacketBatch
 
 
@@ -41,7 +42,9 @@ class ShardLogic(StatefulBatchLogic):
             if isinstance(v, Progress):
                 out.extend(self.state.progress(v))
             else:
+                late = self.state.late["late_packets"]
                 self.state.ingest(v)
+                M.inc("netspectra_engine_late_packets_total", self.state.late["late_packets"] - late)
         out.extend(self.state.advance())
         return out, StatefulBatchLogic.RETAIN
 
@@ -70,11 +73,15 @@ class MergeLogic(StatefulBatchLogic):
         return self._emit(force=True)
 
     def on_eof(self):
+        first = not self.merger.emitted
         res = self.merger.result(force=True)
+        _count_window(res, first)
         return ([res] if res is not None else []), StatefulBatchLogic.DISCARD
 
     def _emit(self, force: bool):
+        first = not self.merger.emitted
         res = self.merger.result(force)
+        _count_window(res, first)
         keep = StatefulBatchLogic.DISCARD if self.merger.spent else StatefulBatchLogic.RETAIN
         return ([res] if res is not None else []), keep
 
@@ -109,6 +116,21 @@ class _Callback(StatefulSinkPartition):
 
     def snapshot(self):
         return None
+
+
+def _count_window(res, first: bool) -> None:
+    """Window metrics for a merged result: a closed window, or a revision of one."""
+    if res is None:
+        return
+    if not first:
+        M.inc("netspectra_engine_window_revisions_total")
+        return
+    M.inc("netspectra_engine_windows_total", complete=str(res.complete).lower())
+    M.observe("netspectra_engine_window_flows", len(res.flows))
+    M.inc("netspectra_engine_capped_flows_total", res.counters.get("capped_flow_records", 0))
+    if M.enabled():
+        M.set("netspectra_engine_sketch_bytes",
+              res.heavy.memory_bytes() + sum(s.memory_bytes() for s in res.spread.values()))
 
 
 def build_flow(source: Source[PacketBatch], cfg: WindowConfig, sinks: Iterable[Sink], source_name: str = "",
@@ -178,7 +200,10 @@ class AlertLogic(StatefulBatchLogic):
     def on_batch(self, values):
         out, self.redeliver = self.redeliver, []
         for wf in sorted(values, key=lambda w: w.start):
-            out.extend(self.book.observe(wf))
+            events = self.book.observe(wf)
+            for ev in events:
+                M.inc("netspectra_engine_alerts_total", change=ev.change, detector=ev.alert.detector)
+            out.extend(events)
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self):
@@ -196,6 +221,7 @@ def _to_shards(item, cfg: WindowConfig) -> list:
     """A batch's per-shard chunks; a progress report goes to every shard."""
     if isinstance(item, Progress):
         return [(str(s), item) for s in range(cfg.shards)]
+    M.inc("netspectra_engine_packets_total", len(item[1]))
     return [(str(c.shard), c) for c in split_batch(item[1], cfg, item[0])]
 
 

@@ -23,6 +23,7 @@ from flows.config import WindowConfig
 from flows.dataflow import window_pipeline
 from flows.sketches import SketchConfig
 from flows.window import Progress
+from schemas import metrics as M
 from schemas.packet_batch import PacketBatch, WireFormatError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ REJECTED: collections.Counter = collections.Counter()
 
 def _reject(kind: str, msg, reason: str, topic: str) -> KafkaSinkMessage:
     REJECTED[kind] += 1
+    M.inc("netspectra_engine_dead_letters_total", reason=kind)
     if REJECTED[kind] == 1:
         log.warning("%s at %s[%s]@%s: %s (logged once per kind; all go to the dead-letter topic)",
                     kind, msg.topic, msg.partition, msg.offset, reason)
@@ -76,6 +78,22 @@ def from_config(path: Optional[str] = None, settings: Optional[str] = None) -> D
     from flows.engine_config import EngineConfig
     from schemas.settings import load_settings
     cfg = EngineConfig.model_validate_json(settings) if settings else load_settings(EngineConfig, "engine", path)
+    if cfg.metrics_port:        # processes of a cluster on one host: one port each
+        M.serve("engine", cfg.metrics_host, cfg.metrics_port + (cfg.process_id or 0))
+        for sink in ("chdb" if cfg.store else None, "clickhouse" if cfg.clickhouse else None,
+                     "redis" if cfg.redis else None):
+            if sink:
+                for name in ("netspectra_sink_retries_total", "netspectra_sink_dropped_total"):
+                    M.touch(name, sink=sink)
+        # series that exist from the start at 0, so that increase() and rate() see their first events
+        M.touch("netspectra_engine_dead_letters_total", reason="bad_message")
+        for complete in ("true", "false"):
+            M.touch("netspectra_engine_windows_total", complete=complete)
+        if cfg.detect:
+            from flows.rules import DETECTORS
+            for detector in DETECTORS:
+                for change in ("firing", "update", "resolved"):
+                    M.touch("netspectra_engine_alerts_total", change=change, detector=detector)
     return kafka_flow(cfg)
 
 

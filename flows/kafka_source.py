@@ -35,6 +35,7 @@ from confluent_kafka import KafkaError as ConfluentError
 
 from collectors.publish import PRODUCER_HEADER, SEQUENCE_HEADER
 from flows.window import Progress
+from schemas import metrics as M
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class _Partition(StatefulSourcePartition):
             "enable.partition.eof": "true", "statistics.interval.ms": STATS_INTERVAL_MS,
             "stats_cb": self._stats, **src.add_config})
         self.consumer.assign([TopicPartition(self.topic, part, offset)])
+        M.touch("netspectra_engine_duplicate_messages_total", partition=str(part))
 
     def _stats(self, raw: str) -> None:
         """Keep the latest fetch-response fact for this partition (librdkafka statistics)."""
@@ -119,6 +121,9 @@ class _Partition(StatefulSourcePartition):
             connected = (leader is not None and leader.get("state") == "UP"
                          and 0 <= leader.get("rxidle", -1) <= FRESH_S * 1e6)
             self.fact = (time.monotonic(), int(p.get("hi_offset", -1)), connected)
+            if self.fact[1] >= 0 and self.offset >= 0:
+                M.set("netspectra_engine_consumer_lag_messages", max(0, self.fact[1] - self.offset),
+                      partition=str(self.part))
         except (KeyError, ValueError, TypeError):
             self.fact = None          # not this partition yet (before its first fetch)
 
@@ -134,6 +139,7 @@ class _Partition(StatefulSourcePartition):
         msgs = self.consumer.consume(BATCH_MESSAGES, 0)
         now = time.monotonic()
         out: list = []
+        read = read_bytes = 0
         for m in msgs:
             err = m.error()
             if err is not None and err.code() == ConfluentError._PARTITION_EOF:
@@ -147,8 +153,11 @@ class _Partition(StatefulSourcePartition):
                 out.append(KafkaError(err, wrapped))
                 continue
             self.offset = m.offset() + 1
+            read += 1
+            read_bytes += len(wrapped.value or b"")
             if self.dedup.repeat(wrapped.headers):
                 DUPLICATES[self.part] += 1
+                M.inc("netspectra_engine_duplicate_messages_total", partition=str(self.part))
                 if DUPLICATES[self.part] == 1:
                     log.warning("%s[%d]@%d: a message delivered twice (producer retry), dropped; counted from now",
                                 self.topic, self.part, m.offset())
@@ -156,6 +165,9 @@ class _Partition(StatefulSourcePartition):
             out.append(wrapped)
             self.quiet_since = now
             self.at_end = False
+        if read:
+            M.inc("netspectra_engine_messages_total", read, partition=str(self.part))
+            M.inc("netspectra_engine_message_bytes_total", read_bytes, partition=str(self.part))
         if not out and now >= self.next_report:
             self.next_report = now + PROGRESS_EVERY_S
             out.append(Progress(self.part, self.caught_up(now), now - self.quiet_since))

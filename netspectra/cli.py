@@ -124,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--connect-timeout", type=float, help="seconds to reach the broker (default 15)")
     c.add_argument("--flush-timeout", type=float, help="seconds to wait for deliveries at the end (default 60)")
     c.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
+    c.add_argument("--metrics-hold-s", type=float, help="serve the final metrics this long after the capture "
+                   "ends, for a last scrape (default 0)")
 
     e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (becomes python -m bytewax.run)")
     service_options(e, "engine")

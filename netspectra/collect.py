@@ -38,4 +38,5 @@ def cmd_collect(args) -> int:
         print(f"netspectra collect: capturing on {cfg.interface} ({cfg.method})", file=sys.stderr, flush=True)
     report = collector.run()
     print(json.dumps(report), file=sys.stderr, flush=True)
+    collector.hold_metrics()
     return 0 if report["pending"] == 0 and collector.delivered_all else 3

@@ -4,10 +4,12 @@ directory. `wants` says which part of a window a sink writes, so the flow builds
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from schemas import metrics as M
 from schemas.window_rows import WindowRows
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,9 @@ class _Partition(StatefulSinkPartition):
     """Windows (and, when the flow detects, alert changes) to one writer. `close_writer`: close
     it at the end of the flow (not chDB: its session is per process and reused)."""
 
-    def __init__(self, writer: WindowWriter, source: str, buffer_rows: int = 0, close_writer: bool = True):
-        self.writer, self.source, self.buffer_rows, self.close_writer = writer, source, buffer_rows, close_writer
+    def __init__(self, writer: WindowWriter, source: str, name: str, buffer_rows: int = 0, close_writer: bool = True):
+        self.writer, self.source, self.name = writer, source, name
+        self.buffer_rows, self.close_writer = buffer_rows, close_writer
         self.pending: list[WindowRows] = []
         self.alerts: dict = {}          # alert id -> newest state not yet written
         self.rows = 0
@@ -46,10 +49,14 @@ class _Partition(StatefulSinkPartition):
             self.flush()
 
     def flush(self):
+        t = time.perf_counter()
         if self.pending:
             self.writer.write(self.pending)
+            M.inc("netspectra_sink_windows_total", len(self.pending), sink=self.name)
         if self.alerts:
             self.writer.write_alerts(list(self.alerts.values()), self.source)
+        if self.pending or self.alerts:
+            M.observe("netspectra_sink_write_seconds", time.perf_counter() - t, sink=self.name)
         self.pending, self.rows, self.alerts = [], 0, {}
 
     def snapshot(self):
@@ -78,7 +85,7 @@ class StoreSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.chdb_store import ChdbStore
 
-        return _Partition(ChdbStore(self.path), self.source, self.buffer_rows, close_writer=False)
+        return _Partition(ChdbStore(self.path), self.source, "chdb", self.buffer_rows, close_writer=False)
 
 
 class ClickHouseSink(FixedPartitionedSink):
@@ -95,7 +102,7 @@ class ClickHouseSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.clickhouse_native import ClickHouseNative
 
-        return _Partition(ClickHouseNative(self.address), self.source)
+        return _Partition(ClickHouseNative(self.address), self.source, "clickhouse")
 
 
 class RedisSink(FixedPartitionedSink):
@@ -112,7 +119,7 @@ class RedisSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.redis_state import RedisState
 
-        return _Partition(RedisState(self.url, self.source, self.ttl_s), self.source)
+        return _Partition(RedisState(self.url, self.source, self.ttl_s), self.source, "redis")
 
 
 class NotifySink(FixedPartitionedSink):

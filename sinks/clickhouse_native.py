@@ -15,6 +15,7 @@ import numpy as np
 
 from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
 from schemas.window_rows import WindowRows, concat_tables
+from schemas import metrics as M
 from sinks.retry import Backoff
 from sinks.rows import alert_tables
 
@@ -88,6 +89,7 @@ class ClickHouseNative:
                 if not _retryable(e):
                     raise
                 self.retries += 1
+                M.inc("netspectra_sink_retries_total", sink="clickhouse")
                 delay = backoff.delay()
                 log.warning("clickhouse unavailable (%s); retrying in %.1f s", e, delay)
                 self.client.disconnect()

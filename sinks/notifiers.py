@@ -28,6 +28,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from schemas import metrics as M
 from sinks.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class Outbox:
         self.pending: collections.deque = collections.deque()
         self.cond = threading.Condition()
         self.sent = self.failures = self.dropped = self.skipped = 0
+        for what in ("sent", "failures", "dropped"):
+            M.touch(f"netspectra_notifier_{what}_total", notifier=notifier.name)
         self.last_error = ""
         self.delivered: set[str] = set()
         self._refreshed: dict[str, float] = {}
@@ -164,6 +167,7 @@ class Outbox:
                 if len(self.pending) > self.max_pending:
                     self.pending.popleft()
                     self.dropped += 1
+                    M.inc("netspectra_notifier_dropped_total", notifier=self.n.name)
                     if self.dropped == 1:
                         log.error("%s: %d notifications waiting; dropping the oldest (counted)", self.n.name, self.max_pending)
             self.cond.notify()
@@ -184,6 +188,7 @@ class Outbox:
                     self.n.send(ev.change, ev.alert, self.source, client)
                 except Exception as e:           # a receiver down, refusing, timing out: retry
                     self.failures += 1
+                    M.inc("netspectra_notifier_failures_total", notifier=self.n.name)
                     if self.failures == 1 or str(e) != self.last_error:
                         log.warning("%s: delivery failed (%s); retrying with backoff", self.n.name, e)
                     self.last_error = str(e)
@@ -194,6 +199,7 @@ class Outbox:
                     continue
                 backoff.reset()
                 self.sent += 1
+                M.inc("netspectra_notifier_sent_total", notifier=self.n.name)
                 if ev.change != "update":
                     self._record(f"{ev.alert.id}:{ev.change}")
                 with self.cond:

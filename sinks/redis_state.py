@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 
+from schemas import metrics as M
 from schemas.redis_keys import prefix
 from sinks.retry import Backoff
 from schemas.window_rows import WindowRows
@@ -70,6 +71,7 @@ class RedisState:
                 key = next(iter(self.backlog))
                 del self.backlog[key]
                 self.dropped += 1
+                M.inc("netspectra_sink_dropped_total", sink="redis")
                 log.error("redis: backlog full, %s dropped", f"window {key}" if isinstance(key, int) else f"alert {key[1]}")
             self._drain()
             if self.backlog and (self._retrier is None or not self._retrier.is_alive()):
@@ -97,6 +99,7 @@ class RedisState:
                 else:
                     self._alert(res)
             except (redis.ConnectionError, redis.TimeoutError) as e:
+                M.inc("netspectra_sink_retries_total", sink="redis")
                 if not self._down_logged:
                     hint = ("; give its password: NETSPECTRA_CREDENTIALS=<stack dir>/credentials.json or "
                             "redis://:PASSWORD@host:port" if isinstance(e, redis.AuthenticationError) else "")

@@ -116,10 +116,10 @@ def clickhouse_records(port: int, source: str) -> dict:
     return out
 
 
-def start_collector(boot: str, topic: str, pcap, rate: float = RATE) -> subprocess.Popen:
+def start_collector(boot: str, topic: str, pcap, rate: float = RATE, extra=()) -> subprocess.Popen:
     pace = ["--rate", str(rate)] if rate else []
     return subprocess.Popen([sys.executable, "-m", "netspectra.cli", "collect", "--pcap", str(pcap), "--kafka", boot,
-                             "--topic", topic, *pace],
+                             "--topic", topic, *pace, *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -242,6 +242,64 @@ receivers:
         stop([self.proc])
 
 
+class Prometheus:
+    """Debian's Prometheus server on 127.0.0.1, scraping `targets` ({job: "host:port"}) every
+    0.5 s and evaluating `rules` (a rules file) every second, with its own TSDB directory."""
+
+    def __init__(self, workdir, targets: dict[str, str], rules=None):
+        import shutil
+        from stack.local import free_ports
+        exe = shutil.which("prometheus")
+        if exe is None:
+            import pytest
+            pytest.fail("no Prometheus server: apt-get install prometheus (make deps)")
+        self.port = free_ports(1)[0]
+        jobs = "".join(f"  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
+                       for job, addr in targets.items())
+        conf = workdir / "prometheus.yml"
+        rule_files = f"rule_files: ['{rules}']\n" if rules else ""
+        conf.write_text(f"global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n  evaluation_interval: 1s\n"
+                        f"{rule_files}scrape_configs:\n{jobs}")
+        self.proc = subprocess.Popen([exe, f"--config.file={conf}", f"--storage.tsdb.path={workdir / 'prom-data'}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}"],
+                                     stdout=open(workdir / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
+        import httpx
+        wait_for(lambda: self._ready(httpx), 60, "Prometheus to answer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self, httpx) -> bool:
+        assert self.proc.poll() is None, "Prometheus exited at start"
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, promql: str) -> dict[tuple, float]:
+        """An instant query: {label items (without __name__): value}."""
+        import httpx
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10).json()
+        assert r["status"] == "success", r
+        return {tuple(sorted((k, v) for k, v in s["metric"].items() if k not in ("__name__", "instance"))):
+                float(s["value"][1]) for s in r["data"]["result"]}
+
+    def rules(self) -> dict[str, tuple[str, str]]:
+        """Alerting rule -> (health, state: inactive, pending or firing)."""
+        import httpx
+        r = httpx.get(f"{self.url}/api/v1/rules", timeout=10).json()
+        return {rule["name"]: (rule["health"], rule["state"]) for g in r["data"]["groups"] for rule in g["rules"]}
+
+    def value(self, promql: str) -> float:
+        """The single value of a query that sums to one series (0 when there is none)."""
+        got = self.query(f"sum({promql})")
+        return next(iter(got.values()), 0.0)
+
+    def stop(self) -> None:
+        stop([self.proc])
+
+
 class SmtpServer:
     """aiosmtpd on 127.0.0.1, keeping every message it receives."""
 

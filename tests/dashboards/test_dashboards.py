@@ -45,6 +45,7 @@ ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.1
 
 def test_dashboard_file_is_current():
     assert build.OUT.read_text() == build.render(), "run: python dashboards/build.py"
+    assert build.PIPELINE_OUT.read_text() == build.render_pipeline(), "run: python dashboards/build.py"
     d = json.loads(build.OUT.read_text())
     assert len(d["panels"]) == len(build.PANELS) and {v["name"] for v in d["templating"]["list"]} == \
         {"source", "protocol", "address", "vlan"}

@@ -35,7 +35,13 @@ def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
     """Redis away: windows wait in a bounded backlog (the newest version of each), the oldest
     beyond it dropped and counted; once Redis is back the backlog is written with no further
     write (a stream may end during the outage)."""
+    from prometheus_client import REGISTRY
+
+    from schemas import metrics
     from stack import local as stack
+    metrics.enable("engine")                           # the counts the engine's /metrics shows
+    sample = lambda name: REGISTRY.get_sample_value(name, {"sink": "redis"}) or 0  # noqa: E731
+    retries, dropped = sample("netspectra_sink_retries_total"), sample("netspectra_sink_dropped_total")
     port = _free_ports(1)[0]
     w0, w1 = _results()
     st = RedisState(f"127.0.0.1:{port}", "gone", max_backlog=1)
@@ -43,6 +49,7 @@ def test_windows_wait_for_redis_and_are_written_when_it_is_back(tmp_path):
     assert st.written == 0 and st.dropped == 0 and list(st.backlog) == [w0.start]
     st.write([w1])                                     # backlog of one: w0 dropped and counted
     assert st.dropped == 1 and list(st.backlog) == [w1.start]
+    assert sample("netspectra_sink_dropped_total") == dropped + 1 and sample("netspectra_sink_retries_total") > retries
     d = tmp_path / "stack"
     stack.up(d, ports={"redis": port, "kafka": _free_ports(1)[0]}, clickhouse=False)
     try:

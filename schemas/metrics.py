@@ -1,0 +1,121 @@
+"""Every Prometheus metric of NetSpectra, in one table: the contract with the pipeline's
+dashboard (dashboards/) and alerting rules (k8s/base/alert-rules.yaml). docs/metrics.md lists them.
+
+Services call `serve(host, port)` to expose /metrics; code counts with `inc`, `set` and `observe`
+by name. Until `serve` (or `enable`) runs they are no-ops and prometheus_client is not even
+imported: `analyze` pays nothing for metrics. Counting happens per batch, message or window,
+never per packet. Labels are bounded: partition numbers, sink and notifier names, decode status
+names, alert detectors, API method names and status codes.
+"""
+from __future__ import annotations
+
+import threading
+
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FLOWS_BUCKETS = (10, 100, 1e3, 1e4, 1e5, 1e6, 4e6, 1e7)
+
+# name: (kind, help, labels[, buckets])
+METRICS: dict[str, tuple] = {
+    # collector
+    "netspectra_collector_packets_captured_total": ("counter", "Frames read from the interface or capture file", ()),
+    "netspectra_collector_bytes_captured_total": ("counter", "Captured bytes (as stored, after snaplen)", ()),
+    "netspectra_collector_kernel_drops_total": ("counter", "Frames the kernel dropped: capture ring or buffer full", ()),
+    "netspectra_collector_interface_drops_total": ("counter", "Frames the interface or driver dropped (libpcap, when known)", ()),
+    "netspectra_collector_decoded_packets_total": ("counter", "Decoded frames by outcome (ok, or why not an IP packet)", ("status",)),
+    "netspectra_collector_ip_bytes_total": ("counter", "IP bytes (total length) of decoded IP packets", ()),
+    "netspectra_collector_published_messages_total": ("counter", "Kafka messages handed to the producer", ()),
+    "netspectra_collector_published_packets_total": ("counter", "Packets in those messages", ()),
+    "netspectra_collector_published_bytes_total": ("counter", "Message bytes handed to the producer", ()),
+    "netspectra_collector_delivered_messages_total": ("counter", "Messages the broker acknowledged", ()),
+    "netspectra_collector_delivery_failures_total": ("counter", "Messages that failed after librdkafka's retries", ()),
+    # engine
+    "netspectra_engine_messages_total": ("counter", "Kafka messages read", ("partition",)),
+    "netspectra_engine_message_bytes_total": ("counter", "Bytes of the Kafka messages read", ("partition",)),
+    "netspectra_engine_duplicate_messages_total": ("counter", "Messages dropped as a producer's retry of one already read", ("partition",)),
+    "netspectra_engine_dead_letters_total": ("counter", "Messages that were not packet batches, or consumer errors, sent to the dead-letter topic", ("reason",)),
+    "netspectra_engine_consumer_lag_messages": ("gauge", "Messages between the read position and the partition's high watermark", ("partition",)),
+    "netspectra_engine_packets_total": ("counter", "Frames of the packet batches taken into windows", ()),
+    "netspectra_engine_late_packets_total": ("counter", "Packets for windows already past their grace: counted and dropped", ()),
+    "netspectra_engine_windows_total": ("counter", "Windows closed (first result), by whether every shard reported", ("complete",)),
+    "netspectra_engine_window_revisions_total": ("counter", "Closed windows written again: late packets within the grace", ()),
+    "netspectra_engine_window_flows": ("histogram", "Exact flow records per closed window", (), FLOWS_BUCKETS),
+    "netspectra_engine_capped_flows_total": ("counter", "Flow records beyond max_flows: counted and sketched, not kept", ()),
+    "netspectra_engine_sketch_bytes": ("gauge", "Serialized size of the newest closed window's sketches (heavy hitters, spread)", ()),
+    "netspectra_engine_alerts_total": ("counter", "Alert changes: firing, update, resolved", ("change", "detector")),
+    # sinks and notifiers (in the engine's process)
+    "netspectra_sink_write_seconds": ("histogram", "Time to write a batch of windows or alerts, retries included", ("sink",), SECONDS_BUCKETS),
+    "netspectra_sink_windows_total": ("counter", "Window versions written", ("sink",)),
+    "netspectra_sink_retries_total": ("counter", "Writes retried while the store was away", ("sink",)),
+    "netspectra_sink_dropped_total": ("counter", "Windows or alerts dropped from a full backlog", ("sink",)),
+    "netspectra_notifier_sent_total": ("counter", "Alert notifications delivered", ("notifier",)),
+    "netspectra_notifier_failures_total": ("counter", "Failed delivery attempts (retried)", ("notifier",)),
+    "netspectra_notifier_dropped_total": ("counter", "Notifications dropped from a full outbox", ("notifier",)),
+    # API
+    "netspectra_api_requests_total": ("counter", "API requests by transport, method and status", ("transport", "method", "status")),
+    "netspectra_api_request_seconds": ("histogram", "API request latency", ("transport", "method"), SECONDS_BUCKETS),
+}
+
+_live: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+# what each service's /metrics shows
+SERVICE_GROUPS = {"collect": ("collector",), "engine": ("engine", "sink", "notifier"), "api": ("api",)}
+
+
+def enable(service: str) -> None:
+    """Create the service's metrics in prometheus_client's registry (once per process)."""
+    groups = tuple(f"netspectra_{g}_" for g in SERVICE_GROUPS[service])
+    with _lock:
+        import prometheus_client as pc
+        pc.disable_created_metrics()          # no `_created` series beside every counter
+        kinds = {"counter": pc.Counter, "gauge": pc.Gauge, "histogram": pc.Histogram}
+        for name, (kind, doc, labels, *rest) in METRICS.items():
+            if name.startswith(groups) and name not in _live:
+                kw = {"buckets": rest[0]} if rest else {}
+                _live[name] = kinds[kind](name, doc, labels, **kw)
+
+
+def serve(service: str, host: str, port: int) -> int:
+    """Expose the service's metrics on http://host:port/metrics (port 0: any free one); the port."""
+    enable(service)
+    import prometheus_client as pc
+    server, _ = pc.start_http_server(port, addr=host)
+    return server.server_port
+
+
+def enabled() -> bool:
+    """Whether this process exposes metrics (for counts that cost something to take)."""
+    return bool(_live)
+
+
+def _metric(name: str, labels: dict):
+    m = _live.get(name)
+    if m is None:
+        if name not in METRICS:
+            raise KeyError(f"no metric {name} in schemas/metrics.py")
+        return None
+    return m.labels(**labels) if labels else m
+
+
+def inc(name: str, value: float = 1, **labels) -> None:
+    m = _metric(name, labels)
+    if m is not None and value:
+        m.inc(value)
+
+
+def set(name: str, value: float, **labels) -> None:   # noqa: A001 - the gauge verb
+    m = _metric(name, labels)
+    if m is not None:
+        m.set(value)
+
+
+def observe(name: str, value: float, **labels) -> None:
+    m = _metric(name, labels)
+    if m is not None:
+        m.observe(value)
+
+
+def touch(name: str, **labels) -> None:
+    """Make a labelled series exist at 0 (a scrape shows it before its first event)."""
+    _metric(name, labels)

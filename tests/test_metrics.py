@@ -1,0 +1,173 @@
+"""Prometheus metrics, scraped by a real Prometheus server: the collector, the engine (with its
+sinks and a webhook notifier) and the API, live on the local stack. Every metric of
+schemas/metrics.py exists; all but the fault-only ones move; the counters equal what the
+pipeline reports (packets published = packets the engine windowed = frames in ClickHouse)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from collectors import synth
+from schemas.metrics import METRICS
+from tests.conftest import ROOT, _free_ports, reference_windows
+from tests.pipeline import (ENGINE_OPTS, clickhouse_records, make_topic, run_engine_cluster, start_collector,
+                            windows_written, wait_until_consuming)
+from tests.support import HookReceiver, Prometheus, stop, wait_for
+
+sys.path.insert(0, str(ROOT / "dashboards"))
+import build  # noqa: E402
+
+# Metrics that count faults only (drops, failures, retries, late or repeated input): this run has
+# none, so they must exist at 0. Their fault paths are counted where the faults are tested.
+FAULT_ONLY = {
+    "netspectra_collector_kernel_drops_total", "netspectra_collector_interface_drops_total",
+    "netspectra_collector_delivery_failures_total", "netspectra_engine_duplicate_messages_total",
+    "netspectra_engine_late_packets_total", "netspectra_engine_window_revisions_total",
+    "netspectra_engine_capped_flows_total", "netspectra_sink_retries_total", "netspectra_sink_dropped_total",
+    "netspectra_notifier_failures_total", "netspectra_notifier_dropped_total",
+    "netspectra_engine_consumer_lag_messages",      # a gauge: 0 once the engine has caught up
+}
+
+
+@pytest.fixture(scope="module")
+def attack_pcap(tmp_path_factory):
+    path = tmp_path_factory.mktemp("metrics") / "attacks.pcap"
+    synth.write(str(path), synth.SynthConfig(packets=40_000, duration=40.0, hosts=200, seed=5, scans=1,
+                                             scan_ports=600, syn_flood=4000))
+    return path
+
+
+def _report(collector: subprocess.Popen) -> dict:
+    """The collector's JSON report (its stderr line with "published"), read while it holds its metrics."""
+    for line in collector.stderr:
+        if line.startswith("{") and '"published"' in line:
+            return json.loads(line)
+    raise AssertionError(f"collector exited (code {collector.wait()}) without a report")
+
+
+def _series(promql_name: str, prom: Prometheus) -> dict:
+    kind = METRICS[promql_name][0]
+    return prom.query(promql_name + ("_count" if kind == "histogram" else ""))
+
+
+def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_stack, attack_pcap, tmp_path,
+                                                                         started):
+    _, ports, _ = local_stack
+    boot, topic = f"127.0.0.1:{ports['kafka']}", "metrics-e2e"
+    engine_m, collector_m, api_m, http_port, grpc_port = _free_ports(5)
+    prom = Prometheus(tmp_path, {"netspectra-engine": f"127.0.0.1:{engine_m}",
+                                 "netspectra-collector": f"127.0.0.1:{collector_m}",
+                                 "netspectra-api": f"127.0.0.1:{api_m}"}, rules=ROOT / "dashboards/prometheus/alert-rules.yml")
+    hook = HookReceiver()
+    procs = []
+    try:
+        make_topic(boot, topic)
+        ref = reference_windows(attack_pcap, 10)
+        procs += run_engine_cluster(boot, topic, ports, ENGINE_OPTS + [
+            "--metrics-port", str(engine_m), "--alert-webhook", hook.url + "/hook"], processes=1)
+        started.extend(procs)
+        # a first scrape of the engine, its counters at 0, before anything happens (increase() needs it)
+        wait_for(lambda: prom.query('netspectra_engine_dead_letters_total'), 120, "a first scrape of the engine")
+        wait_until_consuming(boot, topic)          # 4 messages that are not packet batches: dead letters
+        collector = start_collector(boot, topic, attack_pcap, extra=[
+            "--metrics-port", str(collector_m), "--metrics-hold-s", "300"])
+        procs.append(collector)
+        started.append(collector)
+        report = _report(collector)
+        assert report["pending"] == 0 and report["published"]["failed_messages"] == 0
+        wait_for(lambda: windows_written(ports["clickhouse"], topic) >= len(ref)
+                 and clickhouse_records(ports["clickhouse"], topic) == ref, 180, "exact windows in ClickHouse",
+                 every=1.0)
+
+        api = subprocess.Popen([sys.executable, "-m", "netspectra.cli", "api", "--store",
+                                f"clickhouse://127.0.0.1:{ports['clickhouse']}", "--redis",
+                                f"127.0.0.1:{ports['redis']}", "--allow-anonymous", "--http-port", str(http_port),
+                                "--grpc-port", str(grpc_port), "--metrics-port", str(api_m)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(api)
+        started.append(api)
+        import grpc
+        import httpx
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        base = f"http://127.0.0.1:{http_port}"
+
+        def api_up() -> bool:
+            try:
+                return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for(api_up, 60, "the API")
+        assert httpx.get(f"{base}/v1/alerts", params={"source": topic}, timeout=10).status_code == 200
+        assert httpx.get(f"{base}/v1/no-such-thing", timeout=10).status_code == 404
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+
+        frames = sum(r[0] for r in _ch_frames(ports["clickhouse"], topic))
+        published = report["published"]["packets"]
+        assert frames == published == report["capture"]["packets"]
+
+        def agree() -> bool:
+            return (prom.value("netspectra_engine_windows_total") == len(ref)
+                    and prom.value("netspectra_engine_packets_total") == published
+                    and prom.value("netspectra_collector_published_packets_total") == published
+                    and prom.value('netspectra_api_requests_total{transport="grpc"}') >= 1
+                    and prom.value('netspectra_api_requests_total{status="404"}') >= 1)
+        wait_for(agree, 60, "Prometheus to scrape the final counts", every=0.5)
+
+        v = prom.value
+        assert v("netspectra_collector_packets_captured_total") == report["capture"]["packets"]
+        assert v("netspectra_collector_decoded_packets_total") == report["decoded"]["frames"]
+        assert v('netspectra_collector_decoded_packets_total{status="ok"}') == report["decoded"]["ip_packets"]
+        assert v("netspectra_collector_ip_bytes_total") == report["decoded"]["ip_bytes"]
+        assert v("netspectra_collector_published_messages_total") == report["published"]["messages"]
+        assert v("netspectra_collector_delivered_messages_total") == report["published"]["delivered_messages"]
+        assert v("netspectra_engine_messages_total") == report["published"]["messages"] + 4
+        assert v('netspectra_engine_dead_letters_total{reason="bad_message"}') == 4
+        assert v('netspectra_engine_window_flows_count') == len(ref)
+        assert v('netspectra_engine_window_flows_sum') == sum(len(f) for f in ref.values())
+        assert v('netspectra_sink_windows_total{sink="clickhouse"}') >= len(ref)
+        assert v('netspectra_sink_windows_total{sink="redis"}') >= len(ref)
+        fired = v('netspectra_engine_alerts_total{change="firing"}')
+        assert fired >= 2 and v("netspectra_notifier_sent_total") >= fired      # scan and flood, each delivered
+        assert v('netspectra_api_requests_total{transport="http",method="/v1/health",status="200"}') >= 1
+
+        missing, still = [], []
+        for name in METRICS:
+            got = _series(name, prom)
+            if not got:
+                missing.append(name)
+            elif name not in FAULT_ONLY and not any(x > 0 for x in got.values()):
+                still.append(name)
+            elif name in FAULT_ONLY and any(x > 0 for x in got.values()) and name != "netspectra_engine_consumer_lag_messages":
+                still.append(f"{name} counted a fault in a run without one: {got}")
+        assert not missing, f"not scraped: {missing}"
+        assert not still, f"did not move as they should: {still}"
+
+        # the pipeline dashboard: every query runs and has data
+        empty = [q for _, _, queries in build.PIPELINE_PANELS for _, q in queries if not prom.query(q)]
+        assert not empty, f"pipeline dashboard queries without data: {empty}"
+        # the alerting rules: all evaluate; the dead letters fire, nothing else does
+        wait_for(lambda: prom.rules().get("NetSpectraDeadLetters", ("", ""))[1] == "firing", 30,
+                 "the dead-letter alert")
+        rules = prom.rules()
+        assert rules and all(health == "ok" for health, _ in rules.values()), rules
+        assert {name for name, (_, state) in rules.items() if state != "inactive"} == {"NetSpectraDeadLetters"}
+    finally:
+        stop(procs)
+        prom.stop()
+        hook.down()
+
+
+def _ch_frames(port: int, topic: str) -> list:
+    from schemas.credentials import clickhouse_client
+    return clickhouse_client(f"127.0.0.1:{port}").execute(
+        "SELECT frames FROM netspectra.window_totals FINAL WHERE source = %(s)s", {"s": topic})
+
+
+def test_the_docs_list_every_metric():
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    listed = {line.split("`")[1] for line in doc.splitlines() if line.startswith("| `netspectra_")}
+    assert listed == set(METRICS)
