@@ -32,13 +32,23 @@ class Engine:
         parse_notifiers({k: {"url": v} for k, v in (("webhook", c.alert_webhook), ("alertmanager", c.alertmanager))
                          if v}, "config", errors)
         if c.recovery_dir and not errors:
-            ensure_recovery_dir(c.recovery_dir, c.recovery_partitions)
+            ensure_recovery_dir(c.recovery_dir, c.recovery_partitions, create=self.process_index() in (None, 0))
             # A full disk later makes Bytewax stop at its next snapshot ("database or disk is full");
             # the snapshots written before stay intact (SQLite transactions) and a restart resumes.
             error = recovery_space_error(c.recovery_dir, c.recovery_min_free_mb)
             if error:
                 errors.append(error)
         return errors
+
+    def process_index(self) -> int | None:
+        """This process's index in its cluster: the config's, or a StatefulSet pod's ordinal (the
+        way Bytewax reads it); None for a lone process."""
+        if self.cfg.process_id is not None:
+            return self.cfg.process_id
+        pod, sts = os.environ.get("BYTEWAX_POD_NAME"), os.environ.get("BYTEWAX_STATEFULSET_NAME")
+        if pod and sts and pod.startswith(sts + "-") and pod[len(sts) + 1:].isdigit():
+            return int(pod[len(sts) + 1:])
+        return None
 
     def processes(self) -> int:
         if self.cfg.addresses:
@@ -81,14 +91,18 @@ class Engine:
         os.execv(cmd[0], cmd)
 
 
-def ensure_recovery_dir(path: str, partitions: int) -> None:
-    """Create Bytewax's recovery partitions on first use. Processes of one cluster may start
-    together on one host, so the first takes a lock and the others find the partitions made."""
+def ensure_recovery_dir(path: str, partitions: int, create: bool = True) -> None:
+    """Create Bytewax's recovery partitions on first use, in process 0 only (`create`): a
+    cluster's partitions must exist once, whether its processes share one directory or each has
+    its own volume (a StatefulSet), where a copy per pod would hold diverging snapshots of the
+    same partition. Bytewax finds them wherever they are, also after a rescale."""
     import fcntl
     import subprocess
     from pathlib import Path
     d = Path(path)
     d.mkdir(parents=True, exist_ok=True)
+    if not create:
+        return
     with open(d / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not any(d.glob("part-*.sqlite3")):
