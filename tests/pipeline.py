@@ -203,3 +203,18 @@ def finish_exact(collector, engines, ports: dict, topic: str, ref: dict, timeout
     finally:
         stop(engines)
     assert clickhouse_records(ports["clickhouse"], topic) == ref
+
+
+def message_at(boot, topic, partition, offset):
+    """(value, headers) of one message."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": boot, "group.id": f"one-{topic}", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, offset)])
+    try:
+        for _ in range(60):
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                return m.value(), m.headers()
+    finally:
+        c.close()
+    raise AssertionError(f"no message at {topic}[{partition}]@{offset}")

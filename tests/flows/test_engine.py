@@ -10,7 +10,7 @@ from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 from collectors.publish import KafkaPublisher
 from tests.conftest import ROOT, reference_windows
-from tests.pipeline import (WINDOW_S, clickhouse_records, clickhouse_totals, consume_raw, create_topic,
+from tests.pipeline import (message_at, WINDOW_S, clickhouse_records, clickhouse_totals, consume_raw, create_topic,
                             run_engine_cluster, store_records, wait_all)
 
 
@@ -29,7 +29,7 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     junk.produce("engine-e2e", b"NSPB\x01\x00truncated", partition=1)
     assert pub.flush(30) == 0 and junk.flush(30) == 0
     # a producer retry after a lost acknowledgement: the first message again, same headers
-    value, headers = _message_at(boot, "engine-e2e", 2, 0)
+    value, headers = message_at(boot, "engine-e2e", 2, 0)
     junk.produce("engine-e2e", value, partition=2, headers=headers)
     assert junk.flush(30) == 0
 
@@ -47,21 +47,6 @@ def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
     assert store_records(store) == reference_windows(synth_pcap, WINDOW_S)
     dead = consume_raw(boot, "engine-dlq", 2)
     assert sorted(dead) == sorted([b"not a packet batch", b"NSPB\x01\x00truncated"])
-
-
-def _message_at(boot, topic, partition, offset):
-    """(value, headers) of one message."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": boot, "group.id": f"one-{topic}", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, partition, offset)])
-    try:
-        for _ in range(60):
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                return m.value(), m.headers()
-    finally:
-        c.close()
-    raise AssertionError(f"no message at {topic}[{partition}]@{offset}")
 
 
 def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(local_stack, synth_pcap):
