@@ -145,6 +145,20 @@ def import_times() -> dict:
     return {"ms": out}
 
 
+def metrics_cost(n: int = 200_000) -> dict:
+    """A labelled counter increment and a histogram observation, served and not (schemas/metrics.py).
+    Services count per batch or message, never per packet."""
+    import timeit
+
+    from schemas import metrics as M
+    inc = lambda: M.inc("netspectra_engine_messages_total", 3, partition="1")  # noqa: E731
+    off = timeit.timeit(inc, number=n) / n * 1e6
+    M.enable("engine")
+    on = timeit.timeit(inc, number=n) / n * 1e6
+    obs = timeit.timeit(lambda: M.observe("netspectra_sink_write_seconds", 0.01, sink="redis"), number=n) / n * 1e6
+    return {"inc_us_not_served": round(off, 2), "inc_us": round(on, 2), "observe_us": round(obs, 2)}
+
+
 def _timed(cmd) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
@@ -163,6 +177,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out["per_window_fixed_cost"] = per_window(tmp)
     out["imports"] = import_times()
+    out["metrics"] = metrics_cost()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out, indent=1))
     return 0

@@ -194,14 +194,24 @@ def overrides(args, fields) -> dict:
 
 
 def service_config(model, service: str, args):
-    """The service's effective config, or None after one line per problem on stderr (exit 2)."""
-    from schemas.settings import ConfigError, load_settings
+    """The service's effective config; or its exit code, when the config is bad (one line per
+    problem on stderr: 2) or was only to be printed (--print-config: 0)."""
+    from schemas.settings import ConfigError, dump, load_settings
     try:
-        return load_settings(model, service, args.config, overrides(args, model.model_fields))
+        cfg = load_settings(model, service, args.config, overrides(args, model.model_fields))
     except ConfigError as e:
-        for line in e.lines:
-            print(f"netspectra {service}: {line}", file=sys.stderr)
-        return None
+        return problems(service, e.lines)
+    if args.print_config:
+        print(dump(cfg))
+        return 0
+    return cfg
+
+
+def problems(command: str, lines: list[str]) -> int:
+    """Print one line per problem, naming the command; the exit code of a misconfiguration."""
+    for line in lines:
+        print(f"netspectra {command}: {line}", file=sys.stderr)
+    return 2
 
 
 def service_options(p: argparse.ArgumentParser, service: str) -> None:
@@ -226,8 +236,7 @@ def rules_or_report(path: str | None, command: str):
     try:
         return load_rules(path)
     except RulesError as e:
-        for line in e.lines:
-            print(f"netspectra {command}: {line}", file=sys.stderr)
+        problems(command, e.lines)
         return None
 
 

@@ -18,14 +18,10 @@ import sys
 def cmd_collect(args) -> int:
     from collectors.service import Collector, CollectorConfig, CollectorError
     from netspectra.cli import service_config
-    from schemas.settings import dump
 
     cfg = service_config(CollectorConfig, "collect", args)
-    if cfg is None:
-        return 2
-    if args.print_config:
-        print(dump(cfg))
-        return 0
+    if isinstance(cfg, int):
+        return cfg
     collector = Collector(cfg)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: collector.stop())

@@ -8,21 +8,15 @@ import sys
 def cmd_engine(args) -> int:
     from flows.engine_config import EngineConfig
     from flows.engine_service import Engine
-    from netspectra.cli import service_config
-    from schemas.settings import dump
+    from netspectra.cli import problems, service_config
 
     cfg = service_config(EngineConfig, "engine", args)
-    if cfg is None:
-        return 2
-    if args.print_config:
-        print(dump(cfg))
-        return 0
+    if isinstance(cfg, int):
+        return cfg
     engine = Engine(cfg)
     errors = engine.problems()
     if errors:
-        for line in errors:
-            print(f"netspectra engine: {line}", file=sys.stderr)
-        return 2
+        return problems("engine", errors)
     warning = engine.partition_warning()
     if warning:
         print(f"netspectra engine: warning: {warning}", file=sys.stderr)

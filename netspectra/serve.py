@@ -10,14 +10,10 @@ def cmd_api(args) -> int:
     from api.config import ApiConfig
     from api.server import ApiServer
     from netspectra.cli import service_config
-    from schemas.settings import dump
 
     config = service_config(ApiConfig, "api", args)
-    if config is None:
-        return 2
-    if args.print_config:
-        print(dump(config))
-        return 0
+    if isinstance(config, int):
+        return config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = ApiServer(config)
     print(json.dumps(server.start()), flush=True)
