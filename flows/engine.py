@@ -117,7 +117,7 @@ def kafka_flow(ec: "EngineConfig") -> Dataflow:
     if ec.clickhouse:
         sinks.append(ClickHouseSink(ec.clickhouse, source))
     if ec.redis:
-        sinks.append(RedisSink(ec.redis, source))
+        sinks.append(RedisSink(ec.redis, source, max_backlog=ec.redis_backlog))
     rules = load_rules(ec.rules) if ec.detect else None
     notify = None
     if rules is not None:

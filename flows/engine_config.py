@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, TOP_N, WINDOW_S
 from schemas.topics import DEAD_LETTER_TOPIC, LOCAL_KAFKA, PACKETS_TOPIC
+from sinks.redis_state import MAX_BACKLOG
 
 
 class EngineConfig(BaseModel):
@@ -22,6 +23,7 @@ class EngineConfig(BaseModel):
     store: Optional[str] = None                      # chDB directory
     clickhouse: Optional[str] = None                 # ClickHouse server host:port, native protocol
     redis: Optional[str] = None                      # live state: host:port or redis:// URL
+    redis_backlog: int = Field(default=MAX_BACKLOG, ge=1)    # held while Redis is away; beyond, the oldest dropped
     # windows
     window: float = Field(default=WINDOW_S, ge=0)
     lateness: float = Field(default=LATENESS_S, ge=0)

@@ -2,20 +2,23 @@
 rules (one line per problem). Delivery itself is sinks/notifiers.py.
 
     notifiers:
-      webhook: {url: http://127.0.0.1:9000/hook, secret_env: HOOK_SECRET, timeout: 5}
+      webhook: {url: http://127.0.0.1:9000/hook, secret_env: HOOK_SECRET, timeout: 5, max_pending: 10000}
       alertmanager: {url: http://127.0.0.1:9093}
       smtp: {host: 127.0.0.1, port: 25, from: netspectra@example.org, to: [noc@example.org],
              starttls: false, username: null, password_env: null}
+
+`max_pending` (any notifier, default 10,000): notifications held while the receiver is away;
+beyond it the oldest is dropped and counted.
 """
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
 _KEYS = {
-    "webhook": {"url": str, "secret_env": str, "timeout": (int, float)},
-    "alertmanager": {"url": str, "timeout": (int, float)},
+    "webhook": {"url": str, "secret_env": str, "timeout": (int, float), "max_pending": int},
+    "alertmanager": {"url": str, "timeout": (int, float), "max_pending": int},
     "smtp": {"host": str, "port": int, "from": str, "to": list, "starttls": bool, "username": str,
-             "password_env": str, "timeout": (int, float)},
+             "password_env": str, "timeout": (int, float), "max_pending": int},
 }
 _REQUIRED = {"webhook": ("url",), "alertmanager": ("url",), "smtp": ("host", "from", "to")}
 

@@ -134,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--store", help="chDB store directory for the window results")
     e.add_argument("--clickhouse", help="ClickHouse server host:port, native protocol (local stack: 127.0.0.1:19000)")
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
+    e.add_argument("--redis-backlog", type=int, help="windows held while Redis is away; beyond, the oldest is "
+                   "dropped and counted (default 256)")
     e.add_argument("--dead-letter-topic", help=f"default {DEAD_LETTER_TOPIC}")
     e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
     e.add_argument("--lateness", type=float,

@@ -11,6 +11,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas import metrics as M
 from schemas.window_rows import WindowRows
+from sinks.redis_state import MAX_BACKLOG
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ class RedisSink(FixedPartitionedSink):
 
     wants = "live"
 
-    def __init__(self, url: str, source: str, ttl_s: int = 3600):
-        self.url, self.source, self.ttl_s = url, source, ttl_s
+    def __init__(self, url: str, source: str, ttl_s: int = 3600, max_backlog: int = MAX_BACKLOG):
+        self.url, self.source, self.ttl_s, self.max_backlog = url, source, ttl_s, max_backlog
 
     def list_parts(self):
         return ["redis"]
@@ -119,7 +120,7 @@ class RedisSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.redis_state import RedisState
 
-        return _Partition(RedisState(self.url, self.source, self.ttl_s), self.source, "redis")
+        return _Partition(RedisState(self.url, self.source, self.ttl_s, self.max_backlog), self.source, "redis")
 
 
 class NotifySink(FixedPartitionedSink):

@@ -231,4 +231,5 @@ class Outbox:
 
 def outboxes(conf: dict, source: str, state_dir: str | None) -> list[Outbox]:
     """An outbox per configured notifier (flows/notify_config.py)."""
-    return [Outbox(KINDS[kind](c), source, state_dir) for kind, c in conf.items()]
+    return [Outbox(KINDS[kind](c), source, state_dir, **({"max_pending": c["max_pending"]} if c.get("max_pending") else {}))
+            for kind, c in conf.items()]

@@ -22,6 +22,8 @@ import time
 from schemas import metrics as M
 from schemas.redis_keys import prefix
 from sinks.retry import Backoff
+
+MAX_BACKLOG = 256         # windows (and alerts) held while Redis is away
 from schemas.window_rows import WindowRows
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ class RedisState:
     # the backlog is retried while Redis is away: from 0.5 s, backing off to 2 s (a live view)
     RETRY_FIRST_S, RETRY_CAP_S = 0.5, 2.0
 
-    def __init__(self, url: str, source: str, ttl_s: int = 3600, max_backlog: int = 256):
+    def __init__(self, url: str, source: str, ttl_s: int = 3600, max_backlog: int = MAX_BACKLOG):
         from schemas.credentials import redis_client
 
         self.r = redis_client(url, socket_timeout=5)
