@@ -51,6 +51,9 @@ class CollectorConfig(BaseModel):
     topic: str = PACKETS_TOPIC
     partitions: int = Field(default=0, ge=0)         # create the topic with this many if missing
     connect_timeout: float = Field(default=15.0, gt=0)
+    # a message the broker has not acknowledged this long after it was produced fails (counted);
+    # librdkafka retries until then
+    delivery_timeout_s: float = Field(default=300.0, gt=0)
     flush_timeout: float = Field(default=60.0, ge=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)    # Prometheus /metrics; 0 = none
@@ -144,7 +147,8 @@ class Collector:
             try:
                 if c.partitions:
                     ensure_topic(c.kafka, c.topic, c.partitions, c.connect_timeout)
-                self.pub = KafkaPublisher(c.kafka, c.topic, timeout=c.connect_timeout)
+                self.pub = KafkaPublisher(c.kafka, c.topic, timeout=c.connect_timeout,
+                                          producer_conf={"message.timeout.ms": int(c.delivery_timeout_s * 1000)})
             except Exception as e:      # broker unreachable, topic missing: a clean message, not a trace
                 raise CollectorError(str(e)) from None
         self.flag = StopFlag(c.duration, c.count)

@@ -123,6 +123,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing")
     c.add_argument("--connect-timeout", type=float, help="seconds to reach the broker (default 15)")
     c.add_argument("--flush-timeout", type=float, help="seconds to wait for deliveries at the end (default 60)")
+    c.add_argument("--delivery-timeout-s", type=float, help="seconds a message may wait for the broker's "
+                   "acknowledgement before it counts as failed (default 300)")
     c.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
     c.add_argument("--metrics-hold-s", type=float, help="serve the final metrics this long after the capture "
                    "ends, for a last scrape (default 0)")

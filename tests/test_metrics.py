@@ -16,22 +16,23 @@ from tests.conftest import ROOT, _free_ports, reference_windows
 from schemas.credentials import lookup
 from tests.pipeline import (ENGINE_OPTS, clickhouse_totals, make_topic, ref_totals, run_engine_cluster,
                             start_collector, wait_until_consuming)
+from stack import local as stack
 from tests.support import HookReceiver, Prometheus, TcpForwarder, stop, wait_for
 
 sys.path.insert(0, str(ROOT / "dashboards"))
 import build  # noqa: E402
 
 # Faults this run does not cause (kernel and interface drops need a live interface under
-# overload, delivery failures a broker that refuses for minutes): these must exist at 0. The
-# faults it does cause: messages that are not batches, more flows than max_flows, a webhook that
-# is down (failed deliveries, and notifications beyond max_pending dropped), a duplicate message,
-# a Redis connection cut (retries, and windows beyond the backlog dropped), a late packet, a
-# window revision.
+# overload): these must exist at 0. The faults it does cause: messages that are not batches, more
+# flows than max_flows, a webhook that is down (failed deliveries, and notifications beyond
+# max_pending dropped), a duplicate message, a Redis connection cut (retries, and windows beyond
+# the backlog dropped), a late packet, a window revision, and a second collector whose broker is
+# cut off (delivery failures).
 FAULT_ONLY = {
     "netspectra_collector_kernel_drops_total", "netspectra_collector_interface_drops_total",
-    "netspectra_collector_delivery_failures_total",
     "netspectra_engine_consumer_lag_messages",      # a gauge: 0 once the engine has caught up
 }
+MAIN = '{job="netspectra-collector"}'                  # the collector of the pipeline, not the cut one
 MAX_FLOWS = 1000                 # below the capture's flows per window: the cap moves too
 
 
@@ -60,9 +61,10 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
                                                                          started):
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", "metrics-e2e"
-    engine_m, collector_m, api_m, http_port, grpc_port = _free_ports(5)
+    engine_m, collector_m, cut_m, api_m, http_port, grpc_port = _free_ports(6)
     prom = Prometheus(tmp_path, {"netspectra-engine": f"127.0.0.1:{engine_m}",
                                  "netspectra-collector": f"127.0.0.1:{collector_m}",
+                                 "netspectra-collector-cut": f"127.0.0.1:{cut_m}",
                                  "netspectra-api": f"127.0.0.1:{api_m}"}, rules=ROOT / "dashboards/prometheus/alert-rules.yml")
     hook = HookReceiver()
     hook.down()                  # the webhook is away at first: failed deliveries, retried
@@ -126,18 +128,19 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
         def agree() -> bool:
             return (prom.value("netspectra_engine_windows_total") == len(ref)
                     and prom.value("netspectra_engine_packets_total") == published
-                    and prom.value("netspectra_collector_published_packets_total") == published
+                    and prom.value("netspectra_collector_published_packets_total" + MAIN) == published
                     and prom.value('netspectra_api_requests_total{transport="grpc"}') >= 1
                     and prom.value('netspectra_api_requests_total{status="404"}') >= 1)
         wait_for(agree, 60, "Prometheus to scrape the final counts", every=0.5)
 
         v = prom.value
-        assert v("netspectra_collector_packets_captured_total") == report["capture"]["packets"]
-        assert v("netspectra_collector_decoded_packets_total") == report["decoded"]["frames"]
-        assert v('netspectra_collector_decoded_packets_total{status="ok"}') == report["decoded"]["ip_packets"]
-        assert v("netspectra_collector_ip_bytes_total") == report["decoded"]["ip_bytes"]
-        assert v("netspectra_collector_published_messages_total") == report["published"]["messages"]
-        assert v("netspectra_collector_delivered_messages_total") == report["published"]["delivered_messages"]
+        assert v("netspectra_collector_packets_captured_total" + MAIN) == report["capture"]["packets"]
+        assert v("netspectra_collector_decoded_packets_total" + MAIN) == report["decoded"]["frames"]
+        assert v('netspectra_collector_decoded_packets_total{job="netspectra-collector",status="ok"}') == \
+            report["decoded"]["ip_packets"]
+        assert v("netspectra_collector_ip_bytes_total" + MAIN) == report["decoded"]["ip_bytes"]
+        assert v("netspectra_collector_published_messages_total" + MAIN) == report["published"]["messages"]
+        assert v("netspectra_collector_delivered_messages_total" + MAIN) == report["published"]["delivered_messages"]
         assert v("netspectra_engine_messages_total") == report["published"]["messages"] + 4
         assert v('netspectra_engine_dead_letters_total{reason="bad_message"}') == 4
         assert v('netspectra_engine_window_flows_count') == len(ref)
@@ -181,6 +184,30 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
             wait_for(cond, 60, what)
         del pub                  # its producer would outlive the broker at the session's end
 
+        # a second collector whose broker is cut off mid-run: its messages time out (failed, counted)
+        kafka2, front = _free_ports(2)
+        (tmp_path / "broker").mkdir()
+        broker = subprocess.Popen([stack.tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{kafka2}",
+                                   "--advertised-listener-url", f"tcp://127.0.0.1:{front}", "--storage-engine",
+                                   "memory://tansu/"], cwd=tmp_path / "broker", stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        procs.append(broker)
+        started.append(broker)
+        cut_off = TcpForwarder(front, kafka2)
+        assert stack._wait_port(kafka2, 30), "the second broker did not start"
+        cut = subprocess.Popen([sys.executable, "-m", "netspectra.cli", "collect", "--pcap", str(attack_pcap),
+                                "--kafka", f"127.0.0.1:{front}", "--topic", "cut", "--partitions", "1",
+                                "--rate", "200", "--count", "4000", "--delivery-timeout-s", "2",
+                                "--flush-timeout", "10", "--metrics-port", str(cut_m), "--metrics-hold-s", "300"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(cut)
+        started.append(cut)
+        job = '{job="netspectra-collector-cut"}'
+        wait_for(lambda: v("netspectra_collector_delivered_messages_total" + job) >= 1, 60, "a first delivery")
+        cut_off.cut()
+        wait_for(lambda: v("netspectra_collector_delivery_failures_total" + job) >= 1, 60, "failed deliveries")
+        cut_off.close()
+
         missing, still = [], []
         for name in METRICS:
             got = _series(name, prom)
@@ -203,7 +230,8 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
         rules = prom.rules()
         assert rules and all(health == "ok" for health, _ in rules.values()), rules
         assert {name for name, (_, state) in rules.items() if state != "inactive"} == {
-            "NetSpectraDeadLetters", "NetSpectraLatePackets", "NetSpectraSinkFailing", "NetSpectraSinkDropping"}
+            "NetSpectraDeadLetters", "NetSpectraLatePackets", "NetSpectraSinkFailing", "NetSpectraSinkDropping",
+            "NetSpectraDeliveryFailures"}
     finally:
         stop(procs)
         prom.stop()
