@@ -82,13 +82,22 @@ VARIABLES = [
 ]
 
 
+def _panel(i: int, title: str, kind: str, datasource: dict, **rest) -> dict:
+    """Panel i of a dashboard: two 12-wide, 8-high panels a row."""
+    return {"id": i + 1, "title": title, "type": kind, "datasource": datasource,
+            "gridPos": {"x": (i % 2) * 12, "y": (i // 2) * 8, "w": 12, "h": 8}, **rest}
+
+
+def _board(uid: str, title: str, since: str, refresh: str, templating: list, panels: list) -> dict:
+    return {"uid": uid, "title": title, "schemaVersion": 39, "version": 1, "editable": True,
+            "time": {"from": since, "to": "now"}, "refresh": refresh, "tags": ["netspectra"],
+            "templating": {"list": templating}, "panels": panels}
+
+
 def dashboard() -> dict:
-    panels = []
-    for i, (title, kind, sql) in enumerate(PANELS):
-        panels.append({"id": i + 1, "title": title, "type": kind, "datasource": DS,
-                       "gridPos": {"x": (i % 2) * 12, "y": (i // 2) * 8, "w": 12, "h": 8},
-                       "targets": [{"refId": "A", "datasource": DS, "editorType": "sql", "rawSql": sql,
-                                    "format": 0 if kind == "timeseries" else 1, "queryType": "sql"}]})
+    panels = [_panel(i, title, kind, DS, targets=[{"refId": "A", "datasource": DS, "editorType": "sql", "rawSql": sql,
+                                                   "format": 0 if kind == "timeseries" else 1, "queryType": "sql"}])
+              for i, (title, kind, sql) in enumerate(PANELS)]
     templating = [{"name": name, "type": "query", "datasource": DS, "query": sql, "definition": sql,
                    "includeAll": False, "multi": False, "refresh": 2,
                    "current": {"text": "", "value": ""}, "options": []} for name, sql in VARIABLES]
@@ -96,9 +105,7 @@ def dashboard() -> dict:
                        "query": "", "current": {"text": "", "value": ""}})
     templating.append({"name": "vlan", "type": "textbox", "label": "VLAN id (0 = untagged)",
                        "query": "", "current": {"text": "", "value": ""}})
-    return {"uid": "netspectra-overview", "title": "NetSpectra overview", "schemaVersion": 39, "version": 1,
-            "editable": True, "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "tags": ["netspectra"],
-            "templating": {"list": templating}, "panels": panels}
+    return _board("netspectra-overview", "NetSpectra overview", "now-6h", "30s", templating, panels)
 
 
 # The pipeline's health: (title, unit, [(legend, PromQL)])
@@ -144,16 +151,11 @@ PIPELINE_PANELS = [
 
 
 def pipeline_dashboard() -> dict:
-    panels = []
-    for i, (title, unit, queries) in enumerate(PIPELINE_PANELS):
-        panels.append({"id": i + 1, "title": title, "type": "timeseries", "datasource": PROM,
-                       "gridPos": {"x": (i % 2) * 12, "y": (i // 2) * 8, "w": 12, "h": 8},
-                       "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                       "targets": [{"refId": chr(65 + j), "datasource": PROM, "expr": q, "legendFormat": legend}
-                                   for j, (legend, q) in enumerate(queries)]})
-    return {"uid": "netspectra-pipeline", "title": "NetSpectra pipeline health", "schemaVersion": 39, "version": 1,
-            "editable": True, "time": {"from": "now-1h", "to": "now"}, "refresh": "10s", "tags": ["netspectra"],
-            "templating": {"list": []}, "panels": panels}
+    panels = [_panel(i, title, "timeseries", PROM, fieldConfig={"defaults": {"unit": unit}, "overrides": []},
+                     targets=[{"refId": chr(65 + j), "datasource": PROM, "expr": q, "legendFormat": legend}
+                              for j, (legend, q) in enumerate(queries)])
+              for i, (title, unit, queries) in enumerate(PIPELINE_PANELS)]
+    return _board("netspectra-pipeline", "NetSpectra pipeline health", "now-1h", "10s", [], panels)
 
 
 def render() -> str:

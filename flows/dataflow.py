@@ -73,17 +73,20 @@ class MergeLogic(StatefulBatchLogic):
         return self._emit(force=True)
 
     def on_eof(self):
-        first = not self.merger.emitted
-        res = self.merger.result(force=True)
-        _count_window(res, first)
+        res = self._result(force=True)
         return ([res] if res is not None else []), StatefulBatchLogic.DISCARD
 
     def _emit(self, force: bool):
+        res = self._result(force)
+        keep = StatefulBatchLogic.DISCARD if self.merger.spent else StatefulBatchLogic.RETAIN
+        return ([res] if res is not None else []), keep
+
+    def _result(self, force: bool):
+        """The merger's result, counted as a closed window or, once emitted before, a revision."""
         first = not self.merger.emitted
         res = self.merger.result(force)
         _count_window(res, first)
-        keep = StatefulBatchLogic.DISCARD if self.merger.spent else StatefulBatchLogic.RETAIN
-        return ([res] if res is not None else []), keep
+        return res
 
     def notify_at(self):
         return None if self.merger.emitted else self.deadline

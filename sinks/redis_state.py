@@ -21,12 +21,13 @@ import time
 
 from schemas import metrics as M
 from schemas.redis_keys import prefix
+from schemas.window_rows import WindowRows
 from sinks.retry import Backoff
 
-MAX_BACKLOG = 256         # windows (and alerts) held while Redis is away
-from schemas.window_rows import WindowRows
-
 log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 256         # windows (and alerts) held while Redis is away
+
 
 class RedisState:
     # the backlog is retried while Redis is away: from 0.5 s, backing off to 2 s (a live view)

@@ -192,18 +192,48 @@ class HookReceiver:
             self.server = None
 
 
-class Alertmanager:
+class _PromServer:
+    """A Debian Prometheus-family server (Prometheus, Alertmanager) on 127.0.0.1 at a free port,
+    its log in `workdir`: started, and waited for until /-/ready answers."""
+
+    NAME = ""
+    EXES: tuple[str, ...] = ()
+
+    def __init__(self, workdir, flags: list[str], package: str):
+        import shutil
+        from stack.local import free_ports
+        exe = next((e for e in map(shutil.which, self.EXES) if e), None)
+        if exe is None:
+            import pytest
+            pytest.fail(f"no {self.NAME}: apt-get install {package} (make deps)")
+        self.port = free_ports(1)[0]
+        self.proc = subprocess.Popen([exe, *flags, f"--web.listen-address=127.0.0.1:{self.port}"],
+                                     stdout=open(workdir / f"{self.NAME.lower()}.log", "wb"), stderr=subprocess.STDOUT)
+        import httpx
+        wait_for(lambda: self._ready(httpx), 60, f"{self.NAME} to answer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self, httpx) -> bool:
+        assert self.proc.poll() is None, f"{self.NAME} exited at start"
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        stop([self.proc])
+
+
+class Alertmanager(_PromServer):
     """Debian's prometheus-alertmanager on 127.0.0.1 (no cluster listener), routing every alert
     at once to a HookReceiver."""
 
+    NAME, EXES = "Alertmanager", ("prometheus-alertmanager", "alertmanager")
+
     def __init__(self, workdir, hook: HookReceiver):
-        import shutil
-        from stack.local import free_ports
-        exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-        if exe is None:
-            import pytest
-            pytest.fail("no Alertmanager: apt-get install prometheus-alertmanager (make deps)")
-        self.port = free_ports(1)[0]
         conf = workdir / "alertmanager.yml"
         conf.write_text(f"""route:
   receiver: hook
@@ -217,65 +247,30 @@ receivers:
       - url: {hook.url}/am
         send_resolved: true
 """)
-        self.proc = subprocess.Popen([exe, f"--config.file={conf}", f"--storage.path={workdir / 'am-data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                                     stdout=open(workdir / "alertmanager.log", "wb"), stderr=subprocess.STDOUT)
-        import httpx
-        wait_for(lambda: self._ready(httpx), 30, "Alertmanager to answer")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _ready(self, httpx) -> bool:
-        assert self.proc.poll() is None, "Alertmanager exited at start"
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        super().__init__(workdir, [f"--config.file={conf}", f"--storage.path={workdir / 'am-data'}",
+                                   "--cluster.listen-address="], "prometheus-alertmanager")
 
     def alerts(self) -> list[dict]:
         import httpx
         return httpx.get(f"{self.url}/api/v2/alerts", timeout=5).json()
 
-    def stop(self) -> None:
-        stop([self.proc])
 
 
-class Prometheus:
+class Prometheus(_PromServer):
     """Debian's Prometheus server on 127.0.0.1, scraping `targets` ({job: "host:port"}) every
     0.5 s and evaluating `rules` (a rules file) every second, with its own TSDB directory."""
 
+    NAME, EXES = "Prometheus", ("prometheus",)
+
     def __init__(self, workdir, targets: dict[str, str], rules=None):
-        import shutil
-        from stack.local import free_ports
-        exe = shutil.which("prometheus")
-        if exe is None:
-            import pytest
-            pytest.fail("no Prometheus server: apt-get install prometheus (make deps)")
-        self.port = free_ports(1)[0]
         jobs = "".join(f"  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
                        for job, addr in targets.items())
         conf = workdir / "prometheus.yml"
         rule_files = f"rule_files: ['{rules}']\n" if rules else ""
         conf.write_text(f"global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n  evaluation_interval: 1s\n"
                         f"{rule_files}scrape_configs:\n{jobs}")
-        self.proc = subprocess.Popen([exe, f"--config.file={conf}", f"--storage.tsdb.path={workdir / 'prom-data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=open(workdir / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
-        import httpx
-        wait_for(lambda: self._ready(httpx), 60, "Prometheus to answer")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _ready(self, httpx) -> bool:
-        assert self.proc.poll() is None, "Prometheus exited at start"
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        super().__init__(workdir, [f"--config.file={conf}", f"--storage.tsdb.path={workdir / 'prom-data'}"],
+                         "prometheus")
 
     def query(self, promql: str) -> dict[tuple, float]:
         """An instant query: {label items (without __name__): value}."""
@@ -295,9 +290,6 @@ class Prometheus:
         """The single value of a query that sums to one series (0 when there is none)."""
         got = self.query(f"sum({promql})")
         return next(iter(got.values()), 0.0)
-
-    def stop(self) -> None:
-        stop([self.proc])
 
 
 class SmtpServer:
