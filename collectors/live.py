@@ -10,7 +10,8 @@ collector processes share one interface; the kernel hashes each flow to one of t
   stripped VLAN tags, as libpcap does) and hands the blocks back.
 
 Both read until `stop()` is true, yielding a batch when `batch_size` packets are in or
-`flush_ms` passed, and keep kernel counters (packets received, dropped) in `stats`.
+`flush_ms` passed, and keep kernel counters (packets received, dropped by the kernel, dropped by
+the interface) in `stats`.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class LiveStats:
     batches: int = 0
     kernel_received: int = 0    # what the kernel counted for this socket (after the filter)
     kernel_drops: int = 0       # dropped by the kernel: ring or buffer full
-    iface_drops: int = 0        # dropped by the interface/driver (libpcap only, when known)
+    iface_drops: int = 0        # dropped by the interface before capture (InterfaceDrops)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +84,32 @@ def interface_type(iface: str) -> int:
     if arphrd not in LINK_BY_ARPHRD:
         raise CaptureError(f"{iface}: link type ARPHRD {arphrd} is not supported")
     return arphrd
+
+
+class InterfaceDrops:
+    """Frames the interface dropped since capture started, before any capture could see them:
+    rx_dropped (e.g. a full backlog, a frame over the MTU) plus rx_missed_errors and
+    rx_fifo_errors (the NIC's ring was full; all libpcap counts) from /sys/class/net/IF/statistics.
+    A counter of the interface, so collectors in one fanout group each report all of it."""
+
+    FIELDS = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors")
+
+    def __init__(self, iface: str):
+        self.paths = [f"/sys/class/net/{iface}/statistics/{f}" for f in self.FIELDS]
+        self.start = self._total()
+
+    def _total(self) -> int:
+        total = 0
+        for path in self.paths:
+            try:
+                with open(path) as f:
+                    total += int(f.read())
+            except (OSError, ValueError):     # not every interface has every counter
+                pass
+        return total
+
+    def since_start(self) -> int:
+        return max(0, self._total() - self.start)
 
 
 def _raw_batch(buf: np.ndarray, off, caplen, wirelen, ts, link: int) -> RawBatch:
@@ -116,6 +143,7 @@ class PcapCapture:
             raise CaptureError(f"{iface}: {e}") from e
         self.link = p.datalink()
         self._p = p
+        self._iface_drops = InterfaceDrops(iface)
 
     def batches(self, stop: Callable[[], bool]) -> Iterator[RawBatch]:
         fd = self._p.getfd()
@@ -157,8 +185,9 @@ class PcapCapture:
         return _raw_batch(buf, off, caplen, caplen.copy(), ts, self.link)
 
     def _read_kernel_stats(self) -> None:
-        recv, drop, ifdrop = self._p.stats()      # cumulative since activation
-        self.stats.kernel_received, self.stats.kernel_drops, self.stats.iface_drops = recv, drop, ifdrop
+        recv, drop, _ = self._p.stats()      # cumulative since activation; ifdrop: InterfaceDrops
+        self.stats.kernel_received, self.stats.kernel_drops = recv, drop
+        self.stats.iface_drops = self._iface_drops.since_start()
 
     def close(self) -> None:
         self._read_kernel_stats()
@@ -263,6 +292,7 @@ class AfPacketCapture:
         except OSError as e:
             raise CaptureError(f"{iface}: {e}") from e
         self._sock = s
+        self._iface_drops = InterfaceDrops(iface)
         self.ring = np.frombuffer(self._mm, np.uint8)
         self._next = 0       # the kernel fills blocks in ring order
 
@@ -336,6 +366,7 @@ class AfPacketCapture:
         recv, drops, _ = struct.unpack("3I", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12))
         self.stats.kernel_received += recv
         self.stats.kernel_drops += drops
+        self.stats.iface_drops = self._iface_drops.since_start()
 
     def close(self) -> None:
         self._read_kernel_stats()

@@ -24,6 +24,7 @@ import collections
 import json
 import logging
 import struct
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Optional
@@ -110,7 +111,11 @@ class _Partition(StatefulSourcePartition):
             "enable.partition.eof": "true", "statistics.interval.ms": STATS_INTERVAL_MS,
             "stats_cb": self._stats, **src.add_config})
         self.consumer.assign([TopicPartition(self.topic, part, offset)])
+        self.lock = threading.Lock()          # the lag watch's calls against close()
+        self.closed = False
         M.touch("netspectra_engine_duplicate_messages_total", partition=str(part))
+        if M.enabled():
+            LAG_WATCH.add(self)
 
     def _stats(self, raw: str) -> None:
         """Keep the latest fetch-response fact for this partition (librdkafka statistics)."""
@@ -121,9 +126,6 @@ class _Partition(StatefulSourcePartition):
             connected = (leader is not None and leader.get("state") == "UP"
                          and 0 <= leader.get("rxidle", -1) <= FRESH_S * 1e6)
             self.fact = (time.monotonic(), int(p.get("hi_offset", -1)), connected)
-            if self.fact[1] >= 0 and self.offset >= 0:
-                M.set("netspectra_engine_consumer_lag_messages", max(0, self.fact[1] - self.offset),
-                      partition=str(self.part))
         except (KeyError, ValueError, TypeError):
             self.fact = None          # not this partition yet (before its first fetch)
 
@@ -180,5 +182,57 @@ class _Partition(StatefulSourcePartition):
     def snapshot(self) -> tuple:
         return self.offset, self.dedup.state()
 
+    def lag(self) -> Optional[int]:
+        """Messages between the read position and the high watermark of the latest fetch
+        response (librdkafka's, kept by its own threads); None before the first fetch."""
+        with self.lock:
+            if self.closed or self.offset < 0:
+                return None
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.part), cached=True)
+        return max(0, high - self.offset) if high >= 0 else None
+
     def close(self) -> None:
-        self.consumer.close()
+        LAG_WATCH.remove(self)
+        with self.lock:
+            self.closed = True
+            self.consumer.close()
+
+
+class LagWatch:
+    """Sets the consumer-lag gauge of each partition of this process every STATS_INTERVAL_MS, from
+    a thread of its own: the dataflow's thread stops reading while a sink retries (ClickHouse
+    away), and a lag it measured would stand still exactly while it grows. librdkafka's fetchers
+    keep fetching meanwhile, until their queue is full (queued.max.messages.kbytes): beyond that
+    the watermark, and so the lag shown, stops growing."""
+
+    def __init__(self):
+        self.parts: dict[int, _Partition] = {}
+        self.lock = threading.Lock()
+        self.thread: Optional[threading.Thread] = None
+
+    def add(self, part: "_Partition") -> None:
+        with self.lock:
+            self.parts[id(part)] = part
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, daemon=True, name="consumer-lag")
+                self.thread.start()
+
+    def remove(self, part: "_Partition") -> None:
+        with self.lock:
+            self.parts.pop(id(part), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(STATS_INTERVAL_MS / 1000)
+            with self.lock:
+                parts = list(self.parts.values())
+            for p in parts:
+                try:
+                    lag = p.lag()
+                except Exception:          # the consumer failing: its partition reports the error
+                    continue
+                if lag is not None:
+                    M.set("netspectra_engine_consumer_lag_messages", lag, partition=str(p.part))
+
+
+LAG_WATCH = LagWatch()

@@ -20,7 +20,7 @@ METRICS: dict[str, tuple] = {
     "netspectra_collector_packets_captured_total": ("counter", "Frames read from the interface or capture file", ()),
     "netspectra_collector_bytes_captured_total": ("counter", "Captured bytes (as stored, after snaplen)", ()),
     "netspectra_collector_kernel_drops_total": ("counter", "Frames the kernel dropped: capture ring or buffer full", ()),
-    "netspectra_collector_interface_drops_total": ("counter", "Frames the interface or driver dropped (libpcap, when known)", ()),
+    "netspectra_collector_interface_drops_total": ("counter", "Frames the captured interface dropped before capture (rx_dropped, missed, fifo)", ()),
     "netspectra_collector_decoded_packets_total": ("counter", "Decoded frames by outcome (ok, or why not an IP packet)", ("status",)),
     "netspectra_collector_ip_bytes_total": ("counter", "IP bytes (total length) of decoded IP packets", ()),
     "netspectra_collector_published_messages_total": ("counter", "Kafka messages handed to the producer", ()),
@@ -82,6 +82,20 @@ def serve(service: str, host: str, port: int) -> int:
     import prometheus_client as pc
     server, _ = pc.start_http_server(port, addr=host)
     return server.server_port
+
+
+def totals(service: str) -> dict[str, float]:
+    """What the service's metrics counted, summed over their labels: {name without netspectra_:
+    value} (a histogram: its count). Empty unless enable()d."""
+    groups = tuple(f"netspectra_{g}_" for g in SERVICE_GROUPS[service])
+    out = {}
+    for name, m in list(_live.items()):
+        if name.startswith(groups):
+            kind = METRICS[name][0]
+            want = name + "_count" if kind == "histogram" else name
+            out[name.removeprefix("netspectra_")] = sum(s.value for fam in m.collect() for s in fam.samples
+                                                        if s.name == want)
+    return out
 
 
 def enabled() -> bool:

@@ -202,6 +202,31 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture
+def capture_link():
+    """A veth pair from a private network namespace into this one: senders use the namespace's
+    end (va, MTU 9000), the collector captures on ours (so it reaches the broker and Prometheus on
+    127.0.0.1). Ours has MTU 1500, so a frame over 1518 bytes is dropped as it arrives (an
+    interface drop, in its rx_dropped); no address and no IPv6: only the frames sent cross it."""
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root (CI runs as root)")
+    require_tool("ip")
+    require_tool("tcpreplay")
+    ns, ours = f"nsk{os.getpid()}", f"nsk{os.getpid()}b"
+    sh = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: E731
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", ours, "mtu", "1500", "type", "veth", "peer", "name", "va", "mtu", "9000", "netns", ns)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{ours}.disable_ipv6=1")
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        sh("ip", "link", "set", ours, "up")
+        sh("ip", "-n", ns, "link", "set", "va", "up")
+        yield ns, ours
+    finally:
+        subprocess.run(["ip", "link", "del", ours], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
 def started():
     """Processes a test starts; whatever still runs when it ends (a failed assertion included) is killed."""
     procs: list = []

@@ -149,6 +149,17 @@ def capture_alerts(path, window_s: float, rules=None) -> list:
     return found.alerts()
 
 
+def numbered_pcap(path, n: int, payload: int = 18) -> None:
+    """n UDP packets of one host pair, the i-th (from 1) with source port i: each is its own flow."""
+    import dpkt
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for i in range(1, n + 1):
+            udp = dpkt.udp.UDP(sport=i, dport=9999, data=b"x" * payload)
+            ip = dpkt.ip.IP(src=bytes([10, 9, 0, 1]), dst=bytes([10, 9, 0, 2]), p=17, data=udp, ttl=64)
+            w.writepkt(bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip)), ts=i / 1000)
+
+
 class HookReceiver:
     """An HTTP server on 127.0.0.1:`port` recording every POST (path, headers, JSON body): a
     webhook receiver, and Alertmanager's webhook receiver. `down()` closes it, `up()` listens

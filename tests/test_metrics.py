@@ -5,6 +5,7 @@ pipeline reports (packets published = packets the engine windowed = frames in Cl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,25 +14,24 @@ import pytest
 from collectors import synth
 from schemas.metrics import METRICS
 from tests.conftest import ROOT, _free_ports, reference_windows
-from schemas.credentials import lookup
+from schemas.credentials import ENV as CREDENTIALS_ENV, lookup
 from tests.pipeline import (ENGINE_OPTS, clickhouse_totals, make_topic, ref_totals, run_engine_cluster,
                             start_collector, wait_until_consuming)
 from stack import local as stack
-from tests.support import HookReceiver, Prometheus, TcpForwarder, stop, wait_for
+from tests.support import HookReceiver, Prometheus, TcpForwarder, numbered_pcap, stop, wait_for
 
 sys.path.insert(0, str(ROOT / "dashboards"))
 import build  # noqa: E402
 
-# Faults this run does not cause (kernel and interface drops need a live interface under
-# overload): these must exist at 0. The faults it does cause: messages that are not batches, more
-# flows than max_flows, a webhook that is down (failed deliveries, and notifications beyond
-# max_pending dropped), a duplicate message, a Redis connection cut (retries, and windows beyond
-# the backlog dropped), a late packet, a window revision, and a second collector whose broker is
-# cut off (delivery failures).
-FAULT_ONLY = {
-    "netspectra_collector_kernel_drops_total", "netspectra_collector_interface_drops_total",
-    "netspectra_engine_consumer_lag_messages",      # a gauge: 0 once the engine has caught up
-}
+# Faults this run does not cause (kernel and interface drops: a live interface under overload,
+# test_capture_drops_are_counted_and_scraped below): these must exist at 0. The faults it does
+# cause: messages that are not batches, more flows than max_flows, a webhook that is down (failed
+# deliveries, and notifications beyond max_pending dropped), a duplicate message, a Redis
+# connection cut (retries, and windows beyond the backlog dropped), a late packet, a window
+# revision, ClickHouse cut (retries; the engine waits, so its consumer lag grows), and a second
+# collector whose broker is cut off (delivery failures).
+FAULT_ONLY = {"netspectra_collector_kernel_drops_total", "netspectra_collector_interface_drops_total"}
+LAG = "netspectra_engine_consumer_lag_messages"     # a gauge: back at 0 once the engine has caught up
 MAIN = '{job="netspectra-collector"}'                  # the collector of the pipeline, not the cut one
 MAX_FLOWS = 1000                 # below the capture's flows per window: the cap moves too
 
@@ -58,7 +58,7 @@ def _series(promql_name: str, prom: Prometheus) -> dict:
 
 
 def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_stack, attack_pcap, tmp_path,
-                                                                         started):
+                                                                         started, monkeypatch):
     _, ports, _ = local_stack
     boot, topic = f"127.0.0.1:{ports['kafka']}", "metrics-e2e"
     engine_m, collector_m, cut_m, api_m, http_port, grpc_port = _free_ports(6)
@@ -70,6 +70,10 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
     hook.down()                  # the webhook is away at first: failed deliveries, retried
     redis = TcpForwarder(_free_ports(1)[0], ports["redis"])          # the engine's way to Redis, to cut
     password = lookup(f"127.0.0.1:{ports['redis']}").get("password", "")
+    clickhouse = TcpForwarder(_free_ports(1)[0], ports["clickhouse"])     # and to ClickHouse
+    creds = tmp_path / "credentials.json"           # ClickHouse's password, under the forwarder's address
+    creds.write_text(json.dumps({f"127.0.0.1:{clickhouse.port}": lookup(f"127.0.0.1:{ports['clickhouse']}")}))
+    monkeypatch.setenv(CREDENTIALS_ENV, os.pathsep.join([str(creds), os.environ.get(CREDENTIALS_ENV, "")]))
     procs = []
     try:
         make_topic(boot, topic)
@@ -78,7 +82,8 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
         rules.write_text(f"notifiers:\n  webhook: {{url: '{hook.url}/hook', max_pending: 1}}\n")
         procs += run_engine_cluster(boot, topic, ports, ENGINE_OPTS + [
             "--metrics-port", str(engine_m), "--rules", str(rules), "--max-flows", str(MAX_FLOWS),
-            "--redis", f"redis://:{password}@127.0.0.1:{redis.port}", "--redis-backlog", "1"], processes=1)
+            "--redis", f"redis://:{password}@127.0.0.1:{redis.port}", "--redis-backlog", "1",
+            "--clickhouse", f"127.0.0.1:{clickhouse.port}"], processes=1)
         started.extend(procs)
         # a first scrape of the engine, its counters at 0, before anything happens (increase() needs it)
         wait_for(lambda: prom.query('netspectra_engine_dead_letters_total'), 120, "a first scrape of the engine")
@@ -182,6 +187,18 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
             pub.publish(batch([ts]))
             assert pub.flush(30) == 0
             wait_for(cond, 60, what)
+        # ClickHouse cut: the window the next packet closes cannot be written, and the engine waits
+        # (retrying) rather than lose it, reading nothing meanwhile: the messages behind are its lag
+        clickhouse.cut()
+        pub.publish(batch([last + 340]))
+        assert pub.flush(30) == 0
+        wait_for(lambda: v('netspectra_sink_retries_total{sink="clickhouse"}') >= 1, 60, "a ClickHouse write retried")
+        for ts in (last + 341, last + 342, last + 343):
+            pub.publish(batch([ts]))
+            assert pub.flush(30) == 0
+        wait_for(lambda: v(LAG) == 3, 60, "a consumer lag of 3 messages")
+        clickhouse.restore()
+        wait_for(lambda: v(LAG) == 0, 60, "the engine to catch up")
         del pub                  # its producer would outlive the broker at the session's end
 
         # a second collector whose broker is cut off mid-run: its messages time out (failed, counted)
@@ -213,9 +230,9 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
             got = _series(name, prom)
             if not got:
                 missing.append(name)
-            elif name not in FAULT_ONLY and not any(x > 0 for x in got.values()):
+            elif name not in FAULT_ONLY | {LAG} and not any(x > 0 for x in got.values()):
                 still.append(name)
-            elif name in FAULT_ONLY and any(x > 0 for x in got.values()) and name != "netspectra_engine_consumer_lag_messages":
+            elif name in FAULT_ONLY and any(x > 0 for x in got.values()):
                 still.append(f"{name} counted a fault in a run without one: {got}")
         assert not missing, f"not scraped: {missing}"
         assert not still, f"did not move as they should: {still}"
@@ -237,6 +254,77 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
         prom.stop()
         hook.down()
         redis.close()
+        clickhouse.close()
+
+
+SENT, JUMBO = 20_000, 50      # frames within our MTU (far more than a 2 MiB ring holds); frames over it
+
+
+@pytest.mark.parametrize("method", ["afpacket", "pcap"])
+def test_capture_drops_are_counted_and_scraped(capture_link, tmp_path, started, method):
+    """A live collector (either method, the smallest buffer: 1 MiB) is stopped (SIGSTOP) while
+    20,000 frames cross the interface: the ring fills and the kernel drops the rest. 50 frames over
+    the interface's MTU are dropped by the interface itself. Prometheus scrapes both drop counters;
+    captured + kernel drops = frames sent, interface drops = the oversized frames, the collector's
+    report agrees, and the capture-drops alerting rule goes off."""
+    import signal
+    ns, iface = capture_link
+    pcap = tmp_path / "sent.pcap"
+    numbered_pcap(pcap, SENT, payload=500)
+    port = _free_ports(1)[0]
+    prom = Prometheus(tmp_path, {"netspectra-collector": f"127.0.0.1:{port}"},
+                      rules=ROOT / "dashboards/prometheus/alert-rules.yml")
+    try:
+        collector = subprocess.Popen([sys.executable, "-m", "netspectra.cli", "collect", "--interface", iface,
+                                      "--method", method, "--buffer-mb", "1", "--dry-run", "--no-l7",
+                                      "--metrics-port", str(port), "--metrics-hold-s", "300"],
+                                     cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        started.append(collector)
+        line = collector.stderr.readline()
+        assert "capturing on" in line, line + collector.stderr.read()
+        # a first scrape at 0 before anything is dropped (rate() needs it)
+        wait_for(lambda: prom.query("netspectra_collector_kernel_drops_total"), 60, "a first scrape of the collector")
+        collector.send_signal(signal.SIGSTOP)
+        out = subprocess.run(["ip", "netns", "exec", ns, "tcpreplay", "-i", "va", "--pps=40000", str(pcap)],
+                             capture_output=True, text=True, timeout=120).stdout
+        assert f"Successful packets:        {SENT}" in out, out
+        # tcpreplay retries a frame the interface refuses forever: these go one by one
+        refused = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _SEND_JUMBO, str(JUMBO)],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout
+        assert refused.split() == [str(JUMBO)], refused
+        collector.send_signal(signal.SIGCONT)
+        v = prom.value
+        wait_for(lambda: v("netspectra_collector_packets_captured_total")
+                 + v("netspectra_collector_kernel_drops_total") == SENT
+                 and v("netspectra_collector_interface_drops_total") == JUMBO, 60, "the drops to be scraped")
+        captured, dropped = v("netspectra_collector_packets_captured_total"), v("netspectra_collector_kernel_drops_total")
+        assert dropped > SENT / 2 and captured > 0, (captured, dropped)
+        wait_for(lambda: prom.rules()["NetSpectraCaptureDrops"][1] in ("pending", "firing"), 30,
+                 "the capture-drops rule")
+        collector.send_signal(signal.SIGTERM)
+        report = json.loads(collector.communicate(timeout=60)[1].strip().splitlines()[-1])
+        assert collector.returncode == 0, report
+        cap = report["capture"]
+        assert (cap["packets"], cap["kernel_drops"], cap["iface_drops"]) == (captured, dropped, JUMBO), cap
+        assert report["decoded"]["ip_packets"] == captured
+    finally:
+        prom.stop()
+
+
+# Frames over the MTU of va's peer, sent from the namespace; prints how many were refused.
+_SEND_JUMBO = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("va", 0))
+frame = b"\\x04" * 6 + b"\\x02" * 6 + b"\\x08\\x00" + b"\\x45" + bytes(2985)
+refused = 0
+for _ in range(int(sys.argv[1])):
+    try:
+        s.send(frame)
+    except OSError:
+        refused += 1
+print(refused)
+"""
 
 
 def _ch_frames(port: int, topic: str) -> list:

@@ -28,7 +28,7 @@ import pytest
 
 from stack import local as stack
 from tests.conftest import ROOT, _free_ports
-from tests.support import TcpForwarder, stop, wait_for
+from tests.support import TcpForwarder, numbered_pcap, stop, wait_for
 from tests.pipeline import (ENGINE_OPTS, WINDOW_S, clickhouse_records, consume_raw, engine_log, finish_exact, make_topic,
                             redis_windows, run_engine_cluster, start_stream, wait_until_consuming, windows_written)
 
@@ -169,42 +169,6 @@ def test_recovery_disk_full_stops_the_engine_and_a_restart_resumes_exactly(local
     engines = run_engine_cluster(boot, topic, ports, opts, processes=1, recovery=recovery)
     started += engines
     finish_exact(collector, engines, ports, topic, ref)
-
-
-@pytest.fixture
-def capture_link(tmp_path):
-    """A veth pair from a private network namespace into this one: tcpreplay sends on the
-    namespace's end, the collector captures on ours (so it reaches the broker on 127.0.0.1). Our
-    end has no address and no IPv6: only the replayed frames cross it."""
-    if os.geteuid() != 0:
-        pytest.skip("live capture needs root (CI runs as root)")
-    from tests.conftest import require_tool
-    require_tool("ip")
-    require_tool("tcpreplay")
-    ns, ours = f"nsk{os.getpid()}", f"nsk{os.getpid()}b"
-    sh = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: E731
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", ours, "type", "veth", "peer", "name", "va", "netns", ns)
-        sh("sysctl", "-qw", f"net.ipv6.conf.{ours}.disable_ipv6=1")
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        sh("ip", "link", "set", ours, "up")
-        sh("ip", "-n", ns, "link", "set", "va", "up")
-        yield ns, ours
-    finally:
-        subprocess.run(["ip", "link", "del", ours], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def numbered_pcap(path, n: int) -> None:
-    """n UDP packets of one host pair, the i-th (from 1) with source port i: each is its own flow."""
-    import dpkt
-    with open(path, "wb") as f:
-        w = dpkt.pcap.Writer(f)
-        for i in range(1, n + 1):
-            udp = dpkt.udp.UDP(sport=i, dport=9999, data=b"x" * 18)
-            ip = dpkt.ip.IP(src=bytes([10, 9, 0, 1]), dst=bytes([10, 9, 0, 2]), p=17, data=udp, ttl=64)
-            w.writepkt(bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip)), ts=i / 1000)
 
 
 def published(boot: str, topic: str, partitions: int = 4) -> list:
