@@ -1,6 +1,6 @@
 """Request metrics of both transports (schemas/metrics.py: netspectra_api_requests_total and
 netspectra_api_request_seconds): by method (the HTTP route template or the gRPC method, both
-bounded) and status (HTTP code or gRPC status name). No-ops unless the API serves metrics."""
+bounded) and status (HTTP code or gRPC status name). Counted always (the server's stats); served with metrics_port."""
 from __future__ import annotations
 
 import time

@@ -58,9 +58,10 @@ class ApiServer:
     def start(self) -> dict:
         """Open the store, start gRPC; the addresses it serves, for the log."""
         import uvicorn
+        from schemas import metrics as M
         c = self.config
+        M.enable("api")             # counted in any case: stats() reads them
         if c.metrics_port:
-            from schemas import metrics as M
             M.serve("api", c.metrics_host, c.metrics_port)
         self.service, self.grpc, self.grpc_port, app = build(c)
         self.grpc.start()
@@ -78,3 +79,8 @@ class ApiServer:
     def stop(self) -> None:
         if self.http is not None:
             self.http.should_exit = True
+
+    def stats(self) -> dict:
+        """Requests served (gRPC and HTTP, every status), by metric name without netspectra_."""
+        from schemas import metrics as M
+        return M.totals("api")

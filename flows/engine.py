@@ -73,28 +73,34 @@ def topic_partitions(brokers: str, topic: str, timeout: float = 30.0) -> int:
 
 def from_config(path: Optional[str] = None, settings: Optional[str] = None) -> Dataflow:
     """The engine's flow for `python -m bytewax.run`: from a config file (and the environment,
-    schemas/settings.py), or from `settings`, the effective config as JSON (what `netspectra
-    engine` passes)."""
+    schemas/settings.py), or from `settings`, the effective config as JSON. (`netspectra engine`
+    runs the same flow in-process: flows/engine_service.py.)"""
     from flows.engine_config import EngineConfig
     from schemas.settings import load_settings
     cfg = EngineConfig.model_validate_json(settings) if settings else load_settings(EngineConfig, "engine", path)
-    if cfg.metrics_port:        # processes of a cluster on one host: one port each
-        M.serve("engine", cfg.metrics_host, cfg.metrics_port + (cfg.process_id or 0))
-        for sink in ("chdb" if cfg.store else None, "clickhouse" if cfg.clickhouse else None,
-                     "redis" if cfg.redis else None):
-            if sink:
-                for name in ("netspectra_sink_retries_total", "netspectra_sink_dropped_total"):
-                    M.touch(name, sink=sink)
-        # series that exist from the start at 0, so that increase() and rate() see their first events
-        M.touch("netspectra_engine_dead_letters_total", reason="bad_message")
-        for complete in ("true", "false"):
-            M.touch("netspectra_engine_windows_total", complete=complete)
-        if cfg.detect:
-            from flows.rules import DETECTORS
-            for detector in DETECTORS:
-                for change in ("firing", "update", "resolved"):
-                    M.touch("netspectra_engine_alerts_total", change=change, detector=detector)
+    serve_metrics(cfg)
     return kafka_flow(cfg)
+
+
+def serve_metrics(cfg: "EngineConfig") -> None:
+    """Serve the engine's metrics when the config gives a port, with the series that must exist
+    from the start at 0 (so that increase() and rate() see their first events)."""
+    if not cfg.metrics_port:
+        return
+    M.serve("engine", cfg.metrics_host, cfg.metrics_port + (cfg.process_id or 0))   # a cluster on one host: a port each
+    for sink in ("chdb" if cfg.store else None, "clickhouse" if cfg.clickhouse else None,
+                 "redis" if cfg.redis else None):
+        if sink:
+            for name in ("netspectra_sink_retries_total", "netspectra_sink_dropped_total"):
+                M.touch(name, sink=sink)
+    M.touch("netspectra_engine_dead_letters_total", reason="bad_message")
+    for complete in ("true", "false"):
+        M.touch("netspectra_engine_windows_total", complete=complete)
+    if cfg.detect:
+        from flows.rules import DETECTORS
+        for detector in DETECTORS:
+            for change in ("firing", "update", "resolved"):
+                M.touch("netspectra_engine_alerts_total", change=change, detector=detector)
 
 
 def kafka_flow(ec: "EngineConfig") -> Dataflow:

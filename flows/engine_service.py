@@ -1,11 +1,19 @@
-"""The engine service: checks its config, prepares recovery, then becomes a Bytewax process
-(`python -m bytewax.run flows.engine:from_config(...)`) with the effective config.
+"""The engine service: checks its config, prepares recovery, builds the dataflow and runs it
+in this process as one process of a Bytewax cluster (what `python -m bytewax.run` does).
 
-    Engine(cfg).problems()   # one line each; the engine does not start with any
-    Engine(cfg).run()        # exec: signals and the exit code are Bytewax's
+    e = Engine(cfg)
+    e.start()        # EngineError (one line per problem) if it cannot run; metrics served
+    e.run()          # until the topic's end (stop_at_end)
+    e.stats()        # what it counted: messages, packets, windows, late packets, sink retries…
+    e.stop()         # from another thread: ends the process at once, as a crash would
 
-In a StatefulSet (k8s/) nothing names the process: Bytewax takes its index from
-BYTEWAX_POD_NAME / BYTEWAX_STATEFULSET_NAME and the peers from BYTEWAX_HOSTFILE_PATH.
+Bytewax cannot stop a running dataflow from outside, and a sink retrying a write would hold a
+polite stop anyway: stop() ends the process, and the cluster resumes from its recovery
+snapshots, exactly, as after a crash.
+
+In a StatefulSet (k8s/) nothing names the process: as `bytewax.run` does, the index comes from
+BYTEWAX_POD_NAME / BYTEWAX_STATEFULSET_NAME and the peers from BYTEWAX_HOSTFILE_PATH (or
+BYTEWAX_PROCESS_ID and BYTEWAX_ADDRESSES).
 """
 from __future__ import annotations
 
@@ -14,10 +22,54 @@ import sys
 
 from flows.engine_config import EngineConfig
 
+DEFAULT_EPOCH_S = 10          # bytewax.run's epoch without recovery (nothing to coordinate with)
+
+
+class EngineError(Exception):
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
 
 class Engine:
     def __init__(self, cfg: EngineConfig):
         self.cfg = cfg
+        self.flow = None
+
+    def start(self) -> None:
+        from flows.engine import kafka_flow, serve_metrics
+        from schemas import metrics as M
+        errors = self.problems()
+        if errors:
+            raise EngineError(errors)
+        M.enable("engine")          # counted in any case: stats() reads them
+        serve_metrics(self.cfg)
+        self.flow = kafka_flow(self.cfg)
+
+    def run(self) -> None:
+        """Run the dataflow until the topic's end (stop_at_end; tailing, until stop())."""
+        from datetime import timedelta
+
+        from bytewax.recovery import RecoveryConfig
+        from bytewax.run import cli_main
+        c = self.cfg
+        recovery, epoch = None, timedelta(seconds=DEFAULT_EPOCH_S)
+        if c.recovery_dir:
+            recovery = RecoveryConfig(c.recovery_dir, timedelta(seconds=c.backup_interval))
+            epoch = timedelta(seconds=c.snapshot_interval)
+        index = self.process_index()
+        cli_main(self.flow, workers_per_process=c.workers, process_id=index,
+                 addresses=None if index is None else self.addresses(), epoch_interval=epoch,
+                 recovery_config=recovery)
+
+    def stop(self, code: int = 0) -> None:
+        os._exit(code)
+
+    def stats(self) -> dict:
+        """Totals of the engine's counters (over their labels), by metric name without the
+        netspectra_ prefix."""
+        from schemas import metrics as M
+        return M.totals("engine")
 
     def problems(self) -> list[str]:
         """What stops the engine from starting, one line each: rules, notifiers, recovery space."""
@@ -41,22 +93,31 @@ class Engine:
         return errors
 
     def process_index(self) -> int | None:
-        """This process's index in its cluster: the config's, or a StatefulSet pod's ordinal (the
-        way Bytewax reads it); None for a lone process."""
+        """This process's index in its cluster: the config's, BYTEWAX_PROCESS_ID, or a StatefulSet
+        pod's ordinal (as bytewax.run reads them); None for a lone process."""
         if self.cfg.process_id is not None:
             return self.cfg.process_id
-        pod, sts = os.environ.get("BYTEWAX_POD_NAME"), os.environ.get("BYTEWAX_STATEFULSET_NAME")
+        env = os.environ
+        if env.get("BYTEWAX_PROCESS_ID", "").isdigit():
+            return int(env["BYTEWAX_PROCESS_ID"])
+        pod, sts = env.get("BYTEWAX_POD_NAME"), env.get("BYTEWAX_STATEFULSET_NAME")
         if pod and sts and pod.startswith(sts + "-") and pod[len(sts) + 1:].isdigit():
             return int(pod[len(sts) + 1:])
         return None
 
-    def processes(self) -> int:
-        if self.cfg.addresses:
-            return len(self.cfg.addresses.split(";"))
+    def addresses(self) -> list[str]:
+        """host:port of every process of the cluster: the config's, BYTEWAX_ADDRESSES, or the
+        lines of BYTEWAX_HOSTFILE_PATH; [] when nothing gives them."""
+        listed = self.cfg.addresses or os.environ.get("BYTEWAX_ADDRESSES")
+        if listed:
+            return listed.split(";")
         hostfile = os.environ.get("BYTEWAX_HOSTFILE_PATH")
         if hostfile and os.path.exists(hostfile):
-            return max(1, sum(1 for line in open(hostfile) if line.strip()))
-        return 1
+            return [line.strip() for line in open(hostfile) if line.strip()]
+        return []
+
+    def processes(self) -> int:
+        return max(1, len(self.addresses())) if self.process_index() is not None else 1
 
     def partition_warning(self) -> str | None:
         """A warning when the topic has fewer partitions than engine workers (idle workers)."""
@@ -71,24 +132,6 @@ class Engine:
             return (f"topic {c.topic} has {parts} partitions for {workers} workers: "
                     f"{workers - parts} workers will read nothing (use at least {workers} partitions)")
         return None
-
-    def command(self) -> list[str]:
-        """The `python -m bytewax.run` command line this engine runs."""
-        from schemas.settings import dump
-        c = self.cfg
-        spec = f"flows.engine:from_config(settings={dump(c)!r})"
-        extra = ["-w", str(c.workers)]
-        if c.process_id is not None:
-            extra += ["-i", str(c.process_id), "-a", c.addresses]
-        if c.recovery_dir:
-            extra += ["-r", c.recovery_dir, "-s", str(c.snapshot_interval), "-b", str(c.backup_interval)]
-        return [sys.executable, "-m", "bytewax.run", spec, *extra]
-
-    def run(self) -> None:
-        """Become the Bytewax process (does not return)."""
-        cmd = self.command()
-        print(" ".join(cmd[:3]) + " flows.engine:from_config(...) " + " ".join(cmd[4:]), file=sys.stderr, flush=True)
-        os.execv(cmd[0], cmd)
 
 
 def ensure_recovery_dir(path: str, partitions: int, create: bool = True) -> None:

@@ -129,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--metrics-hold-s", type=float, help="serve the final metrics this long after the capture "
                    "ends, for a last scrape (default 0)")
 
-    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (becomes python -m bytewax.run)")
+    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (a Bytewax process of the engine cluster)")
     service_options(e, "engine")
     e.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
     e.add_argument("--topic", help=f"default {PACKETS_TOPIC}")

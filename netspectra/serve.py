@@ -18,4 +18,5 @@ def cmd_api(args) -> int:
     server = ApiServer(config)
     print(json.dumps(server.start()), flush=True)
     server.run()
+    print(json.dumps({k: round(v, 3) for k, v in server.stats().items()}), flush=True)
     return 0

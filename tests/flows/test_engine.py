@@ -11,7 +11,7 @@ from collectors.decode.decoder import Decoder
 from collectors.publish import KafkaPublisher
 from tests.conftest import ROOT, reference_windows
 from tests.pipeline import (message_at, WINDOW_S, clickhouse_records, clickhouse_totals, consume_raw, create_topic,
-                            run_engine_cluster, store_records, wait_all)
+                            engine_log, run_engine_cluster, store_records, wait_all)
 
 
 def test_engine_from_kafka_equals_reference(local_stack, synth_pcap, tmp_path):
@@ -62,8 +62,15 @@ def test_collect_then_two_engine_processes_fill_clickhouse_and_redis_exactly(loc
     boot, topic = f"127.0.0.1:{ports['kafka']}", "engine-cluster"
     res = run("collect", "--pcap", str(synth_pcap), "--kafka", boot, "--topic", topic, "--partitions", "4")
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stderr.strip().splitlines()[-1])["published"]["failed_packets"] == 0
-    wait_all(run_engine_cluster(boot, topic, ports, ["--stop-at-end"]))
+    published = json.loads(res.stderr.strip().splitlines()[-1])["published"]
+    assert published["failed_packets"] == 0
+    engines = run_engine_cluster(boot, topic, ports, ["--stop-at-end"])
+    wait_all(engines)
+    # each process ends with a line of what it counted: together, everything that was published
+    stats = [json.loads([ln for ln in engine_log(p).splitlines() if ln.startswith('{"engine"')][-1]) for p in engines]
+    assert sum(s["engine_messages_total"] for s in stats) == published["messages"]
+    assert sum(s["engine_packets_total"] for s in stats) == published["packets"]
+    assert sum(s["engine_dead_letters_total"] + s["engine_late_packets_total"] for s in stats) == 0
 
     ref = reference_windows(synth_pcap, WINDOW_S)
     assert len(ref) > 3
