@@ -8,8 +8,9 @@ the live engine runs them, and each is timed alone:
   wire_out    PacketBatch -> Kafka message (collector)       wire_in  message -> PacketBatch (engine)
   split       exact per-batch flow rows, per shard
   shard       open windows: rows kept and re-aggregated      close    a window's partial: sketches
+              (a shard's table of <= DEFER_SUMMARY_ROWS records is summarised at the merge instead)
   exchange    pickling chunks and partials (what crosses between engine processes)
-  merge       per-window merge of the shards' partials
+  merge       per-window merge of the shards' partials (and the summaries of the small ones)
   sink_rows   result rows for ClickHouse (client-side encoding, numpy mode; no I/O)
   redis_rows  the Redis pipeline of a window (encoded, not sent)
   detect      the built-in detectors over each closed window, and the alert lifecycle

@@ -50,14 +50,16 @@ def hex_rows(rows: np.ndarray) -> list[str]:
     return out.view(f"S{2 * w}").ravel().astype(f"U{2 * w}").tolist()
 
 
-def flow_key_bytes(t: FlowTable) -> np.ndarray:
-    """(n, 37) uint8: src(16) dst(16) sport(2, big-endian) dport(2) proto(1); the 'flow' item key."""
-    out = np.empty((len(t), 37), np.uint8)
-    out[:, 0:16] = t.src_addr()
-    out[:, 16:32] = t.dst_addr()
-    out[:, 32:34] = t.sport.astype(">u2").view(np.uint8).reshape(-1, 2)
-    out[:, 34:36] = t.dport.astype(">u2").view(np.uint8).reshape(-1, 2)
-    out[:, 36] = t.proto
+def flow_key_bytes(t: FlowTable, rows: np.ndarray | None = None) -> np.ndarray:
+    """(n, 37) uint8: src(16) dst(16) sport(2, big-endian) dport(2) proto(1); the 'flow' item key
+    of the given rows (all by default)."""
+    src, dst, pp = (t.src, t.dst, t.pp) if rows is None else (t.src[rows], t.dst[rows], t.pp[rows])
+    out = np.empty((len(pp), 37), np.uint8)
+    out[:, 0:16] = words_to_addr(src)
+    out[:, 16:32] = words_to_addr(dst)
+    out[:, 32:34] = (pp >> np.uint64(24)).astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 34:36] = ((pp >> np.uint64(8)) & np.uint64(0xFFFF)).astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 36] = pp & np.uint64(0xFF)
     return out
 
 
@@ -103,7 +105,7 @@ def key_strings(t: FlowTable, dimension: str, rows: np.ndarray) -> list[str]:
         w = t.src if dimension == "src" else t.dst
         return hex_rows(np.ascontiguousarray(w[rows]).view(np.uint8).reshape(-1, 16))
     if dimension == "flow":
-        return hex_rows(flow_key_bytes(t.take(rows)))
+        return hex_rows(flow_key_bytes(t, rows))
     if dimension == "dport":
         return [f"{x & 0xFF}/{x >> 8}" for x in (t.pp[rows] & np.uint64(0xFFFFFF)).tolist()]
     return [str(x) for x in (t.pp[rows] & np.uint64(0xFF)).tolist()]
@@ -152,10 +154,12 @@ class HeavyHitters:
         hh = cls(cfg)
         for d in HH_DIMENSIONS:
             rows, b, p = dimension_rows(t, d)
-            for m, weights in (("bytes", b), ("packets", p)):
-                keep, left = candidates(weights, hh.capacity)
+            kept = [(m, weights, *candidates(weights, hh.capacity)) for m, weights in (("bytes", b), ("packets", p))]
+            fed = np.union1d(kept[0][2], kept[1][2])           # the keys either metric feeds, as strings once
+            keys = np.array(key_strings(t, d, rows[fed]), dtype=object)
+            for m, weights, keep, left in kept:
                 sk = hh.sketches[(d, m)]
-                for k, wt in zip(key_strings(t, d, rows[keep]), weights[keep].tolist()):
+                for k, wt in zip(keys[np.searchsorted(fed, keep)].tolist(), weights[keep].tolist()):
                     sk.update(k, wt)
                 hh.left_out[(d, m)] += left
         return hh

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 
 COMPACT_MIN_ROWS = 262_144      # partial rows a window buffers before it re-aggregates them
 RECENTLY_CLOSED = 4096          # retired windows remembered per shard to recognise late rows
+# A shard's window with at most this many flow records (and none folded by the flow cap) leaves
+# its heavy hitters and spread to the merger, which summarises all such shards' records at once:
+# the same answers, without a set of sketches per shard to build, pickle and merge (most of a
+# small window's fixed cost). Bigger tables are summarised by their shards, in parallel.
+DEFER_SUMMARY_ROWS = 4096
 _CAP_LOGGED = False             # the flow cap is logged once per process (then counted per window)
 
 
@@ -161,8 +167,8 @@ class ShardPartial:
     start: int
     shard: int
     flows: FlowTable
-    heavy: HeavyHitters
-    spread: dict[str, Spread]
+    heavy: Optional[HeavyHitters]           # None: left to the merger (DEFER_SUMMARY_ROWS)
+    spread: Optional[dict[str, Spread]]
     counters: dict[str, int]
     # Rows that arrived after this shard closed the window, to add to its earlier partial.
     revision: bool = False
@@ -171,9 +177,15 @@ class ShardPartial:
     dns: object = None           # DnsCounts (flows/dns.py), None without DNS packets
 
 
-    def absorb(self, d: "ShardPartial") -> "ShardPartial":
+    def absorb(self, d: "ShardPartial", sk) -> "ShardPartial":
         """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
-        heavy, spread, counters = merge_summaries([self, d], self.heavy.cfg)
+        if self.heavy is None and d.heavy is None:       # both left to the merger: so is the sum
+            heavy = spread = None
+            counters = collections.Counter(self.counters)
+            counters.update(d.counters)
+            counters = dict(counters)
+        else:
+            heavy, spread, counters = merge_summaries([self, d], sk)
         return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
                             spread, counters, False, self.final or d.final, _dns([self, d]))
 
@@ -199,6 +211,9 @@ def _dns(parts) -> object:
 
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
                  revision: bool = False, final: bool = True, folded: tuple = (), dns: list = ()) -> ShardPartial:
+    if not folded and len(flows) <= DEFER_SUMMARY_ROWS:
+        return ShardPartial(start, shard, flows, None, None, dict(counters), revision, final,
+                            DnsCounts.combine(list(dns)) if dns else None)
     heavy, spread = sketch_flows(flows, cfg.sketches)
     for f in folded:                    # records dropped by the flow cap still count in the sketches
         heavy.merge(f.heavy)
@@ -413,11 +428,16 @@ def merge_summaries(partials: list[ShardPartial], sk) -> tuple[HeavyHitters, dic
     heavy = HeavyHitters(sk)
     spread = {k: Spread(sk) for k in SPREAD_KINDS}
     counters: collections.Counter = collections.Counter()
+    deferred = [p.flows for p in partials if p.heavy is None]
+    summaries = [sketch_flows(FlowTable.concat(deferred), sk)] if deferred else []
     for p in partials:
-        heavy.merge(p.heavy)
-        for k in SPREAD_KINDS:
-            spread[k].merge(p.spread[k])
+        if p.heavy is not None:
+            summaries.append((p.heavy, p.spread))
         counters.update(p.counters)
+    for h, sp in summaries:
+        heavy.merge(h)
+        for k in SPREAD_KINDS:
+            spread[k].merge(sp[k])
     return heavy, spread, dict(counters)
 
 
@@ -449,7 +469,7 @@ class WindowMerger:
             return
         have = self.partials.get(p.shard)
         if p.revision and have is not None:
-            self.partials[p.shard] = have.absorb(p)
+            self.partials[p.shard] = have.absorb(p, self.cfg.sketches)
         else:
             if have is not None:      # a replayed partial (recovery) replaces the first
                 log.warning("window %d: shard %d reported twice; keeping the newest", p.start, p.shard)

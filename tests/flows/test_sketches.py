@@ -242,3 +242,22 @@ def test_flow_cap_keeps_the_heaviest_exactly_and_sketches_the_rest(planted_pcap,
     victim = res.spread["dst_fan_in"].top(1)[0]
     assert to_text(victim[0]) == truth["fan_in"][0]["dst"]
     assert abs(victim[1] - truth["fan_in"][0]["distinct_srcs"]) <= 0.03 * truth["fan_in"][0]["distinct_srcs"]
+
+
+def test_small_shards_leave_their_summaries_to_the_merger_with_the_same_answers(synth_pcap, monkeypatch):
+    """A shard's window of few records is summarised by the merger, with the other small shards'
+    (flows/window.py DEFER_SUMMARY_ROWS): the same heavy hitters and spread as when every shard
+    sketches its own and the merger merges the sketches."""
+    import flows.window as fw
+    cfg = WindowConfig(window_s=10, shards=4)
+    deferred = run_windows(synth_pcap, cfg)
+    monkeypatch.setattr(fw, "DEFER_SUMMARY_ROWS", -1)
+    own = run_windows(synth_pcap, cfg)
+    assert len(deferred) == len(own) > 3
+    for a, b in zip(sorted(deferred, key=lambda r: r.start), sorted(own, key=lambda r: r.start)):
+        assert a.flows.sorted().equals(b.flows.sorted())
+        for d in HH_DIMENSIONS:
+            for m in ("bytes", "packets"):
+                assert a.heavy.top(d, m, 20) == b.heavy.top(d, m, 20), (d, m)
+        for kind in a.spread:
+            assert a.spread[kind].top(20) == b.spread[kind].top(20), kind
