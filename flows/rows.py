@@ -24,7 +24,8 @@ def window_rows(r: WindowResult, source: str, top_n: int, tables: bool = True, l
 
 def live_window(res: WindowResult, top_n: int, max_hosts: int = MAX_LIVE_HOSTS) -> LiveWindow:
     """What a window puts in Redis: totals, exact talkers, top flows, its heaviest hosts."""
-    addrs, _, by = res.talkers(top_n)                                          # exact
+    sums = res.source_sums()
+    addrs, _, by = res.talkers(top_n, sums)                                    # exact
     talkers = dict(zip(column_to_text(addrs), by.tolist()))
     flows = {}
     for k, est, _, _ in res.heavy.top("flow", "bytes", top_n):
@@ -33,9 +34,10 @@ def live_window(res: WindowResult, top_n: int, max_hosts: int = MAX_LIVE_HOSTS) 
     totals = {"packets": res.packets, "bytes": res.bytes, "flows": len(res.flows),
               "frames": res.counters.get("frames", 0), "late_packets": res.counters.get("late_packets", 0),
               "complete": int(res.complete)}
-    # distinct addresses with their bytes (as source and as destination); text only for the heaviest
-    words = np.concatenate([res.flows.src, res.flows.dst])
-    distinct, by_host = sum_by_address(words, np.concatenate([res.flows.bytes, res.flows.bytes]))
+    # distinct addresses with their bytes (as source and as destination), from the sources' sums
+    # and the destinations' (a flood's spoofed sources are summed once); text only for the heaviest
+    dst_words, dst_bytes = sum_by_address(res.flows.dst, res.flows.bytes)
+    distinct, by_host = sum_by_address(np.concatenate([sums[0], dst_words]), np.concatenate([sums[2], dst_bytes]))
     totals["hosts"] = len(distinct)
     heaviest = top_by(by_host, distinct, max_hosts)
     return LiveWindow(totals, talkers, flows, column_to_text(words_to_addr(distinct[heaviest])))

@@ -393,9 +393,14 @@ class WindowResult:
     def bytes(self) -> int:
         return int(self.flows.bytes.sum()) + self.counters.get("capped_bytes", 0)
 
-    def talkers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact top-n sources by bytes, most first: (16-byte addresses, packets, bytes), from the flow records."""
-        words, pk, by = sum_by_address(self.flows.src, self.flows.packets, self.flows.bytes)
+    def source_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct source words, packets, bytes) over the flow records."""
+        return sum_by_address(self.flows.src, self.flows.packets, self.flows.bytes)
+
+    def talkers(self, n: int, sums: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact top-n sources by bytes, most first: (16-byte addresses, packets, bytes), from the
+        flow records (or their `source_sums()`)."""
+        words, pk, by = sums or self.source_sums()
         idx = top_by(by, words, n)
         return words_to_addr(words[idx]), pk[idx], by[idx]
 
