@@ -62,9 +62,12 @@ def parse(item, topic: str = "") -> tuple[object, Optional[KafkaSinkMessage]]:
 
 
 def topic_partitions(brokers: str, topic: str, timeout: float = 30.0) -> int:
-    """Partitions of the topic: the inputs whose watermarks every shard waits for."""
+    """Partitions of the topic: the inputs whose watermarks every shard waits for. Asked for
+    among all topics: a request naming a missing topic would make a broker that auto-creates
+    topics (Kafka's default, Tansu) create it, and the engine would tail a topic nobody writes."""
     from confluent_kafka.admin import AdminClient
-    meta = AdminClient({"bootstrap.servers": brokers}).list_topics(topic, timeout=timeout)
+    # log_level 2: the connection errors of a broker that is away are the exception, not 200 lines
+    meta = AdminClient({"bootstrap.servers": brokers, "log_level": 2}).list_topics(timeout=timeout)
     t = meta.topics.get(topic)
     if t is None or t.error is not None or not t.partitions:
         raise RuntimeError(f"topic {topic!r} not available on {brokers}: {t.error if t else 'missing'}")

@@ -23,6 +23,7 @@ import sys
 from flows.engine_config import EngineConfig
 
 DEFAULT_EPOCH_S = 10          # bytewax.run's epoch without recovery (nothing to coordinate with)
+TOPIC_TIMEOUT_S = 8           # to find the topic on the broker at start (a wrong address fails in < 10 s)
 
 
 class EngineError(Exception):
@@ -37,11 +38,16 @@ class Engine:
         self.flow = None
 
     def start(self) -> None:
-        from flows.engine import kafka_flow, serve_metrics
+        from flows.engine import kafka_flow, serve_metrics, topic_partitions
         from schemas import metrics as M
         errors = self.problems()
         if errors:
             raise EngineError(errors)
+        try:
+            topic_partitions(self.cfg.kafka, self.cfg.topic, timeout=TOPIC_TIMEOUT_S)
+        except Exception as e:          # broker unreachable, topic missing: one line, not a trace
+            raise EngineError([f"{self.cfg.kafka}: {e}: is the broker up (`netspectra stack up` locally) and the topic created "
+                               f"(`netspectra collect --partitions N`, or your Kafka tools)?"]) from None
         M.enable("engine")          # counted in any case: stats() reads them
         serve_metrics(self.cfg)
         self.flow = kafka_flow(self.cfg)
@@ -72,10 +78,13 @@ class Engine:
         return M.totals("engine")
 
     def problems(self) -> list[str]:
-        """What stops the engine from starting, one line each: rules, notifiers, recovery space."""
+        """What stops the engine from starting, one line each: no sink, rules, notifiers, recovery space."""
         from flows.notify_config import parse_notifiers
         from flows.rules import RulesError, load_rules
         c, errors = self.cfg, []
+        if not (c.store or c.clickhouse or c.redis):
+            errors.append("no sink: its windows would be discarded; give clickhouse (a server's native port, "
+                          "e.g. 127.0.0.1:19000 for `netspectra stack up`), redis or store (a chDB directory)")
         if c.detect:
             try:
                 load_rules(c.rules)

@@ -55,17 +55,20 @@ class TcpForwarder:
         threading.Thread(target=self._accept, args=(s,), daemon=True).start()
 
     def cut(self) -> None:
+        # shutdown() before close(): close() alone leaves a socket open while another thread is
+        # blocked in accept() or recv() on it, so a peer waiting for an answer would wait on
+        # (seen: an engine waiting 60 s for ClickHouse through a "cut" forwarder)
         with self.lock:
             listener, self.listener = self.listener, None
             conns, self.conns = self.conns, []
-        if listener is not None:
-            listener.close()
-        for c in conns:
+        for c in ([listener] if listener is not None else []) + conns:
             try:
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
-                c.close()
+                if c is not listener:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+                c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            c.close()
 
     close = cut
 

@@ -141,3 +141,24 @@ def test_consumer_errors_and_bad_messages_are_dead_lettered_and_the_flow_goes_on
     assert len(reasons) == 3 and "broker gone" in reasons[0] and "broker gone" in reasons[2]
     assert [dict(m.headers)["source_offset"] for m in got_bad] == [b"1", b"2", b"3"]
     assert engine.REJECTED == {"_TRANSPORT": 2, "bad_message": 1}
+
+
+def test_engine_refuses_a_missing_topic_and_a_run_without_sinks(local_stack):
+    """One line each, exit 2; and the missing topic is not created by asking for it (Tansu, like
+    Kafka by default, creates a topic that a metadata request names)."""
+    from confluent_kafka.admin import AdminClient
+    from tests.pipeline import run
+    _, ports, _ = local_stack
+    boot = f"127.0.0.1:{ports['kafka']}"
+    res = run("engine", "--kafka", boot, "--topic", "never.written", "--clickhouse", f"127.0.0.1:{ports['clickhouse']}")
+    ours = [ln for ln in res.stderr.splitlines() if ln.startswith("netspectra engine:")]
+    assert res.returncode == 2 and len(ours) == 1 and "never.written" in ours[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert "never.written" not in AdminClient({"bootstrap.servers": boot}).list_topics(timeout=10).topics
+    res = run("engine", "--kafka", boot, "--topic", "never.written")
+    assert res.returncode == 2 and "no sink" in res.stderr, res.stderr
+    from tests.conftest import _free_ports
+    nobody = f"127.0.0.1:{_free_ports(1)[0]}"          # a broker address nothing answers on
+    res = run("engine", "--kafka", nobody, "--redis", f"127.0.0.1:{ports['redis']}")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [res.stderr.strip()], res.stderr
+    assert res.stderr.startswith(f"netspectra engine: {nobody}: ") and "broker up" in res.stderr
