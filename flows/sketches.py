@@ -18,7 +18,7 @@ import numpy as np
 
 from flows import hll
 from flows.table import FlowTable, group_ids, group_rows, top_by
-from schemas.flow_key import FIVE_TUPLE_MASK, VLAN_SHIFT, flow_hash, mix, words_to_addr
+from schemas.flow_key import FIVE_TUPLE_MASK, VLAN_SHIFT, flow_hash, mix, pp_dport, pp_proto, pp_sport, words_to_addr
 
 # Heavy-hitter dimensions and the metrics each is ranked by.
 HH_DIMENSIONS = ("src", "dst", "flow", "dport", "proto")
@@ -57,9 +57,9 @@ def flow_key_bytes(t: FlowTable, rows: np.ndarray | None = None) -> np.ndarray:
     out = np.empty((len(pp), 37), np.uint8)
     out[:, 0:16] = words_to_addr(src)
     out[:, 16:32] = words_to_addr(dst)
-    out[:, 32:34] = (pp >> np.uint64(24)).astype(">u2").view(np.uint8).reshape(-1, 2)
-    out[:, 34:36] = ((pp >> np.uint64(8)) & np.uint64(0xFFFF)).astype(">u2").view(np.uint8).reshape(-1, 2)
-    out[:, 36] = pp & np.uint64(0xFF)
+    out[:, 32:34] = pp_sport(pp).astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 34:36] = pp_dport(pp).astype(">u2").view(np.uint8).reshape(-1, 2)
+    out[:, 36] = pp_proto(pp)
     return out
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
-from schemas.flow_key import VLAN_SHIFT, addr_words, flow_hash, mix, port_proto, shard_of, words_to_addr
+from schemas.flow_key import (VLAN_SHIFT, addr_words, flow_hash, mix, port_proto, pp_dport, pp_proto, pp_sport, shard_of,
+                              words_to_addr)
 from schemas.packet_batch import STATUS_OK, PacketBatch
 
 
@@ -226,15 +227,15 @@ class FlowTable:
 
     @property
     def sport(self) -> np.ndarray:
-        return (self.pp >> np.uint64(24)).astype(np.uint16)
+        return pp_sport(self.pp)
 
     @property
     def dport(self) -> np.ndarray:
-        return ((self.pp >> np.uint64(8)) & np.uint64(0xFFFF)).astype(np.uint16)
+        return pp_dport(self.pp)
 
     @property
     def proto(self) -> np.ndarray:
-        return (self.pp & np.uint64(0xFF)).astype(np.uint8)
+        return pp_proto(self.pp)
 
     @property
     def vlan(self) -> np.ndarray:

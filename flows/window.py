@@ -181,9 +181,7 @@ class ShardPartial:
         """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
         if self.heavy is None and d.heavy is None:       # both left to the merger: so is the sum
             heavy = spread = None
-            counters = collections.Counter(self.counters)
-            counters.update(d.counters)
-            counters = dict(counters)
+            counters = sum_counters([self, d])
         else:
             heavy, spread, counters = merge_summaries([self, d], sk)
         return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
@@ -211,14 +209,13 @@ def _dns(parts) -> object:
 
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
                  revision: bool = False, final: bool = True, folded: tuple = (), dns: list = ()) -> ShardPartial:
-    if not folded and len(flows) <= DEFER_SUMMARY_ROWS:
-        return ShardPartial(start, shard, flows, None, None, dict(counters), revision, final,
-                            DnsCounts.combine(list(dns)) if dns else None)
-    heavy, spread = sketch_flows(flows, cfg.sketches)
-    for f in folded:                    # records dropped by the flow cap still count in the sketches
-        heavy.merge(f.heavy)
-        for k in SPREAD_KINDS:
-            spread[k].merge(f.spread[k])
+    heavy = spread = None               # small and unfolded: the merger summarises it with the others
+    if folded or len(flows) > DEFER_SUMMARY_ROWS:
+        heavy, spread = sketch_flows(flows, cfg.sketches)
+        for f in folded:                # records dropped by the flow cap still count in the sketches
+            heavy.merge(f.heavy)
+            for k in SPREAD_KINDS:
+                spread[k].merge(f.spread[k])
     return ShardPartial(start, shard, flows, heavy, spread, dict(counters), revision, final,
                         DnsCounts.combine(list(dns)) if dns else None)
 
@@ -432,18 +429,22 @@ def merge_summaries(partials: list[ShardPartial], sk) -> tuple[HeavyHitters, dic
     """Heavy hitters merged, spread unioned and counters summed over partials, in their order."""
     heavy = HeavyHitters(sk)
     spread = {k: Spread(sk) for k in SPREAD_KINDS}
-    counters: collections.Counter = collections.Counter()
     deferred = [p.flows for p in partials if p.heavy is None]
     summaries = [sketch_flows(FlowTable.concat(deferred), sk)] if deferred else []
-    for p in partials:
-        if p.heavy is not None:
-            summaries.append((p.heavy, p.spread))
-        counters.update(p.counters)
+    summaries += [(p.heavy, p.spread) for p in partials if p.heavy is not None]
     for h, sp in summaries:
         heavy.merge(h)
         for k in SPREAD_KINDS:
             spread[k].merge(sp[k])
-    return heavy, spread, dict(counters)
+    return heavy, spread, sum_counters(partials)
+
+
+def sum_counters(partials) -> dict[str, int]:
+    """The partials' counters summed, key by key."""
+    counters: collections.Counter = collections.Counter()
+    for p in partials:
+        counters.update(p.counters)
+    return dict(counters)
 
 
 def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowResult:

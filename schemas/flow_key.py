@@ -41,6 +41,19 @@ def port_proto(sport: np.ndarray, dport: np.ndarray, proto: np.ndarray, vlan: np
     return pp if vlan is None else pp | ((vlan.astype(np.uint64) & np.uint64(0xFFF)) << VLAN_SHIFT)
 
 
+def pp_sport(pp: np.ndarray) -> np.ndarray:
+    """The source ports of `port_proto` values."""
+    return (pp >> np.uint64(24)).astype(np.uint16)
+
+
+def pp_dport(pp: np.ndarray) -> np.ndarray:
+    return ((pp >> np.uint64(8)) & np.uint64(0xFFFF)).astype(np.uint16)
+
+
+def pp_proto(pp: np.ndarray) -> np.ndarray:
+    return (pp & np.uint64(0xFF)).astype(np.uint8)
+
+
 @vectorize(["uint64(uint64, uint64)"], cache=True, nopython=True)
 def _step(h, c):
     # one column into the hash, then the splitmix64 finaliser: every input bit affects every output
