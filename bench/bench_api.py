@@ -11,7 +11,12 @@ AggregateFlows for --seconds each: requests/s, p50, p99 for
   - the same with the cache off (every call computed);
   - every request a different hour (800 distinct questions), cache on: what computing costs.
 
-    python bench/bench_api.py [--rows 10000000] [--repeat 30] [--clients 20] [--seconds 20]
+With --server the same runs go to a ClickHouse server instead (Debian's 18.16, started by the
+local stack in a temporary directory, down-level schema): the API holds one connection per
+serving thread there, so queries run in parallel, and it cannot cache (writes do not pass
+through it), so "cache on" computes every call too.
+
+    python bench/bench_api.py [--rows 10000000] [--repeat 30] [--clients 20] [--seconds 20] [--server]
 """
 from __future__ import annotations
 
@@ -31,36 +36,59 @@ T0_S = 1_750_000_000          # first window, epoch seconds
 WINDOW_S = 60
 
 
-def fill(store, rows: int, windows: int) -> float:
+class Sql:
+    """The fill's expressions for modern ClickHouse (chDB) or the down-level 18.16 schema."""
+
+    def __init__(self, legacy: bool):
+        self.legacy = legacy
+
+    def window(self, secs: str) -> str:
+        return f"toDateTime({secs})" if self.legacy else f"toDateTime64({secs}, 3, 'UTC')"
+
+    def ns(self, secs: str) -> str:
+        return f"toUInt64({secs}) * 1000000000" if self.legacy else f"toDateTime64({secs}, 9, 'UTC')"
+
+    def ipv4(self, u32: str) -> str:
+        """An IPv4 address (as an integer expression) in the tables' address column type."""
+        if self.legacy:       # hex of a 10.x.x.x UInt32 is always 8 digits
+            return f"toFixedString(unhex(concat('00000000000000000000FFFF', hex(toUInt32({u32})))), 16)"
+        return f"toIPv6(IPv4NumToString(toUInt32({u32})))"
+
+    def zero_addr(self) -> str:
+        return "toFixedString(unhex('00000000000000000000000000000000'), 16)" if self.legacy else "toIPv6('::')"
+
+
+def fill(execute, sql: Sql, rows: int, windows: int) -> float:
     per = rows // windows
     t = time.perf_counter()
-    store.sess.query(f"""INSERT INTO netspectra.flows (window_start, source, src, dst, sport, dport, proto, packets,
+    w = f"{T0_S} + intDiv(number, {per}) * {WINDOW_S}"
+    execute(f"""INSERT INTO netspectra.flows (window_start, source, src, dst, sport, dport, proto, packets,
         bytes, first_seen, last_seen, tcp_flags)
-        SELECT toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S}, 3, 'UTC'), 'bench',
-               toIPv6(IPv4NumToString(toUInt32(167772160 + cityHash64(number, 1) % 5000))),
-               toIPv6(IPv4NumToString(toUInt32(167772160 + cityHash64(number, 2) % 5000))),
+        SELECT {sql.window(w)}, 'bench',
+               {sql.ipv4("167772160 + cityHash64(number, 1) % 5000")},
+               {sql.ipv4("167772160 + cityHash64(number, 2) % 5000")},
                toUInt16(1024 + cityHash64(number, 3) % 60000), toUInt16(arrayElement([80, 443, 53, 22, 3306], 1 + number % 5)),
                toUInt8(if(number % 7 = 0, 17, 6)), 1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
-               toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S}, 9, 'UTC'),
-               toDateTime64({T0_S} + intDiv(number, {per}) * {WINDOW_S} + 59, 9, 'UTC'), 24
+               {sql.ns(w)}, {sql.ns(w + " + 59")}, 24
         FROM numbers({rows})""")
+    w = f"{T0_S} + intDiv(number, 100) * {WINDOW_S}"
     for dim in ("src", "dst", "flow", "dport", "proto"):
         for metric in ("bytes", "packets"):
-            store.sess.query(f"""INSERT INTO netspectra.heavy_hitters (window_start, source, dimension, metric, item,
+            execute(f"""INSERT INTO netspectra.heavy_hitters (window_start, source, dimension, metric, item,
                 rank, src, dst, sport, dport, proto, estimate, lower_bound, upper_bound)
-                SELECT toDateTime64({T0_S} + intDiv(number, 100) * {WINDOW_S}, 3, 'UTC'), 'bench', '{dim}', '{metric}',
+                SELECT {sql.window(w)}, 'bench', '{dim}', '{metric}',
                        toString(cityHash64(number % 500)), toUInt16(1 + number % 100),
-                       toIPv6(IPv4NumToString(toUInt32(167772160 + number % 500))), toIPv6('::'), 0, 0, 0,
+                       {sql.ipv4("167772160 + number % 500")}, {sql.zero_addr()}, 0, 0, 0,
                        1000000 - number % 100, 990000 - number % 100, 1000000 - number % 100
                 FROM numbers({windows * 100})""")
     for kind in ("src_spread", "dst_fan_in"):
-        store.sess.query(f"""INSERT INTO netspectra.spreaders (window_start, source, kind, addr, rank, estimate,
+        execute(f"""INSERT INTO netspectra.spreaders (window_start, source, kind, addr, rank, estimate,
             lower_bound, upper_bound)
-            SELECT toDateTime64({T0_S} + intDiv(number, 100) * {WINDOW_S}, 3, 'UTC'), 'bench', '{kind}',
-                   toIPv6(IPv4NumToString(toUInt32(167772160 + number % 500))), toUInt16(1 + number % 100),
+            SELECT {sql.window(w)}, 'bench', '{kind}',
+                   {sql.ipv4("167772160 + number % 500")}, toUInt16(1 + number % 100),
                    toFloat64(5000 - number % 100), toFloat64(4900 - number % 100), toFloat64(5100 - number % 100)
             FROM numbers({windows * 100})""")
-    store.sess.query("OPTIMIZE TABLE netspectra.flows FINAL")
+    execute("OPTIMIZE TABLE netspectra.flows FINAL")
     return time.perf_counter() - t
 
 
@@ -130,6 +158,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--server", action="store_true", help="query a ClickHouse server (the local stack's 18.16), not chDB")
     args = ap.parse_args()
     import grpc
     from google.protobuf import json_format
@@ -142,16 +171,31 @@ def main() -> int:
 
     d = tempfile.mkdtemp(prefix="bench-api-")
     token = "bench-token-0123456789abcdef"
-    service, server, port, _app = build(ApiConfig(store=d, grpc_port=0, tokens=[{"token": token}]))
-    fill_s = fill(service.backend.store, args.rows, args.windows)
+    if args.server:
+        from sinks.clickhouse_native import ClickHouseNative
+        from stack import local as stack
+
+        ports = dict(zip(["kafka", "redis", "clickhouse", "clickhouse_http"], stack.free_ports(4)))
+        stack.up(Path(d) / "stack", ports=ports)
+        store = f"clickhouse://127.0.0.1:{ports['clickhouse']}"
+        sink = ClickHouseNative(store[len("clickhouse://"):])
+        sink._setup()
+        execute = sink.client.execute
+    else:
+        store = d
+    service, server, port, _app = build(ApiConfig(store=store, grpc_port=0, tokens=[{"token": token}]))
+    if not args.server:
+        execute = service.backend.store.sess.query
+    sql = Sql(service.backend.dialect.legacy)
+    fill_s = fill(execute, sql, args.rows, args.windows)
     server.start()
     stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
     md = [("authorization", f"Bearer {token}")]
     hour = {"start_ms": (T0_S + 300 * WINDOW_S) * 1000, "end_ms": (T0_S + 360 * WINDOW_S) * 1000}
     full = {"start_ms": T0_S * 1000, "end_ms": (T0_S + args.windows * WINDOW_S) * 1000}
-    flow = service.backend.rows("SELECT toString(src), toString(dst), sport, dport, proto FROM netspectra.flows "
-                                "WHERE window_start = toDateTime64({t:UInt32}, 3, 'UTC') LIMIT 1",
-                                {"t": T0_S + 300 * WINDOW_S})[0]
+    text = service.backend.dialect.addr_text
+    flow = service.backend.rows(f"SELECT {text('src')}, {text('dst')}, sport, dport, proto FROM netspectra.flows "
+                                f"WHERE window_start = {sql.window('{t:UInt32}')} LIMIT 1", {"t": T0_S + 300 * WINDOW_S})[0]
     src, dst = (a.replace("::ffff:", "") for a in flow[:2])
     calls = {
         "AggregateFlows totals": ("AggregateFlows", {}),
@@ -194,6 +238,9 @@ def main() -> int:
                          "calls": len(times)}
         out["latency_ms"][rng_name] = res
     server.stop(0)
+    out["store"] = service.backend.name
+    if args.server:
+        stack.down(Path(d) / "stack")
     print(json.dumps(out, indent=1))
     return 0
 
