@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -30,14 +31,24 @@ class WindowWriter(Protocol):
 
 class _Partition(StatefulSinkPartition):
     """Windows (and, when the flow detects, alert changes) to one writer. `close_writer`: close
-    it at the end of the flow (not chDB: its session is per process and reused)."""
+    it at the end of the flow (not chDB: its session is per process and reused).
 
-    def __init__(self, writer: WindowWriter, source: str, name: str, buffer_rows: int = 0, close_writer: bool = True):
+    `overlap`: a write runs in a thread of its own while the dataflow computes the next window
+    (a server's insert is mostly waiting for the server). One write at most is in flight, in
+    order: the next write, the epoch's snapshot and close wait for it first, so a recovery
+    snapshot is never taken over a write that has not finished (what was in flight at a crash is
+    replayed and written again, which replaces it), and an error the writer raises ends the
+    dataflow at the next of those calls as it would have at once."""
+
+    def __init__(self, writer: WindowWriter, source: str, name: str, buffer_rows: int = 0, close_writer: bool = True,
+                 overlap: bool = False):
         self.writer, self.source, self.name = writer, source, name
         self.buffer_rows, self.close_writer = buffer_rows, close_writer
         self.pending: list[WindowRows] = []
         self.alerts: dict = {}          # alert id -> newest state not yet written
         self.rows = 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"sink-{name}") if overlap else None
+        self.inflight = None
 
     def write_batch(self, values):
         for v in values:
@@ -50,21 +61,40 @@ class _Partition(StatefulSinkPartition):
             self.flush()
 
     def flush(self):
-        t = time.perf_counter()
-        if self.pending:
-            self.writer.write(self.pending)
-            M.inc("netspectra_sink_windows_total", len(self.pending), sink=self.name)
-        if self.alerts:
-            self.writer.write_alerts(list(self.alerts.values()), self.source)
-        if self.pending or self.alerts:
-            M.observe("netspectra_sink_write_seconds", time.perf_counter() - t, sink=self.name)
+        self.wait()
+        if not (self.pending or self.alerts):
+            return
+        batch = (self.pending, list(self.alerts.values()))
         self.pending, self.rows, self.alerts = [], 0, {}
+        if self.pool is None:
+            self._write(*batch)
+        else:
+            self.inflight = self.pool.submit(self._write, *batch)
+
+    def wait(self):
+        """Until the write in flight (if any) is done; raises what it raised."""
+        if self.inflight is not None:
+            done, self.inflight = self.inflight, None
+            done.result()
+
+    def _write(self, windows: list[WindowRows], alerts: list):
+        t = time.perf_counter()
+        if windows:
+            self.writer.write(windows)
+            M.inc("netspectra_sink_windows_total", len(windows), sink=self.name)
+        if alerts:
+            self.writer.write_alerts(alerts, self.source)
+        M.observe("netspectra_sink_write_seconds", time.perf_counter() - t, sink=self.name)
 
     def snapshot(self):
+        self.wait()
         return None
 
     def close(self):
         self.flush()
+        self.wait()
+        if self.pool is not None:
+            self.pool.shutdown()
         if self.close_writer:
             self.writer.close()
 
@@ -103,7 +133,7 @@ class ClickHouseSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.clickhouse_native import ClickHouseNative
 
-        return _Partition(ClickHouseNative(self.address), self.source, "clickhouse")
+        return _Partition(ClickHouseNative(self.address), self.source, "clickhouse", overlap=True)
 
 
 class RedisSink(FixedPartitionedSink):
@@ -120,7 +150,8 @@ class RedisSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.redis_state import RedisState
 
-        return _Partition(RedisState(self.url, self.source, self.ttl_s, self.max_backlog), self.source, "redis")
+        return _Partition(RedisState(self.url, self.source, self.ttl_s, self.max_backlog), self.source, "redis",
+                          overlap=True)
 
 
 class NotifySink(FixedPartitionedSink):
