@@ -43,7 +43,7 @@ class Tls(BaseModel):
 
 class ApiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    store: str = "out/store"
+    store: Optional[str] = None          # required: a chDB directory, or clickhouse://host:port
     redis: Optional[str] = None
     host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)

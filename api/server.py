@@ -11,11 +11,35 @@ engine at a ClickHouse server and the API at that server.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 
 from api.config import ApiConfig
 
 log = logging.getLogger(__name__)
+
+
+class ApiStartError(Exception):
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def problems(config: ApiConfig) -> list[str]:
+    """What stops the API from serving, one line each: settings first, then the backends asked."""
+    from schemas.probes import clickhouse_problem, problems as probe, redis_problem
+    errors = []
+    if not config.store:
+        errors.append("no store: give --store, a chDB directory (as written by `analyze --store`) or "
+                      "clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
+    if not config.tokens and not config.allow_anonymous:
+        errors.append("no API tokens configured: give --config with tokens, or --allow-anonymous")
+    if errors:
+        return errors
+    checks = [(redis_problem, config.redis)] if config.redis else []
+    if config.store.startswith("clickhouse://"):
+        checks.append((clickhouse_problem, config.store[len("clickhouse://"):]))
+    return probe(checks)
 
 
 def build(config: ApiConfig):
@@ -26,7 +50,7 @@ def build(config: ApiConfig):
     from api.store import open_backend
 
     if not config.tokens and not config.allow_anonymous:
-        raise SystemExit("no API tokens configured: give --config with tokens, or --allow-anonymous")
+        raise ApiStartError(["no API tokens configured: give --config with tokens, or --allow-anonymous"])
     service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries)
     server, port = build_server(service, config)
     return service, server, port, create_app(service, config)
@@ -52,27 +76,45 @@ class ApiServer:
 
     def __init__(self, config: ApiConfig):
         self.config = config
-        self.service = self.grpc = self.http = None
+        self.service = self.grpc = self.http = self.socket = None
         self.grpc_port = 0
 
     def start(self) -> dict:
-        """Open the store, start gRPC; the addresses it serves, for the log."""
+        """Check the settings and backends, open the store, bind both ports, start gRPC; the
+        addresses it serves, for the log. ApiStartError (one line per problem) if it cannot."""
+        import socket
+
         import uvicorn
         from schemas import metrics as M
         c = self.config
+        errors = problems(c)
+        if errors:
+            raise ApiStartError(errors)
+        try:        # bound before anything is announced: a busy port is this one line
+            self.socket = socket.create_server((c.host, c.http_port))
+            if c.grpc_port:         # asked before gRPC tries it (its own failure logs a C-level line too)
+                socket.create_server((c.host, c.grpc_port)).close()
+        except OSError as e:
+            which = "http" if self.socket is None else "grpc"
+            port = c.http_port if which == "http" else c.grpc_port
+            raise ApiStartError([f"{which.upper()} port {c.host}:{port}: {os.strerror(e.errno)}; "
+                                 f"give another --{which}-port"]) from None
         M.enable("api")             # counted in any case: stats() reads them
         if c.metrics_port:
             M.serve("api", c.metrics_host, c.metrics_port)
-        self.service, self.grpc, self.grpc_port, app = build(c)
+        try:
+            self.service, self.grpc, self.grpc_port, app = build(c)
+        except RuntimeError as e:       # grpc: a port it could not bind
+            raise ApiStartError([f"gRPC port {c.host}:{c.grpc_port}: {e}; give another --grpc-port"]) from None
         self.grpc.start()
         self.http = uvicorn.Server(http_config(app, c))
-        return {"grpc": f"{c.host}:{self.grpc_port}", "http": f"{c.host}:{c.http_port}",
+        return {"grpc": f"{c.host}:{self.grpc_port}", "http": f"{c.host}:{self.socket.getsockname()[1]}",
                 "store": self.service.backend.name, "redis": c.redis, "tls": bool(c.tls)}
 
     def run(self) -> None:
         """Serve HTTP until SIGINT/SIGTERM (uvicorn's handlers) or stop(); then stop gRPC."""
         try:
-            self.http.run()
+            self.http.run(sockets=[self.socket])
         finally:
             self.grpc.stop(grace=2).wait()
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from schemas.flow_key import addr_words, flow_hash, port_proto, shard_of
+from schemas.kafka_logging import with_logger
 from schemas.packet_batch import PacketBatch
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class KafkaPublisher:
                 "retry.backoff.ms": 200, "compression.type": "none"}
         conf.update(producer_conf or {})
         self.topic = topic
-        self.producer = Producer(conf)
+        self.producer = Producer(with_logger(conf))
         self.stats = PublishStats()
         meta = self.producer.list_topics(topic, timeout=timeout)
         tmeta = meta.topics.get(topic)
@@ -112,7 +113,7 @@ class KafkaPublisher:
 def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 15.0) -> None:
     """Create the topic with `partitions` partitions unless it exists."""
     from confluent_kafka.admin import AdminClient, NewTopic
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(with_logger({"bootstrap.servers": bootstrap}))
     if topic in admin.list_topics(timeout=timeout).topics:
         return
     for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():

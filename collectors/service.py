@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import metrics as M
 from schemas.packet_batch import STATUS_NAMES, STATUS_OK
+from schemas.probes import PROBE_TIMEOUT_S, kafka_problem
 from schemas.topics import LOCAL_KAFKA, PACKETS_TOPIC
 
 
@@ -144,6 +145,9 @@ class Collector:
             except (CaptureFormatError, OSError) as e:
                 raise CollectorError(str(e)) from None
         if not c.dry_run:
+            problem = kafka_problem(c.kafka, min(c.connect_timeout, PROBE_TIMEOUT_S))
+            if problem:
+                raise CollectorError(problem)
             try:
                 if c.partitions:
                     ensure_topic(c.kafka, c.topic, c.partitions, c.connect_timeout)

@@ -14,6 +14,7 @@ Run it directly with Bytewax, e.g. two worker threads over a capture into a chDB
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
@@ -27,6 +28,9 @@ from flows.config import WindowConfig
 from flows.window import Progress, ShardState, WindowMerger, split_batch
 from schemas import metrics as M
 from schemas.packet_batch import PacketBatch
+from schemas.times import iso_utc
+
+log = logging.getLogger(__name__)
 
 
 class ShardLogic(StatefulBatchLogic):
@@ -85,7 +89,7 @@ class MergeLogic(StatefulBatchLogic):
         """The merger's result, counted as a closed window or, once emitted before, a revision."""
         first = not self.merger.emitted
         res = self.merger.result(force)
-        _count_window(res, first)
+        _count_window(res, first, self.merger.cfg.shards)
         return res
 
     def notify_at(self):
@@ -121,10 +125,13 @@ class _Callback(StatefulSinkPartition):
         return None
 
 
-def _count_window(res, first: bool) -> None:
-    """Window metrics for a merged result: a closed window, or a revision of one."""
+def _count_window(res, first: bool, shards: int) -> None:
+    """Window metrics and a log line for a merged result: a closed window, or a revision of one."""
     if res is None:
         return
+    log.info("window %s %s: %d packets, %d flows, %d late packets, %d of %d shards", iso_utc(res.start),
+             "closed" if first else "revised", res.packets, len(res.flows), res.counters.get("late_packets", 0),
+             res.shards, shards)
     if not first:
         M.inc("netspectra_engine_window_revisions_total")
         return

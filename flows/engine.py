@@ -24,6 +24,7 @@ from flows.dataflow import window_pipeline
 from flows.sketches import SketchConfig
 from flows.window import Progress
 from schemas import metrics as M
+from schemas.kafka_logging import with_logger
 from schemas.packet_batch import PacketBatch, WireFormatError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def topic_partitions(brokers: str, topic: str, timeout: float = 30.0) -> int:
     topics (Kafka's default, Tansu) create it, and the engine would tail a topic nobody writes."""
     from confluent_kafka.admin import AdminClient
     # log_level 2: the connection errors of a broker that is away are the exception, not 200 lines
-    meta = AdminClient({"bootstrap.servers": brokers, "log_level": 2}).list_topics(timeout=timeout)
+    meta = AdminClient(with_logger({"bootstrap.servers": brokers, "log_level": 2})).list_topics(timeout=timeout)
     t = meta.topics.get(topic)
     if t is None or t.error is not None or not t.partitions:
         raise RuntimeError(f"topic {topic!r} not available on {brokers}: {t.error if t else 'missing'}")
@@ -121,7 +122,7 @@ def kafka_flow(ec: "EngineConfig") -> Dataflow:
     items = op.input("kafka", flow, PacketSource(ec.kafka, ec.topic, tail=not ec.stop_at_end))
     good, bad = split_input(items, ec.topic)
     if ec.dead_letter_topic:
-        op.output("dead_letter_out", bad, KafkaSink(ec.kafka.split(","), ec.dead_letter_topic))
+        op.output("dead_letter_out", bad, KafkaSink(ec.kafka.split(","), ec.dead_letter_topic, add_config=with_logger({})))
     sinks = [StoreSink(ec.store, source)] if ec.store else []
     if ec.clickhouse:
         sinks.append(ClickHouseSink(ec.clickhouse, source))

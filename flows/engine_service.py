@@ -23,7 +23,7 @@ import sys
 from flows.engine_config import EngineConfig
 
 DEFAULT_EPOCH_S = 10          # bytewax.run's epoch without recovery (nothing to coordinate with)
-TOPIC_TIMEOUT_S = 8           # to find the topic on the broker at start (a wrong address fails in < 10 s)
+TOPIC_TIMEOUT_S = 8           # to list the topics of a broker that answered the probe (schemas/probes.py)
 
 
 class EngineError(Exception):
@@ -40,14 +40,14 @@ class Engine:
     def start(self) -> None:
         from flows.engine import kafka_flow, serve_metrics, topic_partitions
         from schemas import metrics as M
-        errors = self.problems()
+        errors = self.problems() or self.unreachable()
         if errors:
             raise EngineError(errors)
         try:
             topic_partitions(self.cfg.kafka, self.cfg.topic, timeout=TOPIC_TIMEOUT_S)
-        except Exception as e:          # broker unreachable, topic missing: one line, not a trace
-            raise EngineError([f"{self.cfg.kafka}: {e}: is the broker up (`netspectra stack up` locally) and the topic created "
-                               f"(`netspectra collect --partitions N`, or your Kafka tools)?"]) from None
+        except Exception as e:          # topic missing: one line, not a trace
+            raise EngineError([f"{self.cfg.kafka}: {e}: is the topic created (`netspectra collect --partitions N`, "
+                               f"or your Kafka tools)?"]) from None
         M.enable("engine")          # counted in any case: stats() reads them
         serve_metrics(self.cfg)
         self.flow = kafka_flow(self.cfg)
@@ -100,6 +100,13 @@ class Engine:
             if error:
                 errors.append(error)
         return errors
+
+    def unreachable(self) -> list[str]:
+        """The broker and the sink servers that do not answer, one line each (asked at once)."""
+        from schemas.probes import clickhouse_problem, kafka_problem, problems, redis_problem
+        c = self.cfg
+        return problems([(kafka_problem, c.kafka)] + ([(clickhouse_problem, c.clickhouse)] if c.clickhouse else [])
+                        + ([(redis_problem, c.redis)] if c.redis else []))
 
     def process_index(self) -> int | None:
         """This process's index in its cluster: the config's, BYTEWAX_PROCESS_ID, or a StatefulSet

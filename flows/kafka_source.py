@@ -37,6 +37,7 @@ from confluent_kafka import KafkaError as ConfluentError
 from collectors.publish import PRODUCER_HEADER, SEQUENCE_HEADER
 from flows.window import Progress
 from schemas import metrics as M
+from schemas.kafka_logging import with_logger
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,10 @@ class _Partition(StatefulSourcePartition):
         self.fact: Optional[tuple[float, int, bool]] = None     # (when, high watermark, leader connected)
         self.at_end = False
         self.awake: Optional[datetime] = None
-        self.consumer = Consumer({
+        self.consumer = Consumer(with_logger({
             "bootstrap.servers": src.brokers, "group.id": "netspectra-engine", "enable.auto.commit": "false",
             "enable.partition.eof": "true", "statistics.interval.ms": STATS_INTERVAL_MS,
-            "stats_cb": self._stats, **src.add_config})
+            "stats_cb": self._stats, **src.add_config}))
         self.consumer.assign([TopicPartition(self.topic, part, offset)])
         self.lock = threading.Lock()          # the lag watch's calls against close()
         self.closed = False

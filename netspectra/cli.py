@@ -78,7 +78,8 @@ def parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
     service_options(api, "api")
-    api.add_argument("--store", help="chDB directory, or clickhouse://host:port (default out/store)")
+    api.add_argument("--store", help="what to serve (required): a chDB directory (as written by "
+                     "`analyze --store`), or clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
     api.add_argument("--redis", help="Redis host:port or URL for live state")
     api.add_argument("--host", help="listen address (default 127.0.0.1)")
     api.add_argument("--grpc-port", type=int, help="default 50051")
@@ -209,6 +210,12 @@ def service_config(model, service: str, args):
         print(dump(cfg))
         return 0
     return cfg
+
+
+def log_to_stderr(level: int) -> None:
+    """The services' log lines (and librdkafka's, schemas/kafka_logging.py) on stderr, timed."""
+    import logging
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def problems(command: str, lines: list[str]) -> int:

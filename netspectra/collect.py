@@ -10,6 +10,7 @@ delivered and failed. Exit 0, 1 (cannot start), 2 (bad config), 3 (deliveries fa
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 
@@ -17,19 +18,19 @@ import sys
 
 def cmd_collect(args) -> int:
     from collectors.service import Collector, CollectorConfig, CollectorError
-    from netspectra.cli import service_config
+    from netspectra.cli import log_to_stderr, problems, service_config
 
     cfg = service_config(CollectorConfig, "collect", args)
     if isinstance(cfg, int):
         return cfg
+    log_to_stderr(logging.WARNING)
     collector = Collector(cfg)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: collector.stop())
     try:
         collector.start()
     except CollectorError as e:
-        print(f"netspectra collect: {e}", file=sys.stderr)
-        return 1
+        return problems("collect", [str(e)])
     if cfg.interface:
         print(f"netspectra collect: capturing on {cfg.interface} ({cfg.method})", file=sys.stderr, flush=True)
     report = collector.run()

@@ -4,6 +4,7 @@ SIGINT/SIGTERM; then a JSON line of what it counted, on stderr."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -12,11 +13,12 @@ import threading
 def cmd_engine(args) -> int:
     from flows.engine_config import EngineConfig
     from flows.engine_service import Engine, EngineError
-    from netspectra.cli import problems, service_config
+    from netspectra.cli import log_to_stderr, problems, service_config
 
     cfg = service_config(EngineConfig, "engine", args)
     if isinstance(cfg, int):
         return cfg
+    log_to_stderr(logging.INFO)
     engine = Engine(cfg)
     _stop_on_signals(lambda: (_report(engine), engine.stop()))
     try:

@@ -20,6 +20,7 @@ give Redis a URL: rediss://USER:PASSWORD@host:6380 (an ACL user, TLS). docs/live
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -102,6 +103,9 @@ def redis_client(address: str, **kw):
 def clickhouse_client(address: str, **kw):
     """A clickhouse_driver Client for host:port, logged in as the user known for it (else default)."""
     from clickhouse_driver import Client
+    # The driver logs every failed connection attempt with a traceback; callers report their own
+    # one line (schemas/probes.py at start, sinks/retry.py while retrying).
+    logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
     host, _, port = address.rpartition(":") if ":" in address else (address, "", "9000")
     known = lookup(f"{host or '127.0.0.1'}:{port}")
     tls = {"secure": True, "ca_certs": known.get("ca_certs")} if known.get("secure") else {}

@@ -11,6 +11,7 @@ Either is left out (empty, None) when no sink of the flow wants it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ class WindowRows:
     complete: bool
     tables: dict[str, dict] = field(default_factory=dict)
     live: LiveWindow | None = None
+    made_at: float = field(default_factory=time.time)     # wall clock when the rows were made: a sink's delay
 
     @property
     def flow_rows(self) -> int:

@@ -11,6 +11,7 @@ from typing import Protocol
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas import metrics as M
+from schemas.times import iso_utc
 from schemas.window_rows import WindowRows
 from sinks.redis_state import MAX_BACKLOG
 
@@ -84,7 +85,13 @@ class _Partition(StatefulSinkPartition):
             M.inc("netspectra_sink_windows_total", len(windows), sink=self.name)
         if alerts:
             self.writer.write_alerts(alerts, self.source)
-        M.observe("netspectra_sink_write_seconds", time.perf_counter() - t, sink=self.name)
+        took = time.perf_counter() - t
+        M.observe("netspectra_sink_write_seconds", took, sink=self.name)
+        if windows and log.isEnabledFor(logging.INFO):
+            rows = sum(w.flow_rows for w in windows)
+            log.info("%s: wrote window %s%s%s in %.3f s, %.3f s after it closed", self.name, iso_utc(windows[0].start),
+                     f" and {len(windows) - 1} more" if len(windows) > 1 else "", f" ({rows} flow rows)" if rows else "",
+                     took, time.time() - windows[0].made_at)
 
     def snapshot(self):
         self.wait()

@@ -25,20 +25,15 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from schemas import metrics as M
+from schemas.times import iso_utc
 from sinks.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 ALERTMANAGER_REFRESH_S = 60.0
-
-
-def _iso(ns_or_s: float, ns: bool = True) -> str:
-    t = ns_or_s / 1e9 if ns else ns_or_s
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def summary(alert, source: str) -> str:
@@ -85,8 +80,8 @@ class Alertmanager:
                  "annotations": {"summary": summary(alert, source),
                                  "value": str(alert.value), "threshold": str(alert.threshold),
                                  "evidence": json.dumps(alert.evidence, sort_keys=True),
-                                 "first_seen": _iso(alert.first_seen), "last_seen": _iso(alert.last_seen)},
-                 "startsAt": _iso(min(alert.first_seen / 1e9, now), ns=False), "endsAt": _iso(ends, ns=False)}]
+                                 "first_seen": iso_utc(alert.first_seen), "last_seen": iso_utc(alert.last_seen)},
+                 "startsAt": iso_utc(min(alert.first_seen / 1e9, now), ns=False), "endsAt": iso_utc(ends, ns=False)}]
         client.post(self.url, json=body, timeout=self.timeout).raise_for_status()
 
 
@@ -110,8 +105,8 @@ class Smtp:
         msg["Message-ID"] = f"<{alert.id}.{change}@netspectra>"
         rows = [("rule", alert.rule), ("severity", alert.severity), ("state", alert.state),
                 *((k, v) for k, v in alert.entity.items()), ("value", f"{alert.value:,}"),
-                ("threshold", f"{alert.threshold:,}"), ("first seen", _iso(alert.first_seen)),
-                ("last seen", _iso(alert.last_seen)), ("evidence", json.dumps(alert.evidence, sort_keys=True))]
+                ("threshold", f"{alert.threshold:,}"), ("first seen", iso_utc(alert.first_seen)),
+                ("last seen", iso_utc(alert.last_seen)), ("evidence", json.dumps(alert.evidence, sort_keys=True))]
         msg.set_content("\n".join(f"{k}: {v}" for k, v in rows) + f"\n\nalert id {alert.id}\n")
         msg.add_alternative("<html><body><h3>" + html.escape(summary(alert, source)) + "</h3><table>"
                             + "".join(f"<tr><th align=left>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"

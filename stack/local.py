@@ -29,6 +29,7 @@ from pathlib import Path
 
 from schemas import credentials
 from schemas.credentials import STACK_DIR as DEFAULT_DIR
+from schemas.probes import clickhouse_problem, kafka_problem, redis_problem
 
 HOST = "127.0.0.1"
 DEFAULT_PORTS = {"kafka": 19092, "redis": 16379, "clickhouse": 19000, "clickhouse_http": 18123}
@@ -167,18 +168,8 @@ def _listens(pid: int, port: int) -> bool:
 
 def _answers(name: str, port: int) -> bool:
     """A protocol-level check, logged in: Kafka metadata, Redis PING, ClickHouse SELECT 1."""
-    try:
-        if name == "redis":
-            return credentials.redis_client(f"{HOST}:{port}", socket_timeout=2).ping()
-        if name == "kafka":
-            from confluent_kafka.admin import AdminClient
-            return bool(AdminClient({"bootstrap.servers": f"{HOST}:{port}"}).list_topics(timeout=2).brokers)
-        if name == "clickhouse":
-            client = credentials.clickhouse_client(f"{HOST}:{port}", connect_timeout=2)
-            return client.execute("SELECT 1") == [(1,)]
-    except Exception:
-        return False
-    return False
+    probe = {"redis": redis_problem, "kafka": kafka_problem, "clickhouse": clickhouse_problem}.get(name)
+    return probe is not None and probe(f"{HOST}:{port}", timeout=2) is None
 
 
 def _wait_ready(name: str, pid: int, port: int, log: str, timeout: float) -> None:

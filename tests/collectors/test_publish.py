@@ -83,11 +83,3 @@ def test_collect_command(local_stack, synth_pcap):
     assert pub["packets"] == pub["delivered_packets"] == rep["capture"]["packets"] == rep["decoded"]["frames"]
     got = _consume(boot, "collect-test", 3, pub["packets"])
     assert sum(len(b) for _, b in got) == pub["packets"]
-
-
-def test_collect_without_a_broker_is_a_clean_error(synth_pcap):
-    from tests.pipeline import run
-    from tests.conftest import _free_ports
-    res = run("collect", "--pcap", str(synth_pcap), "--kafka", f"127.0.0.1:{_free_ports(1)[0]}", "--topic", "x",
-              "--connect-timeout", "2")
-    assert res.returncode == 1 and "netspectra collect" in res.stderr
