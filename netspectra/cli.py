@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib
 import json
 import sys
@@ -11,7 +12,7 @@ import time
 from collectors import synth
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, WINDOW_S
 from stack.local import DEFAULT_PORTS
-from schemas.topics import DEAD_LETTER_TOPIC, LOCAL_KAFKA, PACKETS_TOPIC
+from schemas.topics import LOCAL_KAFKA
 
 
 
@@ -29,8 +30,33 @@ COMMANDS = {
 }
 
 
+# Service subcommand -> its settings model: flags' defaults in --help come from it (one place).
+MODELS = {"collect": "collectors.service:CollectorConfig", "engine": "flows.engine_config:EngineConfig",
+          "api": "api.config:ApiConfig"}
+
+
+class ServiceHelp(argparse.HelpFormatter):
+    """Adds "(default X)" from the service's settings model to every flag's help that lacks one.
+    The model is imported only when help is printed (start-up of every other run stays small)."""
+
+    def __init__(self, prog, model: str = "", **kw):
+        super().__init__(prog, **kw)
+        module, name = model.split(":")
+        self.fields = getattr(importlib.import_module(module), name).model_fields
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        f = self.fields.get(FLAG_FIELDS.get(action.dest, action.dest))
+        if f is None or "default" in text or action.nargs == 0 or f.default_factory is not None:   # not for switches
+            return text
+        return f"{text} (default {f.default if f.default is not None else 'none'})".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:       # a mistyped option: the subcommand's usage, not the top level's
+        p.subcommands[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
     module, func = COMMANDS[args.cmd].split(":")
     try:
         return getattr(importlib.import_module(module), func)(args)
@@ -42,21 +68,23 @@ def main(argv: list[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netspectra", description="Network-traffic analytics at line rate.")
     sub = p.add_subparsers(dest="cmd", required=True)
+    p.subcommands = sub.choices
 
     s = sub.add_parser("synth", help="write a synthetic capture with planted heavy hitters, spreaders, scans, floods")
-    s.add_argument("out")
+    s.add_argument("out", help="capture file to write (pcap)")
     for name, field in synth.SynthConfig.__dataclass_fields__.items():
         s.add_argument("--" + name.replace("_", "-"), type=type(field.default), default=field.default,
-                       dest=name, help=f"(default {field.default})")
+                       dest=name, help=f"(default {field.default})",
+                       choices=list(synth.FRAME_SIZES) if name == "sizes" else None)
 
     d = sub.add_parser("decode", help="print one row per packet of a capture")
-    d.add_argument("pcap")
-    d.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    d.add_argument("pcap", help="capture file (pcap or pcapng)")
+    d.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="row format (default csv)")
     d.add_argument("--limit", type=int, default=0, help="stop after N packets (0 = all)")
     d.add_argument("--summary", action="store_true", help="print only totals and error counts (JSON)")
 
     a = sub.add_parser("analyze", help="windowed flow, heavy-hitter and spread analysis of a capture (Bytewax + chDB)")
-    a.add_argument("pcap")
+    a.add_argument("pcap", help="capture file (pcap or pcapng)")
     a.add_argument("--window", type=float, default=WINDOW_S,
                    help=f"window length in seconds; 0 = one window (default {WINDOW_S:g})")
     a.add_argument("--lateness", type=float, default=LATENESS_S,
@@ -73,37 +101,39 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--rules", metavar="FILE", help="detection rules (YAML or JSON; default: the built-in rules)")
 
     r = sub.add_parser("rules", help="check a detection rules file and print the rules in effect")
-    r.add_argument("action", choices=["check"])
+    r.add_argument("action", choices=["check"], help="check: validate the file (exit 2 on errors) and print the rules")
     r.add_argument("file", nargs="?", help="rules file (YAML or JSON); without it, the built-in rules")
 
-    api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)")
+    api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)",
+                          formatter_class=functools.partial(ServiceHelp, model=MODELS["api"]))
     service_options(api, "api")
     api.add_argument("--store", help="what to serve (required): a chDB directory (as written by "
                      "`analyze --store`), or clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
-    api.add_argument("--redis", help="Redis host:port or URL for live state")
-    api.add_argument("--host", help="listen address (default 127.0.0.1)")
-    api.add_argument("--grpc-port", type=int, help="default 50051")
-    api.add_argument("--http-port", type=int, help="default 8080")
+    api.add_argument("--redis", help="Redis host:port or URL for live state (local stack: 127.0.0.1:16379)")
+    api.add_argument("--host", help="listen address")
+    api.add_argument("--grpc-port", type=int, help="gRPC port")
+    api.add_argument("--http-port", type=int, help="HTTP/JSON port")
     api.add_argument("--allow-anonymous", action="store_true", default=None,
                      help="no tokens: everyone may read (trials only)")
     api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
     q = sub.add_parser("sql", help="run a query against a store written by analyze --store")
-    q.add_argument("--store", required=True)
+    q.add_argument("--store", required=True, help="chDB directory written by analyze --store")
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact)")
-    q.add_argument("query")
+    q.add_argument("query", help="SQL, e.g. \"SELECT count() FROM netspectra.flows\"")
 
-    c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow")
+    c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow",
+                        formatter_class=functools.partial(ServiceHelp, model=MODELS["collect"]))
     service_options(c, "collect")
     src = c.add_argument_group("source (one of)")
-    src.add_argument("--interface", "-I", help="capture live from this interface")
+    src.add_argument("--interface", "-I", help="capture live from this interface (`ip link` lists them)")
     src.add_argument("--pcap", help="replay this capture file")
     live = c.add_argument_group("live capture")
     live.add_argument("--method", choices=["pcap", "afpacket"],
                       help="libpcap (pcapy-ng next_batch) or an AF_PACKET TPACKET_V3 ring (default afpacket)")
     live.add_argument("--bpf", help="BPF filter expression (tcpdump syntax)")
-    live.add_argument("--snaplen", type=int, help="bytes kept per packet (default 262144)")
-    live.add_argument("--buffer-mb", type=int, help="kernel ring/buffer size in MiB (default 64)")
+    live.add_argument("--snaplen", type=int, help="bytes kept per packet")
+    live.add_argument("--buffer-mb", type=int, help="kernel ring/buffer size in MiB")
     live.add_argument("--fanout", type=int, help="PACKET_FANOUT group id: collectors sharing it split the "
                       "interface's traffic by flow hash")
     live.add_argument("--no-promisc", action="store_true", default=None,
@@ -115,31 +145,32 @@ def parser() -> argparse.ArgumentParser:
                      help="stamp replayed packets with the time they are sent")
     rep.add_argument("--loop", type=int, help="replay the file N times (0 = until stopped; default 1); "
                      "use with --retime, else repeated times arrive late")
-    c.add_argument("--count", type=int, help="stop after N packets")
-    c.add_argument("--duration", type=float, help="stop after S seconds")
+    c.add_argument("--count", type=int, help="stop after N packets; 0: no limit")
+    c.add_argument("--duration", type=float, help="stop after S seconds of capture; 0: no limit")
     c.add_argument("--dry-run", action="store_true", default=None, help="capture and decode only; no Kafka")
     c.add_argument("--no-l7", action="store_true", default=None, help="skip DNS/HTTP field decoding")
     c.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
-    c.add_argument("--topic", help=f"default {PACKETS_TOPIC}")
-    c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing")
-    c.add_argument("--connect-timeout", type=float, help="seconds to reach the broker (default 15)")
-    c.add_argument("--flush-timeout", type=float, help="seconds to wait for deliveries at the end (default 60)")
+    c.add_argument("--topic", help="the topic to publish to")
+    c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing; 0: it must exist")
+    c.add_argument("--connect-timeout", type=float, help="seconds to reach the broker")
+    c.add_argument("--flush-timeout", type=float, help="seconds to wait for deliveries at the end")
     c.add_argument("--delivery-timeout-s", type=float, help="seconds a message may wait for the broker's "
-                   "acknowledgement before it counts as failed (default 300)")
+                   "acknowledgement before it counts as failed")
     c.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
     c.add_argument("--metrics-hold-s", type=float, help="serve the final metrics this long after the capture "
-                   "ends, for a last scrape (default 0)")
+                   "ends, for a last scrape")
 
-    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (a Bytewax process of the engine cluster)")
+    e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (a Bytewax process of the engine cluster)",
+                        formatter_class=functools.partial(ServiceHelp, model=MODELS["engine"]))
     service_options(e, "engine")
     e.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
-    e.add_argument("--topic", help=f"default {PACKETS_TOPIC}")
+    e.add_argument("--topic", help="the topic to read")
     e.add_argument("--store", help="chDB store directory for the window results")
     e.add_argument("--clickhouse", help="ClickHouse server host:port, native protocol (local stack: 127.0.0.1:19000)")
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
     e.add_argument("--redis-backlog", type=int, help="windows held while Redis is away; beyond, the oldest is "
-                   "dropped and counted (default 256)")
-    e.add_argument("--dead-letter-topic", help=f"default {DEAD_LETTER_TOPIC}")
+                   "dropped and counted")
+    e.add_argument("--dead-letter-topic", help="where messages that cannot be read go, with the error")
     e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
     e.add_argument("--lateness", type=float,
                    help=f"event-time seconds a window waits for late packets (default {LATENESS_S:g})")
@@ -158,24 +189,25 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--alert-state", metavar="DIR", help="where notifiers log what they delivered, so a resumed "
                    "engine does not notify twice (default: <recovery dir>/alerts)")
     e.add_argument("--no-detect", action="store_true", default=None, help="no detection or alerts, windows only")
-    e.add_argument("--workers", "-w", type=int, help="worker threads per process (default 1)")
-    e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses)")
+    e.add_argument("--workers", "-w", type=int, help="worker threads per process")
+    e.add_argument("--process-id", "-i", type=int, help="this process's index (with --addresses; "
+                   "none: from BYTEWAX_PROCESS_ID or the pod name, else a single process)")
     e.add_argument("--addresses", "-a", help="host:port of every engine process, separated by ';'")
     e.add_argument("--recovery-dir", "-r", help="Bytewax recovery directory: state snapshots to resume from "
                    "after a crash (created on first use; see docs/live.md)")
     e.add_argument("--snapshot-interval", "-s", type=int,
                    help="whole seconds between recovery snapshots (default 5; a resume replays at most this much)")
     e.add_argument("--backup-interval", "-b", type=int,
-                   help="seconds of older snapshots to keep, when the recovery directory is backed up (default 0)")
+                   help="seconds of older snapshots to keep, when the recovery directory is backed up")
     e.add_argument("--recovery-partitions", type=int,
-                   help="recovery partitions to create in a new recovery directory (default 4)")
+                   help="recovery partitions to create in a new recovery directory")
     e.add_argument("--recovery-min-free-mb", type=float,
-                   help="refuse to start with less free space than this for the recovery directory (default 64)")
+                   help="refuse to start with less free space than this for the recovery directory")
     e.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port; process i of a "
                    "cluster on one host uses port + i (default 0: none)")
 
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
-    k.add_argument("action", choices=["up", "down", "status"])
+    k.add_argument("action", choices=["up", "down", "status"], help="start, stop, or list the services")
     k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
     k.add_argument("--no-clickhouse", action="store_true", help="leave out the ClickHouse server")
     for svc, port in DEFAULT_PORTS.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 from collectors.decode.rows import DECODE_FIELDS
 from tests.conftest import tshark_fields, shared_pcap
@@ -47,3 +49,34 @@ def test_not_a_capture_is_a_clean_error(tmp_path):
     p.write_text("nope")
     res = run("decode", str(p))
     assert res.returncode == 2 and "not a pcap" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_every_option_has_help_and_service_flags_show_their_default():
+    import importlib
+
+    from netspectra.cli import FLAG_FIELDS, MODELS, parser
+    for cmd, sp in parser().subcommands.items():
+        fmt = sp._get_formatter()
+        fields = {}
+        if cmd in MODELS:
+            module, name = MODELS[cmd].split(":")
+            fields = getattr(importlib.import_module(module), name).model_fields
+        for action in sp._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{cmd} {action.option_strings or action.dest}: no help"
+            f = fields.get(FLAG_FIELDS.get(action.dest, action.dest))
+            if f is not None and action.nargs != 0 and f.default_factory is None:
+                shown = fmt._get_help_string(action)
+                assert "default" in shown, f"{cmd} {action.option_strings}: {shown}"
+                d = f.default
+                if d is not None and "default:" not in shown:
+                    forms = {str(d), f"{d:g}", f"{d:,}"} if isinstance(d, (int, float)) else {str(d)}
+                    assert any(x in shown for x in forms), f"{cmd} {action.option_strings}: {shown}"
+
+
+def test_a_mistyped_option_prints_the_subcommands_usage():
+    res = subprocess.run([sys.executable, "-m", "netspectra.cli", "engine", "--windoww", "3"], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.startswith("usage: netspectra engine ")
+    assert res.stderr.strip().endswith("netspectra engine: error: unrecognized arguments: --windoww 3")
