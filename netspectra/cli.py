@@ -126,8 +126,10 @@ def parser() -> argparse.ArgumentParser:
                         formatter_class=functools.partial(ServiceHelp, model=MODELS["collect"]))
     service_options(c, "collect")
     src = c.add_argument_group("source (one of)")
-    src.add_argument("--interface", "-I", help="capture live from this interface (`ip link` lists them)")
+    src.add_argument("--interface", "-I", help="capture live from this interface (--list-interfaces lists them)")
     src.add_argument("--pcap", help="replay this capture file")
+    src.add_argument("--list-interfaces", action="store_true",
+                     help="list the interfaces to capture (name, state, link type, MTU, addresses) and exit")
     live = c.add_argument_group("live capture")
     live.add_argument("--method", choices=["pcap", "afpacket"],
                       help="libpcap (pcapy-ng next_batch) or an AF_PACKET TPACKET_V3 ring (default afpacket)")

@@ -20,6 +20,10 @@ def cmd_collect(args) -> int:
     from collectors.service import Collector, CollectorConfig, CollectorError
     from netspectra.cli import log_to_stderr, problems, service_config
 
+    if args.list_interfaces:
+        from collectors.interfaces import format_table, list_interfaces
+        print(format_table(list_interfaces()))
+        return 0
     cfg = service_config(CollectorConfig, "collect", args)
     if isinstance(cfg, int):
         return cfg
