@@ -109,8 +109,12 @@ class StopFlag:
 
     def __init__(self, duration: float = 0.0, count: int = 0):
         self.stopped = False
-        self.deadline = time.monotonic() + duration if duration else None
+        self.duration, self.deadline = duration, None
         self.count, self.seen = count, 0
+
+    def arm(self) -> None:
+        """Start the `duration` clock."""
+        self.deadline = time.monotonic() + self.duration if self.duration else None
 
     @property
     def drain(self) -> bool:
@@ -155,8 +159,12 @@ class Collector:
                                           producer_conf={"message.timeout.ms": int(c.delivery_timeout_s * 1000)})
             except Exception as e:      # broker unreachable, topic missing: a clean message, not a trace
                 raise CollectorError(str(e)) from None
+        if c.interface:     # compiled before the ring fills and the clock runs
+            from collectors.decode.decoder import warm_up
+            warm_up(c.l7)
         self.flag = StopFlag(c.duration, c.count)
         self._source = self._open_source()
+        self.flag.arm()         # --duration counts from here: capturing, not compiling or opening
 
     def stop(self) -> None:
         if self.flag is not None:

@@ -177,3 +177,14 @@ def test_pacer_speed_keeps_recorded_gaps(synth_pcap):
     assert sum(len(r) for r in out) == sum(len(r) for r in raws)
     assert span / 4 - PACE_SLICE_S - 0.001 <= clock.slept <= span / 4
     assert out[0].ts_ns[0] == raws[0].ts_ns[0]           # not re-stamped
+
+
+@pytest.mark.parametrize("method", ["afpacket", "pcap"])
+def test_duration_counts_capture_not_compiling(tmp_path, method):
+    """With numba's cache empty (a fresh install), compiling the decoder takes seconds; it happens
+    before the --duration clock starts, so the capture itself lasts the whole duration."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    res = subprocess.run([sys.executable, "-m", "netspectra.cli", "collect", "--interface", "lo", "--method", method,
+                          "--dry-run", "--duration", "2"], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stderr.strip().splitlines()[-1])["seconds"] >= 2
