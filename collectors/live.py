@@ -392,6 +392,10 @@ def _bpf_program(expr: str, link: int, snaplen: int):
 
 def open_live(method: str, iface: str, **kw):
     """`method` is "pcap" (libpcap) or "afpacket" (TPACKET_V3 ring)."""
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        raise CaptureError(f"{iface}: no such interface; `netspectra collect --list-interfaces` lists them") from None
     if method == "pcap":
         return PcapCapture(iface, **kw)
     if method == "afpacket":
