@@ -16,12 +16,13 @@ from typing import Optional
 import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
 from api import models as m
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
-from api.service import Ambiguous, Busy, NotFound, QueryService
+from api.service import Ambiguous, Busy, NotFound, QueryService, Unavailable
 from schemas.v1 import query_pb2 as pb
 from schemas.v1 import query_pb2_grpc as pb_grpc
 
@@ -92,6 +93,8 @@ def rpc(role: str, request_model=None):
                 context.abort(grpc.StatusCode.NOT_FOUND, str(e))
             except Busy as e:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+            except Unavailable as e:
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
             except Exception:       # noqa: BLE001 - logged here, the client gets no internals
                 if context.code() is not None:      # abort() already set the status
                     raise
@@ -194,6 +197,8 @@ def build_server(service: QueryService, config: ApiConfig, workers: int = 8) -> 
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # server reflection: grpcurl and other tools list and call the methods without the .proto
+    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     addr = f"{config.host}:{config.grpc_port}"
     if config.tls:
         t = config.tls

@@ -4,7 +4,8 @@ Routes mirror the gRPC methods (POST bodies are the same models, api/models.py).
 is the committed OpenAPI document; tests check it equals what this app serves.
 
 Errors: 401 without a valid bearer token, 403 for a role that may not, 400 with a readable
-message for bad parameters, 404 when there is nothing to answer with, 413 / 408 for a body over
+message for bad parameters, 404 when there is nothing to answer with, 503 when a backend the
+request needs is not configured or does not answer, 413 / 408 for a body over
 the limit or too slow (api/guard.py: decided before the body is read), 500 "internal error"
 (logged; never a traceback). Messages are capped at a few hundred characters.
 """
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,7 +27,7 @@ from api.config import ApiConfig, allowed
 from api.guard import BodyGuard, cap
 from api.metrics import HttpMetrics
 from api.queries import QueryError
-from api.service import Busy, NotFound, QueryService
+from api.service import Busy, NotFound, QueryService, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ GRAFANA_MAX_ROWS = 1000
 MAX_STREAMS = 16         # concurrent alert streams (SSE); Starlette runs each in a pool thread
 GRAFANA_METRICS = ["bytes", "packets", "flows", "top_talkers", "top_flows", "top_ports", "spreaders"]
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
-          500: {"model": Problem}}
+          500: {"model": Problem}, 503: {"model": Problem}}
 
 
 def _ms(t: datetime) -> int:
@@ -88,9 +89,10 @@ def _ms(t: datetime) -> int:
 
 
 def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
-    app = FastAPI(title="NetSpectra query API", version="1.0.0",
+    app = FastAPI(title="NetSpectra query API", version="1.0.0", docs_url=None, redoc_url=None,
                   description="Flows, heavy hitters, spreaders and live state of the NetSpectra pipeline. "
                               "Send `Authorization: Bearer <token>`.")
+    _offline_docs(app)
 
     def role(needed: str):
         def check(request: Request) -> None:
@@ -204,6 +206,11 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             raise ApiError(400, "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())) from None
         return call(service.live_top, req)
 
+    @app.get("/livez", include_in_schema=False)
+    def livez():
+        """Liveness for probes and load balancers: no token, and nothing about the service."""
+        return PlainTextResponse("ok")
+
     @app.get("/v1/health", response_model=m.HealthResponse, responses=ERRORS, dependencies=[read])
     def health():
         return service.health()
@@ -259,6 +266,23 @@ def _openapi(app: FastAPI) -> dict:
     return doc
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the installed swagger-ui-bundle package, not a CDN: it works
+    offline and behind a proxy that blocks the CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon-32x32.png")
+
+
 def openapi_document() -> dict:
     return create_app(None, ApiConfig(allow_anonymous=True)).openapi()
 
@@ -273,6 +297,8 @@ def call(fn, req):
         raise ApiError(404, str(e)) from None
     except Busy as e:
         raise ApiError(409, str(e)) from None
+    except Unavailable as e:
+        raise ApiError(503, str(e)) from None
 
 
 def _grafana_target(service: QueryService, t: GrafanaTarget, rng: m.TimeRange, interval_ms: int) -> list[dict]:

@@ -11,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional
 
+from redis.exceptions import RedisError
+
 from api import models as m
 from api import queries as q
 from api.cache import MAX_ENTRIES, ResultCache
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class NotFound(LookupError):
     """Nothing to answer with (-> 404 / NOT_FOUND)."""
+
+
+class Unavailable(RuntimeError):
+    """A backend the request needs is not configured or does not answer (-> 503 / UNAVAILABLE)."""
 
 
 class Busy(RuntimeError):
@@ -87,7 +93,7 @@ class QueryService:
     def live_source(self, req: m.LiveTopRequest) -> str:
         """The source a live request is about: the one named, or the only one Redis has."""
         if self.redis is None:
-            raise NotFound("no Redis configured for live state (start the API with --redis)")
+            raise Unavailable("no Redis configured for live state (start the API with --redis)")
         if req.source:
             return req.source
         sources = self.live_sources()
@@ -103,7 +109,10 @@ class QueryService:
         if req.limit:
             pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
             pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
-        latest, *tops = pipe.execute()
+        try:
+            latest, *tops = pipe.execute()
+        except RedisError as e:
+            raise Unavailable(f"Redis does not answer ({e})") from None
         talkers, flows = tops or ([], [])
         if not latest:
             raise NotFound(f"no live state for source {source!r}")

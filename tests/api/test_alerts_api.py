@@ -125,12 +125,12 @@ def test_watch_alerts_sse_and_grpc(chdb_api):
 def test_alert_stream_without_live_state_is_a_clear_error(server_api):
     with server_api.http() as c:
         r = c.get("/v1/alerts/stream", params={"source": "x"}, timeout=10)
-    assert r.status_code == 404 and "Redis" in r.json()["error"]
+    assert r.status_code == 503 and "Redis" in r.json()["error"]
     stub, md = server_api.stub()
     import grpc
     with pytest.raises(grpc.RpcError) as e:
         next(stub.WatchAlerts(pb.WatchAlertsRequest(source="x"), metadata=md, timeout=10))
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_text_with_newlines_and_backslashes_is_a_value_not_an_error(chdb_api):
