@@ -63,6 +63,10 @@ def to_dict(msg) -> dict:
                 out[fd.name] = vals[0]
         else:
             out[fd.name] = list(v) if repeated else v
+    if msg.DESCRIPTOR.name == "TimeRange" and (msg.start or msg.end or msg.last):
+        for k in ("start_ms", "end_ms"):       # proto3 cannot tell 0 from unset: with text, 0 is unset
+            if out[k] == 0:
+                del out[k]
     return out
 
 

@@ -145,15 +145,17 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
         return call(service.spreaders, req)
 
     @app.get("/v1/alerts", response_model=m.ListAlertsResponse, responses=ERRORS, dependencies=[read])
-    def list_alerts(start_ms: int | None = None, end_ms: int | None = None, state: list[str] = Query([]),
-                    severity: list[str] = Query([]), rule: list[str] = Query([]), address: str = "",
-                    source: str = "", limit: int = 0):
-        """Alerts active at some time in [start_ms, end_ms) (default: the last 24 hours), newest first."""
-        import time
-        end = end_ms if end_ms is not None else int(time.time() * 1000) + 1
-        start = start_ms if start_ms is not None else max(end - 86_400_000, 0)
+    def list_alerts(start_ms: int | None = None, end_ms: int | None = None, start: str = "", end: str = "",
+                    last: str = "", state: list[str] = Query([]), severity: list[str] = Query([]),
+                    rule: list[str] = Query([]), address: str = "", source: str = "", limit: int = 0):
+        """Alerts active at some time in the range (start_ms/start, end_ms/end or last, as in
+        every request's range; default: the last 24 hours), newest first."""
+        rng = {k: v for k, v in (("start_ms", start_ms), ("end_ms", end_ms), ("start", start), ("end", end),
+                                  ("last", last)) if v not in (None, "")}
+        if not {"start_ms", "start", "last"} & set(rng):
+            rng["last"] = "24h"
         try:
-            req = m.ListAlertsRequest(range=m.TimeRange(start_ms=start, end_ms=end), state=state, severity=severity,
+            req = m.ListAlertsRequest(range=m.TimeRange(**rng), state=state, severity=severity,
                                       rule=rule, address=address, source=source, limit=limit)
         except ValidationError as e:
             raise ApiError(400, m.problems(e, "query")) from None

@@ -7,6 +7,9 @@ short lowercase names here ("src", "bytes"); the proto's enums map onto them in 
 from __future__ import annotations
 
 import ipaddress
+import re
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -49,15 +52,65 @@ def single_address(text: str) -> str:
 
 
 class TimeRange(_Model):
-    """Windows whose start lies in [start_ms, end_ms), milliseconds since the Unix epoch."""
-    start_ms: int = Field(ge=0, le=2**53)
-    end_ms: int = Field(ge=0, le=2**53)
+    """Windows whose start lies in [start, end). Each bound as milliseconds since the Unix epoch
+    (start_ms, end_ms) or as RFC 3339 text (start, end: "2026-11-30T18:00:00Z"); or `last`, a
+    span ending at `end` (default: now): "90s", "15m", "6h", "7d". They are resolved into start_ms
+    and end_ms at once: queries, caches and answers see only those."""
+    start_ms: int = Field(default=-1, ge=-1, le=2**53)
+    end_ms: int = Field(default=-1, ge=-1, le=2**53)
+    start: str = Field(default="", max_length=64)
+    end: str = Field(default="", max_length=64)
+    last: str = Field(default="", max_length=16)
 
     @model_validator(mode="after")
-    def _ordered(self):
-        if self.end_ms <= self.start_ms:
-            raise ValueError("range: end_ms must be after start_ms")
+    def _resolve(self):
+        end = _bound(self.end_ms, self.end, "end")
+        if end < 0:
+            if not self.last:
+                raise ValueError("range: give end_ms or end (or last, which ends now)")
+            end = int(time.time() * 1000)
+        start = _bound(self.start_ms, self.start, "start")
+        if self.last:
+            if start >= 0:
+                raise ValueError("range: give start or last, not both")
+            start = max(end - _span_ms(self.last), 0)
+        if start < 0:
+            raise ValueError("range: give start_ms or start (or last)")
+        if end <= start:
+            raise ValueError("range: end must be after start")
+        for k, v in (("start_ms", start), ("end_ms", end), ("start", ""), ("end", ""), ("last", "")):
+            object.__setattr__(self, k, v)          # resolved: nothing else left to read
         return self
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SPAN = re.compile(r"^(\d{1,9})(s|m|h|d|w)$")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+def _span_ms(text: str) -> int:
+    got = _SPAN.match(text.strip())
+    if not got:
+        raise ValueError(f"range: last must be a number and a unit s, m, h, d or w (e.g. 15m), not {text!r}")
+    return int(got.group(1)) * _UNIT_MS[got.group(2)]
+
+
+def _bound(ms: int, text: str, name: str) -> int:
+    """One bound in ms from either form; -1 when neither is given."""
+    if text and ms >= 0:
+        raise ValueError(f"range: give {name}_ms or {name}, not both")
+    if not text:
+        return ms
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"range: {name} is not RFC 3339 time (e.g. 2026-11-30T18:00:00Z): {text!r}") from None
+    if t.tzinfo is None:
+        raise ValueError(f"range: {name} needs a time zone (Z or +hh:mm): {text!r}")
+    ms = (t - _EPOCH) // timedelta(milliseconds=1)      # exact: no float on the way
+    if not 0 <= ms <= 2**53:
+        raise ValueError(f"range: {name} is out of range: {text!r}")
+    return ms
 
 
 class Filter(_Model):

@@ -51,12 +51,18 @@ HH_PORT: HeavyHitterDimension
 HH_PROTO: HeavyHitterDimension
 
 class TimeRange(_message.Message):
-    __slots__ = ("start_ms", "end_ms")
+    __slots__ = ("start_ms", "end_ms", "start", "end", "last")
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     end_ms: int
-    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+    start: str
+    end: str
+    last: str
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., last: _Optional[str] = ...) -> None: ...
 
 class Filter(_message.Message):
     __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan")
