@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import DATABASE, FLOW_KEY_HASH
+from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, addr_text_sql
 
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
@@ -46,7 +46,7 @@ class Dialect:
 
     def addr_text(self, col: str) -> str:
         """An address column as text (IPv4 as ::ffff:a.b.c.d; `address` turns that into a.b.c.d)."""
-        return f"IPv6NumToString({col})" if self.legacy else f"toString({col})"
+        return addr_text_sql(col, self.legacy)
 
     def window_ms(self) -> str:
         return self.ms("window_start")

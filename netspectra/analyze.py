@@ -150,9 +150,14 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+SERVER_FORMATS = ("PrettyCompact", "TabSeparated", "TSV", "CSV", "JSONEachRow")
+
+
 def cmd_sql(args) -> int:
     from sinks.chdb_store import ChdbStore
 
+    if args.store.startswith("clickhouse://"):
+        return _sql_on_server(args.store[len("clickhouse://"):], args.query, args.format)
     if not Path(args.store).is_dir():
         print(f"netspectra sql: no store at {args.store}", file=sys.stderr)
         return 1
@@ -163,3 +168,50 @@ def cmd_sql(args) -> int:
         return 1
     sys.stdout.write(out)
     return 0
+
+
+def _sql_on_server(address: str, query: str, fmt: str) -> int:
+    """A query on a ClickHouse server (native protocol), printed in one of SERVER_FORMATS."""
+    import csv
+    import json
+
+    from schemas.credentials import clickhouse_client
+    from schemas.probes import clickhouse_problem
+    if fmt not in SERVER_FORMATS:
+        print(f"netspectra sql: on a server, --format is one of {', '.join(SERVER_FORMATS)}", file=sys.stderr)
+        return 2
+    problem = clickhouse_problem(address)
+    if problem:
+        print(f"netspectra sql: {problem}", file=sys.stderr)
+        return 2
+    try:
+        rows, types = clickhouse_client(address).execute(query, with_column_types=True)
+    except Exception as e:      # the server's message, one line
+        text = " ".join(str(e).split("Stack trace:")[0].split())      # the server's message on one line
+        print(f"netspectra sql: {text[:400]}", file=sys.stderr)
+        return 1
+    names = [n for n, _ in types]
+    cells = [[_cell(v) for v in r] for r in rows]
+    if fmt == "JSONEachRow":
+        for r in rows:
+            print(json.dumps(dict(zip(names, [v if isinstance(v, (int, float)) else _cell(v) for v in r]))))
+    elif fmt == "CSV":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerows(cells)
+    elif fmt in ("TSV", "TabSeparated"):
+        for r in cells:
+            print("\t".join(r))
+    else:
+        widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+        print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+        for r in cells:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    return 0
+
+
+def _cell(v) -> str:
+    """A value as text; 16 raw address bytes (an 18.16 address column) as the address."""
+    if isinstance(v, (bytes, str)) and len(v) == 16 and not (isinstance(v, str) and v.isprintable()):
+        from schemas.addresses import to_text
+        return to_text(v.encode("latin-1") if isinstance(v, str) else v)
+    return str(v)

@@ -117,9 +117,12 @@ def parser() -> argparse.ArgumentParser:
                      help="no tokens: everyone may read (trials only)")
     api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
-    q = sub.add_parser("sql", help="run a query against a store written by analyze --store")
-    q.add_argument("--store", required=True, help="chDB directory written by analyze --store")
-    q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact)")
+    q = sub.add_parser("sql", help="run a query against a store: a chDB directory or a ClickHouse server "
+                       "(the *_text views show addresses as text)")
+    q.add_argument("--store", required=True, help="chDB directory written by analyze --store, or "
+                   "clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
+    q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact; "
+                   "on a server one of PrettyCompact, TSV, CSV, JSONEachRow)")
     q.add_argument("query", help="SQL, e.g. \"SELECT count() FROM netspectra.flows\"")
 
     c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow",

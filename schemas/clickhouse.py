@@ -128,6 +128,26 @@ LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
                 "DateTime64(3, 'UTC')": "DateTime('UTC')", "LowCardinality(String)": "String"}
 
 
+def addr_text_sql(col: str, legacy: bool) -> str:
+    """An address column as text (IPv4 as ::ffff:a.b.c.d), on either schema."""
+    return f"IPv6NumToString({col})" if legacy else f"toString({col})"
+
+
+def _readable_view(database: str, table: str, legacy: bool) -> str:
+    """`<table>_text`: the table with its addresses as text (IPv4 as a.b.c.d), for people and
+    `netspectra sql` (18.16 stores them as 16 raw bytes). FINAL: a window written twice (a
+    revision, a replay) counts once, as in the API's queries."""
+    cols = []
+    for name, typ in column_types(table).items():
+        if typ == "IPv6":
+            text = addr_text_sql(name, legacy)
+            cols.append(f"if(startsWith({text}, '::ffff:'), substring({text}, 8), {text}) AS {name}")
+        else:
+            cols.append(name)
+    return (f"CREATE VIEW IF NOT EXISTS {database}.{table}_text AS SELECT {', '.join(cols)} "
+            f"FROM {database}.{table} FINAL")
+
+
 def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
     stmts = [f"CREATE DATABASE IF NOT EXISTS {database}"]
     for name, (cols, order, *version) in TABLES.items():
@@ -142,6 +162,11 @@ def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
     return stmts
 
 
+def views(database: str = DATABASE, legacy: bool = False) -> list[str]:
+    """The readable views; created once the tables are known to be this DDL's (check_existing)."""
+    return [_readable_view(database, t, legacy) for t in TABLES if "IPv6" in column_types(t).values()]
+
+
 def column_types(table: str, legacy: bool = False) -> dict[str, str]:
     """Column name -> type as written in the DDL (legacy: the down-level type)."""
     out = {}
@@ -152,7 +177,8 @@ def column_types(table: str, legacy: bool = False) -> dict[str, str]:
     return out
 
 
-EXISTING_COLUMNS_SQL = f"SELECT table, name FROM system.columns WHERE database = '{DATABASE}'"
+EXISTING_COLUMNS_SQL = (f"SELECT table, name FROM system.columns WHERE database = '{DATABASE}' "
+                        f"AND table IN ({', '.join(repr(t) for t in TABLES)})")
 
 
 def check_existing(rows) -> None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns,
-                                ddl)
+                                ddl, views)
 from schemas.window_rows import WindowRows, concat_tables
 from sinks.rows import alert_tables
 
@@ -78,6 +78,8 @@ class ChdbStore:
         for stmt in ddl():
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
+        for stmt in views():
+            self.query(stmt)
 
     def write(self, windows: list[WindowRows]) -> None:
         """Write windows' rows, one INSERT per table for all of them (an INSERT costs ~10 ms)."""

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl
+from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl, views
 from schemas.window_rows import WindowRows, concat_tables
 from schemas import metrics as M
 from sinks.retry import Backoff
@@ -66,6 +66,8 @@ class ClickHouseNative:
         for stmt in ddl(self.database, legacy=legacy):
             self.client.execute(stmt)
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
+        for stmt in views(self.database, legacy=legacy):
+            self.client.execute(stmt)
         self.legacy = legacy        # only now: a failure above makes the next write set up again
 
     def write(self, windows: list[WindowRows]) -> None:

@@ -69,3 +69,27 @@ def test_server_away_then_back(local_stack):
             "GROUP BY window_start")
         raise AssertionError(f"totals {got} after {ch.retries} retries; rows by window {windows}; "
                              f"server log:\n" + "\n".join(log[-60:]))
+
+
+def test_readable_views_and_sql_on_the_server(local_stack):
+    """18.16 keeps addresses as 16 bytes; the *_text views (and `netspectra sql` on them) show
+    them as text, a window written twice once, the same as the flow table read with FINAL."""
+    import json
+    from schemas.addresses import to_text
+    from tests.pipeline import run
+    _, ports, _ = local_stack
+    address = f"127.0.0.1:{ports['clickhouse']}"
+    ch = ClickHouseNative(address)
+    results = _results("views")
+    ch.write(results)
+    ch.write(results)
+    raw = clickhouse_client(address).execute(
+        "SELECT src, dst, packets FROM netspectra.flows FINAL WHERE source = 'views' ORDER BY src, dst")
+    want = [{"src": to_text(s if isinstance(s, bytes) else s.encode("latin-1")),
+             "dst": to_text(d if isinstance(d, bytes) else d.encode("latin-1")), "packets": p} for s, d, p in raw]
+    res = run("sql", "--store", f"clickhouse://{address}", "--format", "JSONEachRow",
+              "SELECT src, dst, packets FROM netspectra.flows_text WHERE source = 'views' ORDER BY src, dst")
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(ln) for ln in res.stdout.splitlines()] == want and len(want) == 5
+    res = run("sql", "--store", f"clickhouse://{address}", "SELECT nosuch FROM netspectra.flows_text")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "nosuch" in res.stderr
