@@ -134,6 +134,7 @@ class Collector:
         self.flag: StopFlag | None = None
         self.totals = DecodedTotals()
         self._source = None
+        self.pacer = None
         self.metrics_port = 0
         self._counted: dict[str, int] = {}      # counter -> value it was last synced at
 
@@ -180,8 +181,8 @@ class Collector:
                 cap = CaptureFile(c.pcap)
             except (CaptureFormatError, OSError) as e:
                 raise CollectorError(str(e)) from None
-            pacer = Pacer(speed=c.speed, rate=c.rate, retime=c.retime)
-            return pacer.pace(_loop(cap, c.loop), stop), cap.stats, lambda: None
+            self.pacer = Pacer(speed=c.speed, rate=c.rate, retime=c.retime)
+            return self.pacer.pace(_loop(cap, c.loop), stop), cap.stats, lambda: None
         from collectors.live import CaptureError, open_live
         try:
             live = open_live(c.method, c.interface, bpf=c.bpf, snaplen=c.snaplen, buffer_mb=c.buffer_mb,
@@ -213,7 +214,9 @@ class Collector:
         self._sync_metrics(capture_stats)
         return {"source": c.pcap or c.interface, "topic": None if pub is None else c.topic,
                 "partitions": None if pub is None else pub.partitions, "seconds": round(secs, 3),
-                "cpu_seconds": round(cpu, 3), "capture": capture_stats.as_dict(), "decoded": asdict(totals),
+                "cpu_seconds": round(cpu, 3), "capture": capture_stats.as_dict(),
+                # a replay reads ahead: stopped by --duration or --count, it read more than it sent
+                **({"replayed": self.pacer.sent} if self.pacer is not None else {}), "decoded": asdict(totals),
                 "published": None if pub is None else pub.stats.as_dict(), "pending": pending}
 
     def hold_metrics(self) -> None:

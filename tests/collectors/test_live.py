@@ -189,3 +189,19 @@ def test_duration_counts_capture_not_compiling(tmp_path, method):
                           "--dry-run", "--duration", "2"], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stderr.strip().splitlines()[-1])["seconds"] >= 2
+
+
+def test_a_stopped_replay_reports_what_it_read_and_what_it_sent():
+    """Reading runs ahead of pacing: stopped by --count, the report says both, and what was
+    decoded is what was sent."""
+    import tempfile
+
+    from tests.support import numbered_pcap
+    with tempfile.TemporaryDirectory() as d:
+        pcap = f"{d}/n.pcap"
+        numbered_pcap(pcap, 5000)
+        res = subprocess.run([sys.executable, "-m", "netspectra.cli", "collect", "--pcap", pcap, "--dry-run",
+                              "--rate", "100000", "--count", "1234"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stderr.strip().splitlines()[-1])
+    assert rep["replayed"] >= rep["decoded"]["frames"] == 1234 and rep["capture"]["packets"] == 5000
