@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "netspectra.v1.Query"
 WATCH_POLL_S = 0.2
-_ENUM_PREFIXES = ("DIMENSION_", "METRIC_", "HH_")
+_ENUM_PREFIXES = ("DIMENSION_", "METRIC_", "HH_", "SPREAD_")
 
 
 def _enum_name(value_name: str) -> str:

@@ -236,6 +236,9 @@ class QuerySpreadersRequest(_Model):
     filter: Filter = Field(default_factory=Filter)
     limit: int = _limit()
     exact: bool = False
+    # peers: by distinct peers (the spread sketches, or exact); ports: by distinct destination
+    # ports (sources: port scanners; destinations: hosts probed on many ports), exact from flows
+    count: Literal["peers", "ports"] = "peers"
 
 
 class Spreader(_Model):

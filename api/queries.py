@@ -258,7 +258,12 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect) -> list[tuple[str, str, 
     limit = m.limit_of(req.limit)
     for side, entity, peer, kind in (("sources", "src", "dst", "src_spread"), ("destinations", "dst", "src", "dst_fan_in")):
         q = Sql(d)
-        if req.exact:
+        if req.count == "ports":        # exact from the flow records: no sketch counts ports
+            q.filters(req.range, req.filter)
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact(dport)) AS n, n, n FROM {DATABASE}.flows FINAL "
+                   f"WHERE {q.where_sql()} AND proto IN (6, 17) GROUP BY {entity} ORDER BY n DESC, {entity} "
+                   f"LIMIT {limit}")
+        elif req.exact:
             q.filters(req.range, req.filter)
             sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM {DATABASE}.flows FINAL "
                    f"WHERE {q.where_sql()} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")

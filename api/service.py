@@ -80,7 +80,7 @@ class QueryService:
             out = {}
             for side, sql, params in q.spreaders(req, self.dialect):
                 out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
-            return m.QuerySpreadersResponse(exact=req.exact, **out)
+            return m.QuerySpreadersResponse(exact=req.exact or req.count == "ports", **out)
         return self._cached(req, compute)
 
     # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------

@@ -11,19 +11,52 @@ import collections
 
 import numpy as np
 
-from collectors.protocols import PROTOCOL_NAMES
+from collectors.protocols import IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, PROTOCOL_NAMES
 from flows.config import WindowConfig
 from flows.sketches import SPREAD_KINDS, HeavyHitters, parse_key
-from flows.table import sum_by_address, top_by
+from flows.detect import distinct_per_group
+from flows.table import FlowTable, group_ids, sum_by_address, top_by
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
-from schemas.flow_key import words_to_addr
+from schemas.flow_key import mix, pp_dport, pp_proto, words_to_addr
 
 _NOT_ERRORS = {"frames", "ok"}
 
 
 def proto_name(p: int) -> str:
     return PROTOCOL_NAMES.get(p, str(p))
+
+
+MIN_SCANNER_PORTS = 10      # a source is listed as a port scanner from this many distinct ports in one window
+
+
+def top_port_spread(t: FlowTable, n: int, min_ports: int = MIN_SCANNER_PORTS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact: up to n sources with the most distinct destination ports (TCP and UDP) among flow
+    records, at least `min_ports`, as (address words, counts), most first.
+
+    A source has no more distinct ports than flow records. Records are first counted per hash
+    bucket of their source (one bincount); only rows in buckets holding at least `min_ports`
+    records can belong to a listed source, and only they are grouped exactly. Under a spoofed
+    flood (a million one-record sources) that is a handful of rows, not two group-bys."""
+    empty = np.zeros((0, 2), np.uint64), np.zeros(0, np.int64)
+    if not len(t) or n <= 0:
+        return empty
+    h = mix(t.src[:, 0], t.src[:, 1])
+    buckets = 1 << max(10, int(len(t) - 1).bit_length())        # about one record per bucket
+    bucket = (h & np.uint64(buckets - 1)).astype(np.int64)
+    rows = np.flatnonzero(np.bincount(bucket, minlength=buckets)[bucket] >= min_ports)
+    proto = pp_proto(t.pp[rows])
+    rows = rows[(proto == TCP) | (proto == UDP)]
+    if not len(rows):
+        return empty
+    words = t.src[rows]
+    gid, rep = group_ids(h[rows], [words[:, 0], words[:, 1]])
+    _, first, counts = distinct_per_group([gid.astype(np.uint64)], [pp_dport(t.pp[rows]).astype(np.uint64)])
+    w = words[first]
+    keep = counts >= min_ports
+    w, counts = w[keep], counts[keep]
+    order = np.lexsort((w[:, 1], w[:, 0], -counts))[:n]
+    return w[order], counts[order]
 
 
 class CaptureSummary:
@@ -40,6 +73,7 @@ class CaptureSummary:
         self.last_ns: int | None = None
         self.heavy = HeavyHitters(cfg.sketches)
         self.spread: dict[str, dict[bytes, float]] = {k: {} for k in SPREAD_KINDS}
+        self.port_spread: dict[bytes, int] = {}     # source -> most distinct dst ports in one window
         self.counters: collections.Counter = collections.Counter()
         self.protocols: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
         self.ports: dict[tuple[int, int], list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -64,6 +98,10 @@ class CaptureSummary:
             best = self.spread[kind]
             for addr, est, _, _ in r.spread[kind].top(self.cfg.top_n):
                 best[addr] = max(best.get(addr, 0.0), est)
+        words, counts = top_port_spread(r.flows, self.cfg.top_n)
+        for addr, c in zip(words_to_addr(words), counts.tolist()):
+            key = addr.tobytes()
+            self.port_spread[key] = max(self.port_spread.get(key, 0), c)
         self.counters.update(r.counters)
         for p, pk, by in r.protocols():
             self.protocols[p][0] += pk
@@ -117,6 +155,8 @@ class CaptureSummary:
             "top_talkers": self.top_talkers(top), "heavy_hitters": flows,
             "super_spreaders": [{"src": a, "distinct_dsts": e} for a, e in self.top_spread("src_spread", top)],
             "fan_in": [{"dst": a, "distinct_srcs": e} for a, e in self.top_spread("dst_fan_in", top)],
+            "port_scanners": [{"src": to_text(a), "distinct_ports": c} for a, c in
+                              sorted(self.port_spread.items(), key=lambda x: (-x[1], x[0]))[:top]],
             "protocols": [{"proto": p, "name": proto_name(p), "packets": v[0], "bytes": v[1]}
                           for p, v in sorted(self.protocols.items(), key=lambda x: -x[1][1])],
             "top_ports": [{"proto": proto_name(p), "port": port, "packets": v[0], "bytes": v[1]} for (p, port), v in ports],

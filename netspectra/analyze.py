@@ -92,6 +92,8 @@ def print_report(rep: dict, top: int) -> None:
           [(s["src"], f"{s['distinct_dsts']:,}") for s in rep["super_spreaders"]])
     table("Fan-in (most distinct sources in one window: DDoS victims)", ["destination", "distinct srcs"],
           [(s["dst"], f"{s['distinct_srcs']:,}") for s in rep["fan_in"]])
+    table("Port scanners (most distinct destination ports in one window, exact)", ["source", "distinct ports"],
+          [(s["src"], f"{s['distinct_ports']:,}") for s in rep["port_scanners"]])
     if rep["alerts"]:
         con.print("[bold]Alerts[/bold]")
         for a in rep["alerts"]:        # one line each: readable at any terminal width, and greppable

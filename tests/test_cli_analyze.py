@@ -8,10 +8,11 @@ import json
 import pytest
 
 from tests.conftest import PMACCT_UNREADABLE, SHARED_NAMES, pmacct_flows, reference_windows, shared_pcap
+from flows.summary import MIN_SCANNER_PORTS
 from tests.pipeline import run
 
 JSON_KEYS = {"packets", "bytes", "flows", "windows", "top_talkers", "heavy_hitters", "super_spreaders", "fan_in",
-             "protocols", "errors"}
+             "port_scanners", "protocols", "errors"}
 
 
 def export_flows(path, vlan: bool = True) -> tuple[collections.Counter, collections.Counter]:
@@ -39,6 +40,17 @@ def test_analyze_json_matches_the_planted_truth_and_reference(synth_pcap, tmp_pa
     truth = json.load(open(f"{synth_pcap}.truth.json"))
     assert rep["fan_in"][0]["dst"] == truth["fan_in"][0]["dst"]
     assert {s["src"] for s in rep["super_spreaders"][:2]} == {s["src"] for s in truth["super_spreaders"]}
+    ports = collections.Counter()           # exact: each source's most distinct TCP/UDP dst ports in a window
+    for flows in ref.values():
+        per = collections.defaultdict(set)
+        for s, d, sp, dp, p, _v in flows:
+            if p in (6, 17):
+                per[s].add(dp)
+        for s, dps in per.items():
+            ports[s] = max(ports[s], len(dps))
+    listed = sorted((n for n in ports.values() if n >= MIN_SCANNER_PORTS), reverse=True)[:5]
+    assert listed and [s["distinct_ports"] for s in rep["port_scanners"]] == listed
+    assert all(ports[s["src"]] == s["distinct_ports"] for s in rep["port_scanners"])
     by_src, pk_src, by_flow, by_proto = (collections.Counter() for _ in range(4))
     pk_proto = collections.Counter()
     for flows in ref.values():

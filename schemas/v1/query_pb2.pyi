@@ -32,6 +32,12 @@ class HeavyHitterDimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HH_FLOW: _ClassVar[HeavyHitterDimension]
     HH_PORT: _ClassVar[HeavyHitterDimension]
     HH_PROTO: _ClassVar[HeavyHitterDimension]
+
+class SpreadCount(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPREAD_COUNT_UNSPECIFIED: _ClassVar[SpreadCount]
+    SPREAD_PEERS: _ClassVar[SpreadCount]
+    SPREAD_PORTS: _ClassVar[SpreadCount]
 DIMENSION_UNSPECIFIED: Dimension
 DIMENSION_SRC: Dimension
 DIMENSION_DST: Dimension
@@ -49,6 +55,9 @@ HH_DST: HeavyHitterDimension
 HH_FLOW: HeavyHitterDimension
 HH_PORT: HeavyHitterDimension
 HH_PROTO: HeavyHitterDimension
+SPREAD_COUNT_UNSPECIFIED: SpreadCount
+SPREAD_PEERS: SpreadCount
+SPREAD_PORTS: SpreadCount
 
 class TimeRange(_message.Message):
     __slots__ = ("start_ms", "end_ms", "start", "end", "last")
@@ -229,16 +238,18 @@ class QueryHeavyHittersResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[HeavyHitter, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class QuerySpreadersRequest(_message.Message):
-    __slots__ = ("range", "filter", "limit", "exact")
+    __slots__ = ("range", "filter", "limit", "exact", "count")
     RANGE_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     range: TimeRange
     filter: Filter
     limit: int
     exact: bool
-    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
+    count: SpreadCount
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., exact: _Optional[bool] = ..., count: _Optional[_Union[SpreadCount, str]] = ...) -> None: ...
 
 class Spreader(_message.Message):
     __slots__ = ("addr", "distinct", "lower_bound", "upper_bound")

@@ -195,6 +195,25 @@ def test_spreaders(api):
     assert all(x["lower_bound"] <= x["distinct"] <= x["upper_bound"] for x in h["sources"])
 
 
+def test_port_scanners(api):
+    """Sources by distinct destination ports (TCP, UDP), and destinations by ports tried on them:
+    exact, the capture's planted port scanner first."""
+    sports, dports = collections.defaultdict(set), collections.defaultdict(set)
+    for f in api.ref.values():
+        for src, dst, _, dport, proto, *_ in f:
+            if proto in (6, 17):
+                sports[src].add(dport)
+                dports[dst].add(dport)
+    body = {"range": ALL, "filter": {"source": api.source}, "limit": 3, "count": "ports"}
+    g, h = both(api, "QuerySpreaders", "/v1/spreaders", {**body, "count": "SPREAD_PORTS"}, body)
+    assert h["exact"] and g["sources"] == h["sources"] and g["destinations"] == h["destinations"]
+    for side, truth in (("sources", sports), ("destinations", dports)):
+        got = {x["addr"]: x["distinct"] for x in h[side]}
+        assert all(got[a] == len(truth[a]) for a in got), side
+        assert sorted(got.values(), reverse=True) == sorted((len(s) for s in truth.values()), reverse=True)[:3], side
+    assert h["sources"][0]["distinct"] >= 100          # the planted scanner, far above any other source
+
+
 def test_live_top_and_watch(chdb_api):
     api = chdb_api
     last = api.results[-1]
