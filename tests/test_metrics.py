@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -187,9 +188,13 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
             pub.publish(batch([ts]))
             assert pub.flush(30) == 0
             wait_for(cond, 60, what)
-        # ClickHouse cut: the next window written (the revision's, or the one the next packet
-        # opens) cannot be, and the engine waits (retrying) rather than lose it, reading nothing
-        # meanwhile: the messages behind are its lag
+        # ClickHouse cut: the next window written cannot be; its write retries in the sink's
+        # thread while the engine reads on, until the epoch ends (or the next window reaches the
+        # sink): the sink then waits for that write rather than lose it, reading nothing
+        # meanwhile, and the messages behind are its lag
+        merged = lambda: v("netspectra_engine_windows_total") + v("netspectra_engine_window_revisions_total")  # noqa: E731
+        wait_for(lambda: v('netspectra_sink_windows_total{sink="clickhouse"}') == merged(), 60,
+                 "every merged window written to ClickHouse")      # so the write cut below is the next one
         clickhouse.cut()
         pub.publish(batch([last + 340]))
         assert pub.flush(30) == 0
@@ -198,10 +203,12 @@ def test_prometheus_scrapes_every_metric_and_they_agree_with_the_pipeline(local_
         except AssertionError as e:
             raise AssertionError(f"{e}; windows {v('netspectra_engine_windows_total')}, messages "
                                  f"{v('netspectra_engine_messages_total')}; engine log:\n{engine_log(procs[0])}") from None
-        for ts in (last + 341, last + 342, last + 343):
-            pub.publish(batch([ts]))
+        for i in range(120):                    # until the engine stops reading (within an epoch)
+            pub.publish(batch([last + 341 + i / 1000]))
             assert pub.flush(30) == 0
-        # 3, or 4 when the write that blocks is the revision's and the next packet is unread too
+            if v(LAG) >= 3:
+                break
+            time.sleep(0.5)
         wait_for(lambda: v(LAG) >= 3, 60, "a consumer lag of 3 messages or more")
         clickhouse.restore()
         wait_for(lambda: v(LAG) == 0, 60, "the engine to catch up")
