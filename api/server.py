@@ -25,6 +25,9 @@ class ApiStartError(Exception):
         self.lines = lines
 
 
+NO_TOKENS = "no API tokens configured: give --config with tokens, or --allow-anonymous"
+
+
 def problems(config: ApiConfig) -> list[str]:
     """What stops the API from serving, one line each: settings first, then the backends asked."""
     from schemas.probes import clickhouse_problem, problems as probe, redis_problem
@@ -33,7 +36,7 @@ def problems(config: ApiConfig) -> list[str]:
         errors.append("no store: give --store, a chDB directory (as written by `analyze --store`) or "
                       "clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
     if not config.tokens and not config.allow_anonymous:
-        errors.append("no API tokens configured: give --config with tokens, or --allow-anonymous")
+        errors.append(NO_TOKENS)
     if errors:
         return errors
     checks = [(redis_problem, config.redis)] if config.redis else []
@@ -50,7 +53,7 @@ def build(config: ApiConfig):
     from api.store import open_backend
 
     if not config.tokens and not config.allow_anonymous:
-        raise ApiStartError(["no API tokens configured: give --config with tokens, or --allow-anonymous"])
+        raise ApiStartError([NO_TOKENS])
     service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries)
     server, port = build_server(service, config)
     return service, server, port, create_app(service, config)

@@ -15,7 +15,7 @@ from collectors.protocols import IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, PROTOCO
 from flows.config import WindowConfig
 from flows.sketches import SPREAD_KINDS, HeavyHitters, parse_key
 from flows.detect import distinct_per_group
-from flows.table import FlowTable, group_ids, sum_by_address, top_by
+from flows.table import FlowTable, sum_by_address, top_by
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from schemas.flow_key import mix, pp_dport, pp_proto, words_to_addr
@@ -50,8 +50,7 @@ def top_port_spread(t: FlowTable, n: int, min_ports: int = MIN_SCANNER_PORTS) ->
     if not len(rows):
         return empty
     words = t.src[rows]
-    gid, rep = group_ids(h[rows], [words[:, 0], words[:, 1]])
-    _, first, counts = distinct_per_group([gid.astype(np.uint64)], [pp_dport(t.pp[rows]).astype(np.uint64)])
+    _, first, counts = distinct_per_group([words[:, 0], words[:, 1]], [pp_dport(t.pp[rows]).astype(np.uint64)])
     w = words[first]
     keep = counts >= min_ports
     w, counts = w[keep], counts[keep]
