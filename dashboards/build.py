@@ -1,65 +1,74 @@
-"""Writes the Grafana dashboards: dashboards/json/netspectra.json, the traffic, on the official
-ClickHouse datasource plugin; dashboards/json/netspectra-pipeline.json, the pipeline's own
-health, on Prometheus (schemas/metrics.py). Panels are declared here once (title, kind, query);
-tests run every SQL, with Grafana's macros and variables expanded, against the DDL in chDB, and
-every PromQL against a real Prometheus scraping a live pipeline.
+"""The Grafana dashboards: the traffic (dashboards/json/netspectra.json) on the official ClickHouse
+datasource plugin, the pipeline's own health (dashboards/json/netspectra-pipeline.json) on
+Prometheus (schemas/metrics.py). Panels are declared here once (title, kind, query); tests run
+every SQL, with the plugin's macros expanded as the plugin does, on chDB (modern ClickHouse) and
+on Debian's 18.16 server, and every PromQL against a real Prometheus scraping a live pipeline.
+`netspectra grafana` (dashboards/provision.py) writes them with their datasources for Grafana.
 
-    python dashboards/build.py
+    python -m dashboards.build      # after changing a panel: rewrites dashboards/json/
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from schemas.clickhouse import addr_display_sql, addr_match_sql
+
 OUT = Path(__file__).resolve().parent / "json" / "netspectra.json"
 PIPELINE_OUT = Path(__file__).resolve().parent / "json" / "netspectra-pipeline.json"
 DS = {"type": "grafana-clickhouse-datasource", "uid": "netspectra-clickhouse"}
 PROM = {"type": "prometheus", "uid": "netspectra-prometheus"}
 
-# Filters every panel shares: time range (Grafana's macro on the sort key's first column), the
-# source variable, and on flow panels the address / protocol / VLAN variables ('' = any).
-# No SELECT alias may be named like a filtered column: ClickHouse resolves WHERE names to
+# Only functions both schemas have (18.16 lacks toStartOfInterval, isIPv4String, toIPv6...) and
+# only the plugin macros that expand to them: $__timeFilter (toDateTime), $__interval_s (a
+# number), $__fromTime/$__toTime; not $__timeInterval (toStartOfInterval).
+_TIME = "toDateTime(intDiv(toUInt32(toDateTime(window_start)), $__interval_s) * $__interval_s)"
+# Filters every panel shares: time range (the sort key's first column), the source variable, and
+# on flow panels the address / protocol / VLAN variables ('' = any).
+# No SELECT alias may be named like a column a WHERE uses: ClickHouse resolves WHERE names to
 # aliases first (an address aliased `source` made the source filter compare addresses).
 _WHERE = ("$__timeFilter(window_start) AND ('${source}' = '' OR source = '${source}')")
-# Addresses are stored as IPv6 (IPv4 mapped): an IPv4 variable must be mapped before it is
-# compared (toIPv6OrDefault('192.0.2.1') is '::', which matches nothing).
-_ADDR_VAR = "toIPv6OrDefault(if(isIPv4String('${address}'), concat('::ffff:', '${address}'), '${address}'))"
-_FLOW_WHERE = (_WHERE + f" AND ('${{address}}' = '' OR src = {_ADDR_VAR} OR dst = {_ADDR_VAR})"
+_ADDRESS = "'${address}'"
+_FLOW_WHERE = (_WHERE + f" AND ({_ADDRESS} = '' OR {addr_match_sql('src', _ADDRESS)} OR {addr_match_sql('dst', _ADDRESS)})"
                " AND ('${protocol}' = '' OR toString(proto) = '${protocol}')"
                " AND ('${vlan}' = '' OR toString(vlan) = '${vlan}')")
-_ADDR = ("if(startsWith(toString({c}), '::ffff:') AND isIPv4String(substring(toString({c}), 8)), "
-         "substring(toString({c}), 8), toString({c}))")
+_ADDR = addr_display_sql
 
 PANELS = [
     ("Traffic (bits/s)", "timeseries",
-     f"SELECT $__timeInterval(window_start) AS time, sum(bytes) * 8 / any(window_seconds) AS bps "
+     f"SELECT {_TIME} AS time, sum(bytes) * 8 / greatest(max(window_seconds), $__interval_s) AS bps "
      f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
     ("Packets/s", "timeseries",
-     f"SELECT $__timeInterval(window_start) AS time, sum(packets) / any(window_seconds) AS pps "
+     f"SELECT {_TIME} AS time, sum(packets) / greatest(max(window_seconds), $__interval_s) AS pps "
      f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
     ("Protocol mix (bytes)", "piechart",
      f"SELECT name AS protocol, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
-     f"WHERE {_WHERE} AND kind = 'protocol' GROUP BY protocol ORDER BY bytes DESC"),
+     f"WHERE {_WHERE} AND kind = 'protocol' GROUP BY protocol ORDER BY bytes DESC, protocol"),
     ("Top destination ports", "table",
      f"SELECT name AS port, sum(packets) AS packets, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
-     f"WHERE {_WHERE} AND kind = 'port' GROUP BY port ORDER BY bytes DESC LIMIT 20"),
+     f"WHERE {_WHERE} AND kind = 'port' GROUP BY port ORDER BY bytes DESC, port LIMIT 20"),
     ("Top talkers (exact, bytes)", "table",
-     f"SELECT {_ADDR.format(c='src')} AS talker, sum(bytes) AS bytes, sum(packets) AS packets "
-     f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} GROUP BY src ORDER BY bytes DESC LIMIT 20"),
+     f"SELECT {_ADDR('src')} AS talker, sum(bytes) AS bytes, sum(packets) AS packets "
+     f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} GROUP BY src ORDER BY bytes DESC, talker LIMIT 20"),
     ("Top flows (exact, bytes)", "table",
-     f"SELECT {_ADDR.format(c='src')} AS src_addr, sport, {_ADDR.format(c='dst')} AS dst_addr, dport, proto, "
+     f"SELECT {_ADDR('src')} AS src_addr, sport, {_ADDR('dst')} AS dst_addr, dport, proto, "
      f"sum(bytes) AS bytes, sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} "
-     f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC LIMIT 20"),
+     f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC, src_addr, sport, dst_addr, dport, proto LIMIT 20"),
     ("Super-spreaders (distinct destinations, largest window)", "table",
-     f"SELECT {_ADDR.format(c='addr')} AS spreader, max(estimate) AS distinct_destinations "
+     f"SELECT {_ADDR('addr')} AS spreader, max(estimate) AS distinct_destinations "
      f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'src_spread' "
-     f"GROUP BY addr ORDER BY distinct_destinations DESC LIMIT 20"),
+     f"GROUP BY addr ORDER BY distinct_destinations DESC, spreader LIMIT 20"),
     ("Fan-in victims (distinct sources, largest window)", "table",
-     f"SELECT {_ADDR.format(c='addr')} AS destination, max(estimate) AS distinct_sources "
+     f"SELECT {_ADDR('addr')} AS destination, max(estimate) AS distinct_sources "
      f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'dst_fan_in' "
-     f"GROUP BY addr ORDER BY distinct_sources DESC LIMIT 20"),
+     f"GROUP BY addr ORDER BY distinct_sources DESC, destination LIMIT 20"),
+    # Exact, over the range (as the API's QuerySpreaders with count: ports): TCP and UDP only
+    ("Port scanners (distinct destination ports)", "table",
+     f"SELECT {_ADDR('src')} AS scanner, uniqExact(dport) AS ports, uniqExact(dst) AS destinations, "
+     f"sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND proto IN (6, 17) "
+     f"GROUP BY src ORDER BY ports DESC, scanner LIMIT 20"),
     ("Decode errors and late packets", "timeseries",
-     f"SELECT $__timeInterval(window_start) AS time, name, sum(packets) AS packets "
+     f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
      f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "
      f"AND name NOT IN ('frames', 'ok', 'ip_packets') GROUP BY time, name ORDER BY time"),
     # Alerts active in the time range (first seen before its end, last seen after its start), newest first
@@ -70,7 +79,7 @@ PANELS = [
      "AND ('${address}' = '' OR src = '${address}' OR dst = '${address}') "
      "ORDER BY first_seen DESC, id LIMIT 100"),
     ("Pipeline lag (s): window end to written", "timeseries",
-     f"SELECT $__timeInterval(window_start) AS time, "
+     f"SELECT {_TIME} AS time, "
      f"max(toFloat64(inserted_at) - (toFloat64(window_start) + window_seconds)) AS lag_s "
      f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
 ]

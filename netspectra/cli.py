@@ -11,7 +11,7 @@ import time
 
 from collectors import synth
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, WINDOW_S
-from stack.local import DEFAULT_PORTS
+from stack.local import DEFAULT_PORTS, PROMETHEUS_URL
 from schemas.topics import LOCAL_KAFKA
 
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "stack": "netspectra.stackctl:cmd_stack",
     "api": "netspectra.serve:cmd_api",
     "rules": "netspectra.cli:cmd_rules",
+    "grafana": "netspectra.cli:cmd_grafana",
 }
 
 
@@ -124,6 +125,16 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format (default PrettyCompact; "
                    "on a server one of PrettyCompact, TSV, CSV, JSONEachRow)")
     q.add_argument("query", help="SQL, e.g. \"SELECT count() FROM netspectra.flows\"")
+
+    g = sub.add_parser("grafana", help="write Grafana provisioning: the ClickHouse and Prometheus datasources "
+                       "and the NetSpectra dashboards")
+    g.add_argument("--out", default="grafana", help="directory to write (default grafana)")
+    g.add_argument("--clickhouse", default=f"127.0.0.1:{DEFAULT_PORTS['clickhouse']}",
+                   help="the ClickHouse server's native host:port (default the local stack's, "
+                        f"127.0.0.1:{DEFAULT_PORTS['clickhouse']}); user and password from the stack's credentials")
+    g.add_argument("--user", help="ClickHouse user (default: from the credentials, else default)")
+    g.add_argument("--password", help="ClickHouse password (default: from the credentials)")
+    g.add_argument("--prometheus", default=PROMETHEUS_URL, help=f"Prometheus URL (default {PROMETHEUS_URL})")
 
     c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow",
                         formatter_class=functools.partial(ServiceHelp, model=MODELS["collect"]))
@@ -286,6 +297,21 @@ def rules_or_report(path: str | None, command: str):
     except RulesError as e:
         problems(command, e.lines)
         return None
+
+
+def cmd_grafana(args) -> int:
+    from pathlib import Path
+
+    from dashboards import provision
+    try:
+        files = provision.write(Path(args.out), args.clickhouse, args.prometheus, args.user, args.password)
+    except (ValueError, OSError) as e:
+        print(f"netspectra grafana: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} files under {Path(args.out).resolve()} (datasources: ClickHouse {args.clickhouse}, "
+          f"Prometheus {args.prometheus})")
+    print(provision.how_to_run(Path(args.out)))
+    return 0
 
 
 def cmd_rules(args) -> int:

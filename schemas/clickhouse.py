@@ -133,17 +133,28 @@ def addr_text_sql(col: str, legacy: bool) -> str:
     return f"IPv6NumToString({col})" if legacy else f"toString({col})"
 
 
-def _readable_view(database: str, table: str, legacy: bool) -> str:
+def addr_display_sql(col: str) -> str:
+    """An address column as people write it (IPv4 as a.b.c.d, IPv6 as text): one expression for
+    both schemas (IPv6NumToString takes IPv6 and FixedString(16) alike); views and dashboards."""
+    text = f"IPv6NumToString({col})"
+    return f"if(startsWith({text}, '::ffff:'), substring({text}, 8), {text})"
+
+
+def addr_match_sql(col: str, text: str) -> str:
+    """`col` equals the address written in the SQL string literal `text` (IPv4 or IPv6), on both
+    schemas: compared as the hex of their 16 bytes (an IPv6 column against IPv6StringToNum's
+    FixedString makes modern servers' key analysis parse the bytes as text, and fail). An empty
+    `text` matches nothing (and raises nothing)."""
+    mapped = f"if({text} = '', '::', if(position({text}, ':') = 0, concat('::ffff:', {text}), {text}))"
+    return f"({text} != '' AND hex({col}) = hex(IPv6StringToNum({mapped})))"
+
+
+def _readable_view(database: str, table: str) -> str:
     """`<table>_text`: the table with its addresses as text (IPv4 as a.b.c.d), for people and
     `netspectra sql` (18.16 stores them as 16 raw bytes). FINAL: a window written twice (a
     revision, a replay) counts once, as in the API's queries."""
-    cols = []
-    for name, typ in column_types(table).items():
-        if typ == "IPv6":
-            text = addr_text_sql(name, legacy)
-            cols.append(f"if(startsWith({text}, '::ffff:'), substring({text}, 8), {text}) AS {name}")
-        else:
-            cols.append(name)
+    cols = [f"{addr_display_sql(name)} AS {name}" if typ == "IPv6" else name
+            for name, typ in column_types(table).items()]
     return (f"CREATE VIEW IF NOT EXISTS {database}.{table}_text AS SELECT {', '.join(cols)} "
             f"FROM {database}.{table} FINAL")
 
@@ -162,9 +173,9 @@ def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
     return stmts
 
 
-def views(database: str = DATABASE, legacy: bool = False) -> list[str]:
+def views(database: str = DATABASE) -> list[str]:
     """The readable views; created once the tables are known to be this DDL's (check_existing)."""
-    return [_readable_view(database, t, legacy) for t in TABLES if "IPv6" in column_types(t).values()]
+    return [_readable_view(database, t) for t in TABLES if "IPv6" in column_types(t).values()]
 
 
 def column_types(table: str, legacy: bool = False) -> dict[str, str]:

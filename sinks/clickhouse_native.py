@@ -66,7 +66,7 @@ class ClickHouseNative:
         for stmt in ddl(self.database, legacy=legacy):
             self.client.execute(stmt)
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
-        for stmt in views(self.database, legacy=legacy):
+        for stmt in views(self.database):
             self.client.execute(stmt)
         self.legacy = legacy        # only now: a failure above makes the next write set up again
 

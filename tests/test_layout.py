@@ -15,12 +15,13 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = ("netspectra", "collectors", "flows", "sinks", "schemas", "api", "stack")
+PACKAGES = ("netspectra", "collectors", "flows", "sinks", "schemas", "api", "stack", "dashboards")
 MAY_IMPORT = {                 # package -> the packages of ours it may import
     "schemas": set(),
     "collectors": {"schemas"},
     "sinks": {"schemas"},
     "stack": {"schemas"},
+    "dashboards": {"schemas", "stack"},
     "flows": {"schemas", "collectors", "sinks"},
     "api": {"schemas", "sinks", "flows", "collectors"},
     "netspectra": set(PACKAGES),

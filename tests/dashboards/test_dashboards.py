@@ -1,27 +1,38 @@
-"""Every SQL in the Grafana dashboard (panels and variables) runs against the DDL in chDB, with
-Grafana's macros and variables expanded as the ClickHouse plugin does, on a capture's windows;
-the exact panels agree with the brute force."""
+"""Every SQL in the Grafana dashboard (panels and variables) runs on chDB (modern ClickHouse) and on
+Debian's 18.16 server, with the macros expanded as the official ClickHouse plugin expands them;
+both answer alike, and the exact panels agree with the brute force. `netspectra grafana` writes
+provisioning Grafana can use as it is."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
+import subprocess
 import sys
 
 import pytest
+import yaml
 
-from tests.api.conftest import by_entity, totals
+from dashboards import build
 from schemas.alerts import Alert
+from tests.api.conftest import by_entity, totals
 from tests.conftest import ROOT
 from tests.support import rows_of
 
-sys.path.insert(0, str(ROOT / "dashboards"))
-import build  # noqa: E402
+T0, T1 = 1_600_000_000, 1_900_000_000
+PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
 
 
-def expand(sql: str, t0: int, t1: int, variables: dict) -> str:
-    """The plugin's macros: $__timeFilter(c), $__timeInterval(c) (here a 10 s interval), $__fromTime, $__toTime."""
+def expand(sql: str, t0: int, t1: int, variables: dict, interval_s: int = 10) -> str:
+    """The plugin's macros as its pkg/macros/macros.go expands them (grafana/clickhouse-datasource):
+    $__timeFilter(c) -> c >= toDateTime(from) AND c <= toDateTime(to); $__interval_s -> whole
+    seconds (at least 1); $__fromTime / $__toTime -> toDateTime(s); $__timeInterval(c) ->
+    toStartOfInterval(toDateTime(c), INTERVAL n second) (which 18.16 lacks: the dashboards must
+    not use it). Then Grafana's ${variable}s, as text."""
     sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({t0}) AND \1 <= toDateTime({t1})", sql)
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(toDateTime(\1), INTERVAL 10 second)", sql)
+    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql)
+    sql = sql.replace("$__interval_s", str(max(interval_s, 1)))
     sql = sql.replace("$__fromTime", f"toDateTime({t0})").replace("$__toTime", f"toDateTime({t1})")
     for k, v in variables.items():
         sql = sql.replace("${" + k + "}", v)
@@ -29,26 +40,56 @@ def expand(sql: str, t0: int, t1: int, variables: dict) -> str:
     return sql
 
 
+ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.10.10"}, 5000, 1000,
+              1_700_000_060 * 10**9, 1_700_000_120 * 10**9, 1_700_000_000 * 10**9, 1_700_000_120 * 10**9, "firing", 2)
+SOURCE = "dash-cap"     # the server is shared by the session's tests: this module's windows carry their own source
+
+
 @pytest.fixture(scope="module")
-def store(api_results, tmp_path_factory):
+def chdb(api_results, tmp_path_factory):
     from sinks.chdb_store import ChdbStore
     results, ref = api_results
     s = ChdbStore(str(tmp_path_factory.mktemp("dash")))
-    s.write(rows_of(results, "cap"))
-    s.write_alerts([ALERT], "cap")
-    return s, ref
+    s.write(rows_of(results, SOURCE))
+    s.write_alerts([ALERT], SOURCE)
+    return s.rows, ref
 
 
-ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.10.10"}, 5000, 1000,
-              1_700_000_060 * 10**9, 1_700_000_120 * 10**9, 1_700_000_000 * 10**9, 1_700_000_120 * 10**9, "firing", 2)
+@pytest.fixture(scope="module")
+def server(api_results, local_stack):
+    """Debian's 18.16 (the down-level schema) holding the same windows and alert."""
+    from sinks.clickhouse_native import ClickHouseNative
+    results, _ref = api_results
+    _, ports, _ = local_stack
+    s = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
+    s.write(rows_of(results, SOURCE))
+    s.write_alerts([ALERT], SOURCE)
+    return lambda sql: s.client.execute(sql), ports
+
+
+def all_sql() -> list[str]:
+    d = json.loads(build.OUT.read_text())
+    return [p["targets"][0]["rawSql"] for p in d["panels"]] + [v["query"] for v in d["templating"]["list"] if v["query"]]
 
 
 def test_dashboard_file_is_current():
-    assert build.OUT.read_text() == build.render(), "run: python dashboards/build.py"
-    assert build.PIPELINE_OUT.read_text() == build.render_pipeline(), "run: python dashboards/build.py"
+    assert build.OUT.read_text() == build.render(), "run: python -m dashboards.build"
+    assert build.PIPELINE_OUT.read_text() == build.render_pipeline(), "run: python -m dashboards.build"
     d = json.loads(build.OUT.read_text())
     assert len(d["panels"]) == len(build.PANELS) and {v["name"] for v in d["templating"]["list"]} == \
         {"source", "protocol", "address", "vlan"}
+
+
+def test_only_macros_both_servers_have_and_no_alias_shadows_a_filter():
+    """No $__timeInterval (toStartOfInterval is missing on 18.16); no SELECT alias named like a
+    column the WHERE uses (ClickHouse resolves WHERE names to aliases first)."""
+    for sql in all_sql():
+        assert "$__timeInterval" not in sql, sql
+        where = re.search(r"\bWHERE\b(.*?)(\bGROUP BY\b|\bORDER BY\b|$)", sql, re.S)
+        names = re.sub(r"'[^']*'", "''", where.group(1)) if where else ""      # string literals are not names
+        used = set(re.findall(r"\b([a-z_]+)\b", names))
+        aliases = set(re.findall(r"\bAS (\w+)", sql))
+        assert not aliases & used, (aliases & used, sql)
 
 
 def _expected_talkers(ref: dict, keep) -> list[tuple[str, int, int]]:
@@ -63,35 +104,98 @@ def _expected_talkers(ref: dict, keep) -> list[tuple[str, int, int]]:
     return [(a, b, pk[a]) for a, b in sorted(by.items(), key=lambda x: (-x[1], x[0]))]
 
 
-@pytest.mark.parametrize("filtered", [False, True], ids=["any", "filtered"])
-def test_every_sql_runs_and_the_exact_panels_are_exact(store, filtered):
-    """Every SQL runs; the exact panels (top talkers, packets/s) equal the brute force, without
-    filters and with source, address, protocol and VLAN all set (to values present in the capture)."""
-    s, ref = store
-    t0, t1 = 1_600_000_000, 1_900_000_000
+def _variables(ref, filtered: bool) -> tuple[dict, object]:
     busiest = by_entity(ref, 0).most_common(1)[0][0]
-    variables = ({"source": "cap", "address": busiest, "protocol": "6", "vlan": "0"} if filtered
-                 else {"source": "", "address": "", "protocol": "", "vlan": ""})
-    keep = ((lambda k: busiest in k[:2] and k[4] == 6 and k[5] == 0) if filtered else (lambda k: True))
-    d = json.loads(build.OUT.read_text())
-    sqls = [p["targets"][0]["rawSql"] for p in d["panels"]] + [v["query"] for v in d["templating"]["list"] if v["query"]]
-    for sql in sqls:
-        s.rows(expand(sql, t0, t1, variables))      # raises on any SQL error
-    panels = {p["title"]: p["targets"][0]["rawSql"] for p in d["panels"]}
-    top = s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, variables))
+    if filtered:
+        return ({"source": SOURCE, "address": busiest, "protocol": "6", "vlan": "0"},
+                lambda k: busiest in k[:2] and k[4] == 6 and k[5] == 0)
+    return {"source": "", "address": "", "protocol": "", "vlan": ""}, (lambda k: True)
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["any", "filtered"])
+def test_every_sql_runs_and_the_exact_panels_are_exact(chdb, filtered):
+    """Every SQL runs; the exact panels (top talkers, packets/s, bits/s at a coarser interval)
+    equal the brute force, without filters and with source, address, protocol and VLAN all set
+    (to values present in the capture)."""
+    rows, ref = chdb
+    variables, keep = _variables(ref, filtered)
+    for sql in all_sql():
+        rows(expand(sql, T0, T1, variables))      # raises on any SQL error
+    got = [tuple(r) for r in rows(expand(PANEL_SQL["Top talkers (exact, bytes)"], T0, T1, variables))]
     want = _expected_talkers(ref, keep)
-    got = [tuple(r) for r in top]
-    # exact rows, in order of bytes (equal bytes may come in either order: the panel has no tie-break)
-    assert len(want) >= 2 and len(got) == min(20, len(want)) and set(got) <= set(want)
-    assert [r[1] for r in got] == [w[1] for w in want[:len(got)]]
-    pps = s.rows(expand(panels["Packets/s"], t0, t1, variables))
+    assert len(want) >= 2 and got == want[:20]          # exact rows, most bytes first, then by address
+    pps = rows(expand(PANEL_SQL["Packets/s"], T0, T1, variables))
     assert round(sum(p for _, p in pps) * 10) == totals(ref)[0]      # window totals: source filter only
-    assert s.rows(expand(panels["Super-spreaders (distinct destinations, largest window)"], t0, t1, variables))
+    bps = rows(expand(PANEL_SQL["Traffic (bits/s)"], T0, T1, variables, interval_s=60))    # 6 windows a point
+    assert round(sum(b for _, b in bps) * 60) == totals(ref)[1] * 8
+    assert rows(expand(PANEL_SQL["Super-spreaders (distinct destinations, largest window)"], T0, T1, variables))
+    assert rows(expand(PANEL_SQL["Port scanners (distinct destination ports)"], T0, T1, variables))
     other = {**variables, "source": "another-source"}
-    assert s.rows(expand(panels["Top talkers (exact, bytes)"], t0, t1, other)) == []
-    alerts = s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": ""}))
+    assert rows(expand(PANEL_SQL["Top talkers (exact, bytes)"], T0, T1, other)) == []
+    alerts = rows(expand(PANEL_SQL["Alerts"], T0, T1, {**variables, "address": ""}))
     assert [(r[2], r[3], r[4], r[6]) for r in alerts] == [("critical", "syn_flood", "firing", 5000)]
-    assert s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": "10.10.10.10"})) == alerts
-    assert s.rows(expand(panels["Alerts"], t0, t1, {**variables, "address": "10.10.10.11"})) == []
-    assert s.rows(expand(panels["Alerts"], t0, 1_700_000_000 - 1, variables)) == []      # it starts after the range
-    assert s.rows(expand(panels["Alerts"], t0, t1, other)) == []
+    assert rows(expand(PANEL_SQL["Alerts"], T0, T1, {**variables, "address": "10.10.10.10"})) == alerts
+    assert rows(expand(PANEL_SQL["Alerts"], T0, T1, {**variables, "address": "10.10.10.11"})) == []
+    assert rows(expand(PANEL_SQL["Alerts"], T0, 1_700_000_000 - 1, variables)) == []      # it starts after the range
+    assert rows(expand(PANEL_SQL["Alerts"], T0, T1, other)) == []
+
+
+def _norm(v):
+    """A value as either server returns it, made comparable: times as epoch seconds, numbers as numbers."""
+    if isinstance(v, dt.datetime):
+        return round(v.replace(tzinfo=dt.timezone.utc).timestamp(), 3)
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?", v):
+        return round(dt.datetime.fromisoformat(v).replace(tzinfo=dt.timezone.utc).timestamp(), 3)
+    if isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v):
+        return _norm(float(v))
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else round(v, 6)
+    return v
+
+
+@pytest.mark.parametrize("interval_s", [10, 60])
+def test_the_1816_server_answers_every_sql_as_chdb_does(chdb, server, interval_s):
+    """The same expanded SQL on both schemas (addresses as IPv6 vs 16 raw bytes, DateTime64 vs
+    DateTime): the same rows. The source variable is this module's (the server holds others')."""
+    rows, ref = chdb
+    on_server, _ = server
+    for filtered in (False, True):
+        variables = {**_variables(ref, filtered)[0], "source": SOURCE}
+        for sql in all_sql():
+            q = expand(sql, T0, T1, variables, interval_s)
+            if sql.startswith("SELECT DISTINCT source"):        # the variable lists every source there is
+                assert (SOURCE,) in on_server(q)
+                continue
+            keep = 1 if "inserted_at" in sql else None      # the lag panel: each store wrote at its own time
+            ours = sorted(tuple(map(_norm, r[:keep])) for r in rows(q))
+            theirs = sorted(tuple(map(_norm, r[:keep])) for r in on_server(q))
+            assert ours == theirs, sql
+            # every panel has something to show, but alerts and decode errors (a clean capture has none)
+            assert ours or "alerts" in sql or "kind = 'status'" in sql or filtered, sql
+
+
+def test_grafana_command_writes_provisioning_for_the_stack(server, tmp_path):
+    """`netspectra grafana`: datasources pointing at the given server with the stack's password
+    (file mode 0600), a dashboard provider on the written dashboards; a bad address: one line, exit 2."""
+    _, ports = server
+    addr = f"127.0.0.1:{ports['clickhouse']}"
+    out = tmp_path / "grafana"
+    r = subprocess.run([sys.executable, "-m", "netspectra.cli", "grafana", "--out", str(out), "--clickhouse", addr],
+                       capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=60)
+    assert r.returncode == 0 and "GF_PATHS_PROVISIONING" in r.stdout, r.stderr
+    from schemas import credentials
+    ds_file = out / "provisioning" / "datasources" / "netspectra.yaml"
+    ds = {d["type"]: d for d in yaml.safe_load(ds_file.read_text())["datasources"]}
+    ch = ds["grafana-clickhouse-datasource"]
+    assert (ch["uid"], ch["jsonData"]["host"], ch["jsonData"]["port"]) == (build.DS["uid"], "127.0.0.1", ports["clickhouse"])
+    assert ch["secureJsonData"]["password"] == credentials.lookup(addr)["password"] != ""
+    assert ds_file.stat().st_mode & 0o777 == 0o600
+    assert ds["prometheus"]["uid"] == build.PROM["uid"]
+    provider = yaml.safe_load((out / "provisioning" / "dashboards" / "netspectra.yaml").read_text())["providers"][0]
+    boards = sorted(p.name for p in (out / "dashboards").iterdir())
+    assert provider["options"]["path"] == str(out / "dashboards") and boards == sorted(
+        [build.OUT.name, build.PIPELINE_OUT.name])
+    assert json.loads((out / "dashboards" / build.OUT.name).read_text()) == build.dashboard()
+    bad = subprocess.run([sys.executable, "-m", "netspectra.cli", "grafana", "--out", str(out), "--clickhouse", "nowhere"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "host:port" in bad.stderr
