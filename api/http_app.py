@@ -11,9 +11,11 @@ the limit or too slow (api/guard.py: decided before the body is read), 500 "inte
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -208,6 +210,64 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             raise ApiError(400, "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())) from None
         return call(service.live_top, req)
 
+    # ---- the live console (api/console/, api/live.py) ------------------------------------------
+    @app.get("/v1/sources", response_model=m.SourcesResponse, responses=ERRORS, dependencies=[read])
+    def sources():
+        """Sources with live state (Redis) and with windows in the store."""
+        return call(lambda _req: service.sources(), None)
+
+    @app.get("/v1/live/series", response_model=m.LiveSeriesResponse, responses=ERRORS, dependencies=[read])
+    def live_series(source: str = "", last: str = "1h"):
+        """A source's windows (totals) up to `last` before its newest: from Redis, or from the
+        store's history when the API has no Redis (`live: false`)."""
+        try:
+            req = m.LiveSeriesRequest(source=source, last=last)
+        except ValidationError as e:
+            raise ApiError(400, m.problems(e, "query")) from None
+        return call(service.live_series, req)
+
+    @app.get("/v1/live/window", response_model=m.LiveWindowResponse, responses=ERRORS, dependencies=[read])
+    def live_window(source: str = ""):
+        """A source's newest window: totals, exact talkers and breakdowns, sketch tops."""
+        try:
+            req = m.LiveTopRequest(source=source)
+        except ValidationError as e:
+            raise ApiError(400, m.problems(e, "query")) from None
+        return call(service.live_window, req)
+
+    @app.get("/v1/live/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+                                                           "description": "Server-Sent Events: one `window` event "
+                                                           "per window written (data: source, window_start_ms)"}},
+             dependencies=[read])
+    def live_stream(source: str = ""):
+        """A `window` event each time an engine writes a window (of `source`, or of any), from
+        Redis pub/sub; a keep-alive comment each second without one. 503 without Redis."""
+        from fastapi.responses import StreamingResponse
+        state = {"open": True}
+        feed = call(service.live_events, lambda: state["open"])
+        if not streams.acquire(blocking=False):
+            raise ApiError(409, f"{MAX_STREAMS} streams are open; try again later")
+
+        def events():
+            try:
+                yield ": connected\n\n"
+                for ev in feed:
+                    if ev is None:
+                        yield ": keep-alive\n\n"
+                    elif not source or ev.get("source") == source:
+                        yield f"event: window\ndata: {json.dumps(ev)}\n\n"
+            except Exception:                   # noqa: BLE001 - Redis away: end the stream; the client reconnects
+                log.exception("live stream failed")
+                yield "event: error\ndata: {\"error\": \"live updates unavailable\"}\n\n"
+            finally:
+                state["open"] = False
+                streams.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    _console(app)
+
     @app.get("/livez", include_in_schema=False)
     def livez():
         """Liveness for probes and load balancers: no token, and nothing about the service."""
@@ -266,6 +326,22 @@ def _openapi(app: FastAPI) -> dict:
     doc["security"] = [{"bearer": []}]
     app.openapi_schema = doc
     return doc
+
+
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+
+
+def _console(app: FastAPI) -> None:
+    """The live console at / (static files: no data in them, so no token; every data request
+    they make carries the token the person typed)."""
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(CONSOLE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -73,7 +73,7 @@ class TimeRange(_Model):
         if self.last:
             if start >= 0:
                 raise ValueError("range: give start or last, not both")
-            start = max(end - _span_ms(self.last), 0)
+            start = max(end - span_ms(self.last), 0)
         if start < 0:
             raise ValueError("range: give start_ms or start (or last)")
         if end <= start:
@@ -88,7 +88,7 @@ _SPAN = re.compile(r"^(\d{1,9})(s|m|h|d|w)$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
 
-def _span_ms(text: str) -> int:
+def span_ms(text: str) -> int:
     got = _SPAN.match(text.strip())
     if not got:
         raise ValueError(f"range: last must be a number and a unit s, m, h, d or w (e.g. 15m), not {text!r}")
@@ -275,6 +275,73 @@ class LiveTopResponse(_Model):
     talkers: list[Ranked]
     flows_top: list[Ranked]
     active_hosts: int
+
+
+class SourcesResponse(_Model):
+    live: list[str] = Field(description="sources with live state in Redis (empty without Redis)")
+    stored: list[str] = Field(description="sources with windows in the store")
+    redis: bool = Field(description="whether the API has Redis (live data) configured")
+
+
+class LiveSeriesRequest(_Model):
+    source: str = Field(default="", max_length=4096)
+    last: str = Field(default="1h", max_length=16, description="how far back from the newest window, e.g. 15m")
+
+    @field_validator("last")
+    @classmethod
+    def _span(cls, v: str) -> str:
+        span_ms(v)          # raises the one-line message
+        return v
+
+
+class WindowPoint(_Model):
+    start_ms: int
+    seconds: float
+    packets: int
+    bytes: int
+    flows: int
+    late_packets: int
+
+
+class LiveSeriesResponse(_Model):
+    source: str
+    live: bool = Field(description="from Redis (true) or, without Redis, from the store's history")
+    windows: list[WindowPoint]
+
+
+class ProtocolShare(_Model):
+    proto: int
+    name: str
+    packets: int
+    bytes: int
+
+
+class PortShare(_Model):
+    port: str = Field(description="proto/port")
+    packets: int
+    bytes: int
+
+
+class LiveWindowResponse(_Model):
+    """The newest window of a source: totals, exact top talkers and breakdowns, sketch tops."""
+    source: str
+    live: bool
+    window_start_ms: int
+    seconds: float
+    packets: int
+    bytes: int
+    flows: int
+    hosts: int = Field(description="distinct addresses (0 when unknown: from the store)")
+    frames: int
+    late_packets: int
+    complete: bool
+    talkers: list[Ranked] = Field(description="sources by bytes, exact")
+    flows_top: list[Ranked] = Field(description="'src sport dst dport proto' by bytes")
+    protocols: list[ProtocolShare]
+    ports: list[PortShare]
+    spreaders: list[Ranked] = Field(description="sources by distinct destinations (HLL estimate)")
+    fan_in: list[Ranked] = Field(description="destinations by distinct sources (HLL estimate)")
+    status: dict[str, int] = Field(description="decode outcomes and other counters of the window")
 
 
 class HealthResponse(_Model):

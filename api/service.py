@@ -124,6 +124,60 @@ class QueryService:
             talkers=[m.Ranked(key=k, value=v) for k, v in talkers],
             flows_top=[m.Ranked(key=k, value=v) for k, v in flows], active_hosts=int(latest.get("hosts", 0)))
 
+    # ---- the live console (api/live.py): Redis, or the store's history without it ---------------
+    def sources(self) -> m.SourcesResponse:
+        from api import live
+        try:
+            stored = live.store_sources(self.backend.rows)
+        except Exception as e:          # noqa: BLE001 - the store away: say so, as the other methods
+            raise Unavailable(f"the store does not answer ({str(e)[:200]})") from None
+        try:
+            return m.SourcesResponse(live=self.live_sources(), stored=stored, redis=self.redis is not None)
+        except RedisError as e:
+            raise Unavailable(f"Redis does not answer ({e})") from None
+
+    def _console_source(self, source: str) -> str:
+        if self.redis is not None:
+            return self.live_source(m.LiveTopRequest(source=source))
+        if source:
+            return source
+        from api import live
+        stored = live.store_sources(self.backend.rows)
+        if len(stored) != 1:
+            raise Ambiguous(f"name a source; the store has {len(stored)}: {stored[:20]}")
+        return stored[0]
+
+    def live_series(self, req: m.LiveSeriesRequest) -> m.LiveSeriesResponse:
+        from api import live
+        source = self._console_source(req.source)
+        last_ms = m.span_ms(req.last)
+        try:
+            if self.redis is not None:
+                return m.LiveSeriesResponse(source=source, live=True, windows=live.redis_series(self.redis, source, last_ms))
+        except RedisError as e:
+            raise Unavailable(f"Redis does not answer ({e})") from None
+        return m.LiveSeriesResponse(source=source, live=False,
+                                    windows=live.store_series(self.backend.rows, self.dialect, source, last_ms))
+
+    def live_window(self, req: m.LiveTopRequest) -> m.LiveWindowResponse:
+        from api import live
+        source = self._console_source(req.source)
+        try:
+            got = (live.redis_window(self.redis, source) if self.redis is not None
+                   else live.store_window(self.backend.rows, self.dialect, source))
+        except RedisError as e:
+            raise Unavailable(f"Redis does not answer ({e})") from None
+        if got is None:
+            raise NotFound(f"no window yet for source {source!r}")
+        return got
+
+    def live_events(self, alive):
+        """One dict per window the engines write ({"source", "window_start_ms"}), None each second without."""
+        from api import live
+        if self.redis is None:
+            raise Unavailable("no Redis configured for live state (start the API with --redis)")
+        return live.events(self.redis, alive)
+
     # ---- alerts (the engine's alerts table; live changes from Redis) ---------------------------
     def list_alerts(self, req: m.ListAlertsRequest) -> m.ListAlertsResponse:
         return self._cached(req, lambda: q.alert_rows(self.backend.rows(*q.list_alerts(req, self.dialect))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collectors.protocols import PROTOCOL_NAMES
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.table import sum_by_address, top_by
 from flows.window import WindowResult
@@ -40,7 +41,13 @@ def live_window(res: WindowResult, top_n: int, max_hosts: int = MAX_LIVE_HOSTS) 
     distinct, by_host = sum_by_address(np.concatenate([sums[0], dst_words]), np.concatenate([sums[2], dst_bytes]))
     totals["hosts"] = len(distinct)
     heaviest = top_by(by_host, distinct, max_hosts)
-    return LiveWindow(totals, talkers, flows, column_to_text(words_to_addr(distinct[heaviest])))
+    detail = {"seconds": res.length_ns / 1e9,
+              "protocols": [[p, PROTOCOL_NAMES.get(p, str(p)), pk, by] for p, pk, by in res.protocols()],
+              "ports": [[f"{p}/{port}", pk, by] for p, port, pk, by in res.ports(top_n)],
+              "status": dict(sorted(res.counters.items()))}
+    for kind, name in zip(SPREAD_KINDS, ("spreaders", "fan_in")):
+        detail[name] = [[to_text(addr), est] for addr, est, _lo, _hi in res.spread[kind].top(top_n)]
+    return LiveWindow(totals, talkers, flows, column_to_text(words_to_addr(distinct[heaviest])), detail)
 
 
 def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:

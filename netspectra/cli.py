@@ -11,7 +11,7 @@ import time
 
 from collectors import synth
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, WINDOW_S
-from stack.local import DEFAULT_PORTS, PROMETHEUS_URL
+from stack.local import DEFAULT_DIR, DEFAULT_PORTS, PROMETHEUS_URL
 from schemas.topics import LOCAL_KAFKA
 
 
@@ -224,7 +224,8 @@ def parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"], help="start, stop, or list the services")
-    k.add_argument("--dir", default=".stack", help="pid files, data and logs (default .stack)")
+    k.add_argument("--dir", default=str(DEFAULT_DIR),
+                   help=f"pid files, data and logs (default {DEFAULT_DIR}; $NETSPECTRA_STACK_DIR)")
     k.add_argument("--no-clickhouse", action="store_true", help="leave out the ClickHouse server")
     for svc, port in DEFAULT_PORTS.items():
         k.add_argument(f"--{svc.replace('_', '-')}-port", type=int, help=f"port of {svc} on 127.0.0.1 (default {port})")

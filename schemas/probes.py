@@ -9,11 +9,19 @@ from __future__ import annotations
 
 PROBE_TIMEOUT_S = 5.0
 LOCAL_HINT = "is `netspectra stack up` running, or is the address wrong?"
+AUTH_HINT = ("give its password: the stack keeps it in <stack dir>/credentials.json, found through "
+             "$NETSPECTRA_STACK_DIR (default .stack) or $NETSPECTRA_CREDENTIALS (docs/live.md, Security)")
+CLICKHOUSE_AUTH_CODES = {192, 193, 194, 516}      # unknown user, wrong password, password required, auth failed
 
 
 def _line(kind: str, address: str, error: Exception | str) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
     return f"{kind} at {address} does not answer ({text[:200]}): {LOCAL_HINT}"
+
+
+def _auth_line(kind: str, address: str, error: Exception | str) -> str:
+    text = " ".join(str(error).split()).split(" Stack trace:")[0].removeprefix("DB::Exception: ")
+    return f"{kind} at {address} refused the login ({text[:160]}): {AUTH_HINT}"
 
 
 def kafka_problem(brokers: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -41,6 +49,8 @@ def clickhouse_problem(address: str, timeout: float = PROBE_TIMEOUT_S) -> str | 
             client.disconnect()
         return None if ok else _line("ClickHouse", address, "SELECT 1 gave another answer")
     except Exception as e:
+        if getattr(e, "code", None) in CLICKHOUSE_AUTH_CODES:
+            return _auth_line("ClickHouse", address, getattr(e, "message", e))
         return _line("ClickHouse", address, e)
 
 
@@ -55,6 +65,9 @@ def redis_problem(address: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
             client.close()
         return None
     except Exception as e:
+        text = str(e)
+        if "AUTH" in text or "authenticat" in text or "WRONGPASS" in text:
+            return _auth_line("Redis", address, e)
         return _line("Redis", address, e)
 
 

@@ -25,6 +25,10 @@ class LiveWindow:
     talkers: dict[str, int]            # source address (text) -> bytes, exact, top N
     flows: dict[str, int]              # "src sport dst dport proto" -> bytes (heavy-hitter estimate), top N
     hosts: list[str]                   # the window's heaviest addresses (as source or destination)
+    # small exact breakdowns and sketch tops for a live view (schemas/redis_keys.py, `detail`):
+    # seconds, protocols [[proto, name, packets, bytes]], ports [["proto/port", packets, bytes]],
+    # spreaders / fan_in [[address, estimate]], status {counter: value}
+    detail: dict = field(default_factory=dict)
 
 
 @dataclass

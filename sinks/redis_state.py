@@ -20,7 +20,7 @@ import threading
 import time
 
 from schemas import metrics as M
-from schemas.redis_keys import prefix
+from schemas.redis_keys import LIVE_CHANNEL, prefix
 from schemas.window_rows import WindowRows
 from sinks.retry import Backoff
 
@@ -37,7 +37,7 @@ class RedisState:
         from schemas.credentials import redis_client
 
         self.r = redis_client(url, socket_timeout=5)
-        self.p = prefix(source)
+        self.source, self.p = source, prefix(source)
         self.ttl_s, self.max_backlog = ttl_s, max_backlog
         self.backlog: dict[int, WindowRows] = {}      # window start -> newest unwritten version
         self.written = 0
@@ -114,12 +114,16 @@ class RedisState:
             self._down_logged = False
 
     def _pipeline(self, res: WindowRows):
+        import json
+
         p, ttl, now = self.p, self.ttl_s, time.time()
         start_ms = res.start // 1_000_000
         wkey = f"{p}window:{start_ms}"
         end_s = (res.start + res.length_ns) / 1e9 if res.length_ns else now
         lv = res.live
-        totals, talkers, flows = {**lv.totals, "written_at": now}, lv.talkers, lv.flows
+        detail = json.dumps(lv.detail, default=lambda x: x.item())       # numpy scalars
+        totals = {**lv.totals, "seconds": lv.detail.get("seconds", 0), "detail": detail, "written_at": now}
+        talkers, flows = lv.talkers, lv.flows
         hosts = dict.fromkeys(lv.hosts, end_s)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(wkey, mapping=totals)
@@ -144,6 +148,8 @@ class RedisState:
             pipe.zadd(f"{p}hosts", hosts, gt=True)
         pipe.zremrangebyscore(f"{p}hosts", "-inf", end_s - ttl)
         pipe.expire(f"{p}hosts", ttl)
+        # live views wait on this instead of polling keys; sent with the window (MULTI/EXEC)
+        pipe.publish(LIVE_CHANNEL, json.dumps({"source": self.source, "window_start_ms": start_ms}))
         return pipe
 
     # KEYS: alerts hash, seen zset, events stream. ARGV: id, version, JSON, now s, ttl s, trim before s.

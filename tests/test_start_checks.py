@@ -72,3 +72,18 @@ def test_api_refuses_a_missing_store_a_dead_server_and_a_busy_port(tmp_path):
         [line] = one_line_each(res, "api", 1)       # nothing announced before it
         assert f"127.0.0.1:{port}: Address already in use; give another {flag}" in line, line
     held.close()
+
+
+def test_a_server_that_refuses_the_login_is_named_with_where_its_password_is(local_stack, tmp_path):
+    """The stack's Redis and ClickHouse with no credentials found (another stack directory): one
+    line each saying the login was refused and where the stack keeps the password, not "does not
+    answer" (a first run from another directory met exactly that)."""
+    _, ports, _ = local_stack
+    ch, redis = f"127.0.0.1:{ports['clickhouse']}", f"127.0.0.1:{ports['redis']}"
+    env = {k: v for k, v in os.environ.items() if k != "NETSPECTRA_CREDENTIALS"}
+    res = subprocess.run([sys.executable, "-m", "netspectra.cli", "engine", "--kafka", f"127.0.0.1:{ports['kafka']}",
+                          "--clickhouse", ch, "--redis", redis], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT), "NETSPECTRA_STACK_DIR": str(tmp_path)})
+    lines = one_line_each(res, "engine", 2)
+    for kind, addr, line in zip(("ClickHouse", "Redis"), (ch, redis), lines):
+        assert f"{kind} at {addr} refused the login" in line and "credentials.json" in line, line
