@@ -1,7 +1,7 @@
 """The live console in a real browser (Debian's Chromium, driven by Playwright): sign in with a
 token, the Now page shows exactly what Redis holds for the newest window and follows the next
-window as the engine's Redis sink writes it, a click on a talker opens its host page, a planted
-alert appears live; a wrong token gets the login prompt and no data; without Redis the console
+windows as a running `netspectra engine` closes them (and as its Redis sink writes them), a click
+on a talker opens its host page, a planted alert appears live; a wrong token gets the login prompt and no data; without Redis the console
 shows the store's history and says live data is off. Screenshots of every page are written
 under the test's directory and checked to be non-blank (decoded by the browser: pixels drawn)."""
 from __future__ import annotations
@@ -255,3 +255,61 @@ def test_live_stream_without_redis_is_503(console):
     for _service, _target, url in serve(cfg):
         r = httpx.get(url + "/v1/live/stream", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert r.status_code == 503 and "Redis" in r.json()["error"]
+
+
+def _split(pcap: Path, at_s: float, first: Path, second: Path) -> None:
+    """The capture's packets before `at_s` seconds from its start into `first`, the rest into `second`."""
+    import dpkt
+    with open(pcap, "rb") as f, open(first, "wb") as a, open(second, "wb") as b:
+        reader = dpkt.pcap.Reader(f)
+        wa, wb = dpkt.pcap.Writer(a, linktype=reader.datalink()), dpkt.pcap.Writer(b, linktype=reader.datalink())
+        t0 = None
+        for ts, buf in reader:
+            t0 = ts if t0 is None else t0
+            (wa if ts - t0 < at_s else wb).writepkt(buf, ts)
+
+
+def test_the_page_follows_a_running_engine(console, browser, local_stack, synth_pcap, tmp_path):
+    """`netspectra engine` tailing a topic, writing Redis: the page shows its newest window, and
+    when the collector publishes the rest of the capture the page moves on by itself to the
+    windows the engine closes, exact against Redis."""
+    import subprocess
+    import sys
+
+    from schemas.redis_keys import prefix
+    from tests.pipeline import create_topic, run
+    from tests.support import stop, wait_for
+
+    _, ports, _ = local_stack
+    boot, topic = f"127.0.0.1:{ports['kafka']}", f"console-live-{os.getpid()}"
+    create_topic(boot, topic, 2)
+    first, second = tmp_path / "first.pcap", tmp_path / "second.pcap"
+    _split(synth_pcap, 35, first, second)
+    log = open(tmp_path / "engine.log", "w")
+    engine = subprocess.Popen([sys.executable, "-m", "netspectra.cli", "engine", "--kafka", boot, "--topic", topic,
+                               "--window", "10", "--workers", "1", "--idle", "3", "--redis", console["redis_url"]],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    r, p = console["live"].r, prefix(topic)
+    newest = lambda: int(r.hget(f"{p}latest", "window_start_ms") or 0)      # noqa: E731
+    try:
+        assert run("collect", "--pcap", str(first), "--kafka", boot, "--topic", topic).returncode == 0
+        wait_for(lambda: newest() >= 1_700_000_020_000, 60, "the engine's first windows in Redis")
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, console["url"], TOKEN)
+        page.wait_for_selector(f"#source option[value='{topic}']", state="attached")
+        page.select_option("#source", topic)
+        page.wait_for_function(f"Number(document.getElementById('window-line').dataset.start) >= {newest()}")
+        before = int(page.get_attribute("#window-line", "data-start"))
+        assert run("collect", "--pcap", str(second), "--kafka", boot, "--topic", topic).returncode == 0
+        wait_for(lambda: newest() == console["rows"][-1].start // 10**6, 60, "the capture's last window in Redis")
+        page.wait_for_function(f"document.getElementById('window-line').dataset.start == '{newest()}'",
+                               timeout=15_000)
+        page.wait_for_function("document.querySelectorAll('#talkers tr[data-key]').length > 0")
+        assert int(page.get_attribute("#window-line", "data-start")) > before
+        latest = r.hgetall(f"{p}latest")
+        talkers = r.zrevrange(f"{p}talkers", 0, 9, withscores=True)
+        assert _shown(page) == _as_shown(latest, talkers)
+        page.close()
+    finally:
+        stop([engine])
+        log.close()
