@@ -10,6 +10,7 @@ COPY sinks sinks
 COPY schemas schemas
 COPY api api
 COPY stack stack
+COPY dashboards dashboards
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.12-slim

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, addr_text_sql
+from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, MARKS, ROLLUP_DIMENSIONS, ROLLUPS, addr_text_sql
 
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
@@ -144,7 +144,44 @@ class Sql:
         return " AND ".join(self.where)
 
 
-def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
+# ---- roll-ups: the coarsest table that answers exactly (sinks/rollups.py keeps them) ----------
+MARKS_SQL = (f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
+             f"FROM {DATABASE}.{MARKS} FINAL")
+
+
+def rollup_candidates(req: m.AggregateFlowsRequest) -> list[tuple[str, int]]:
+    """Roll-ups that could answer, coarsest first: they keep every dimension grouped or filtered
+    on, and the range (and the time buckets) are whole multiples of their resolution."""
+    f = req.filter
+    if f.sport or "sport" in req.group_by or not set(req.group_by) <= set(ROLLUP_DIMENSIONS):
+        return []
+    out = []
+    for table, (res, _keep) in reversed(list(ROLLUPS.items())):
+        ms = res * 1000
+        if req.range.start_ms % ms == 0 and req.range.end_ms % ms == 0 and req.bucket_seconds % res == 0:
+            out.append((table, res))
+    return out
+
+
+def extent_sql(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
+    """Per source in the range (the filter's source only, if any): its first and last window."""
+    q = Sql(d)
+    q.filters(req.range, m.Filter(source=req.filter.source))
+    return (f"SELECT source, toUInt32(toDateTime(min(window_start))), toUInt32(toDateTime(max(window_start))) "
+            f"FROM {DATABASE}.window_totals WHERE {q.where_sql()} GROUP BY source", q.params)
+
+
+def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple]) -> tuple[str, int]:
+    """The first candidate whose span covers every window of every source in the range."""
+    spans = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in marks}
+    for table, res in candidates:
+        if all((table, src) in spans and spans[(table, src)][0] <= int(first) and spans[(table, src)][1] > int(last)
+               for src, first, last in extents):
+            return table, res
+    return "flows", 0
+
+
+def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
     q = Sql(d)
     q.filters(req.range, req.filter)
     dims = list(dict.fromkeys(req.group_by))
@@ -161,10 +198,10 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict
             group.append(dim)
         else:
             select.append("''" if dim in ("src", "dst") else "0")
-    select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl"]
+    select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl" if table == "flows" else "sum(flows) AS fl"]
     order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
     limit = m.limit_of(req.limit)
-    sql = f"SELECT {', '.join(select)} FROM {DATABASE}.flows FINAL WHERE {q.where_sql()}"
+    sql = f"SELECT {', '.join(select)} FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()}"
     if group:
         sql += f" GROUP BY {', '.join(group)}"
     if req.bucket_seconds and dims:
@@ -176,10 +213,11 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict
     return sql + f" LIMIT {m.MAX_LIMIT * 100 if req.bucket_seconds else limit}", q.params
 
 
-def aggregate_rows(rows: list[tuple]) -> m.AggregateFlowsResponse:
+def aggregate_rows(rows: list[tuple], table: str = "flows", resolution_s: int = 0) -> m.AggregateFlowsResponse:
     return m.AggregateFlowsResponse(groups=[m.FlowGroup(
         bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr), vlan=int(v),
-        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, pk, by, fl in rows])
+        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, pk, by, fl in rows],
+        table=table, resolution_seconds=resolution_s)
 
 
 def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:

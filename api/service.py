@@ -67,7 +67,14 @@ class QueryService:
         return self.cache.get((type(req).__name__, req.model_dump_json()), compute)
 
     def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
-        return self._cached(req, lambda: q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect))))
+        def compute():
+            table, res = "flows", 0
+            candidates = q.rollup_candidates(req)
+            if candidates:          # two small reads: the roll-ups' spans, the sources' windows in range
+                table, res = q.choose_table(candidates, self.backend.rows(q.MARKS_SQL, {}),
+                                            self.backend.rows(*q.extent_sql(req, self.dialect)))
+            return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
+        return self._cached(req, compute)
 
     def trace_flow(self, req: m.TraceFlowRequest) -> m.TraceFlowResponse:
         return self._cached(req, lambda: q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect))))

@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-T0_S = 1_750_000_000          # first window, epoch seconds
+T0_S = 1_749_945_600          # first window, epoch seconds (a day's start: ranges align with the roll-ups)
 WINDOW_S = 60
 
 
@@ -89,6 +89,16 @@ def fill(execute, sql: Sql, rows: int, windows: int) -> float:
                    toFloat64(5000 - number % 100), toFloat64(4900 - number % 100), toFloat64(5100 - number % 100)
             FROM numbers({windows * 100})""")
     execute("OPTIMIZE TABLE netspectra.flows FINAL")
+    return time.perf_counter() - t
+
+
+def roll_up(execute, rows, legacy: bool, windows: int) -> float:
+    """The roll-ups of every window filled (sinks/rollups.py, as a writer computes them)."""
+    from sinks.rollups import Rollups
+    t = time.perf_counter()
+    r = Rollups(execute, rows, legacy)
+    r.before_write([("bench", T0_S + i * WINDOW_S, WINDOW_S) for i in range(windows)])
+    r.roll(everything=True)
     return time.perf_counter() - t
 
 
@@ -188,6 +198,8 @@ def main() -> int:
         execute = service.backend.store.sess.query
     sql = Sql(service.backend.dialect.legacy)
     fill_s = fill(execute, sql, args.rows, args.windows)
+    rows_fn = (lambda q: execute(q)) if args.server else (lambda q: service.backend.rows(q, {}))
+    rollup_s = roll_up(execute, rows_fn, sql.legacy, args.windows)
     server.start()
     stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
     md = [("authorization", f"Bearer {token}")]
@@ -209,7 +221,9 @@ def main() -> int:
         "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
         "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
     }
-    out = {"rows": args.rows, "windows": args.windows, "fill_seconds": round(fill_s, 1), "latency_ms": {}}
+    out = {"rows": args.rows, "windows": args.windows, "fill_seconds": round(fill_s, 1),
+           "fill_rows_per_s": round(args.rows / fill_s), "rollup_seconds": round(rollup_s, 1),
+           "rollup_rows_per_s": round(args.rows / rollup_s), "latency_ms": {}, "table": {}}
     cached = service.cache
     if args.clients:
         panels = [body for method, body in calls.values() if method == "AggregateFlows"]
@@ -228,7 +242,9 @@ def main() -> int:
         res = {}
         for name, (method, body) in calls.items():
             req = json_format.ParseDict({"range": rng, **body}, getattr(pb, f"{method}Request")())
-            getattr(stub, method)(req, metadata=md, timeout=120)     # warm-up call, not counted
+            first = getattr(stub, method)(req, metadata=md, timeout=120)     # warm-up call, not counted
+            if method == "AggregateFlows":
+                out["table"][f"{rng_name}: {name}"] = first.table
             times = []
             for _ in range(args.repeat):
                 t = time.perf_counter()

@@ -18,19 +18,20 @@ class AnalysisRun:
 
 
 def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, on_progress=None,
-                 top: int = 10, export: str | None = None, rules=None) -> AnalysisRun:
+                 top: int = 10, export: str | None = None, rules=None, rollups: bool = False) -> AnalysisRun:
     """The window stages over one capture; window results into the chDB `store` when one is given
     (with no store, chDB is not even imported: the report needs only the summary). One worker
     runs the stages in this thread (flows.window.LocalPipeline, no Bytewax to start); more run
     the Bytewax dataflow with that many worker threads. Results are the same either way.
-    `on_progress` gets the reader's stats (flows.capture_reader.SourceStats) as it goes."""
+    `on_progress` gets the reader's stats (flows.capture_reader.SourceStats) as it goes.
+    `rollups`: also keep the store's roll-ups (sinks/rollups.py; off: a capture's range is short)."""
     from collectors.capture_file import sniff_format
     sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
     summary = CaptureSummary(cfg, rules)
     t = time.perf_counter()
     # L7 decoding only for what needs it (DNS counts for dns_anomaly)
     l7 = any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules)
-    st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7)
+    st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7, rollups)
     seconds = time.perf_counter() - t
     src_errors = dict(st.reader.get("errors", {}))
     if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
@@ -50,7 +51,7 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
 STORE_BUFFER_ROWS = 1_000_000       # flow rows per chDB write (an INSERT costs ~10 ms whatever its size)
 
 
-def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False):
+def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False):
     from flows.capture_reader import CaptureReader
     from flows.rows import window_rows
     from flows.window import LocalPipeline
@@ -60,7 +61,7 @@ def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False):
     db = None
     if store:
         from sinks.chdb_store import ChdbStore
-        db = ChdbStore(store)
+        db = ChdbStore(store, rollups=rollups)
     pending: list = []
 
     def emit(results, end=False):
@@ -75,10 +76,12 @@ def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False):
     for batch in reader:
         emit(pipe.feed(batch))
     emit(pipe.flush(), end=True)
+    if db is not None:
+        db.finish()
     return reader.stats
 
 
-def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False):
+def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False):
     from bytewax.testing import cluster_main
 
     from flows.dataflow import build_flow
@@ -86,7 +89,7 @@ def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False):
     from sinks.bytewax_sinks import StoreSink
 
     source = CaptureSource(pcap, l7=l7, on_progress=on_progress)
-    sinks = [StoreSink(store, pcap, buffer_rows=STORE_BUFFER_ROWS)] if store else []
+    sinks = [StoreSink(store, pcap, buffer_rows=STORE_BUFFER_ROWS, rollups=rollups)] if store else []
     cluster_main(build_flow(source, cfg, sinks, pcap, on_result=summary.add), [], 0, worker_count_per_proc=workers)
     return source.stats
 

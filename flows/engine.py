@@ -123,9 +123,9 @@ def kafka_flow(ec: "EngineConfig") -> Dataflow:
     good, bad = split_input(items, ec.topic)
     if ec.dead_letter_topic:
         op.output("dead_letter_out", bad, KafkaSink(ec.kafka.split(","), ec.dead_letter_topic, add_config=with_logger({})))
-    sinks = [StoreSink(ec.store, source)] if ec.store else []
+    sinks = [StoreSink(ec.store, source, rollups=ec.rollups)] if ec.store else []
     if ec.clickhouse:
-        sinks.append(ClickHouseSink(ec.clickhouse, source))
+        sinks.append(ClickHouseSink(ec.clickhouse, source, rollups=ec.rollups))
     if ec.redis:
         sinks.append(RedisSink(ec.redis, source, max_backlog=ec.redis_backlog))
     rules = load_rules(ec.rules) if ec.detect else None

@@ -24,6 +24,7 @@ class EngineConfig(BaseModel):
     clickhouse: Optional[str] = None                 # ClickHouse server host:port, native protocol
     redis: Optional[str] = None                      # live state: host:port or redis:// URL
     redis_backlog: int = Field(default=MAX_BACKLOG, ge=1)    # held while Redis is away; beyond, the oldest dropped
+    rollups: bool = False                            # keep the store's minute/hour/day roll-ups (sinks/rollups.py)
     # windows
     window: float = Field(default=WINDOW_S, ge=0)
     lateness: float = Field(default=LATENESS_S, ge=0)

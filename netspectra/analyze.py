@@ -129,7 +129,7 @@ def cmd_analyze(args) -> int:
     bar = _Progress() if not args.json and sys.stderr.isatty() else None
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
-                           on_progress=bar.update if bar else None, rules=rules)
+                           on_progress=bar.update if bar else None, rules=rules, rollups=args.rollups)
     except (CaptureFormatError, OSError) as e:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1

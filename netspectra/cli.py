@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--top", type=int, default=10, help="rows per report list (default 10)")
     a.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     a.add_argument("--export", metavar="DIR", help="write every result table as CSV into DIR")
+    a.add_argument("--rollups", action="store_true",
+                   help="also keep the store's minute/hour/day roll-ups (default off: a capture's range is short)")
     a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
     a.add_argument("--shards", type=int, default=SHARDS,
                    help=f"state shards (default {SHARDS}; results do not depend on workers)")
@@ -186,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--redis", help="Redis for live state, host:port or redis:// URL (local stack: 127.0.0.1:16379)")
     e.add_argument("--redis-backlog", type=int, help="windows held while Redis is away; beyond, the oldest is "
                    "dropped and counted")
+    e.add_argument("--rollups", action="store_true", default=None,
+                   help="keep the ClickHouse/chDB minute, hour and day roll-ups (long ranges answered fast; "
+                        "costs about one more write of a flood's records per minute)")
     e.add_argument("--dead-letter-topic", help="where messages that cannot be read go, with the error")
     e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
     e.add_argument("--lateness", type=float,

@@ -3,8 +3,12 @@
 Design:
 - time first in every sort key (queries are nearly always "this time range, then ..."), then
   `source` (the capture file or collector the window came from), then the entity;
-- monthly partitions on window time, so dropping old data is dropping partitions;
-- TTL on insertion time, so an old capture analysed today is kept as long as live data;
+- partitions on window time sized from the table's retention (days up to a month, months up to
+  two years, years beyond), TTL on insertion time (an old capture analysed today is kept as long
+  as live data) with ttl_only_drop_parts: expiry drops whole parts, it never rewrites them;
+- roll-ups (ROLLUPS): the flow records summed per minute, hour and day without the source port,
+  kept longer than the records (sinks/rollups.py keeps them exact; api/ picks the coarsest one
+  that answers a request exactly);
 - LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
 - idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
   entity), so writing a window again (a re-run, or a replay after a crash) replaces its rows
@@ -17,12 +21,11 @@ and TTL; see docs/storage.md.
 from __future__ import annotations
 
 DATABASE = "netspectra"
-RETENTION_DAYS = 90
-
-_ENGINE = f"""ENGINE = ReplacingMergeTree({{version}})
-PARTITION BY toYYYYMM(window_start)
-ORDER BY ({{order}})
-TTL inserted_at + INTERVAL {RETENTION_DAYS} DAY"""
+RETENTION_DAYS = 90           # the per-window tables (flow records, totals, sketches, alerts)
+# Roll-ups of the flow records: table -> (resolution s, retention days), finest first.
+ROLLUPS = {"flows_1m": (60, 90), "flows_1h": (3600, 400), "flows_1d": (86400, 1830)}
+ROLLUP_DIMENSIONS = ("src", "dst", "dport", "proto", "vlan")      # what a roll-up keeps of a record
+MARKS = "rollup_marks"
 
 _COMMON = """    window_start DateTime64(3, 'UTC'),
     source LowCardinality(String),"""
@@ -112,7 +115,52 @@ TABLES = {
     version UInt32,
 {_INSERTED}""", "window_start, source, id", "version"),
 }
-WINDOW_TABLES = [t for t in TABLES if t != "alerts"]      # the tables every window writes
+_ROLLUP_COLUMNS = f"""{_COMMON}
+    src IPv6,
+    dst IPv6,
+    dport UInt16,
+    proto UInt8,
+    vlan UInt16,
+    packets UInt64,
+    bytes UInt64,
+    flows UInt64,
+    version UInt64,
+{_INSERTED}"""
+for _table in ROLLUPS:
+    # window_start: the bucket's start. The sum of a bucket's flow records per the dimensions;
+    # `flows` counts the records summed (one per window and 5-tuple). A bucket is recomputed
+    # whole, its rows replacing the older ones (`version`: when, in ns).
+    TABLES[_table] = (_ROLLUP_COLUMNS, "window_start, source, " + ", ".join(ROLLUP_DIMENSIONS), "version")
+# Which window starts each roll-up covers exactly, per source: [since, until) (sinks/rollups.py).
+TABLES[MARKS] = ("""    level LowCardinality(String),
+    source LowCardinality(String),
+    since DateTime64(3, 'UTC'),
+    until DateTime64(3, 'UTC'),
+    version UInt64,
+    inserted_at DateTime DEFAULT now()""", "level, source", "version")
+WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]      # the tables every window writes
+
+
+def retention_s(table: str) -> int:
+    return (ROLLUPS[table][1] if table in ROLLUPS else RETENTION_DAYS) * 86400
+
+
+def _partition(seconds: int) -> str:
+    """Partitions sized from the retention: a few dozen of them live at a time."""
+    if seconds <= 31 * 86400:
+        return "toYYYYMMDD(window_start)"
+    return "toYYYYMM(window_start)" if seconds <= 800 * 86400 else "toYear(window_start)"
+
+
+def _engine(table: str, order: str, version: str, legacy: bool, retention: dict) -> str:
+    engine = f"ENGINE = ReplacingMergeTree({version})\n"
+    if table == MARKS:          # a handful of rows, kept
+        return engine + f"ORDER BY ({order})"
+    keep = retention.get(table, retention_s(table))
+    engine += f"PARTITION BY {_partition(keep)}\nORDER BY ({order})"
+    if legacy:                  # 18.16: no TTL
+        return engine
+    return engine + f"\nTTL inserted_at + INTERVAL {keep} SECOND\nSETTINGS ttl_only_drop_parts = 1"
 
 
 # Data-skipping indices (modern servers only). A 5-tuple's records lie scattered over the time-
@@ -131,6 +179,11 @@ LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
 def addr_text_sql(col: str, legacy: bool) -> str:
     """An address column as text (IPv4 as ::ffff:a.b.c.d), on either schema."""
     return f"IPv6NumToString({col})" if legacy else f"toString({col})"
+
+
+def sql_string(s: str) -> str:
+    """A ClickHouse string literal of `s` (backslash escapes, both schemas)."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def addr_display_sql(col: str) -> str:
@@ -159,14 +212,14 @@ def _readable_view(database: str, table: str) -> str:
             f"FROM {database}.{table} FINAL")
 
 
-def ddl(database: str = DATABASE, legacy: bool = False) -> list[str]:
+def ddl(database: str = DATABASE, legacy: bool = False, retention: dict | None = None) -> list[str]:
+    """CREATE statements; `retention`: table -> seconds, over the defaults (tests use seconds)."""
     stmts = [f"CREATE DATABASE IF NOT EXISTS {database}"]
     for name, (cols, order, *version) in TABLES.items():
-        engine = _ENGINE.format(order=order, version=version[0] if version else "inserted_at")
+        engine = _engine(name, order, version[0] if version else "inserted_at", legacy, retention or {})
         if legacy:
             for modern, old in LEGACY_TYPES.items():
                 cols = cols.replace(f" {modern},", f" {old},")
-            engine = engine[:engine.index("TTL")].rstrip()
         else:
             cols = ",\n".join([cols] + [f"    {ix}" for ix in INDEXES.get(name, [])])
         stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{cols}\n)\n{engine}")

@@ -46,6 +46,12 @@ class WindowRows:
         return len(flows["window_start"]) if flows else 0
 
 
+def window_spans(windows: list[WindowRows]) -> list[tuple[str, int, int]]:
+    """(source, start s, length s) of the windows whose tables are there (for the roll-ups)."""
+    return [(w.tables["window_totals"]["source"][0], w.start // 10**9, w.length_ns // 10**9)
+            for w in windows if "window_totals" in w.tables]
+
+
 def concat_tables(windows: list[WindowRows]) -> dict[str, dict]:
     """The rows of several windows concatenated per table, tables without rows left out: one
     INSERT per table for all of them."""

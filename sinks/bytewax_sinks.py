@@ -27,6 +27,9 @@ class WindowWriter(Protocol):
 
     def write_alerts(self, alerts: list, source: str) -> None: ...
 
+    def finish(self) -> None:
+        """The stream ended: complete what waits for later windows (ClickHouse roll-ups)."""
+
     def close(self) -> None: ...
 
 
@@ -102,6 +105,8 @@ class _Partition(StatefulSinkPartition):
         self.wait()
         if self.pool is not None:
             self.pool.shutdown()
+        if hasattr(self.writer, "finish"):
+            self.writer.finish()
         if self.close_writer:
             self.writer.close()
 
@@ -114,8 +119,8 @@ class StoreSink(FixedPartitionedSink):
 
     wants = "tables"
 
-    def __init__(self, path: str, source: str, buffer_rows: int = 0):
-        self.path, self.source, self.buffer_rows = path, source, buffer_rows
+    def __init__(self, path: str, source: str, buffer_rows: int = 0, rollups: bool = False):
+        self.path, self.source, self.buffer_rows, self.rollups = path, source, buffer_rows, rollups
 
     def list_parts(self):
         return ["store"]
@@ -123,7 +128,8 @@ class StoreSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.chdb_store import ChdbStore
 
-        return _Partition(ChdbStore(self.path), self.source, "chdb", self.buffer_rows, close_writer=False)
+        return _Partition(ChdbStore(self.path, rollups=self.rollups), self.source, "chdb", self.buffer_rows,
+                          close_writer=False)
 
 
 class ClickHouseSink(FixedPartitionedSink):
@@ -131,8 +137,8 @@ class ClickHouseSink(FixedPartitionedSink):
 
     wants = "tables"
 
-    def __init__(self, address: str, source: str):
-        self.address, self.source = address, source
+    def __init__(self, address: str, source: str, rollups: bool = False):
+        self.address, self.source, self.rollups = address, source, rollups
 
     def list_parts(self):
         return ["clickhouse"]
@@ -140,7 +146,7 @@ class ClickHouseSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.clickhouse_native import ClickHouseNative
 
-        return _Partition(ClickHouseNative(self.address), self.source, "clickhouse", overlap=True)
+        return _Partition(ClickHouseNative(self.address, rollups=self.rollups), self.source, "clickhouse", overlap=True)
 
 
 class RedisSink(FixedPartitionedSink):

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns,
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, sql_string,
                                 ddl, views)
-from schemas.window_rows import WindowRows, concat_tables
+from schemas.window_rows import WindowRows, concat_tables, window_spans
+from sinks.rollups import Rollups
 from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,11 @@ def _select(name: str, typ: str) -> str:
 
 
 class ChdbStore:
-    def __init__(self, path: str):
+    def __init__(self, path: str, retention: dict | None = None, rollups: bool = False):
+        """`retention`: table -> seconds, over the defaults of schemas/clickhouse.py (for tables
+        this creates). `rollups`: keep the roll-ups as windows are written (sinks/rollups.py):
+        asked for (engine and analyze --rollups), because rolling a flood's records up costs
+        about as much as writing them."""
         from chdb import session
 
         self.path = str(Path(path).resolve())
@@ -75,16 +80,27 @@ class ChdbStore:
                     _ACTIVE.pop(other).close()
                 _ACTIVE[self.path] = session.Session(self.path)
             self.sess = _ACTIVE[self.path]
-        for stmt in ddl():
+        for stmt in ddl(retention=retention):
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
         for stmt in views():
             self.query(stmt)
+        self.rollups = Rollups(self.query, self.rows, legacy=False) if rollups else None
 
     def write(self, windows: list[WindowRows]) -> None:
-        """Write windows' rows, one INSERT per table for all of them (an INSERT costs ~10 ms)."""
+        """Write windows' rows, one INSERT per table for all of them (an INSERT costs ~10 ms),
+        then the roll-ups of the buckets they close (sinks/rollups.py)."""
+        if self.rollups:
+            self.rollups.before_write(window_spans(windows))
         for table, cols in concat_tables(windows).items():
             self.insert(table, cols)
+        if self.rollups:
+            self.rollups.roll()
+
+    def finish(self) -> None:
+        """The roll-ups of every bucket written, closed or not (the end of a capture or stream)."""
+        if self.rollups:
+            self.rollups.roll(everything=True)
 
     def write_alerts(self, alerts: list, source: str) -> None:
         """Alerts' current states (the newest version of each wins in the table)."""
@@ -97,7 +113,7 @@ class ChdbStore:
         select = {n: _select(n, types[n]) for n in names}
         sources = cols["source"]
         if sources and all(x == sources[0] for x in sources):   # the usual case: send it once
-            select["source"] = f"'{_quote(sources[0])}'"
+            select["source"] = sql_string(sources[0])
             cols = {n: v for n, v in cols.items() if n != "source"}
         # Rows go through an Arrow file: chDB's Python() table function deadlocks when called
         # from a Bytewax worker thread other than the main one.
@@ -108,7 +124,7 @@ class ChdbStore:
                 w.write_table(table)
             try:
                 self.sess.query(f"INSERT INTO {DATABASE}.{table_name} ({', '.join(names)}) "
-                                f"SELECT {', '.join(select.values())} FROM file('{_quote(str(tmp))}', 'Arrow')")
+                                f"SELECT {', '.join(select.values())} FROM file({sql_string(str(tmp))}, 'Arrow')")
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -137,7 +153,7 @@ class ChdbStore:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        where = f"WHERE source = '{_quote(source)}'" if source is not None else ""
+        where = f"WHERE source = {sql_string(source)}" if source is not None else ""
         for table in TABLES:
             types = column_types(table)
             cols = [address_text(c) + f" AS {c}" if types[c] == "IPv6" else c
@@ -150,5 +166,3 @@ class ChdbStore:
         return paths
 
 
-def _quote(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("'", "\\'")

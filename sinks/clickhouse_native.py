@@ -14,9 +14,10 @@ import time
 import numpy as np
 
 from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl, views
-from schemas.window_rows import WindowRows, concat_tables
+from schemas.window_rows import WindowRows, concat_tables, window_spans
 from schemas import metrics as M
 from sinks.retry import Backoff
+from sinks.rollups import Rollups
 from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def _values(cols: dict, types: dict[str, str]) -> list:
 
 
 class ClickHouseNative:
-    def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0):
+    def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0, rollups: bool = False):
         from schemas.credentials import clickhouse_client
 
         # a new client on each reconnection: it logs in with the password known then
@@ -57,6 +58,8 @@ class ClickHouseNative:
         self.database = database
         self.retries = 0
         self.legacy = None
+        self.rollups: Rollups | None = None
+        self.keep_rollups = rollups         # sinks/rollups.py (engine --rollups)
 
     def _setup(self) -> None:
         if self.legacy is not None:
@@ -68,24 +71,36 @@ class ClickHouseNative:
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
         for stmt in views(self.database):
             self.client.execute(stmt)
+        if self.rollups is None and self.keep_rollups:      # kept over reconnects: what is marked stays marked
+            self.rollups = Rollups(lambda sql: self.client.execute(sql), lambda sql: self.client.execute(sql),
+                                   legacy, self.database)
         self.legacy = legacy        # only now: a failure above makes the next write set up again
 
     def write(self, windows: list[WindowRows]) -> None:
-        self._write(concat_tables(windows))
+        """The windows' rows, then the roll-ups of the buckets they close (sinks/rollups.py)."""
+        self._write(concat_tables(windows), window_spans(windows))
 
     def write_alerts(self, alerts: list, source: str) -> None:
         self._write(alert_tables(alerts, source))
 
+    def finish(self) -> None:
+        """The roll-ups of every bucket written, closed or not (the end of a stream)."""
+        self._write({}, [], everything=True)
+
     def close(self) -> None:
         self.client.disconnect()
 
-    def _write(self, tables: dict) -> None:
+    def _write(self, tables: dict, spans: list | None = None, everything: bool = False) -> None:
         backoff = Backoff()
         while True:
             try:
                 self._setup()
+                if spans and self.rollups:
+                    self.rollups.before_write(spans)
                 for table, cols in tables.items():
                     self.insert(table, cols)
+                if (spans or everything) and self.rollups:
+                    self.rollups.roll(everything)
                 return
             except Exception as e:      # network errors, server restarting: wait and write again
                 if not _retryable(e):

@@ -132,10 +132,14 @@ class FlowGroup(_message.Message):
     def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ...) -> None: ...
 
 class AggregateFlowsResponse(_message.Message):
-    __slots__ = ("groups",)
+    __slots__ = ("groups", "table", "resolution_seconds")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ...) -> None: ...
+    table: str
+    resolution_seconds: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., table: _Optional[str] = ..., resolution_seconds: _Optional[int] = ...) -> None: ...
 
 class TraceFlowRequest(_message.Message):
     __slots__ = ("range", "src", "dst", "sport", "dport", "proto", "source")

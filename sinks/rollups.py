@@ -1,0 +1,151 @@
+"""Roll-ups kept exact: the flow records summed per minute, hour and day (schemas/clickhouse.py
+ROLLUPS), for long ranges that would otherwise scan millions of records.
+
+Why not materialized views into SummingMergeTrees: a window is written more than once (a
+revision with late packets, a replay after a crash), and a view would add every version to the
+sums. Instead a bucket is *recomputed* whole from the next finer level (the minute from the
+flow records, FINAL: each window once; the hour from the minutes; the day from the hours) and its
+rows replace the older ones (ReplacingMergeTree on `version`). Data only grows between two
+computations of a bucket, so the new rows cover every key of the old: a replayed or revised
+window changes the bucket's sums to exactly what the records say, never twice.
+
+When: a bucket is marked when a window in it is written, and computed once it is closed (the
+writer has written a window starting at or after its end), at most every ROLL_EVERY_S of wall
+time (each computation reads the bucket's records again: on a spoofed flood the minute's
+roll-up costs about what writing its records did, so it must not follow every window), and when
+the writer finishes.
+
+What is covered: per level and source, `rollup_marks` holds [since, until): the window starts
+whose records the level holds exactly. A write into that span first pulls `until` back to the
+bucket's start (before the records are written), and rolling extends the span over contiguous
+buckets again (over gaps without any record too). The API answers from a level only inside every
+source's span (api/queries.py), so a reader never sees a roll-up that lags its records.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from schemas.clickhouse import DATABASE, MARKS, ROLLUP_DIMENSIONS, ROLLUPS, sql_string
+
+log = logging.getLogger(__name__)
+
+ROLL_EVERY_S = 30.0
+
+
+def _bucket(res: int) -> str:
+    """A row's bucket start in epoch seconds (both schemas: DateTime64 or DateTime)."""
+    return f"intDiv(toUInt32(toDateTime(window_start)), {res}) * {res}"
+
+
+class Rollups:
+    """The roll-ups of one writer. `execute(sql)` runs a statement, `rows(sql)` returns tuples."""
+
+    def __init__(self, execute, rows, legacy: bool, database: str = DATABASE):
+        self.execute, self.rows, self.legacy, self.db = execute, rows, legacy, database
+        self.dirty: dict[str, set[tuple[str, int]]] = {t: set() for t in ROLLUPS}      # (source, bucket s)
+        self.newest: dict[str, int] = {}          # source -> end (s) of the newest window written
+        # (level, source) -> [since, until): what the level covers once its marked buckets are
+        # computed; `saved`: what rollup_marks says now (that, cut at the first marked bucket)
+        self.spans: dict[tuple[str, str], tuple[int, int]] | None = None
+        self.saved: dict[tuple[str, str], tuple[int, int]] = {}
+        self.every_s, self.rolled_at = ROLL_EVERY_S, float("-inf")
+
+    def _time(self, seconds: str) -> str:
+        return f"toDateTime({seconds}, 'UTC')" if self.legacy else f"toDateTime64({seconds}, 3, 'UTC')"
+
+    def _load(self) -> None:
+        if self.spans is None:
+            got = self.rows(f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
+                            f"FROM {self.db}.{MARKS} FINAL")
+            self.saved = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in got}
+            self.spans = dict(self.saved)
+
+    def _publish(self) -> None:
+        """rollup_marks := each span cut at its first bucket still to compute (readers trust no
+        bucket whose records changed since it was computed)."""
+        version = time.time_ns()
+        for (lvl, src), (since, until) in self.spans.items():
+            stale = [b for s, b in self.dirty[lvl] if s == src and since <= b < until]
+            now = (since, min(stale)) if stale else (since, until)
+            if self.saved.get((lvl, src)) != now:         # a handful per write: one INSERT ... SELECT each
+                self.execute(f"INSERT INTO {self.db}.{MARKS} (level, source, since, until, version) "
+                             f"SELECT {sql_string(lvl)}, {sql_string(src)}, {self._time(str(now[0]))}, "
+                             f"{self._time(str(now[1]))}, toUInt64({version})")
+                self.saved[(lvl, src)] = now
+
+    def before_write(self, windows: list[tuple[str, int, int]]) -> None:
+        """(source, start s, length s) of windows about to be written: mark their buckets and
+        cut the published spans before them, before their records change."""
+        self._load()
+        for src, start, length in windows:
+            self.newest[src] = max(self.newest.get(src, 0), start + max(length, 1))
+            for level, (res, _keep) in ROLLUPS.items():
+                self.dirty[level].add((src, start // res * res))
+        self._publish()
+
+    def roll(self, everything: bool = False) -> None:
+        """Compute the marked buckets that are closed (all of them with `everything`), finest first;
+        closed ones no sooner than `every_s` after the last computation."""
+        if not everything and time.monotonic() - self.rolled_at < self.every_s:
+            return
+        self._load()
+        finer, count = None, "count()"
+        for level, (res, _keep) in ROLLUPS.items():
+            todo = {(s, b) for s, b in self.dirty[level] if everything or b + res <= self.newest.get(s, 0)}
+            if todo:
+                t = time.perf_counter()
+                self._compute(level, res, f"{self.db}.{finer or 'flows'}", count, todo)
+                self.dirty[level] -= todo
+                self._extend(level, res, finer, todo)
+                self.rolled_at = time.monotonic()
+                log.debug("rolled %d buckets of %s in %.3f s", len(todo), level, time.perf_counter() - t)
+            finer, count = level, "sum(flows)"
+        self._publish()
+
+    def _compute(self, level: str, res: int, table: str, count: str, todo: set) -> None:
+        lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
+        keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in sorted(todo))
+        sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
+        dims = ", ".join(ROLLUP_DIMENSIONS)
+        self.execute(
+            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, packets, bytes, flows, version) "
+            f"SELECT {self._time('b')}, source, {dims}, sum(packets), sum(bytes), {count}, toUInt64({time.time_ns()}) "
+            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, packets, bytes{', flows' if count != 'count()' else ''} "
+            f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
+            f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "
+            f"GROUP BY b, source, {dims}")
+
+    def _extend(self, level: str, res: int, finer: str | None, rolled: set) -> None:
+        """Grow each source's span over the buckets just rolled that touch it (or that only
+        empty time separates from it). A bucket computed from a finer roll-up counts only where
+        that level is exact over the bucket (up to the newest window written)."""
+        table = f"{self.db}.{finer or 'flows'}"
+        for src in {s for s, _ in rolled}:
+            since, until = span = self.spans.get((level, src), (0, 0))
+            fine = self.spans.get((finer, src), (0, 0)) if finer else None
+            for b in sorted(b for s, b in rolled if s == src):
+                if fine is not None and not self._within(src, b, b + res, fine):
+                    break                                 # the finer level is not exact there: stop
+                if since == until:                        # no span yet: it starts here
+                    since, until = b, b + res
+                elif b < since:
+                    if b + res >= since or self._empty(table, src, b + res, since):
+                        since = b
+                elif b <= until or self._empty(table, src, until, b):
+                    until = max(until, b + res)
+                else:
+                    break                                 # records in between that no bucket holds yet
+            if (since, until) != span:
+                self.spans[(level, src)] = (since, until)
+
+    def _within(self, src: str, a: int, b: int, span: tuple[int, int]) -> bool:
+        """Whether `span` holds every flow record of [a, b): it covers them, or none lie outside it."""
+        raw = f"{self.db}.flows"
+        return ((span[0] <= a or self._empty(raw, src, a, span[0]))
+                and (span[1] >= b or self._empty(raw, src, max(a, span[1]), b)))
+
+    def _empty(self, table: str, src: str, a: int, b: int) -> bool:
+        got = self.rows(f"SELECT count() FROM {table} WHERE source = {sql_string(src)} "
+                        f"AND window_start >= toDateTime({a}, 'UTC') AND window_start < toDateTime({b}, 'UTC')")
+        return int(got[0][0]) == 0

@@ -1,0 +1,119 @@
+"""Roll-ups (sinks/rollups.py): every level sums exactly to the flow records, on chDB and on
+Debian's 18.16 server, also after a window is written again and after a revision; a span never
+covers a bucket whose records changed until it is computed again; data past a table's TTL is gone
+after a merge."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from schemas.clickhouse import MARKS, ROLLUP_DIMENSIONS, ROLLUPS
+from tests.support import rows_of
+
+DIMS = ", ".join(ROLLUP_DIMENSIONS)
+
+
+@pytest.fixture(scope="module")
+def windows(synth_pcap):
+    """The capture's 10 s windows as the sinks receive them (6 windows over a minute and more)."""
+    from flows.capture_reader import CaptureReader
+    from flows.config import WindowConfig
+    from flows.window import LocalPipeline
+    pipe = LocalPipeline(WindowConfig(window_s=10))
+    results = [r for b in CaptureReader(str(synth_pcap)) for r in pipe.feed(b)] + pipe.flush()
+    return rows_of(sorted(results, key=lambda r: r.start), "cap")
+
+
+def _by_bucket(rows, db: str, table: str, res: int) -> dict:
+    count = "count()" if table == "flows" else "sum(flows)"
+    got = rows(f"SELECT intDiv(toUInt32(toDateTime(window_start)), {res}) * {res} AS b, sum(packets), sum(bytes), "
+               f"{count} FROM {db}.{table} FINAL GROUP BY b ORDER BY b")
+    return {int(b): (int(p), int(by), int(f)) for b, p, by, f in got}
+
+
+def _by_key(rows, db: str, table: str) -> dict:
+    got = rows(f"SELECT {DIMS}, sum(packets), sum(bytes) FROM {db}.{table} FINAL GROUP BY {DIMS}")
+    return {tuple(str(x) for x in r[:-2]): (int(r[-2]), int(r[-1])) for r in got}
+
+
+def _spans(rows, db: str) -> dict:
+    got = rows(f"SELECT level, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) FROM {db}.{MARKS} FINAL "
+               f"WHERE source = 'cap'")
+    return {lvl: (int(a), int(b)) for lvl, a, b in got}
+
+
+def assert_exact(rows, db: str) -> None:
+    """Each level, per its own buckets and per key over everything, equals the flow records;
+    and each level's span covers every window written."""
+    raw_keys = _by_key(rows, db, "flows")
+    first, last = min(_by_bucket(rows, db, "flows", 10)), max(_by_bucket(rows, db, "flows", 10))
+    spans = _spans(rows, db)
+    for level, (res, _keep) in ROLLUPS.items():
+        assert _by_bucket(rows, db, level, res) == _by_bucket(rows, db, "flows", res), level
+        assert _by_key(rows, db, level) == raw_keys, level
+        since, until = spans[level]
+        assert since <= first and until > last, (level, spans[level])
+
+
+def _revised(w):
+    """The same window with every record's packets and bytes doubled (a revision only grows)."""
+    import copy
+    r = copy.deepcopy(w)
+    for c in ("packets", "bytes"):
+        r.tables["flows"][c] = r.tables["flows"][c] * 2
+    return r
+
+
+def check_store(store, rows, db: str, windows) -> None:
+    store.rollups.every_s = 0           # compute closed buckets at every write (live: every 30 s)
+    write, finish = store.write, store.finish
+    write(windows[:2])
+    write(windows[2:])          # the first minute closes inside this write: rolled before finish
+    assert set(_spans(rows, db)) == {"flows_1m"}
+    finish()
+    assert_exact(rows, db)
+    write(windows[1:2])                         # written again (a replay): nothing changes
+    finish()
+    assert_exact(rows, db)
+    write([_revised(windows[2])])               # a revision: the records change
+    spans = _spans(rows, db)
+    start = windows[2].start // 10**9
+    # its minute is closed: computed again in the same write; its hour and day are not: their
+    # spans end before it until they are
+    assert _by_bucket(rows, db, "flows_1m", 60) == _by_bucket(rows, db, "flows", 60) and spans["flows_1m"][1] > start
+    assert spans["flows_1h"][1] <= start and spans["flows_1d"][1] <= start, spans
+    finish()
+    assert_exact(rows, db)
+
+
+def test_rollups_are_exact_on_chdb(windows, tmp_path):
+    from sinks.chdb_store import ChdbStore
+    s = ChdbStore(str(tmp_path / "store"), rollups=True)
+    check_store(s, s.rows, "netspectra", windows)
+
+
+def test_rollups_are_exact_on_the_1816_server(windows, local_stack):
+    from sinks.clickhouse_native import ClickHouseNative
+    _, ports, _ = local_stack
+    db = f"rollups_{os.getpid()}"          # the server is shared by the session's tests
+    s = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}", database=db, rollups=True)
+    s._setup()
+    check_store(s, lambda sql: s.client.execute(sql), db, windows)
+    s.client.execute(f"DROP DATABASE {db}")
+
+
+def test_data_past_a_tables_ttl_is_gone_after_a_merge(windows, tmp_path):
+    """A one-second retention on the minute roll-up: after a merge its parts are dropped whole,
+    the flow records (90 days) stay."""
+    from sinks.chdb_store import ChdbStore
+    s = ChdbStore(str(tmp_path / "store"), retention={"flows_1m": 1}, rollups=True)
+    s.write(windows)
+    s.finish()
+    assert int(s.rows("SELECT count() FROM netspectra.flows_1m")[0][0]) > 0
+    time.sleep(2.5)
+    s.query("OPTIMIZE TABLE netspectra.flows_1m FINAL")
+    assert int(s.rows("SELECT count() FROM netspectra.flows_1m")[0][0]) == 0
+    assert int(s.rows("SELECT count() FROM netspectra.flows")[0][0]) == sum(len(w.tables["flows"]["packets"])
+                                                                            for w in windows)
