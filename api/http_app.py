@@ -11,6 +11,7 @@ the limit or too slow (api/guard.py: decided before the body is read), 500 "inte
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -170,7 +171,6 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     def watch_alerts(request: Request, source: str = ""):
         """The firing alerts, then every change as the engine makes it (Server-Sent Events). A
         reconnecting client sends Last-Event-ID and continues after it."""
-        from fastapi.responses import StreamingResponse
         try:
             req = m.WatchAlertsRequest(source=source)
         except ValidationError as e:
@@ -181,23 +181,10 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             raise ApiError(409, f"{MAX_STREAMS} alert streams are open; try again later")
         after = request.headers.get("last-event-id", "")
         state = {"open": True}
-
-        def events():
-            try:
-                for change in service.watch_alerts(req, after=after, alive=lambda: state["open"]):
-                    if change is None:
-                        yield ": keep-alive\n\n"
-                    else:
-                        yield f"event: alert\nid: {change.cursor}\ndata: {change.model_dump_json()}\n\n"
-            except Exception:                   # noqa: BLE001 - Redis away: end the stream; the client reconnects
-                log.exception("alert stream failed")
-                yield "event: error\ndata: {\"error\": \"alert changes unavailable\"}\n\n"
-            finally:
-                state["open"] = False
-                streams.release()
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        changes = service.watch_alerts(req, after=after, alive=lambda: state["open"])
+        frames = (None if c is None else f"event: alert\nid: {c.cursor}\ndata: {c.model_dump_json()}\n\n"
+                  for c in changes)
+        return _event_stream(frames, state, streams.release, "alert changes")
 
     @app.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
     def live_top(request: Request, source: str = "", limit: int = 10):
@@ -242,29 +229,13 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     def live_stream(source: str = ""):
         """A `window` event each time an engine writes a window (of `source`, or of any), from
         Redis pub/sub; a keep-alive comment each second without one. 503 without Redis."""
-        from fastapi.responses import StreamingResponse
         state = {"open": True}
         feed = call(service.live_events, lambda: state["open"])
         if not streams.acquire(blocking=False):
             raise ApiError(409, f"{MAX_STREAMS} streams are open; try again later")
-
-        def events():
-            try:
-                yield ": connected\n\n"
-                for ev in feed:
-                    if ev is None:
-                        yield ": keep-alive\n\n"
-                    elif not source or ev.get("source") == source:
-                        yield f"event: window\ndata: {json.dumps(ev)}\n\n"
-            except Exception:                   # noqa: BLE001 - Redis away: end the stream; the client reconnects
-                log.exception("live stream failed")
-                yield "event: error\ndata: {\"error\": \"live updates unavailable\"}\n\n"
-            finally:
-                state["open"] = False
-                streams.release()
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        frames = (None if ev is None else f"event: window\ndata: {json.dumps(ev)}\n\n" for ev in feed
+                  if ev is None or not source or ev.get("source") == source)
+        return _event_stream(itertools.chain([": connected\n\n"], frames), state, streams.release, "live updates")
 
     _console(app)
 
@@ -326,6 +297,27 @@ def _openapi(app: FastAPI) -> dict:
     doc["security"] = [{"bearer": []}]
     app.openapi_schema = doc
     return doc
+
+
+def _event_stream(frames, state: dict, release, what: str):
+    """Server-Sent Events: each of `frames` is one event's text, or None for a keep-alive. If the
+    feed fails (Redis away) the stream ends with an `error` event, and the client reconnects;
+    either way the stream's slot is released and `state["open"]` turns false (the feed stops)."""
+    from fastapi.responses import StreamingResponse
+
+    def events():
+        try:
+            for frame in frames:
+                yield ": keep-alive\n\n" if frame is None else frame
+        except Exception:                   # noqa: BLE001 - Redis away: end the stream; the client reconnects
+            log.exception("%s stream failed", what)
+            yield f'event: error\ndata: {{"error": "{what} unavailable"}}\n\n'
+        finally:
+            state["open"] = False
+            release()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"

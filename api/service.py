@@ -50,6 +50,7 @@ class QueryService:
                  cache_entries: int = MAX_ENTRIES):
         self.backend = backend
         self.cache = ResultCache(backend.version, cache_entries)
+        self._marks_cache: tuple | None = None       # (store write version, roll-up spans)
         self.ingest_dir = Path(ingest_dir).resolve() if ingest_dir else None
         self._ingesting = threading.Lock()      # one capture at a time
         self.redis = None
@@ -71,10 +72,21 @@ class QueryService:
             table, res = "flows", 0
             candidates = q.rollup_candidates(req)
             if candidates:          # two small reads: the roll-ups' spans, the sources' windows in range
-                table, res = q.choose_table(candidates, self.backend.rows(q.MARKS_SQL, {}),
+                table, res = q.choose_table(candidates, self._marks(),
                                             self.backend.rows(*q.extent_sql(req, self.dialect)))
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
         return self._cached(req, compute)
+
+    def _marks(self) -> list[tuple]:
+        """The roll-ups' spans (api/queries.py MARKS_SQL), read again only after a write when
+        every write passes through this process (chDB)."""
+        version = self.backend.version()
+        cached = self._marks_cache
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        marks = self.backend.rows(q.MARKS_SQL, {})
+        self._marks_cache = (version, marks)
+        return marks
 
     def trace_flow(self, req: m.TraceFlowRequest) -> m.TraceFlowResponse:
         return self._cached(req, lambda: q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect))))
@@ -155,16 +167,26 @@ class QueryService:
         return stored[0]
 
     def live_series(self, req: m.LiveSeriesRequest) -> m.LiveSeriesResponse:
+        """From Redis (its windows expire after an hour), the earlier part of a longer range from
+        the store; all from the store without Redis."""
         from api import live
         source = self._console_source(req.source)
         last_ms = m.span_ms(req.last)
+        if self.redis is None:
+            return m.LiveSeriesResponse(source=source, live=False,
+                                        windows=live.store_series(self.backend.rows, self.dialect, source, last_ms))
         try:
-            if self.redis is not None:
-                return m.LiveSeriesResponse(source=source, live=True, windows=live.redis_series(self.redis, source, last_ms))
+            recent = live.redis_series(self.redis, source, last_ms)
         except RedisError as e:
             raise Unavailable(f"Redis does not answer ({e})") from None
-        return m.LiveSeriesResponse(source=source, live=False,
-                                    windows=live.store_series(self.backend.rows, self.dialect, source, last_ms))
+        if recent and recent[-1].start_ms - recent[0].start_ms < last_ms:
+            try:
+                older = live.store_series(self.backend.rows, self.dialect, source, last_ms)
+            except Exception as e:      # noqa: BLE001 - the history is extra: the live part stands alone
+                log.warning("history of %s from the store failed: %s", source, e)
+                older = []
+            recent = [p for p in older if p.start_ms < recent[0].start_ms] + recent
+        return m.LiveSeriesResponse(source=source, live=True, windows=recent)
 
     def live_window(self, req: m.LiveTopRequest) -> m.LiveWindowResponse:
         from api import live

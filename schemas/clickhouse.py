@@ -16,7 +16,7 @@ Design:
   before background merges have run.
 
 Debian's clickhouse-server 18.16 lacks IPv6, LowCardinality (without a setting), DateTime64
-and TTL; see docs/storage.md.
+and TTL; see docs/analysis.md (the paragraph on 18.16).
 """
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class Rollups:
         bucket whose records changed since it was computed)."""
         version = time.time_ns()
         for (lvl, src), (since, until) in self.spans.items():
-            stale = [b for s, b in self.dirty[lvl] if s == src and since <= b < until]
+            stale = [b for s, b in self.dirty.get(lvl, ()) if s == src and since <= b < until]
             now = (since, min(stale)) if stale else (since, until)
             if self.saved.get((lvl, src)) != now:         # a handful per write: one INSERT ... SELECT each
                 self.execute(f"INSERT INTO {self.db}.{MARKS} (level, source, since, until, version) "

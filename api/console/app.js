@@ -6,7 +6,7 @@
 
 const TOKEN_KEY = "netspectra-token";
 const S = { token: sessionStorage.getItem(TOKEN_KEY) || "", source: "", last: "1h", paused: false,
-            live: false, win: null, streams: [], charts: {}, alerts: new Map(), poll: null };
+            live: false, win: null, streams: [], charts: {}, alerts: new Map(), poll: null, seq: 0 };
 const $ = (id) => document.getElementById(id);
 
 class AuthError extends Error {}
@@ -99,6 +99,7 @@ async function loadSources() {
 }
 $("source").addEventListener("change", () => {
   S.source = $("source").value;
+  S.win = null;
   S.alerts.clear();
   route();
   startStreams();            // the alert stream follows one source
@@ -141,16 +142,26 @@ async function newestWindow() {
   return S.win;
 }
 
+// Each load draws only if no newer one started meanwhile (another source, range or page):
+// answers to older questions can arrive last.
+function fresh() {
+  const seq = ++S.seq;
+  return () => seq === S.seq;
+}
+
 async function loadNow() {
   if (!S.source) return;
-  let w;
+  const current = fresh();
+  let w, series;
   try {
-    w = await newestWindow();
+    [w, series] = await Promise.all([api(`/v1/live/window?${q({ source: S.source })}`),
+                                     api(`/v1/live/series?${q({ source: S.source, last: S.last })}`)]);
   } catch (e) {
-    if (e.status === 404) { $("window-line").textContent = "No window yet for this source."; return; }
+    if (e.status === 404 && current()) { $("window-line").textContent = "No window yet for this source."; return; }
     throw e;
   }
-  const series = await api(`/v1/live/series?${q({ source: S.source, last: S.last })}`);
+  if (!current()) return;
+  S.win = w;
   const sec = w.seconds || 1;
   $("tile-bps").textContent = si(w.bytes * 8 / sec, "bit/s");
   $("tile-pps").textContent = si(w.packets / sec, "p/s");
@@ -158,7 +169,8 @@ async function loadNow() {
   $("tile-hosts").textContent = w.live ? count(w.hosts) : "–";
   $("tile-late").textContent = count(w.late_packets);
   const line = $("window-line");
-  Object.assign(line.dataset, { start: w.window_start_ms, packets: w.packets, bytes: w.bytes, flows: w.flows });
+  Object.assign(line.dataset, { source: w.source, start: w.window_start_ms, packets: w.packets, bytes: w.bytes,
+                                flows: w.flows });
   line.textContent = `Newest window ${when(w.window_start_ms)} (${sec} s${w.complete ? "" : ", incomplete"}): ` +
     `${count(w.packets)} packets, ${bytes(w.bytes)} (${count(w.bytes)} bytes), ${count(w.flows)} flows` +
     (w.live ? "" : " — from the store, not live");
@@ -221,6 +233,7 @@ async function hostRange() {
 }
 
 async function loadHost(addr) {
+  const current = fresh();
   $("host-title").textContent = addr;
   const r = await hostRange();
   const range = { start_ms: r.start_ms, end_ms: r.end_ms };
@@ -234,6 +247,7 @@ async function loadHost(addr) {
     agg({ dst: [addr] }, { group_by: ["src", "sport", "dst", "dport", "proto"], limit: 10 }),
     api(`/v1/alerts?${q({ address: addr, start_ms: r.end_ms - 7 * 8.64e7, end_ms: r.end_ms + 1 })}`),
   ]);
+  if (!current()) return;
   const times = [...new Set([...sent.groups, ...recv.groups].map((g) => g.bucket_ms))].sort((a, b) => a - b);
   const at = (groups) => { const m = new Map(groups.map((g) => [g.bucket_ms, g.bytes])); return times.map((t) => m.get(t) || 0); };
   chart("chart-host", [times.map((t) => t / 1000), at(sent.groups), at(recv.groups)],

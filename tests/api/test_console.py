@@ -150,8 +150,8 @@ def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts
     sign_in(page, console["url"], TOKEN)
     page.wait_for_selector(f"#source option[value='{console['source']}']", state="attached")
     page.select_option("#source", console["source"])
-    page.wait_for_function(f"document.getElementById('window-line').dataset.start == "
-                           f"'{console['rows'][-2].start // 10**6}'")
+    on = "document.getElementById('window-line').dataset"
+    page.wait_for_function(f"{on}.source == '{console['source']}' && {on}.start == '{console['rows'][-2].start // 10**6}'")
     page.wait_for_selector("#talkers tr[data-key]")
     assert _shown(page) == _as_shown(*_redis_newest(console))       # exact: totals and the top talkers
     assert page.query_selector_all("#protocols tr[data-key]") and page.query_selector_all("#ports tr[data-key]")
@@ -159,8 +159,8 @@ def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts
     shot(page, tmp_path / "now.png")
 
     console["live"].write(console["rows"][-1:])          # the engine closes the next window
-    page.wait_for_function(f"document.getElementById('window-line').dataset.start == "
-                           f"'{console['rows'][-1].start // 10**6}'", timeout=15_000)
+    page.wait_for_function(f"{on}.source == '{console['source']}' && {on}.start == '{console['rows'][-1].start // 10**6}'",
+                           timeout=15_000)
     page.wait_for_function("document.querySelectorAll('#talkers tr[data-key]').length > 0")
     assert _shown(page) == _as_shown(*_redis_newest(console))
 
@@ -298,12 +298,13 @@ def test_the_page_follows_a_running_engine(console, browser, local_stack, synth_
         sign_in(page, console["url"], TOKEN)
         page.wait_for_selector(f"#source option[value='{topic}']", state="attached")
         page.select_option("#source", topic)
-        page.wait_for_function(f"Number(document.getElementById('window-line').dataset.start) >= {newest()}")
-        before = int(page.get_attribute("#window-line", "data-start"))
+        shown = lambda: (page.get_attribute("#window-line", "data-source"),                   # noqa: E731
+                         int(page.get_attribute("#window-line", "data-start") or 0))
+        wait_for(lambda: shown() == (topic, newest()), 30, "the page on the engine's newest window")
+        before = shown()[1]
         assert run("collect", "--pcap", str(second), "--kafka", boot, "--topic", topic).returncode == 0
         wait_for(lambda: newest() == console["rows"][-1].start // 10**6, 60, "the capture's last window in Redis")
-        page.wait_for_function(f"document.getElementById('window-line').dataset.start == '{newest()}'",
-                               timeout=15_000)
+        wait_for(lambda: shown() == (topic, newest()), 30, "the page on the capture's last window")
         page.wait_for_function("document.querySelectorAll('#talkers tr[data-key]').length > 0")
         assert int(page.get_attribute("#window-line", "data-start")) > before
         latest = r.hgetall(f"{p}latest")
@@ -313,3 +314,29 @@ def test_the_page_follows_a_running_engine(console, browser, local_stack, synth_
     finally:
         stop([engine])
         log.close()
+
+
+def test_the_series_takes_what_redis_no_longer_holds_from_the_store(console):
+    """Redis keeps an hour: a longer range's earlier windows come from the store."""
+    from sinks.chdb_store import ChdbStore
+    from sinks.redis_state import RedisState
+    source = console["source"] + "-history"
+    rows = rows_of_source(console["rows"], source)
+    ChdbStore(str(console["store_dir"])).write(rows)
+    RedisState(console["redis_url"], source).write(rows[-2:])      # the others expired
+    got = httpx.get(console["url"] + "/v1/live/series", params={"source": source, "last": "6h"},
+                    headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
+    assert got["live"] and [w["start_ms"] for w in got["windows"]] == [r.start // 10**6 for r in rows]
+    assert [w["packets"] for w in got["windows"]] == [int(r.tables["window_totals"]["packets"][0]) for r in rows]
+
+
+def rows_of_source(rows, source: str) -> list:
+    """The same windows under another source name."""
+    import copy
+    out = []
+    for w in rows:
+        w = copy.deepcopy(w)
+        for t in w.tables.values():
+            t["source"] = [source] * len(t["source"])
+        out.append(w)
+    return out
