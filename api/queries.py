@@ -171,10 +171,20 @@ def extent_sql(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
             f"FROM {DATABASE}.window_totals WHERE {q.where_sql()} GROUP BY source", q.params)
 
 
-def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple]) -> tuple[str, int]:
-    """The first candidate whose span covers every window of every source in the range."""
+ROWS_SQL = (f"SELECT table, sum(rows) FROM system.parts WHERE database = '{DATABASE}' AND active "
+            f"AND table IN ({', '.join(repr(t) for t in ('flows', *ROLLUPS))}) GROUP BY table")
+MAX_ROWS_SHARE = 0.9    # a roll-up is read only if it holds at most this share of the records' rows
+
+
+def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple],
+                 rows: dict[str, int]) -> tuple[str, int]:
+    """The first candidate that is smaller than the records (traffic whose every record is its
+    own key, a spoofed flood, rolls up to as many rows: reading those would only cost more)
+    and whose span covers every window of every source in the range."""
     spans = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in marks}
     for table, res in candidates:
+        if rows.get(table, 0) > MAX_ROWS_SHARE * rows.get("flows", 0):
+            continue
         if all((table, src) in spans and spans[(table, src)][0] <= int(first) and spans[(table, src)][1] > int(last)
                for src, first, last in extents):
             return table, res

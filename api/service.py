@@ -50,7 +50,7 @@ class QueryService:
                  cache_entries: int = MAX_ENTRIES):
         self.backend = backend
         self.cache = ResultCache(backend.version, cache_entries)
-        self._marks_cache: tuple | None = None       # (store write version, roll-up spans)
+        self._marks_cache: tuple | None = None       # (store write version, (roll-up spans, table rows))
         self.ingest_dir = Path(ingest_dir).resolve() if ingest_dir else None
         self._ingesting = threading.Lock()      # one capture at a time
         self.redis = None
@@ -72,21 +72,21 @@ class QueryService:
             table, res = "flows", 0
             candidates = q.rollup_candidates(req)
             if candidates:          # two small reads: the roll-ups' spans, the sources' windows in range
-                table, res = q.choose_table(candidates, self._marks(),
-                                            self.backend.rows(*q.extent_sql(req, self.dialect)))
+                marks, rows = self._marks()
+                table, res = q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(req, self.dialect)), rows)
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
         return self._cached(req, compute)
 
-    def _marks(self) -> list[tuple]:
-        """The roll-ups' spans (api/queries.py MARKS_SQL), read again only after a write when
-        every write passes through this process (chDB)."""
+    def _marks(self) -> tuple[list[tuple], dict[str, int]]:
+        """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again
+        only after a write when every write passes through this process (chDB)."""
         version = self.backend.version()
         cached = self._marks_cache
         if version is not None and cached is not None and cached[0] == version:
             return cached[1]
-        marks = self.backend.rows(q.MARKS_SQL, {})
-        self._marks_cache = (version, marks)
-        return marks
+        got = self.backend.rows(q.MARKS_SQL, {}), {t: int(n) for t, n in self.backend.rows(q.ROWS_SQL, {})}
+        self._marks_cache = (version, got)
+        return got
 
     def trace_flow(self, req: m.TraceFlowRequest) -> m.TraceFlowResponse:
         return self._cached(req, lambda: q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect))))
