@@ -53,8 +53,11 @@ class GrafanaRange(BaseModel):
     @field_validator("from_", "to", mode="before")
     @classmethod
     def _text(cls, v):
-        if not isinstance(v, str):      # pydantic would take a number as epoch seconds
-            raise ValueError("an ISO 8601 time")
+        # pydantic would take a number, or a number as text ("+0.0"), as epoch seconds
+        try:
+            datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError("an ISO 8601 time") from None
         return v
 
     @model_validator(mode="after")
