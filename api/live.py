@@ -35,13 +35,22 @@ def redis_series(r, source: str, last_ms: int) -> list[m.WindowPoint]:
     return out
 
 
-def redis_window(r, source: str) -> m.LiveWindowResponse | None:
+def read_latest(r, source: str, n: int) -> tuple[dict, list, list]:
+    """A source's newest window in Redis (its hash), and its top `n` talkers and flows, in one
+    consistent view (a transaction: the engine replaces them in one MULTI/EXEC)."""
     p = prefix(source)
-    pipe = r.pipeline(transaction=True)         # one consistent view of the newest window
+    pipe = r.pipeline(transaction=True)
     pipe.hgetall(f"{p}latest")
-    pipe.zrevrange(f"{p}talkers", 0, TOP_N - 1, withscores=True)
-    pipe.zrevrange(f"{p}flows", 0, TOP_N - 1, withscores=True)
-    latest, talkers, flows = pipe.execute()
+    if n:
+        pipe.zrevrange(f"{p}talkers", 0, n - 1, withscores=True)
+        pipe.zrevrange(f"{p}flows", 0, n - 1, withscores=True)
+    latest, *tops = pipe.execute()
+    talkers, flows = tops or ([], [])
+    return latest, talkers, flows
+
+
+def redis_window(r, source: str) -> m.LiveWindowResponse | None:
+    latest, talkers, flows = read_latest(r, source, TOP_N)
     if not latest:
         return None
     d = json.loads(latest.get("detail") or "{}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, MARKS, ROLLUP_DIMENSIONS, ROLLUPS, addr_text_sql
+from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, ROLLUPS, addr_text_sql, marks_sql
 
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
@@ -145,21 +145,21 @@ class Sql:
 
 
 # ---- roll-ups: the coarsest table that answers exactly (sinks/rollups.py keeps them) ----------
-MARKS_SQL = (f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
-             f"FROM {DATABASE}.{MARKS} FINAL")
+MARKS_SQL = marks_sql()
 
 
 def rollup_candidates(req: m.AggregateFlowsRequest) -> list[tuple[str, int]]:
-    """Roll-ups that could answer, coarsest first: they keep every dimension grouped or filtered
-    on, and the range (and the time buckets) are whole multiples of their resolution."""
+    """Roll-ups that could answer, the likely smallest first (coarsest, then fewest dimensions):
+    they keep every dimension grouped or filtered on, and the range (and the time buckets) are
+    whole multiples of their resolution."""
     f = req.filter
-    if f.sport or "sport" in req.group_by or not set(req.group_by) <= set(ROLLUP_DIMENSIONS):
-        return []
+    used = set(req.group_by) | {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}
     out = []
-    for table, (res, _keep) in reversed(list(ROLLUPS.items())):
-        ms = res * 1000
-        if req.range.start_ms % ms == 0 and req.range.end_ms % ms == 0 and req.bucket_seconds % res == 0:
-            out.append((table, res))
+    for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims))):
+        ms = r.res * 1000
+        if (used <= set(r.dims) and req.range.start_ms % ms == 0 and req.range.end_ms % ms == 0
+                and req.bucket_seconds % r.res == 0):
+            out.append((table, r.res))
     return out
 
 

@@ -121,18 +121,12 @@ class QueryService:
         return sources[0]
 
     def live_top(self, req: m.LiveTopRequest) -> m.LiveTopResponse:
+        from api.live import read_latest
         source = self.live_source(req)
-        p = prefix(source)
-        pipe = self.redis.pipeline(transaction=True)     # one consistent view of the newest window
-        pipe.hgetall(f"{p}latest")
-        if req.limit:
-            pipe.zrevrange(f"{p}talkers", 0, req.limit - 1, withscores=True)
-            pipe.zrevrange(f"{p}flows", 0, req.limit - 1, withscores=True)
         try:
-            latest, *tops = pipe.execute()
+            latest, talkers, flows = read_latest(self.redis, source, req.limit)
         except RedisError as e:
             raise Unavailable(f"Redis does not answer ({e})") from None
-        talkers, flows = tops or ([], [])
         if not latest:
             raise NotFound(f"no live state for source {source!r}")
         return m.LiveTopResponse(

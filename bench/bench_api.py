@@ -1,8 +1,9 @@
 """Query API latency on a 10M-row flow table (chDB, this machine): p50/p99 per method.
 
 Fills a fresh chDB store with generated window results by INSERT ... SELECT from numbers():
-10M flow records over 1,000 one-minute windows (10k flows a window, 5k hosts), 1M heavy-hitter
-rows and 200k spreader rows. Then each method runs --repeat times over gRPC (a real channel to
+10M flow records over 1,000 one-minute windows (10k flows a window, 5k hosts; --traffic: uniformly
+random pairs, or clients and servers, TRAFFIC below), 1M heavy-hitter rows and 200k spreader rows,
+and the roll-ups of the records (sinks/rollups.py). Then each method runs --repeat times over gRPC (a real channel to
 the API served in this process) after one uncounted warm-up call, for a one-hour range (60 windows, 600k flow records) and for
 the whole table, with the answer cache off (api/cache.py: every call computed). Then --clients
 parallel clients (threads of a separate process, each with its own channel) call hour-scale
@@ -16,7 +17,10 @@ local stack in a temporary directory, down-level schema): the API holds one conn
 serving thread there, so queries run in parallel, and it cannot cache (writes do not pass
 through it), so "cache on" computes every call too.
 
+At the end, each table's rows and bytes on disk, and per billion flow records (chDB).
+
     python bench/bench_api.py [--rows 10000000] [--repeat 30] [--clients 20] [--seconds 20] [--server]
+                              [--traffic uniform|clients]
 """
 from __future__ import annotations
 
@@ -58,19 +62,41 @@ class Sql:
         return "toFixedString(unhex('00000000000000000000000000000000'), 16)" if self.legacy else "toIPv6('::')"
 
 
-def fill(execute, sql: Sql, rows: int, windows: int) -> float:
+# The records' columns per traffic shape (expressions of `number`, the record's index):
+#  - uniform: every record a uniformly random pair of 5,000 hosts, random source port, one of 5
+#    service ports: no two records of a minute share an address pair and port (nothing rolls up);
+#  - clients: 5,000 clients talking to 200 servers over 20,000 conversations (client, server,
+#    service port) drawn with a skew (the busiest few carry most records), half the records the
+#    requests (ephemeral source port), half the answers (ephemeral destination port): requests of
+#    one conversation in a minute roll up into one row, answers do not (their port differs).
+#    One window a minute, so records of a long flow never repeat within a minute: a roll-up
+#    reduces less than on 10 s windows.
+_SERVICE = "arrayElement([443, 80, 53, 22, 3306], 1 + conv % 5)"
+TRAFFIC = {
+    "uniform": {"src": "167772160 + cityHash64(number, 1) % 5000", "dst": "167772160 + cityHash64(number, 2) % 5000",
+                "sport": "1024 + cityHash64(number, 3) % 60000", "dport": "arrayElement([80, 443, 53, 22, 3306], 1 + number % 5)",
+                "proto": "if(number % 7 = 0, 17, 6)"},
+    "clients": {"src": "if(number % 2 = 0, client, server)", "dst": "if(number % 2 = 0, server, client)",
+                "sport": f"if(number % 2 = 0, ephemeral, {_SERVICE})", "dport": f"if(number % 2 = 0, {_SERVICE}, ephemeral)",
+                "proto": f"if({_SERVICE} = 53, 17, 6)"},
+}
+_CLIENTS = ("toUInt32(pow((cityHash64(number, 5) % 1000000) / 1000000, 3) * 20000) AS conv, "
+            "167772160 + conv % 5000 AS client, 167837696 + (conv * 7919) % 200 AS server, "
+            "1024 + cityHash64(number, 3) % 60000 AS ephemeral")
+
+
+def fill(execute, sql: Sql, rows: int, windows: int, traffic: str = "uniform") -> float:
     per = rows // windows
     t = time.perf_counter()
     w = f"{T0_S} + intDiv(number, {per}) * {WINDOW_S}"
+    c = TRAFFIC[traffic]
     execute(f"""INSERT INTO netspectra.flows (window_start, source, src, dst, sport, dport, proto, packets,
         bytes, first_seen, last_seen, tcp_flags)
-        SELECT {sql.window(w)}, 'bench',
-               {sql.ipv4("167772160 + cityHash64(number, 1) % 5000")},
-               {sql.ipv4("167772160 + cityHash64(number, 2) % 5000")},
-               toUInt16(1024 + cityHash64(number, 3) % 60000), toUInt16(arrayElement([80, 443, 53, 22, 3306], 1 + number % 5)),
-               toUInt8(if(number % 7 = 0, 17, 6)), 1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
+        SELECT {sql.window(w)}, 'bench', {sql.ipv4(c["src"])}, {sql.ipv4(c["dst"])},
+               toUInt16({c["sport"]}), toUInt16({c["dport"]}), toUInt8({c["proto"]}),
+               1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
                {sql.ns(w)}, {sql.ns(w + " + 59")}, 24
-        FROM numbers({rows})""")
+        FROM (SELECT number{", " + _CLIENTS if traffic == "clients" else ""} FROM numbers({rows}))""")
     w = f"{T0_S} + intDiv(number, 100) * {WINDOW_S}"
     for dim in ("src", "dst", "flow", "dport", "proto"):
         for metric in ("bytes", "packets"):
@@ -104,6 +130,16 @@ def roll_up(execute, rows, legacy: bool, windows: int) -> float:
     for table in ROLLUPS:        # merged as the records are (fill): FINAL costs the same on both
         execute(f"OPTIMIZE TABLE netspectra.{table} FINAL")
     return took
+
+
+def disk(rows) -> dict:
+    """Per table: rows, bytes on disk, and what a billion flow records would take (GB)."""
+    got = rows("SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = 'netspectra' "
+               "AND active GROUP BY table", {})
+    by = {t: (int(n), int(b)) for t, n, b in got}
+    records = by.get("flows", (0, 0))[0] or 1
+    return {t: {"rows": n, "rows_per_record": round(n / records, 3), "mb": round(b / 1e6, 1),
+                "gb_per_billion_records": round(b / records, 1)} for t, (n, b) in sorted(by.items())}
 
 
 def _client_load(port: int, token: str, bodies: list[bytes], clients: int, seconds: float, out) -> None:
@@ -173,6 +209,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--server", action="store_true", help="query a ClickHouse server (the local stack's 18.16), not chDB")
+    ap.add_argument("--traffic", choices=sorted(TRAFFIC), default="uniform", help="the records' shape (TRAFFIC above)")
     args = ap.parse_args()
     import grpc
     from google.protobuf import json_format
@@ -201,7 +238,7 @@ def main() -> int:
     if not args.server:
         execute = service.backend.store.sess.query
     sql = Sql(service.backend.dialect.legacy)
-    fill_s = fill(execute, sql, args.rows, args.windows)
+    fill_s = fill(execute, sql, args.rows, args.windows, args.traffic)
     rows_fn = (lambda q: execute(q)) if args.server else (lambda q: service.backend.rows(q, {}))
     rollup_s = roll_up(execute, rows_fn, sql.legacy, args.windows)
     server.start()
@@ -225,7 +262,7 @@ def main() -> int:
         "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
         "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
     }
-    out = {"rows": args.rows, "windows": args.windows, "fill_seconds": round(fill_s, 1),
+    out = {"rows": args.rows, "windows": args.windows, "traffic": args.traffic, "fill_seconds": round(fill_s, 1),
            "fill_rows_per_s": round(args.rows / fill_s), "rollup_seconds": round(rollup_s, 1),
            "rollup_rows_per_s": round(args.rows / rollup_s), "latency_ms": {}, "table": {}}
     cached = service.cache
@@ -259,6 +296,8 @@ def main() -> int:
         out["latency_ms"][rng_name] = res
     server.stop(0)
     out["store"] = service.backend.name
+    if not args.server:
+        out["disk"] = disk(service.backend.rows)
     if args.server:
         stack.down(Path(d) / "stack")
     print(json.dumps(out, indent=1))

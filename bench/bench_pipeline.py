@@ -15,6 +15,7 @@
    became queryable after its end (p50, p99), and per packet: capture to queryable (p50, p99).
 
     python bench/bench_pipeline.py [--packets 2000000] [--loops 5] [--rate 300000] [--seconds 40] [--window 10]
+                                   [--flood 0.9] [--engine 1x2] [--rollups]
 """
 from __future__ import annotations
 
@@ -59,12 +60,13 @@ def peak_rss_mb(pid: int) -> float:
 
 
 ENGINE_PROCESSES, ENGINE_WORKERS = 1, 2      # one machine: one process, two worker threads (see docs/live.md)
+ENGINE_EXTRA: list[str] = []                  # more engine options (--rollups)
 
 
 def start_engines(boot: str, topic: str, ports: dict, window: float, logdir: str, extra=()) -> list[subprocess.Popen]:
     n = ENGINE_PROCESSES
     addrs = ";".join(f"127.0.0.1:{p}" for p in stack.free_ports(n))
-    procs = []
+    procs, extra = [], [*ENGINE_EXTRA, *extra]
     for i in range(n):
         log = open(os.path.join(logdir, f"engine-{topic}-{i}.log"), "w")
         procs.append(subprocess.Popen(
@@ -274,8 +276,11 @@ def main() -> int:
     ap.add_argument("--flood", type=float, default=0.0,
                     help="share of the capture that is a spoofed SYN flood (one packet per flow), e.g. 0.9")
     ap.add_argument("--engine", default="1x2", help="engine processes x workers each (default 1x2)")
+    ap.add_argument("--rollups", action="store_true", help="the engine keeps the roll-ups too (engine --rollups)")
     args = ap.parse_args()
     global ENGINE_PROCESSES, ENGINE_WORKERS
+    if args.rollups:
+        ENGINE_EXTRA.append("--rollups")
     ENGINE_PROCESSES, ENGINE_WORKERS = (int(x) for x in args.engine.split("x"))
     from schemas.credentials import clickhouse_client
     pcap = bench_capture(args.dir, args.packets, "imix", args.flood)

@@ -6,9 +6,10 @@ Design:
 - partitions on window time sized from the table's retention (days up to a month, months up to
   two years, years beyond), TTL on insertion time (an old capture analysed today is kept as long
   as live data) with ttl_only_drop_parts: expiry drops whole parts, it never rewrites them;
-- roll-ups (ROLLUPS): the flow records summed per minute, hour and day without the source port,
-  kept longer than the records (sinks/rollups.py keeps them exact; api/ picks the coarsest one
-  that answers a request exactly);
+- roll-ups (ROLLUPS): the flow records summed per minute, hour and day, once without the source
+  port and once without addresses too (a spoofed flood, every record its own address pair, still
+  rolls up small), kept longer than the records (sinks/rollups.py keeps them exact; api/ picks
+  the smallest one that answers a request exactly);
 - LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
 - idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
   entity), so writing a window again (a re-run, or a replay after a crash) replaces its rows
@@ -20,11 +21,25 @@ and TTL; see docs/analysis.md (the paragraph on 18.16).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 DATABASE = "netspectra"
 RETENTION_DAYS = 90           # the per-window tables (flow records, totals, sketches, alerts)
-# Roll-ups of the flow records: table -> (resolution s, retention days), finest first.
-ROLLUPS = {"flows_1m": (60, 90), "flows_1h": (3600, 400), "flows_1d": (86400, 1830)}
 ROLLUP_DIMENSIONS = ("src", "dst", "dport", "proto", "vlan")      # what a roll-up keeps of a record
+TRAFFIC_DIMENSIONS = ("dport", "proto", "vlan")                    # ... and the address-free ones
+
+
+class Rollup(NamedTuple):
+    res: int                    # resolution, seconds
+    keep_days: int              # retention
+    dims: tuple[str, ...]       # the record's columns kept (the others are summed over)
+
+
+# Roll-ups of the flow records; each is computed from an earlier one (rollup_source).
+ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(3600, 400, ROLLUP_DIMENSIONS),
+           "flows_1d": Rollup(86400, 1830, ROLLUP_DIMENSIONS),
+           "traffic_1m": Rollup(60, 90, TRAFFIC_DIMENSIONS), "traffic_1h": Rollup(3600, 400, TRAFFIC_DIMENSIONS),
+           "traffic_1d": Rollup(86400, 1830, TRAFFIC_DIMENSIONS)}
 MARKS = "rollup_marks"
 
 _COMMON = """    window_start DateTime64(3, 'UTC'),
@@ -115,22 +130,18 @@ TABLES = {
     version UInt32,
 {_INSERTED}""", "window_start, source, id", "version"),
 }
-_ROLLUP_COLUMNS = f"""{_COMMON}
-    src IPv6,
-    dst IPv6,
-    dport UInt16,
-    proto UInt8,
-    vlan UInt16,
-    packets UInt64,
-    bytes UInt64,
-    flows UInt64,
-    version UInt64,
-{_INSERTED}"""
-for _table in ROLLUPS:
+_DIM_TYPES = {"src": "IPv6", "dst": "IPv6", "dport": "UInt16", "proto": "UInt8", "vlan": "UInt16"}
+for _table, _r in ROLLUPS.items():
     # window_start: the bucket's start. The sum of a bucket's flow records per the dimensions;
     # `flows` counts the records summed (one per window and 5-tuple). A bucket is recomputed
     # whole, its rows replacing the older ones (`version`: when, in ns).
-    TABLES[_table] = (_ROLLUP_COLUMNS, "window_start, source, " + ", ".join(ROLLUP_DIMENSIONS), "version")
+    _dims = "".join(f"    {d} {_DIM_TYPES[d]},\n" for d in _r.dims)
+    TABLES[_table] = (f"""{_COMMON}
+{_dims}    packets UInt64,
+    bytes UInt64,
+    flows UInt64,
+    version UInt64,
+{_INSERTED}""", "window_start, source, " + ", ".join(_r.dims), "version")
 # Which window starts each roll-up covers exactly, per source: [since, until) (sinks/rollups.py).
 TABLES[MARKS] = ("""    level LowCardinality(String),
     source LowCardinality(String),
@@ -138,11 +149,27 @@ TABLES[MARKS] = ("""    level LowCardinality(String),
     until DateTime64(3, 'UTC'),
     version UInt64,
     inserted_at DateTime DEFAULT now()""", "level, source", "version")
-WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]      # the tables every window writes
+WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]
+
+
+def marks_sql(database: str = DATABASE) -> str:
+    """The roll-ups' spans: (level, source, since s, until s) rows (sinks/rollups.py writes them)."""
+    return (f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
+            f"FROM {database}.{MARKS} FINAL")      # the tables every window writes
 
 
 def retention_s(table: str) -> int:
-    return (ROLLUPS[table][1] if table in ROLLUPS else RETENTION_DAYS) * 86400
+    return (ROLLUPS[table].keep_days if table in ROLLUPS else RETENTION_DAYS) * 86400
+
+
+def rollup_source(level: str) -> str:
+    """The table a roll-up is computed from: the smallest earlier level that keeps its dimensions
+    at a resolution dividing its own (fewest dimensions, then coarsest), else the flow records."""
+    r = ROLLUPS[level]
+    names = list(ROLLUPS)
+    finer = [(len(ROLLUPS[n].dims), -ROLLUPS[n].res, n) for n in names[:names.index(level)]
+             if set(r.dims) <= set(ROLLUPS[n].dims) and r.res % ROLLUPS[n].res == 0]
+    return min(finer)[2] if finer else "flows"
 
 
 def _partition(seconds: int) -> str:

@@ -1,6 +1,10 @@
 """Roll-ups kept exact: the flow records summed per minute, hour and day (schemas/clickhouse.py
 ROLLUPS), for long ranges that would otherwise scan millions of records.
 
+Two families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), and without
+addresses too (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
+every record is its own address pair and flows_* are as large as the records).
+
 Why not materialized views into SummingMergeTrees: a window is written more than once (a
 revision with late packets, a replay after a crash), and a view would add every version to the
 sums. Instead a bucket is *recomputed* whole from the next finer level (the minute from the
@@ -18,7 +22,7 @@ the writer finishes.
 What is covered: per level and source, `rollup_marks` holds [since, until): the window starts
 whose records the level holds exactly. A write into that span first pulls `until` back to the
 bucket's start (before the records are written), and rolling extends the span over contiguous
-buckets again (over gaps without any record too). The API answers from a level only inside every
+buckets again (over gaps without any record too) where the level it was computed from is exact. The API answers from a level only inside every
 source's span (api/queries.py), so a reader never sees a roll-up that lags its records.
 """
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 
-from schemas.clickhouse import DATABASE, MARKS, ROLLUP_DIMENSIONS, ROLLUPS, sql_string
+from schemas.clickhouse import DATABASE, MARKS, ROLLUPS, marks_sql, rollup_source, sql_string
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,7 @@ class Rollups:
 
     def _load(self) -> None:
         if self.spans is None:
-            got = self.rows(f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
-                            f"FROM {self.db}.{MARKS} FINAL")
+            got = self.rows(marks_sql(self.db))
             self.saved = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in got}
             self.spans = dict(self.saved)
 
@@ -80,34 +83,36 @@ class Rollups:
         self._load()
         for src, start, length in windows:
             self.newest[src] = max(self.newest.get(src, 0), start + max(length, 1))
-            for level, (res, _keep) in ROLLUPS.items():
-                self.dirty[level].add((src, start // res * res))
+            for level, r in ROLLUPS.items():
+                self.dirty[level].add((src, start // r.res * r.res))
         self._publish()
 
     def roll(self, everything: bool = False) -> None:
-        """Compute the marked buckets that are closed (all of them with `everything`), finest first;
-        closed ones no sooner than `every_s` after the last computation."""
+        """Compute the marked buckets that are closed (all of them with `everything`), each level
+        after the one it is computed from; closed ones no sooner than `every_s` after the last
+        computation."""
         if not everything and time.monotonic() - self.rolled_at < self.every_s:
             return
         self._load()
-        finer, count = None, "count()"
-        for level, (res, _keep) in ROLLUPS.items():
-            todo = {(s, b) for s, b in self.dirty[level] if everything or b + res <= self.newest.get(s, 0)}
+        for level, r in ROLLUPS.items():
+            todo = {(s, b) for s, b in self.dirty[level] if everything or b + r.res <= self.newest.get(s, 0)}
             if todo:
                 t = time.perf_counter()
-                self._compute(level, res, f"{self.db}.{finer or 'flows'}", count, todo)
+                finer = rollup_source(level)
+                self._compute(level, finer, todo)
                 self.dirty[level] -= todo
-                self._extend(level, res, finer, todo)
+                self._extend(level, r.res, None if finer == "flows" else finer, todo)
                 self.rolled_at = time.monotonic()
                 log.debug("rolled %d buckets of %s in %.3f s", len(todo), level, time.perf_counter() - t)
-            finer, count = level, "sum(flows)"
         self._publish()
 
-    def _compute(self, level: str, res: int, table: str, count: str, todo: set) -> None:
+    def _compute(self, level: str, finer: str, todo: set) -> None:
+        res, table = ROLLUPS[level].res, f"{self.db}.{finer}"
+        count = "count()" if finer == "flows" else "sum(flows)"
         lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
         keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in sorted(todo))
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
-        dims = ", ".join(ROLLUP_DIMENSIONS)
+        dims = ", ".join(ROLLUPS[level].dims)
         self.execute(
             f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, packets, bytes, flows, version) "
             f"SELECT {self._time('b')}, source, {dims}, sum(packets), sum(bytes), {count}, toUInt64({time.time_ns()}) "

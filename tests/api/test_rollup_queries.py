@@ -42,17 +42,20 @@ def _minutes(results) -> m.TimeRange:
     return m.TimeRange(start_ms=first // MIN * MIN, end_ms=(last // MIN + 1) * MIN)
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"group_by": ["src"], "limit": 20}, {"group_by": ["dst", "dport", "proto"], "limit": 50},
-    {"bucket_seconds": 60}, {"bucket_seconds": 120, "group_by": ["proto"]},
-    {"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]},
-    {"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5},
-], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "filtered", "vlan-by-flows"])
-def test_a_minute_aligned_range_is_answered_by_the_minute_rollup_exactly(service, body):
+@pytest.mark.parametrize("body,table", [
+    ({}, "traffic_1m"), ({"group_by": ["src"], "limit": 20}, "flows_1m"),
+    ({"group_by": ["dst", "dport", "proto"], "limit": 50}, "flows_1m"),
+    ({"bucket_seconds": 60}, "traffic_1m"), ({"bucket_seconds": 120, "group_by": ["proto"]}, "traffic_1m"),
+    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "flows_1m"),
+    ({"filter": {"vlan": [0], "dport": [53]}, "group_by": ["proto"]}, "traffic_1m"),
+    ({"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5}, "flows_1m"),
+], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "filtered", "port-by-proto", "vlan-by-flows"])
+def test_a_minute_aligned_range_is_answered_by_the_minute_rollup_exactly(service, body, table):
+    """Without addresses asked for, the address-free roll-up answers; with them, the one that keeps them."""
     svc, results = service
     req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), **body))
     got = svc.aggregate_flows(req)
-    assert (got.table, got.resolution_seconds) == ("flows_1m", 60)
+    assert (got.table, got.resolution_seconds) == (table, 60)
     raw = _raw(svc, req)
     key = lambda g: (g.bucket_ms, g.src, g.dst, g.dport, g.proto, g.vlan)     # noqa: E731
     if req.limit or req.group_by:       # ties at the limit may pick other members: compare what is certain
@@ -77,13 +80,17 @@ def test_what_the_rollups_cannot_answer_comes_from_the_records(service, body, wh
 
 
 def test_a_rollup_that_is_not_smaller_than_the_records_is_not_read(service):
-    """Records that are each their own key (a spoofed flood) roll up to as many rows: the records answer."""
+    """Records that are each their own key (a spoofed flood) roll up to as many rows: the records
+    answer what needs addresses."""
     svc, results = service
     rows = dict(svc.backend.rows(q.ROWS_SQL, {}))
     q.MAX_ROWS_SHARE = rows["flows_1m"] / rows["flows"] - 0.01
     try:
         svc._marks_cache = None
-        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "flows"
+        req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), group_by=["src"]))
+        assert svc.aggregate_flows(req).table == "flows"
+        # the address-free roll-up stays small whatever the addresses do: it still answers without them
+        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "traffic_1m"
     finally:
         q.MAX_ROWS_SHARE = 1.0
 
@@ -97,4 +104,4 @@ def test_an_unaligned_range_or_an_uncovered_source_comes_from_the_records(servic
     from sinks.chdb_store import ChdbStore
     ChdbStore(svc.backend.store.path, rollups=True).write(rows_of(results, "late"))
     assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r)).table == "flows"
-    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "flows_1m"
+    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "traffic_1m"

@@ -9,10 +9,8 @@ import time
 
 import pytest
 
-from schemas.clickhouse import MARKS, ROLLUP_DIMENSIONS, ROLLUPS
+from schemas.clickhouse import MARKS, ROLLUPS
 from tests.support import rows_of
-
-DIMS = ", ".join(ROLLUP_DIMENSIONS)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +31,9 @@ def _by_bucket(rows, db: str, table: str, res: int) -> dict:
     return {int(b): (int(p), int(by), int(f)) for b, p, by, f in got}
 
 
-def _by_key(rows, db: str, table: str) -> dict:
-    got = rows(f"SELECT {DIMS}, sum(packets), sum(bytes) FROM {db}.{table} FINAL GROUP BY {DIMS}")
+def _by_key(rows, db: str, table: str, dims: tuple[str, ...]) -> dict:
+    cols = ", ".join(dims)
+    got = rows(f"SELECT {cols}, sum(packets), sum(bytes) FROM {db}.{table} FINAL GROUP BY {cols}")
     return {tuple(str(x) for x in r[:-2]): (int(r[-2]), int(r[-1])) for r in got}
 
 
@@ -47,12 +46,11 @@ def _spans(rows, db: str) -> dict:
 def assert_exact(rows, db: str) -> None:
     """Each level, per its own buckets and per key over everything, equals the flow records;
     and each level's span covers every window written."""
-    raw_keys = _by_key(rows, db, "flows")
     first, last = min(_by_bucket(rows, db, "flows", 10)), max(_by_bucket(rows, db, "flows", 10))
     spans = _spans(rows, db)
-    for level, (res, _keep) in ROLLUPS.items():
+    for level, (res, _keep, dims) in ROLLUPS.items():
         assert _by_bucket(rows, db, level, res) == _by_bucket(rows, db, "flows", res), level
-        assert _by_key(rows, db, level) == raw_keys, level
+        assert _by_key(rows, db, level, dims) == _by_key(rows, db, "flows", dims), level
         since, until = spans[level]
         assert since <= first and until > last, (level, spans[level])
 
@@ -71,7 +69,7 @@ def check_store(store, rows, db: str, windows) -> None:
     write, finish = store.write, store.finish
     write(windows[:2])
     write(windows[2:])          # the first minute closes inside this write: rolled before finish
-    assert set(_spans(rows, db)) == {"flows_1m"}
+    assert set(_spans(rows, db)) == {"flows_1m", "traffic_1m"}
     finish()
     assert_exact(rows, db)
     write(windows[1:2])                         # written again (a replay): nothing changes
@@ -82,8 +80,9 @@ def check_store(store, rows, db: str, windows) -> None:
     start = windows[2].start // 10**9
     # its minute is closed: computed again in the same write; its hour and day are not: their
     # spans end before it until they are
-    assert _by_bucket(rows, db, "flows_1m", 60) == _by_bucket(rows, db, "flows", 60) and spans["flows_1m"][1] > start
-    assert spans["flows_1h"][1] <= start and spans["flows_1d"][1] <= start, spans
+    for minute in ("flows_1m", "traffic_1m"):
+        assert _by_bucket(rows, db, minute, 60) == _by_bucket(rows, db, "flows", 60) and spans[minute][1] > start
+    assert all(spans[lvl][1] <= start for lvl in ("flows_1h", "flows_1d", "traffic_1h", "traffic_1d")), spans
     finish()
     assert_exact(rows, db)
 
