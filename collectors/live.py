@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-from numba import njit
 
 from collectors.protocols import LINK_ETHERNET, LINK_RAW
 from collectors.raw_batch import RawBatch
+from schemas.jit import njit
 
 DEFAULT_SNAPLEN = 262_144
 DEFAULT_BUFFER_MB = 64

@@ -10,9 +10,9 @@ Status codes returned by the walkers (see WalkStatus in capture_file.py).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from collectors.protocols import MAX_RECORD_BYTES
+from schemas.jit import njit
 
 BATCH_FULL = 0       # the output arrays are full; call again from the returned position
 CLEAN_EOF = 1        # the file ended exactly on a record boundary

@@ -21,7 +21,8 @@ import struct
 
 import datasketches as ds
 import numpy as np
-from numba import njit
+
+from schemas.jit import njit
 
 SEED = np.uint64(9001)
 _C1 = np.uint64(0x87C37B91114253D5)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-from numba import njit
 
 from schemas.flow_key import (VLAN_SHIFT, addr_words, flow_hash, mix, port_proto, pp_dport, pp_proto, pp_sport, shard_of,
                               words_to_addr)
+from schemas.jit import njit
 from schemas.packet_batch import STATUS_OK, PacketBatch
 
 

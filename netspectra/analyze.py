@@ -112,6 +112,8 @@ def print_report(rep: dict, top: int) -> None:
 
 
 def cmd_analyze(args) -> int:
+    from schemas.jit import choose_for
+    choose_for(args.pcap)           # before the kernels are imported: a small capture skips numba
     from collectors.capture_file import CaptureFormatError
     from flows.analysis import run_analysis
     from flows.config import WindowConfig

@@ -38,12 +38,17 @@ MODELS = {"collect": "collectors.service:CollectorConfig", "engine": "flows.engi
 
 class ServiceHelp(argparse.HelpFormatter):
     """Adds "(default X)" from the service's settings model to every flag's help that lacks one.
-    The model is imported only when help is printed (start-up of every other run stays small)."""
+    The model is imported only when help is printed (start-up of every other run stays small:
+    argparse makes a formatter for every add_argument, so not in __init__)."""
 
     def __init__(self, prog, model: str = "", **kw):
         super().__init__(prog, **kw)
-        module, name = model.split(":")
-        self.fields = getattr(importlib.import_module(module), name).model_fields
+        self.model = model
+
+    @functools.cached_property
+    def fields(self) -> dict:
+        module, name = self.model.split(":")
+        return getattr(importlib.import_module(module), name).model_fields
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -341,6 +346,8 @@ def open_capture(path: str, command: str):
 
 
 def cmd_decode(args) -> int:
+    from schemas.jit import choose_for
+    choose_for(args.pcap)           # before the kernels are imported: a small capture skips numba
     from collectors.decode.decoder import Decoder
     from collectors.decode.rows import DECODE_FIELDS, batch_rows
 

@@ -13,7 +13,8 @@ of words is equality of addresses, and words hash cheaply with vectorised intege
 from __future__ import annotations
 
 import numpy as np
-from numba import vectorize
+
+from schemas.jit import vectorize
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)

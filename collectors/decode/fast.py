@@ -10,9 +10,9 @@ test_fast_path.py` checks that both give identical columns on real and fuzzed fr
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from collectors import protocols as P
+from schemas.jit import njit
 
 _LINK_ETHERNET = P.LINK_ETHERNET
 _VLAN_A, _VLAN_B, _VLAN_C = P.ETH_VLAN_TAGS
