@@ -112,6 +112,7 @@ def kafka_flow(ec: "EngineConfig") -> Dataflow:
     the same stores as windows and to the notifiers of the rules file and config."""
     from flows.kafka_source import PacketSource
     from flows.rules import load_rules
+    from schemas.clickhouse import retention_setting
     from sinks.bytewax_sinks import ClickHouseSink, NotifySink, RedisSink, StoreSink
 
     cfg = WindowConfig(window_s=ec.window, lateness_s=ec.lateness, shards=ec.shards, top_n=ec.top_n,
@@ -123,9 +124,10 @@ def kafka_flow(ec: "EngineConfig") -> Dataflow:
     good, bad = split_input(items, ec.topic)
     if ec.dead_letter_topic:
         op.output("dead_letter_out", bad, KafkaSink(ec.kafka.split(","), ec.dead_letter_topic, add_config=with_logger({})))
-    sinks = [StoreSink(ec.store, source, rollups=ec.rollups)] if ec.store else []
+    keep = retention_setting(ec.retention)
+    sinks = [StoreSink(ec.store, source, rollups=ec.rollups, retention=keep)] if ec.store else []
     if ec.clickhouse:
-        sinks.append(ClickHouseSink(ec.clickhouse, source, rollups=ec.rollups))
+        sinks.append(ClickHouseSink(ec.clickhouse, source, rollups=ec.rollups, retention=keep))
     if ec.redis:
         sinks.append(RedisSink(ec.redis, source, max_backlog=ec.redis_backlog))
     rules = load_rules(ec.rules) if ec.detect else None

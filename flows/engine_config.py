@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, TOP_N, WINDOW_S
+from schemas.clickhouse import parse_retention, retention_setting
 from schemas.topics import DEAD_LETTER_TOPIC, LOCAL_KAFKA, PACKETS_TOPIC
 from sinks.redis_state import MAX_BACKLOG
 
@@ -25,6 +26,7 @@ class EngineConfig(BaseModel):
     redis: Optional[str] = None                      # live state: host:port or redis:// URL
     redis_backlog: int = Field(default=MAX_BACKLOG, ge=1)    # held while Redis is away; beyond, the oldest dropped
     rollups: bool = False                            # keep the store's minute/hour/day roll-ups (sinks/rollups.py)
+    retention: dict[str, float] = Field(default_factory=dict)    # table -> days kept (schemas/clickhouse.py defaults)
     # windows
     window: float = Field(default=WINDOW_S, ge=0)
     lateness: float = Field(default=LATENESS_S, ge=0)
@@ -53,6 +55,17 @@ class EngineConfig(BaseModel):
     # Prometheus metrics: port 0 = none; process i of a cluster on one host listens on port + i
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_text(cls, v):
+        return parse_retention(v) if isinstance(v, str) else v     # TABLE=DAYS,... (the environment's form)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: dict[str, float]) -> dict[str, float]:
+        retention_setting(v)        # a table that does not exist, or no time at all: one line
+        return v
 
     @model_validator(mode="after")
     def _cluster(self):

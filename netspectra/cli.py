@@ -196,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--rollups", action="store_true", default=None,
                    help="keep the ClickHouse/chDB minute, hour and day roll-ups (long ranges answered fast; "
                         "costs about one more write of a flood's records per minute)")
+    e.add_argument("--retention", type=retention_arg, metavar="TABLE=DAYS,...",
+                   help="days each table keeps, over the defaults (flows 90, flows_1m/traffic_1m 90, *_1h 400, "
+                        "*_1d 1830): e.g. flows=30,flows_1m=14; changes the TTL of tables made before")
     e.add_argument("--dead-letter-topic", help="where messages that cannot be read go, with the error")
     e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
     e.add_argument("--lateness", type=float,
@@ -245,6 +248,17 @@ def parser() -> argparse.ArgumentParser:
 
 # flag -> config field, where they differ; a flag left out (None) keeps the file's value
 FLAG_FIELDS = {"no_detect": "detect", "no_promisc": "promisc", "no_l7": "l7"}
+
+
+def retention_arg(text: str) -> dict[str, float]:
+    """--retention TABLE=DAYS,...: table -> days, checked (one line naming the tables there are)."""
+    from schemas.clickhouse import parse_retention, retention_setting
+    try:
+        days = parse_retention(text)
+        retention_setting(days)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return days
 
 
 def overrides(args, fields) -> dict:

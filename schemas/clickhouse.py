@@ -21,6 +21,7 @@ and TTL; see docs/analysis.md (the paragraph on 18.16).
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 DATABASE = "netspectra"
@@ -160,6 +161,49 @@ def marks_sql(database: str = DATABASE) -> str:
 
 def retention_s(table: str) -> int:
     return (ROLLUPS[table].keep_days if table in ROLLUPS else RETENTION_DAYS) * 86400
+
+
+TTL_TABLES = [t for t in TABLES if t != MARKS]        # the tables with a retention
+
+
+def retention_setting(days: dict[str, float]) -> dict[str, int]:
+    """A retention setting (table -> days, over the defaults) as table -> seconds; ValueError
+    naming what is wrong and the tables there are."""
+    bad = sorted(set(days) - set(TTL_TABLES))
+    if bad:
+        raise ValueError(f"no table {', '.join(bad)} keeps data for a time: retention is for {', '.join(TTL_TABLES)}")
+    small = sorted(t for t, d in days.items() if not d > 0)
+    if small:
+        raise ValueError(f"retention of {', '.join(small)} must be more than 0 days")
+    return {t: max(1, round(d * 86400)) for t, d in days.items()}
+
+
+def parse_retention(text: str) -> dict[str, float]:
+    """'flows=30,flows_1m=7.5' -> {table: days} (the command line's form)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        table, eq, days = part.partition("=")
+        try:
+            out[table.strip()] = float(days)
+        except ValueError:
+            raise ValueError(f"retention {part!r}: write TABLE=DAYS[,TABLE=DAYS...], e.g. flows=30") from None
+        if not eq:
+            raise ValueError(f"retention {part!r}: write TABLE=DAYS[,TABLE=DAYS...], e.g. flows=30")
+    return out
+
+
+def ttl_changes(database: str, engines: list[tuple[str, str]], retention: dict[str, int]) -> list[str]:
+    """ALTERs for the tables whose TTL is not the retention set (`engines`: system.tables' name,
+    engine_full of the database): tables made before keep theirs otherwise (CREATE IF NOT
+    EXISTS). The partitions stay as they were made. Modern servers only (18.16 has no TTL)."""
+    now = {name: int(m.group(1)) for name, full in engines
+           if (m := re.search(r"TTL inserted_at \+ toIntervalSecond\((\d+)\)", full))}
+    return [f"ALTER TABLE {database}.{t} MODIFY TTL inserted_at + INTERVAL {sec} SECOND"
+            for t, sec in sorted(retention.items()) if now.get(t) != sec]
+
+
+def engines_sql(database: str = DATABASE) -> str:
+    return f"SELECT name, engine_full FROM system.tables WHERE database = {sql_string(database)}"
 
 
 def rollup_source(level: str) -> str:

@@ -119,8 +119,10 @@ class StoreSink(FixedPartitionedSink):
 
     wants = "tables"
 
-    def __init__(self, path: str, source: str, buffer_rows: int = 0, rollups: bool = False):
+    def __init__(self, path: str, source: str, buffer_rows: int = 0, rollups: bool = False,
+                 retention: dict | None = None):
         self.path, self.source, self.buffer_rows, self.rollups = path, source, buffer_rows, rollups
+        self.retention = retention
 
     def list_parts(self):
         return ["store"]
@@ -128,8 +130,8 @@ class StoreSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.chdb_store import ChdbStore
 
-        return _Partition(ChdbStore(self.path, rollups=self.rollups), self.source, "chdb", self.buffer_rows,
-                          close_writer=False)
+        return _Partition(ChdbStore(self.path, self.retention, rollups=self.rollups), self.source, "chdb",
+                          self.buffer_rows, close_writer=False)
 
 
 class ClickHouseSink(FixedPartitionedSink):
@@ -137,8 +139,8 @@ class ClickHouseSink(FixedPartitionedSink):
 
     wants = "tables"
 
-    def __init__(self, address: str, source: str, rollups: bool = False):
-        self.address, self.source, self.rollups = address, source, rollups
+    def __init__(self, address: str, source: str, rollups: bool = False, retention: dict | None = None):
+        self.address, self.source, self.rollups, self.retention = address, source, rollups, retention
 
     def list_parts(self):
         return ["clickhouse"]
@@ -146,7 +148,8 @@ class ClickHouseSink(FixedPartitionedSink):
     def build_part(self, step_id, for_part, resume_state):
         from sinks.clickhouse_native import ClickHouseNative
 
-        return _Partition(ClickHouseNative(self.address, rollups=self.rollups), self.source, "clickhouse", overlap=True)
+        return _Partition(ClickHouseNative(self.address, rollups=self.rollups, retention=self.retention), self.source,
+                          "clickhouse", overlap=True)
 
 
 class RedisSink(FixedPartitionedSink):

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, sql_string,
-                                ddl, views)
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, ddl,
+                                engines_sql, sql_string, ttl_changes, views)
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
 from sinks.rows import alert_tables
@@ -65,8 +65,8 @@ def _select(name: str, typ: str) -> str:
 
 class ChdbStore:
     def __init__(self, path: str, retention: dict | None = None, rollups: bool = False):
-        """`retention`: table -> seconds, over the defaults of schemas/clickhouse.py (for tables
-        this creates). `rollups`: keep the roll-ups as windows are written (sinks/rollups.py):
+        """`retention`: table -> seconds, over the defaults of schemas/clickhouse.py (tables made
+        before with another TTL get this one). `rollups`: keep the roll-ups as windows are written (sinks/rollups.py):
         asked for (engine and analyze --rollups), because rolling a flood's records up costs
         about as much as writing them."""
         from chdb import session
@@ -83,6 +83,9 @@ class ChdbStore:
         for stmt in ddl(retention=retention):
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
+        for stmt in ttl_changes(DATABASE, self.rows(engines_sql()), retention or {}):
+            log.info("retention: %s", stmt)
+            self.query(stmt)
         for stmt in views():
             self.query(stmt)
         self.rollups = Rollups(self.query, self.rows, legacy=False) if rollups else None

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from schemas.clickhouse import DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl, views
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl, engines_sql,
+                               ttl_changes, views)
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from schemas import metrics as M
 from sinks.retry import Backoff
@@ -49,7 +50,8 @@ def _values(cols: dict, types: dict[str, str]) -> list:
 
 
 class ClickHouseNative:
-    def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0, rollups: bool = False):
+    def __init__(self, address: str, database: str = DATABASE, connect_timeout: float = 5.0, rollups: bool = False,
+                 retention: dict | None = None):
         from schemas.credentials import clickhouse_client
 
         # a new client on each reconnection: it logs in with the password known then
@@ -60,15 +62,23 @@ class ClickHouseNative:
         self.legacy = None
         self.rollups: Rollups | None = None
         self.keep_rollups = rollups         # sinks/rollups.py (engine --rollups)
+        self.retention = retention or {}    # table -> seconds (schemas/clickhouse.py retention_setting)
 
     def _setup(self) -> None:
         if self.legacy is not None:
             return
         version = self.client.execute("SELECT version()")[0][0]
         legacy = int(version.split(".")[0]) < 19
-        for stmt in ddl(self.database, legacy=legacy):
+        for stmt in ddl(self.database, legacy=legacy, retention=self.retention):
             self.client.execute(stmt)
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
+        if legacy and self.retention:
+            log.warning("ClickHouse %s has no TTL: the retention setting is not applied there (drop old "
+                        "partitions by hand)", version)
+        elif self.retention:
+            for stmt in ttl_changes(self.database, self.client.execute(engines_sql(self.database)), self.retention):
+                log.info("retention: %s", stmt)
+                self.client.execute(stmt)
         for stmt in views(self.database):
             self.client.execute(stmt)
         if self.rollups is None and self.keep_rollups:      # kept over reconnects: what is marked stays marked
