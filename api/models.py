@@ -233,6 +233,8 @@ class HeavyHitter(_Model):
 class QueryHeavyHittersResponse(_Model):
     items: list[HeavyHitter]
     exact: bool
+    table: str = Field(default="", description="where exact ones were summed from: flows (the records) or a "
+                                                "roll-up keeping what they need; empty for sketches")
 
 
 class QuerySpreadersRequest(_Model):
@@ -256,6 +258,8 @@ class QuerySpreadersResponse(_Model):
     sources: list[Spreader]
     destinations: list[Spreader]
     exact: bool
+    table: str = Field(default="", description="where exact counts were made: flows (the records) or a "
+                                                "roll-up keeping what they need; empty for sketches")
 
 
 class LiveTopRequest(_Model):

@@ -148,25 +148,27 @@ class Sql:
 MARKS_SQL = marks_sql()
 
 
-def rollup_candidates(req: m.AggregateFlowsRequest) -> list[tuple[str, int]]:
+def used_columns(f: m.Filter, *more) -> set[str]:
+    """The record columns a request needs: those it filters on, and `more`."""
+    return {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}.union(*more)
+
+
+def rollup_candidates(used: set[str], rng: m.TimeRange, bucket_seconds: int = 0) -> list[tuple[str, int]]:
     """Roll-ups that could answer, the likely smallest first (coarsest, then fewest dimensions):
-    they keep every dimension grouped or filtered on, and the range (and the time buckets) are
-    whole multiples of their resolution."""
-    f = req.filter
-    used = set(req.group_by) | {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}
+    they keep every column `used`, and the range (and the time buckets) are whole multiples of
+    their resolution."""
     out = []
     for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims))):
         ms = r.res * 1000
-        if (used <= set(r.dims) and req.range.start_ms % ms == 0 and req.range.end_ms % ms == 0
-                and req.bucket_seconds % r.res == 0):
+        if used <= set(r.dims) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
             out.append((table, r.res))
     return out
 
 
-def extent_sql(req: m.AggregateFlowsRequest, d: Dialect) -> tuple[str, dict]:
-    """Per source in the range (the filter's source only, if any): its first and last window."""
+def extent_sql(rng: m.TimeRange, source: str, d: Dialect) -> tuple[str, dict]:
+    """Per source in the range (`source` only, if given): its first and last window."""
     q = Sql(d)
-    q.filters(req.range, m.Filter(source=req.filter.source))
+    q.filters(rng, m.Filter(source=source))
     return (f"SELECT source, toUInt32(toDateTime(min(window_start))), toUInt32(toDateTime(max(window_start))) "
             f"FROM {DATABASE}.window_totals WHERE {q.where_sql()} GROUP BY source", q.params)
 
@@ -258,7 +260,13 @@ def trace_rows(rows: list[tuple]) -> m.TraceFlowResponse:
                                last_seen_ns=max((w.last_seen_ns for w in wins), default=0), tcp_flags=flags)
 
 
-def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect) -> tuple[str, dict]:
+def heavy_columns(req: m.QueryHeavyHittersRequest) -> set[str] | None:
+    """The record columns the exact heavy hitters read (None: the sketches answer)."""
+    return used_columns(req.filter, HH_GROUP[req.dimension]) if req.exact else None
+
+
+def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
+    """The exact ones from `table` (the records, or a roll-up keeping what they use); else the sketches'."""
     q = Sql(d)
     limit = m.limit_of(req.limit)
     if req.exact:
@@ -268,7 +276,7 @@ def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect) -> tuple[str, dic
             (d.addr_text(c) if c in ("src", "dst") else c) if c in keys else ("''" if c in ("src", "dst") else "0")
             for c in ("src", "dst", "sport", "dport", "proto"))
         value = "sum(bytes)" if req.metric == "bytes" else "sum(packets)"
-        sql = (f"SELECT '', {out}, {value} AS v, v, v FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} "
+        sql = (f"SELECT '', {out}, {value} AS v, v, v FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()} "
                f"GROUP BY {', '.join(keys)} ORDER BY v DESC LIMIT {limit}")
         return sql, q.params
     q.filters(req.range, req.filter, HH_COLUMNS[req.dimension])
@@ -288,7 +296,8 @@ def _hh_item(dim: str, src: str, dst: str, sport: int, dport: int, proto: int) -
     return f"{proto}/{dport}" if dim == "port" else str(proto)
 
 
-def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple]) -> m.QueryHeavyHittersResponse:
+def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple],
+               table: str = "flows") -> m.QueryHeavyHittersResponse:
     items = []
     keep = HH_COLUMNS[req.dimension]
     for _, s, t, sp, dp, pr, v, lo, hi in rows:
@@ -297,23 +306,31 @@ def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple]) -> m.QueryHea
              "proto": int(pr) if "proto" in keep else 0}
         items.append(m.HeavyHitter(item=_hh_item(req.dimension, **f), value=int(v), lower_bound=int(lo),
                                    upper_bound=int(hi), **f))
-    return m.QueryHeavyHittersResponse(items=items, exact=req.exact)
+    return m.QueryHeavyHittersResponse(items=items, exact=req.exact, table=table if req.exact else "")
 
 
-def spreaders(req: m.QuerySpreadersRequest, d: Dialect) -> list[tuple[str, str, dict]]:
-    """Two queries: ("sources", sql, params) by distinct destinations, ("destinations", ...) by distinct sources."""
+def spreaders_columns(req: m.QuerySpreadersRequest) -> set[str] | None:
+    """The record columns the exact spreaders read (None: the sketches answer)."""
+    if req.count == "ports":
+        return used_columns(req.filter, {"src", "dst", "dport", "proto"})
+    return used_columns(req.filter, {"src", "dst"}) if req.exact else None
+
+
+def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "flows") -> list[tuple[str, str, dict]]:
+    """Two queries: ("sources", sql, params) by distinct destinations, ("destinations", ...) by
+    distinct sources; the exact ones from `table` (the records, or a roll-up keeping what they use)."""
     out = []
     limit = m.limit_of(req.limit)
     for side, entity, peer, kind in (("sources", "src", "dst", "src_spread"), ("destinations", "dst", "src", "dst_fan_in")):
         q = Sql(d)
         if req.count == "ports":        # exact from the flow records: no sketch counts ports
             q.filters(req.range, req.filter)
-            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact(dport)) AS n, n, n FROM {DATABASE}.flows FINAL "
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact(dport)) AS n, n, n FROM {DATABASE}.{table} FINAL "
                    f"WHERE {q.where_sql()} AND proto IN (6, 17) GROUP BY {entity} ORDER BY n DESC, {entity} "
                    f"LIMIT {limit}")
         elif req.exact:
             q.filters(req.range, req.filter)
-            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM {DATABASE}.flows FINAL "
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM {DATABASE}.{table} FINAL "
                    f"WHERE {q.where_sql()} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter

@@ -69,13 +69,19 @@ class QueryService:
 
     def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
         def compute():
-            table, res = "flows", 0
-            candidates = q.rollup_candidates(req)
-            if candidates:          # two small reads: the roll-ups' spans, the sources' windows in range
-                marks, rows = self._marks()
-                table, res = q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(req, self.dialect)), rows)
+            table, res = self._table(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
+                                     req.bucket_seconds)
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
         return self._cached(req, compute)
+
+    def _table(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0) -> tuple[str, int]:
+        """(table, resolution s) to read records from: the records, or the smallest roll-up that
+        answers exactly (api/queries.py choose_table). `used` None: no records are read."""
+        candidates = q.rollup_candidates(used, rng, bucket_seconds) if used is not None else []
+        if not candidates:
+            return "flows", 0
+        marks, rows = self._marks()     # two small reads: the roll-ups' spans, the sources' windows in range
+        return q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(rng, source, self.dialect)), rows)
 
     def _marks(self) -> tuple[list[tuple], dict[str, int]]:
         """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again
@@ -92,14 +98,19 @@ class QueryService:
         return self._cached(req, lambda: q.trace_rows(self.backend.rows(*q.trace_flow(req, self.dialect))))
 
     def heavy_hitters(self, req: m.QueryHeavyHittersRequest) -> m.QueryHeavyHittersResponse:
-        return self._cached(req, lambda: q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect))))
+        def compute():
+            table, _ = self._table(q.heavy_columns(req), req.range, req.filter.source)
+            return q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect, table)), table)
+        return self._cached(req, compute)
 
     def spreaders(self, req: m.QuerySpreadersRequest) -> m.QuerySpreadersResponse:
         def compute():
             out = {}
-            for side, sql, params in q.spreaders(req, self.dialect):
+            table, _ = self._table(q.spreaders_columns(req), req.range, req.filter.source)
+            for side, sql, params in q.spreaders(req, self.dialect, table):
                 out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
-            return m.QuerySpreadersResponse(exact=req.exact or req.count == "ports", **out)
+            exact = req.exact or req.count == "ports"
+            return m.QuerySpreadersResponse(exact=exact, table=table if exact else "", **out)
         return self._cached(req, compute)
 
     # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------

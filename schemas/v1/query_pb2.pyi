@@ -234,12 +234,14 @@ class HeavyHitter(_message.Message):
     def __init__(self, item: _Optional[str] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., value: _Optional[int] = ..., lower_bound: _Optional[int] = ..., upper_bound: _Optional[int] = ...) -> None: ...
 
 class QueryHeavyHittersResponse(_message.Message):
-    __slots__ = ("items", "exact")
+    __slots__ = ("items", "exact", "table")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[HeavyHitter]
     exact: bool
-    def __init__(self, items: _Optional[_Iterable[_Union[HeavyHitter, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
+    table: str
+    def __init__(self, items: _Optional[_Iterable[_Union[HeavyHitter, _Mapping]]] = ..., exact: _Optional[bool] = ..., table: _Optional[str] = ...) -> None: ...
 
 class QuerySpreadersRequest(_message.Message):
     __slots__ = ("range", "filter", "limit", "exact", "count")
@@ -268,14 +270,16 @@ class Spreader(_message.Message):
     def __init__(self, addr: _Optional[str] = ..., distinct: _Optional[float] = ..., lower_bound: _Optional[float] = ..., upper_bound: _Optional[float] = ...) -> None: ...
 
 class QuerySpreadersResponse(_message.Message):
-    __slots__ = ("sources", "destinations", "exact")
+    __slots__ = ("sources", "destinations", "exact", "table")
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[Spreader]
     destinations: _containers.RepeatedCompositeFieldContainer[Spreader]
     exact: bool
-    def __init__(self, sources: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., destinations: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
+    table: str
+    def __init__(self, sources: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., destinations: _Optional[_Iterable[_Union[Spreader, _Mapping]]] = ..., exact: _Optional[bool] = ..., table: _Optional[str] = ...) -> None: ...
 
 class LiveTopRequest(_message.Message):
     __slots__ = ("source", "limit")

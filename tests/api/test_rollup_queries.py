@@ -105,3 +105,29 @@ def test_an_unaligned_range_or_an_uncovered_source_comes_from_the_records(servic
     ChdbStore(svc.backend.store.path, rollups=True).write(rows_of(results, "late"))
     assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r)).table == "flows"
     assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "traffic_1m"
+
+
+@pytest.mark.parametrize("dimension,table", [("src", "flows_1m"), ("dst", "flows_1m"), ("port", "traffic_1m"),
+                                             ("proto", "traffic_1m"), ("flow", "flows")])
+def test_exact_heavy_hitters_are_summed_from_a_rollup_that_keeps_their_columns(service, dimension, table):
+    svc, results = service
+    req = _of_cap(m.QueryHeavyHittersRequest(range=_minutes(results), dimension=dimension, exact=True, limit=1000))
+    got = svc.heavy_hitters(req)
+    assert got.table == table and got.exact
+    raw = q.heavy_rows(req, svc.backend.rows(*q.heavy_hitters(req, svc.dialect, "flows")))
+    key = lambda h: (h.value, h.item)       # noqa: E731 - ties may come in either order
+    assert sorted(got.items, key=key) == sorted(raw.items, key=key) and got.items
+
+
+@pytest.mark.parametrize("body", [{"exact": True}, {"count": "ports"}, {"exact": True, "filter": {"dport": [53]}}],
+                         ids=["peers", "ports", "peers-of-dns"])
+def test_exact_spreaders_are_counted_from_the_rollup_with_addresses(service, body):
+    svc, results = service
+    req = _of_cap(m.QuerySpreadersRequest(range=_minutes(results), limit=1000, **body))
+    got = svc.spreaders(req)
+    assert got.table == "flows_1m" and got.exact
+    for side, sql, params in q.spreaders(req, svc.dialect, "flows"):
+        assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+    assert got.sources and got.destinations
+    sketch = svc.spreaders(_of_cap(m.QuerySpreadersRequest(range=_minutes(results), limit=10)))
+    assert sketch.table == "" and not sketch.exact
