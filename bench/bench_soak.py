@@ -9,7 +9,11 @@ ClickHouse equal what the collector published (nothing lost, nothing twice; a re
 no offline per-flow reference, so exactness is checked on totals), Redis's per-window totals equal
 ClickHouse's, no window is incomplete and no packet was dropped as late.
 
+With --rollups the engines keep the roll-ups too (engine --rollups), and each level's sums over
+the span it says it covers (rollup_marks) must equal the records' over the same span.
+
     python bench/bench_soak.py [--seconds 600] [--rate 200000] [--packets 2000000] [--flood 0.5] [--window 10]
+                               [--rollups]
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import bench_pipeline  # noqa: E402
 from bench.bench_pipeline import collector, collector_report, start_engines, stop, warm_up  # noqa: E402
 from bench.common import bench_capture  # noqa: E402
 from stack import local as stack  # noqa: E402
@@ -50,7 +55,10 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--every", type=float, default=15, help="seconds between memory samples")
     ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--rollups", action="store_true", help="the engines keep the roll-ups too (engine --rollups)")
     args = ap.parse_args()
+    if args.rollups:
+        bench_pipeline.ENGINE_EXTRA.append("--rollups")
     from schemas.credentials import redis_client
     from schemas.credentials import clickhouse_client
 
@@ -107,11 +115,32 @@ def main() -> int:
                "redis_windows_equal_clickhouse": all(in_redis.get(w) == pk for w, pk in ch_windows.items()),
                "anon_mb_growth_after_warmup": growth, "memory_curve": curve}
         out["exact_totals"] = (out["clickhouse_packets"], out["clickhouse_bytes"]) == (sent_pk, sent_by)
+        if args.rollups:
+            out["rollups"] = rollups_exact(ch, topic)
         print(json.dumps(out, indent=1))
         print(f"logs: {logdir}", file=sys.stderr)
     finally:
         stack.down(d)
     return 0
+
+
+def rollups_exact(ch, source: str) -> dict:
+    """Per roll-up level: the span it covers (seconds) and whether its packets and bytes there
+    equal the records'."""
+    from schemas.clickhouse import ROLLUPS
+    out = {}
+    for level in ROLLUPS:
+        span = ch.execute("SELECT toUInt32(since), toUInt32(until) FROM netspectra.rollup_marks FINAL "
+                          "WHERE level = %(l)s AND source = %(s)s", {"l": level, "s": source})
+        if not span:
+            out[level] = {"covered_s": 0}
+            continue
+        a, b = span[0]
+        sums = [ch.execute(f"SELECT sum(packets), sum(bytes) FROM netspectra.{t} FINAL WHERE source = %(s)s "
+                           f"AND window_start >= toDateTime(%(a)s) AND window_start < toDateTime(%(b)s)",
+                           {"s": source, "a": a, "b": b})[0] for t in (level, "flows")]
+        out[level] = {"covered_s": b - a, "packets": int(sums[0][0] or 0), "exact": sums[0] == sums[1]}
+    return out
 
 
 if __name__ == "__main__":

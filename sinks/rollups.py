@@ -35,6 +35,7 @@ from schemas.clickhouse import DATABASE, MARKS, ROLLUPS, marks_sql, rollup_sourc
 log = logging.getLogger(__name__)
 
 ROLL_EVERY_S = 30.0
+BUCKETS_PER_STATEMENT = 1000    # a statement names its buckets: a month of minutes at once is past max_query_size
 
 
 def _bucket(res: int) -> str:
@@ -107,10 +108,15 @@ class Rollups:
         self._publish()
 
     def _compute(self, level: str, finer: str, todo: set) -> None:
+        todo = sorted(todo)
+        for i in range(0, len(todo), BUCKETS_PER_STATEMENT):
+            self._compute_some(level, finer, todo[i:i + BUCKETS_PER_STATEMENT])
+
+    def _compute_some(self, level: str, finer: str, todo: list) -> None:
         res, table = ROLLUPS[level].res, f"{self.db}.{finer}"
         count = "count()" if finer == "flows" else "sum(flows)"
         lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
-        keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in sorted(todo))
+        keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in todo)
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
         dims = ", ".join(ROLLUPS[level].dims)
         self.execute(

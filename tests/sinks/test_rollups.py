@@ -116,3 +116,15 @@ def test_data_past_a_tables_ttl_is_gone_after_a_merge(windows, tmp_path):
     assert int(s.rows("SELECT count() FROM netspectra.flows_1m")[0][0]) == 0
     assert int(s.rows("SELECT count() FROM netspectra.flows")[0][0]) == sum(len(w.tables["flows"]["packets"])
                                                                             for w in windows)
+
+
+def test_many_buckets_are_computed_a_statement_at_a_time(windows, tmp_path, monkeypatch):
+    """A month of minutes at once (a long capture, a store back after an outage) names more
+    buckets than one statement may hold: they go in several, and the sums stay exact."""
+    from sinks import rollups
+    from sinks.chdb_store import ChdbStore
+    monkeypatch.setattr(rollups, "BUCKETS_PER_STATEMENT", 1)
+    s = ChdbStore(str(tmp_path / "store"), rollups=True)
+    s.write(windows)
+    s.finish()
+    assert_exact(s.rows, "netspectra")
