@@ -280,7 +280,9 @@ def main() -> int:
         service.cache = cached
         runs[f"{len(distinct)} distinct hours, cache on"] = concurrent(port, token, distinct, args.clients, args.seconds)
     service.cache = ResultCache(service.backend.version, 0)
-    for rng_name, rng in (("1 h (600k rows)", hour), ("all (10M rows)", full)):
+    per_hour = args.rows // args.windows * (3600 // WINDOW_S)
+    for rng_name, rng in ((f"1 h ({per_hour / 1000:g}k rows)", hour),
+                          (f"all ({args.windows * WINDOW_S / 86400:g} days, {args.rows / 1e6:g}M rows)", full)):
         res = {}
         for name, (method, body) in calls.items():
             req = json_format.ParseDict({"range": rng, **body}, getattr(pb, f"{method}Request")())

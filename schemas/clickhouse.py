@@ -6,10 +6,11 @@ Design:
 - partitions on window time sized from the table's retention (days up to a month, months up to
   two years, years beyond), TTL on insertion time (an old capture analysed today is kept as long
   as live data) with ttl_only_drop_parts: expiry drops whole parts, it never rewrites them;
-- roll-ups (ROLLUPS): the flow records summed per minute, hour and day, once without the source
-  port and once without addresses too (a spoofed flood, every record its own address pair, still
-  rolls up small), kept longer than the records (sinks/rollups.py keeps them exact; api/ picks
-  the smallest one that answers a request exactly);
+- roll-ups (ROLLUPS): the flow records summed per minute, hour and day, without the source port
+  (flows_*), without ports (hosts_*: the answers of client/server traffic, each to its own
+  ephemeral port, fold into their host pair) and without addresses (traffic_*: a spoofed flood,
+  every record its own address pair, still rolls up small), kept longer than the records
+  (sinks/rollups.py keeps them exact; api/ picks the smallest one that answers a request exactly);
 - LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
 - idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
   entity), so writing a window again (a re-run, or a replay after a crash) replaces its rows
@@ -27,6 +28,7 @@ from typing import NamedTuple
 DATABASE = "netspectra"
 RETENTION_DAYS = 90           # the per-window tables (flow records, totals, sketches, alerts)
 ROLLUP_DIMENSIONS = ("src", "dst", "dport", "proto", "vlan")      # what a roll-up keeps of a record
+HOSTS_DIMENSIONS = ("src", "dst", "proto", "vlan")                 # ... the port-free ones
 TRAFFIC_DIMENSIONS = ("dport", "proto", "vlan")                    # ... and the address-free ones
 
 
@@ -39,6 +41,8 @@ class Rollup(NamedTuple):
 # Roll-ups of the flow records; each is computed from an earlier one (rollup_source).
 ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(3600, 400, ROLLUP_DIMENSIONS),
            "flows_1d": Rollup(86400, 1830, ROLLUP_DIMENSIONS),
+           "hosts_1m": Rollup(60, 90, HOSTS_DIMENSIONS), "hosts_1h": Rollup(3600, 400, HOSTS_DIMENSIONS),
+           "hosts_1d": Rollup(86400, 1830, HOSTS_DIMENSIONS),
            "traffic_1m": Rollup(60, 90, TRAFFIC_DIMENSIONS), "traffic_1h": Rollup(3600, 400, TRAFFIC_DIMENSIONS),
            "traffic_1d": Rollup(86400, 1830, TRAFFIC_DIMENSIONS)}
 MARKS = "rollup_marks"
