@@ -169,7 +169,7 @@ class FlowGroup(_Model):
 class AggregateFlowsResponse(_Model):
     groups: list[FlowGroup]
     table: str = Field(default="flows", description="what answered: flows (the records) or a roll-up "
-                                                     "(flows_1m/1h/1d; traffic_1m/1h/1d without addresses), "
+                                                     "(flows_1m/1h/1d; hosts_* without ports; traffic_* without addresses), "
                                                      "exact either way")
     resolution_seconds: int = Field(default=0, description="the table's time resolution (0: the records' windows)")
 
