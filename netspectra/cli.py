@@ -196,9 +196,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--rollups", action="store_true", default=None,
                    help="keep the ClickHouse/chDB minute, hour and day roll-ups (long ranges answered fast; "
                         "costs about one more write of a flood's records per minute)")
-    e.add_argument("--retention", type=retention_arg, metavar="TABLE=DAYS,...",
-                   help="days each table keeps, over the defaults (flows 90, flows_1m/traffic_1m 90, *_1h 400, "
-                        "*_1d 1830): e.g. flows=30,flows_1m=14; changes the TTL of tables made before")
+    e.add_argument("--retention", metavar="TABLE=DAYS,...",
+                   help=f"days each table keeps, over the defaults ({retention_defaults()}): e.g. "
+                        "flows=30,flows_1m=14; changes the TTL of tables made before")
     e.add_argument("--dead-letter-topic", help="where messages that cannot be read go, with the error")
     e.add_argument("--window", type=float, help=f"window length in seconds (default {WINDOW_S:g})")
     e.add_argument("--lateness", type=float,
@@ -250,15 +250,12 @@ def parser() -> argparse.ArgumentParser:
 FLAG_FIELDS = {"no_detect": "detect", "no_promisc": "promisc", "no_l7": "l7"}
 
 
-def retention_arg(text: str) -> dict[str, float]:
-    """--retention TABLE=DAYS,...: table -> days, checked (one line naming the tables there are)."""
-    from schemas.clickhouse import parse_retention, retention_setting
-    try:
-        days = parse_retention(text)
-        retention_setting(days)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return days
+def retention_defaults() -> str:
+    """The tables' default retention in days, for --retention's help (schemas/clickhouse.py)."""
+    from schemas.clickhouse import RETENTION_DAYS, ROLLUPS
+    levels = {r.res: r.keep_days for r in ROLLUPS.values()}
+    return (f"records and per-window tables {RETENTION_DAYS}, minute roll-ups {levels[60]}, "
+            f"hour {levels[3600]}, day {levels[86400]}")
 
 
 def overrides(args, fields) -> dict:

@@ -154,13 +154,13 @@ TABLES[MARKS] = ("""    level LowCardinality(String),
     until DateTime64(3, 'UTC'),
     version UInt64,
     inserted_at DateTime DEFAULT now()""", "level, source", "version")
-WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]
+WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]      # the tables every window writes
 
 
 def marks_sql(database: str = DATABASE) -> str:
     """The roll-ups' spans: (level, source, since s, until s) rows (sinks/rollups.py writes them)."""
     return (f"SELECT level, source, toUInt32(toDateTime(since)), toUInt32(toDateTime(until)) "
-            f"FROM {database}.{MARKS} FINAL")      # the tables every window writes
+            f"FROM {database}.{MARKS} FINAL")
 
 
 def retention_s(table: str) -> int:

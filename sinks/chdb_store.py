@@ -66,9 +66,9 @@ def _select(name: str, typ: str) -> str:
 class ChdbStore:
     def __init__(self, path: str, retention: dict | None = None, rollups: bool = False):
         """`retention`: table -> seconds, over the defaults of schemas/clickhouse.py (tables made
-        before with another TTL get this one). `rollups`: keep the roll-ups as windows are written (sinks/rollups.py):
-        asked for (engine and analyze --rollups), because rolling a flood's records up costs
-        about as much as writing them."""
+        before with another TTL get this one). `rollups`: keep the roll-ups as windows are
+        written (sinks/rollups.py): asked for (engine and analyze --rollups), because rolling a
+        flood's records up costs about as much as writing them."""
         from chdb import session
 
         self.path = str(Path(path).resolve())
@@ -83,9 +83,10 @@ class ChdbStore:
         for stmt in ddl(retention=retention):
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
-        for stmt in ttl_changes(DATABASE, self.rows(engines_sql()), retention or {}):
-            log.info("retention: %s", stmt)
-            self.query(stmt)
+        if retention:               # the tables' TTLs are read only when a retention is set
+            for stmt in ttl_changes(DATABASE, self.rows(engines_sql()), retention):
+                log.info("retention: %s", stmt)
+                self.query(stmt)
         for stmt in views():
             self.query(stmt)
         self.rollups = Rollups(self.query, self.rows, legacy=False) if rollups else None

@@ -1,14 +1,16 @@
 """Roll-ups kept exact: the flow records summed per minute, hour and day (schemas/clickhouse.py
 ROLLUPS), for long ranges that would otherwise scan millions of records.
 
-Two families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), and without
-addresses too (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
-every record is its own address pair and flows_* are as large as the records).
+Three families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), without ports
+(hosts_*: client/server answers, each to its own ephemeral port, fold into their host pair), and
+without addresses (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
+every record is its own address pair and flows_* are as large as the records). Each level is
+computed from the smallest earlier one that keeps its columns (rollup_source).
 
 Why not materialized views into SummingMergeTrees: a window is written more than once (a
 revision with late packets, a replay after a crash), and a view would add every version to the
-sums. Instead a bucket is *recomputed* whole from the next finer level (the minute from the
-flow records, FINAL: each window once; the hour from the minutes; the day from the hours) and its
+sums. Instead a bucket is *recomputed* whole from a finer level (the minutes from the flow
+records, FINAL: each window once; the hours from the minutes; the days from the hours) and its
 rows replace the older ones (ReplacingMergeTree on `version`). Data only grows between two
 computations of a bucket, so the new rows cover every key of the old: a replayed or revised
 window changes the bucket's sums to exactly what the records say, never twice.
@@ -22,8 +24,9 @@ the writer finishes.
 What is covered: per level and source, `rollup_marks` holds [since, until): the window starts
 whose records the level holds exactly. A write into that span first pulls `until` back to the
 bucket's start (before the records are written), and rolling extends the span over contiguous
-buckets again (over gaps without any record too) where the level it was computed from is exact. The API answers from a level only inside every
-source's span (api/queries.py), so a reader never sees a roll-up that lags its records.
+buckets again (over gaps without any record too) where the level it was computed from is exact.
+The API answers from a level only inside every source's span (api/queries.py), so a reader never
+sees a roll-up that lags its records.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from schemas.clickhouse import DATABASE, MARKS, ROLLUPS, marks_sql, rollup_sourc
 log = logging.getLogger(__name__)
 
 ROLL_EVERY_S = 30.0
-BUCKETS_PER_STATEMENT = 1000    # a statement names its buckets: a month of minutes at once is past max_query_size
+BUCKETS_PER_STATEMENT = 1000    # a statement names its buckets: a month of minutes is past max_query_size
 
 
 def _bucket(res: int) -> str:
@@ -102,7 +105,7 @@ class Rollups:
                 finer = rollup_source(level)
                 self._compute(level, finer, todo)
                 self.dirty[level] -= todo
-                self._extend(level, r.res, None if finer == "flows" else finer, todo)
+                self._extend(level, r.res, finer, todo)
                 self.rolled_at = time.monotonic()
                 log.debug("rolled %d buckets of %s in %.3f s", len(todo), level, time.perf_counter() - t)
         self._publish()
@@ -114,27 +117,28 @@ class Rollups:
 
     def _compute_some(self, level: str, finer: str, todo: list) -> None:
         res, table = ROLLUPS[level].res, f"{self.db}.{finer}"
-        count = "count()" if finer == "flows" else "sum(flows)"
+        from_records = finer == "flows"
         lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
         keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in todo)
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
         dims = ", ".join(ROLLUPS[level].dims)
         self.execute(
             f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, packets, bytes, flows, version) "
-            f"SELECT {self._time('b')}, source, {dims}, sum(packets), sum(bytes), {count}, toUInt64({time.time_ns()}) "
-            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, packets, bytes{', flows' if count != 'count()' else ''} "
+            f"SELECT {self._time('b')}, source, {dims}, sum(packets), sum(bytes), "
+            f"{'count()' if from_records else 'sum(flows)'}, toUInt64({time.time_ns()}) "
+            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, packets, bytes{'' if from_records else ', flows'} "
             f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
             f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "
             f"GROUP BY b, source, {dims}")
 
-    def _extend(self, level: str, res: int, finer: str | None, rolled: set) -> None:
+    def _extend(self, level: str, res: int, finer: str, rolled: set) -> None:
         """Grow each source's span over the buckets just rolled that touch it (or that only
-        empty time separates from it). A bucket computed from a finer roll-up counts only where
-        that level is exact over the bucket (up to the newest window written)."""
-        table = f"{self.db}.{finer or 'flows'}"
+        empty time separates from it). A bucket computed from a finer roll-up (not the records)
+        counts only where that level is exact over the bucket (up to the newest window written)."""
+        table = f"{self.db}.{finer}"
         for src in {s for s, _ in rolled}:
             since, until = span = self.spans.get((level, src), (0, 0))
-            fine = self.spans.get((finer, src), (0, 0)) if finer else None
+            fine = self.spans.get((finer, src), (0, 0)) if finer != "flows" else None
             for b in sorted(b for s, b in rolled if s == src):
                 if fine is not None and not self._within(src, b, b + res, fine):
                     break                                 # the finer level is not exact there: stop
