@@ -20,7 +20,9 @@ through it), so "cache on" computes every call too.
 At the end, each table's rows and bytes on disk, and per billion flow records (chDB).
 
     python bench/bench_api.py [--rows 10000000] [--repeat 30] [--clients 20] [--seconds 20] [--server]
-                              [--traffic uniform|clients]
+                              [--traffic uniform|clients] [--dashboards]
+
+--dashboards also times every Grafana panel's SQL over the newest hour, day and everything.
 """
 from __future__ import annotations
 
@@ -97,6 +99,11 @@ def fill(execute, sql: Sql, rows: int, windows: int, traffic: str = "uniform") -
                1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
                {sql.ns(w)}, {sql.ns(w + " + 59")}, 24
         FROM (SELECT number{", " + _CLIENTS if traffic == "clients" else ""} FROM numbers({rows}))""")
+    execute(f"""INSERT INTO netspectra.window_totals (window_start, source, window_seconds, first_seen, last_seen,
+        frames, packets, bytes, flows, late_packets, late_bytes, complete)
+        SELECT {sql.window(f"{T0_S} + number * {WINDOW_S}")}, 'bench', {WINDOW_S}, {sql.ns(f"{T0_S} + number * {WINDOW_S}")},
+               {sql.ns(f"{T0_S} + number * {WINDOW_S} + 59")}, 0, 0, 0, {per}, 0, 0, 1
+        FROM numbers({windows})""")      # the windows there are (the dashboards' panels look for sources in them)
     w = f"{T0_S} + intDiv(number, 100) * {WINDOW_S}"
     for dim in ("src", "dst", "flow", "dport", "proto"):
         for metric in ("bytes", "packets"):
@@ -130,6 +137,34 @@ def roll_up(execute, rows, legacy: bool, windows: int) -> float:
     for table in ROLLUPS:        # merged as the records are (fill): FINAL costs the same on both
         execute(f"OPTIMIZE TABLE netspectra.{table} FINAL")
     return took
+
+
+def dashboards(rows, windows: int, repeat: int) -> dict:
+    """p50/p99 of each Grafana panel's SQL (macros expanded as the plugin does, no variable set)
+    over the newest hour, day and everything, ends at odd seconds as Grafana's "now" has them;
+    the roll-up panels also from the records alone ("... (records)")."""
+    from dashboards import build
+    end = T0_S + windows * WINDOW_S - 7
+    out = {}
+    variables = {"source": "", "address": "", "protocol": "", "vlan": ""}
+    records = {title: sql for title, _kind, sql in build.panels(records_only=True)}
+    for name, start in (("1 h", end - 3600), ("1 day", end - 86400), ("all", T0_S)):
+        if start < T0_S:
+            continue
+        res = out[name] = {}
+        for title, _kind, sql in build.PANELS:
+            runs = [(title, sql)] + ([(f"{title} (records)", records[title])] if records[title] != sql else [])
+            for label, text in runs:
+                q = build.expand(text, start, end, variables, interval_s=max(1, (end - start) // 1000))
+                rows(q)                     # warm-up, not counted
+                times = []
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    rows(q)
+                    times.append((time.perf_counter() - t) * 1000)
+                res[label] = {"p50": round(float(np.percentile(times, 50)), 1),
+                              "p99": round(float(np.percentile(times, 99)), 1)}
+    return out
 
 
 def disk(rows) -> dict:
@@ -210,6 +245,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--server", action="store_true", help="query a ClickHouse server (the local stack's 18.16), not chDB")
     ap.add_argument("--traffic", choices=sorted(TRAFFIC), default="uniform", help="the records' shape (TRAFFIC above)")
+    ap.add_argument("--dashboards", action="store_true",
+                    help="also time every Grafana panel's SQL (dashboards/build.py), and the roll-up panels from the records alone")
     args = ap.parse_args()
     import grpc
     from google.protobuf import json_format
@@ -298,6 +335,8 @@ def main() -> int:
                          "calls": len(times)}
         out["latency_ms"][rng_name] = res
     server.stop(0)
+    if args.dashboards:
+        out["dashboards_ms"] = dashboards(rows_fn, args.windows, args.repeat)
     out["store"] = service.backend.name
     if not args.server:
         out["disk"] = disk(service.backend.rows)

@@ -4,15 +4,17 @@ Prometheus (schemas/metrics.py). Panels are declared here once (title, kind, que
 every SQL, with the plugin's macros expanded as the plugin does, on chDB (modern ClickHouse) and
 on Debian's 18.16 server, and every PromQL against a real Prometheus scraping a live pipeline.
 `netspectra grafana` (dashboards/provision.py) writes them with their datasources for Grafana.
+Top talkers and port scanners read the roll-ups where they hold the range exactly (_tiered).
 
     python -m dashboards.build      # after changing a panel: rewrites dashboards/json/
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from schemas.clickhouse import addr_display_sql, addr_match_sql
+from schemas.clickhouse import MARKS, ROLLUPS, addr_display_sql, addr_match_sql
 
 OUT = Path(__file__).resolve().parent / "json" / "netspectra.json"
 PIPELINE_OUT = Path(__file__).resolve().parent / "json" / "netspectra-pipeline.json"
@@ -34,61 +36,132 @@ _FLOW_WHERE = (_WHERE + f" AND ({_ADDRESS} = '' OR {addr_match_sql('src', _ADDRE
                " AND ('${vlan}' = '' OR toString(vlan) = '${vlan}')")
 _ADDR = addr_display_sql
 
-PANELS = [
-    ("Traffic (bits/s)", "timeseries",
-     f"SELECT {_TIME} AS time, sum(bytes) * 8 / greatest(max(window_seconds), $__interval_s) AS bps "
-     f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
-    ("Packets/s", "timeseries",
-     f"SELECT {_TIME} AS time, sum(packets) / greatest(max(window_seconds), $__interval_s) AS pps "
-     f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
-    ("Protocol mix (bytes)", "piechart",
-     f"SELECT name AS protocol, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
-     f"WHERE {_WHERE} AND kind = 'protocol' GROUP BY protocol ORDER BY bytes DESC, protocol"),
-    ("Top destination ports", "table",
-     f"SELECT name AS port, sum(packets) AS packets, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
-     f"WHERE {_WHERE} AND kind = 'port' GROUP BY port ORDER BY bytes DESC, port LIMIT 20"),
-    ("Top talkers (exact, bytes)", "table",
-     f"SELECT {_ADDR('src')} AS talker, sum(bytes) AS bytes, sum(packets) AS packets "
-     f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} GROUP BY src ORDER BY bytes DESC, talker LIMIT 20"),
-    ("Top flows (exact, bytes)", "table",
-     f"SELECT {_ADDR('src')} AS src_addr, sport, {_ADDR('dst')} AS dst_addr, dport, proto, "
-     f"sum(bytes) AS bytes, sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} "
-     f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC, src_addr, sport, dst_addr, dport, proto LIMIT 20"),
-    ("Super-spreaders (distinct destinations, largest window)", "table",
-     f"SELECT {_ADDR('addr')} AS spreader, max(estimate) AS distinct_destinations "
-     f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'src_spread' "
-     f"GROUP BY addr ORDER BY distinct_destinations DESC, spreader LIMIT 20"),
-    ("Fan-in victims (distinct sources, largest window)", "table",
-     f"SELECT {_ADDR('addr')} AS destination, max(estimate) AS distinct_sources "
-     f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'dst_fan_in' "
-     f"GROUP BY addr ORDER BY distinct_sources DESC, destination LIMIT 20"),
-    # Exact, over the range (as the API's QuerySpreaders with count: ports): TCP and UDP only
-    ("Port scanners (distinct destination ports)", "table",
-     f"SELECT {_ADDR('src')} AS scanner, uniqExact(dport) AS ports, uniqExact(dst) AS destinations, "
-     f"sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND proto IN (6, 17) "
-     f"GROUP BY src ORDER BY ports DESC, scanner LIMIT 20"),
-    ("Decode errors and late packets", "timeseries",
-     f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
-     f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "
-     f"AND name NOT IN ('frames', 'ok', 'ip_packets') GROUP BY time, name ORDER BY time"),
-    # Alerts active in the time range (first seen before its end, last seen after its start), newest first
-    ("Alerts", "table",
-     "SELECT window_start AS first_seen, last_seen, severity, rule, state, entity, value, threshold "
-     "FROM netspectra.alerts FINAL WHERE window_start <= $__toTime AND last_seen >= $__fromTime "
-     "AND ('${source}' = '' OR source = '${source}') "
-     "AND ('${address}' = '' OR src = '${address}' OR dst = '${address}') "
-     "ORDER BY first_seen DESC, id LIMIT 100"),
-    ("Pipeline lag (s): window end to written", "timeseries",
-     f"SELECT {_TIME} AS time, "
-     f"max(toFloat64(inserted_at) - (toFloat64(window_start) + window_seconds)) AS lag_s "
-     f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
-]
+
+def _bounds(levels: list[tuple[int, str]]) -> str:
+    """For each level (coarsest first) [since, until): the window starts it holds exactly for
+    every source with windows in the range (its rollup_marks spans, sinks/rollups.py, all of
+    them: empty if a source has none), cut to its whole buckets inside the range. One scalar
+    subquery: a tuple of 2 numbers a level."""
+    n = "uniqExact(source)"
+    parts = []
+    for res, level in levels:
+        lo = f"intDiv(toUInt32($__fromTime) + {res - 1}, {res}) * {res}"
+        hi = f"intDiv(toUInt32($__toTime), {res}) * {res}"
+        every = f"countIf(level = '{level}') = {n}"
+        parts += [f"toUInt32(greatest(if({every}, maxIf(w_since, level = '{level}'), 0), {lo}))",
+                  f"toUInt32(least(if({every}, minIf(w_until, level = '{level}'), 0), {hi}))"]
+    names = ", ".join(f"'{level}'" for _, level in levels)
+    return (f"(SELECT {', '.join(parts)} "
+            f"FROM (SELECT DISTINCT source FROM netspectra.window_totals WHERE {_WHERE}) AS w_sources "
+            f"ALL LEFT JOIN (SELECT source, level, toUInt32(toDateTime(since)) AS w_since, "
+            f"toUInt32(toDateTime(until)) AS w_until FROM netspectra.{MARKS} FINAL WHERE level IN ({names})) AS w_spans "
+            f"USING source)")
+
+
+def _tiered(family: str, columns: str, where: str, records_only: bool = False) -> str:
+    """A FROM clause: `columns` of the flow records in the range, each window's from the coarsest
+    roll-up of `family` (schemas/clickhouse.py ROLLUPS) whose bucket lies whole inside the range
+    and inside what that level holds exactly (_bounds); the rest from the records. So a month
+    reads days of roll-ups, the edges hours and minutes, the newest minutes (not rolled up yet)
+    records: the answer is the records' own, exact, and current. Each part is a range of the
+    sort key's first column. `where`: the filters, on columns every level keeps. (The API plans
+    in Python instead: api/queries.py choose_table.) `records_only`: from the records alone
+    (what tests and bench compare with)."""
+    if records_only:
+        return f"(SELECT {columns} FROM netspectra.flows FINAL WHERE {where})"
+    levels = sorted(((r.res, name) for name, r in ROLLUPS.items() if name.rsplit("_", 1)[0] == family), reverse=True)
+
+    def within(i: int) -> str:
+        return (f"(window_start >= toDateTime(tupleElement(w_held, {2 * i + 1})) "
+                f"AND window_start < toDateTime(tupleElement(w_held, {2 * i + 2})))")
+    parts = []
+    for i, (_res, table) in enumerate([*levels, (0, "flows")]):
+        keep = ([within(i)] if table != "flows" else []) + [f"NOT {within(c)}" for c in range(i)]
+        parts.append(f"WITH {_bounds(levels)} AS w_held SELECT {columns} FROM netspectra.{table} FINAL "
+                     f"WHERE {where} AND " + " AND ".join(keep))
+    return "(" + " UNION ALL ".join(parts) + ")"
+
+
+def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
+    """(title, kind, SQL) of each panel; `records_only`: the roll-up panels from the records alone."""
+    def tiered(family: str, columns: str, where: str) -> str:
+        return _tiered(family, columns, where, records_only)
+    return [
+        ("Traffic (bits/s)", "timeseries",
+         f"SELECT {_TIME} AS time, sum(bytes) * 8 / greatest(max(window_seconds), $__interval_s) AS bps "
+         f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
+        ("Packets/s", "timeseries",
+         f"SELECT {_TIME} AS time, sum(packets) / greatest(max(window_seconds), $__interval_s) AS pps "
+         f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
+        ("Protocol mix (bytes)", "piechart",
+         f"SELECT name AS protocol, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
+         f"WHERE {_WHERE} AND kind = 'protocol' GROUP BY protocol ORDER BY bytes DESC, protocol"),
+        ("Top destination ports", "table",
+         f"SELECT name AS port, sum(packets) AS packets, sum(bytes) AS bytes FROM netspectra.window_counters FINAL "
+         f"WHERE {_WHERE} AND kind = 'port' GROUP BY port ORDER BY bytes DESC, port LIMIT 20"),
+        ("Top talkers (exact, bytes)", "table",
+         f"SELECT {_ADDR('src')} AS talker, sum(bytes) AS bytes, sum(packets) AS packets "
+         f"FROM {tiered('hosts', 'src, bytes, packets', _FLOW_WHERE)} GROUP BY src ORDER BY bytes DESC, talker LIMIT 20"),
+        ("Top flows (exact, bytes)", "table",
+         f"SELECT {_ADDR('src')} AS src_addr, sport, {_ADDR('dst')} AS dst_addr, dport, proto, "
+         f"sum(bytes) AS bytes, sum(packets) AS packets FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} "
+         f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC, src_addr, sport, dst_addr, dport, proto LIMIT 20"),
+        ("Super-spreaders (distinct destinations, largest window)", "table",
+         f"SELECT {_ADDR('addr')} AS spreader, max(estimate) AS distinct_destinations "
+         f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'src_spread' "
+         f"GROUP BY addr ORDER BY distinct_destinations DESC, spreader LIMIT 20"),
+        ("Fan-in victims (distinct sources, largest window)", "table",
+         f"SELECT {_ADDR('addr')} AS destination, max(estimate) AS distinct_sources "
+         f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'dst_fan_in' "
+         f"GROUP BY addr ORDER BY distinct_sources DESC, destination LIMIT 20"),
+        # Exact, over the range (as the API's QuerySpreaders with count: ports): TCP and UDP only
+        ("Port scanners (distinct destination ports)", "table",
+         f"SELECT {_ADDR('src')} AS scanner, uniqExact(dport) AS ports, uniqExact(dst) AS destinations, "
+         f"sum(packets) AS packets FROM {tiered('flows', 'src, dst, dport, packets', _FLOW_WHERE + ' AND proto IN (6, 17)')} "
+         f"GROUP BY src ORDER BY ports DESC, scanner LIMIT 20"),
+        ("Decode errors and late packets", "timeseries",
+         f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
+         f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "
+         f"AND name NOT IN ('frames', 'ok', 'ip_packets') GROUP BY time, name ORDER BY time"),
+        # Alerts active in the time range (first seen before its end, last seen after its start), newest first
+        ("Alerts", "table",
+         "SELECT window_start AS first_seen, last_seen, severity, rule, state, entity, value, threshold "
+         "FROM netspectra.alerts FINAL WHERE window_start <= $__toTime AND last_seen >= $__fromTime "
+         "AND ('${source}' = '' OR source = '${source}') "
+         "AND ('${address}' = '' OR src = '${address}' OR dst = '${address}') "
+         "ORDER BY first_seen DESC, id LIMIT 100"),
+        ("Pipeline lag (s): window end to written", "timeseries",
+         f"SELECT {_TIME} AS time, "
+         f"max(toFloat64(inserted_at) - (toFloat64(window_start) + window_seconds)) AS lag_s "
+         f"FROM netspectra.window_totals FINAL WHERE {_WHERE} GROUP BY time ORDER BY time"),
+    ]
+
+
+PANELS = panels()
 
 VARIABLES = [
     ("source", "SELECT DISTINCT source FROM netspectra.window_totals WHERE $__timeFilter(window_start) ORDER BY source"),
     ("protocol", "SELECT DISTINCT name FROM netspectra.window_counters WHERE kind = 'protocol' "
                  "AND $__timeFilter(window_start) ORDER BY name"),
 ]
+
+
+def expand(sql: str, t0: int, t1: int, variables: dict, interval_s: int = 10) -> str:
+    """The plugin's macros as its pkg/macros/macros.go expands them (grafana/clickhouse-datasource):
+    $__timeFilter(c) -> c >= toDateTime(from) AND c <= toDateTime(to); $__interval_s -> whole
+    seconds (at least 1); $__fromTime / $__toTime -> toDateTime(s); $__timeInterval(c) ->
+    toStartOfInterval(toDateTime(c), INTERVAL n second) (which 18.16 lacks: the dashboards must
+    not use it). Then Grafana's ${variable}s, as text. Tests and bench/bench_api.py run the panels
+    through it."""
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({t0}) AND \1 <= toDateTime({t1})", sql)
+    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql)
+    sql = sql.replace("$__interval_s", str(max(interval_s, 1)))
+    sql = sql.replace("$__fromTime", f"toDateTime({t0})").replace("$__toTime", f"toDateTime({t1})")
+    for k, v in variables.items():
+        sql = sql.replace("${" + k + "}", v)
+    if "$" in sql:
+        raise ValueError(f"a macro or variable left: {sql}")
+    return sql
 
 
 def _panel(i: int, title: str, kind: str, datasource: dict, **rest) -> dict:

@@ -24,20 +24,7 @@ T0, T1 = 1_600_000_000, 1_900_000_000
 PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
 
 
-def expand(sql: str, t0: int, t1: int, variables: dict, interval_s: int = 10) -> str:
-    """The plugin's macros as its pkg/macros/macros.go expands them (grafana/clickhouse-datasource):
-    $__timeFilter(c) -> c >= toDateTime(from) AND c <= toDateTime(to); $__interval_s -> whole
-    seconds (at least 1); $__fromTime / $__toTime -> toDateTime(s); $__timeInterval(c) ->
-    toStartOfInterval(toDateTime(c), INTERVAL n second) (which 18.16 lacks: the dashboards must
-    not use it). Then Grafana's ${variable}s, as text."""
-    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({t0}) AND \1 <= toDateTime({t1})", sql)
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql)
-    sql = sql.replace("$__interval_s", str(max(interval_s, 1)))
-    sql = sql.replace("$__fromTime", f"toDateTime({t0})").replace("$__toTime", f"toDateTime({t1})")
-    for k, v in variables.items():
-        sql = sql.replace("${" + k + "}", v)
-    assert "$" not in sql, sql
-    return sql
+expand = build.expand
 
 
 ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.10.10"}, 5000, 1000,
@@ -46,13 +33,27 @@ SOURCE = "dash-cap"     # the server is shared by the session's tests: this modu
 
 
 @pytest.fixture(scope="module")
-def chdb(api_results, tmp_path_factory):
+def chdb_store(api_results, tmp_path_factory):
+    """The module's one chDB store (a process opens one chDB session at a time)."""
     from sinks.chdb_store import ChdbStore
-    results, ref = api_results
-    s = ChdbStore(str(tmp_path_factory.mktemp("dash")))
+    results, _ref = api_results
+    s = ChdbStore(str(tmp_path_factory.mktemp("dash")), rollups=True)
     s.write(rows_of(results, SOURCE))
     s.write_alerts([ALERT], SOURCE)
-    return s.rows, ref
+    return s
+
+
+@pytest.fixture(scope="module")
+def chdb(chdb_store, api_results):
+    return chdb_store.rows, api_results[1]
+
+
+@pytest.fixture(scope="module")
+def rolled(chdb_store, api_results):
+    """The store with the capture copied over days (_write_days) after T1, where the other tests
+    do not look, as ROLLED and as GONE."""
+    results, _ref = api_results
+    return chdb_store, _write_days(chdb_store, results, {ROLLED: LATER, GONE: LATER + YEAR})
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +81,37 @@ def test_dashboard_file_is_current():
         {"source", "protocol", "address", "vlan"}
 
 
+def _scopes(sql: str) -> list[str]:
+    """Each SELECT of a statement on its own (subqueries and UNION ALL members cut out of their
+    parent): aliases are per SELECT."""
+    out, stack = [], [[]]
+    for part in re.split(r"(\(|\))", re.sub(r"'[^']*'", "''", sql)):       # string literals are not names
+        if part == "(":
+            stack.append([])
+        elif part == ")":
+            inner = "".join(stack.pop())
+            if re.match(r"\s*(SELECT|WITH)\b", inner):
+                out.extend(re.split(r"\bUNION ALL\b", inner))
+                stack[-1].append("(subquery)")
+            else:
+                stack[-1].append(f"({inner})")
+        else:
+            stack[-1].append(part)
+    return out + re.split(r"\bUNION ALL\b", "".join(stack[0]))
+
+
 def test_only_macros_both_servers_have_and_no_alias_shadows_a_filter():
     """No $__timeInterval (toStartOfInterval is missing on 18.16); no SELECT alias named like a
-    column the WHERE uses (ClickHouse resolves WHERE names to aliases first)."""
+    column the WHERE uses (ClickHouse resolves WHERE names to aliases first). WITH names are
+    there for the WHERE to use."""
     for sql in all_sql():
         assert "$__timeInterval" not in sql, sql
-        where = re.search(r"\bWHERE\b(.*?)(\bGROUP BY\b|\bORDER BY\b|$)", sql, re.S)
-        names = re.sub(r"'[^']*'", "''", where.group(1)) if where else ""      # string literals are not names
-        used = set(re.findall(r"\b([a-z_]+)\b", names))
-        aliases = set(re.findall(r"\bAS (\w+)", sql))
-        assert not aliases & used, (aliases & used, sql)
+        for scope in _scopes(sql):
+            where = re.search(r"\bWHERE\b(.*?)(\bGROUP BY\b|\bORDER BY\b|$)", scope, re.S)
+            used = set(re.findall(r"\b([a-z_]+)\b", where.group(1))) if where else set()
+            select = re.sub(r"^\s*WITH\b.*?\bSELECT\b", "SELECT", scope, flags=re.S)
+            aliases = set(re.findall(r"\bAS (\w+)", select))
+            assert not aliases & used, (aliases & used, scope)
 
 
 def _expected_talkers(ref: dict, keep) -> list[tuple[str, int, int]]:
@@ -199,3 +221,88 @@ def test_grafana_command_writes_provisioning_for_the_stack(server, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "netspectra.cli", "grafana", "--out", str(out), "--clickhouse", "nowhere"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "host:port" in bad.stderr
+
+
+# ---- the panels that read roll-ups (build._tiered) ------------------------------------------
+HOUR, DAY, YEAR = 3600, 86400, 365 * 86400
+LATER = 10 * YEAR               # the rolled copies lie past T1
+SHIFTS = (0, 5 * HOUR + 7 * 60, DAY + 2 * HOUR, 2 * DAY + 23 * HOUR)      # copies of the capture over three days
+FRESH = 3 * DAY                 # one more copy, written but not rolled up yet (the newest minutes)
+ROLLED, GONE = "dash-rolled", "dash-gone"
+TIERED = ["Top talkers (exact, bytes)", "Port scanners (distinct destination ports)"]
+RECORDS_SQL = {title: sql for title, _kind, sql in build.panels(records_only=True)}    # from the records alone
+
+
+def _write_days(store, results, sources: dict[str, int]) -> tuple[int, int]:
+    """The capture's windows as each source, its number of seconds later, at each of SHIFTS,
+    rolled up; then a copy at FRESH not rolled up. (first, last) window start of the first source."""
+    import dataclasses
+
+    def copies(shifts):
+        return [rows_of([dataclasses.replace(r, start=r.start + (later + s) * 10**9)], source)[0]
+                for source, later in sources.items() for s in shifts for r in results]
+    store.write(copies(SHIFTS))
+    store.finish()
+    every, store.rollups.every_s = store.rollups.every_s, float("inf")      # the fresh copies stay in the records alone
+    store.write(copies([FRESH]))
+    store.rollups.every_s = every
+    later = next(iter(sources.values()))
+    return results[0].start // 10**9 + later, results[-1].start // 10**9 + later + FRESH
+
+
+def _ranges(first: int, last: int) -> list[tuple[int, int]]:
+    """Everything; ends at odd seconds (every level takes part); whole days; a minute-aligned
+    range inside one copy; the fresh copy alone; nothing."""
+    return [(first - DAY, last + DAY), (first + 17, last - 3), (first + HOUR + 13, first + 2 * DAY + 3 * HOUR + 1),
+            (first // DAY * DAY, first // DAY * DAY + 2 * DAY - 1), (first // 60 * 60 + 60, first // 60 * 60 + 179),
+            (first + FRESH - 5, last + DAY), (first - DAY, first - 1)]
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["any", "filtered"])
+def test_the_panels_on_rollups_answer_as_the_records_do(rolled, api_results, filtered):
+    """Top talkers and port scanners read days, hours and minutes of roll-ups and the records
+    for the rest: over ranges ending anywhere, the rows the flow records give."""
+    store, (first, last) = rolled
+    variables = {**_variables(api_results[1], filtered)[0], "source": ROLLED if filtered else ""}
+    for t0, t1 in _ranges(first, last):
+        for title in TIERED:
+            want = store.rows(expand(RECORDS_SQL[title], t0, t1, variables))
+            assert store.rows(expand(PANEL_SQL[title], t0, t1, variables)) == want, (title, t0 - first, t1 - first)
+            assert want or t1 < first or filtered, (title, t0, t1)
+
+
+def test_what_the_rollups_hold_is_not_read_from_the_records(rolled):
+    """With GONE's records deleted, a range its roll-ups hold answers alike; its fresh copy (not
+    rolled up yet) is gone from the answer."""
+    store, (first, _last) = rolled
+    first += YEAR
+    variables = {"source": GONE, "address": "", "protocol": "", "vlan": ""}
+    held = (first // 60 * 60, first + DAY)      # from a minute's start to a time without windows: whole buckets
+    fresh = (first + FRESH - 5, first + FRESH + DAY)
+    before = {t: store.rows(expand(PANEL_SQL[t], *held, variables)) for t in TIERED}
+    assert all(before.values()) and store.rows(expand(PANEL_SQL[TIERED[0]], *fresh, variables))
+    store.query(f"ALTER TABLE netspectra.flows DELETE WHERE source = '{GONE}' SETTINGS mutations_sync = 2")
+    assert store.rows(expand(RECORDS_SQL[TIERED[0]], *held, variables)) == []
+    assert {t: store.rows(expand(PANEL_SQL[t], *held, variables)) for t in TIERED} == before
+    assert store.rows(expand(PANEL_SQL[TIERED[0]], *fresh, variables)) == []
+
+
+def test_the_1816_server_answers_the_rollup_panels_as_chdb_does(rolled, api_results, local_stack):
+    """The same copies rolled up on Debian's 18.16 server: the same rows over every range."""
+    from sinks.clickhouse_native import ClickHouseNative
+    store, (first, last) = rolled
+    results, ref = api_results
+    _, ports, _ = local_stack
+    server = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}", rollups=True)
+    _write_days(server, results, {ROLLED: LATER})
+    for filtered in (False, True):
+        variables = {**_variables(ref, filtered)[0], "source": ROLLED}
+        for t0, t1 in _ranges(first, last):
+            for title in TIERED:
+                q = expand(PANEL_SQL[title], t0, t1, variables)
+                assert sorted(map(_row, store.rows(q))) == sorted(map(_row, server.client.execute(q))), (title, t0, t1)
+    server.close()
+
+
+def _row(r) -> tuple:
+    return tuple(map(_norm, r))
