@@ -233,8 +233,9 @@ class HeavyHitter(_Model):
 class QueryHeavyHittersResponse(_Model):
     items: list[HeavyHitter]
     exact: bool
-    table: str = Field(default="", description="where exact ones were summed from: flows (the records) or a "
-                                                "roll-up keeping what they need; empty for sketches")
+    table: str = Field(default="", description="where they were summed from: exact ones from flows (the records) "
+                                                "or a roll-up keeping what they need; the sketches' from heavy_hitters "
+                                                "(their windows' results) or heavy_hitters_1h/_1d")
 
 
 class QuerySpreadersRequest(_Model):
@@ -258,8 +259,9 @@ class QuerySpreadersResponse(_Model):
     sources: list[Spreader]
     destinations: list[Spreader]
     exact: bool
-    table: str = Field(default="", description="where exact counts were made: flows (the records) or a "
-                                                "roll-up keeping what they need; empty for sketches")
+    table: str = Field(default="", description="where they were counted: exact counts from flows (the records) "
+                                                "or a roll-up keeping what they need; the sketches' from spreaders "
+                                                "(their windows' results) or spreaders_1h/_1d")
 
 
 class LiveTopRequest(_Model):

@@ -153,14 +153,15 @@ def used_columns(f: m.Filter, *more) -> set[str]:
     return {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}.union(*more)
 
 
-def rollup_candidates(used: set[str], rng: m.TimeRange, bucket_seconds: int = 0) -> list[tuple[str, int]]:
-    """Roll-ups that could answer, the likely smallest first (coarsest, then fewest dimensions):
-    they keep every column `used`, and the range (and the time buckets) are whole multiples of
-    their resolution."""
+def rollup_candidates(used: set[str], rng: m.TimeRange, bucket_seconds: int = 0,
+                      base: str = "flows") -> list[tuple[str, int]]:
+    """Roll-ups of `base` that could answer, the likely smallest first (coarsest, then fewest
+    dimensions): they keep every column `used` (the sketch tables' levels keep all a query
+    uses), and the range (and the time buckets) are whole multiples of their resolution."""
     out = []
     for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims))):
         ms = r.res * 1000
-        if used <= set(r.dims) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
+        if r.base == base and (base != "flows" or used <= set(r.dims)) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
             out.append((table, r.res))
     return out
 
@@ -174,23 +175,23 @@ def extent_sql(rng: m.TimeRange, source: str, d: Dialect) -> tuple[str, dict]:
 
 
 ROWS_SQL = (f"SELECT table, sum(rows) FROM system.parts WHERE database = '{DATABASE}' AND active "
-            f"AND table IN ({', '.join(repr(t) for t in ('flows', *ROLLUPS))}) GROUP BY table")
+            f"AND table IN ({', '.join(repr(t) for t in ('flows', 'heavy_hitters', 'spreaders', *ROLLUPS))}) GROUP BY table")
 MAX_ROWS_SHARE = 0.9    # a roll-up is read only if it holds at most this share of the records' rows
 
 
 def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple],
-                 rows: dict[str, int]) -> tuple[str, int]:
-    """The first candidate that is smaller than the records (traffic whose every record is its
-    own key, a spoofed flood, rolls up to as many rows: reading those would only cost more)
-    and whose span covers every window of every source in the range."""
+                 rows: dict[str, int], base: str = "flows") -> tuple[str, int]:
+    """The first candidate that is smaller than its base table (traffic whose every record is
+    its own key, a spoofed flood, rolls up to as many rows: reading those would only cost more)
+    and whose span covers every window of every source in the range; else the base table."""
     spans = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in marks}
     for table, res in candidates:
-        if rows.get(table, 0) > MAX_ROWS_SHARE * rows.get("flows", 0):
+        if rows.get(table, 0) > MAX_ROWS_SHARE * rows.get(base, 0):
             continue
         if all((table, src) in spans and spans[(table, src)][0] <= int(first) and spans[(table, src)][1] > int(last)
                for src, first, last in extents):
             return table, res
-    return "flows", 0
+    return base, 0
 
 
 def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
@@ -265,10 +266,12 @@ def heavy_columns(req: m.QueryHeavyHittersRequest) -> set[str] | None:
     return used_columns(req.filter, HH_GROUP[req.dimension]) if req.exact else None
 
 
-def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
-    """The exact ones from `table` (the records, or a roll-up keeping what they use); else the sketches'."""
+def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "") -> tuple[str, dict]:
+    """The exact ones from `table` (the records, or a roll-up keeping what they use); else the
+    sketches' from `table` (their windows' results, or an hour or day level of them)."""
     q = Sql(d)
     limit = m.limit_of(req.limit)
+    table = table or ("flows" if req.exact else "heavy_hitters")
     if req.exact:
         q.filters(req.range, req.filter)
         keys = HH_GROUP[req.dimension]
@@ -283,7 +286,7 @@ def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "flo
     q.equals("dimension", HH_DIMENSION_NAMES[req.dimension], "String")
     q.equals("metric", req.metric, "String")
     sql = (f"SELECT item, any({d.addr_text('src')}), any({d.addr_text('dst')}), any(sport), any(dport), any(proto), "
-           f"sum(estimate) AS v, sum(lower_bound), sum(upper_bound) FROM {DATABASE}.heavy_hitters FINAL "
+           f"sum(estimate) AS v, sum(lower_bound), sum(upper_bound) FROM {DATABASE}.{table} FINAL "
            f"WHERE {q.where_sql()} GROUP BY item ORDER BY v DESC, item LIMIT {limit}")
     return sql, q.params
 
@@ -296,8 +299,7 @@ def _hh_item(dim: str, src: str, dst: str, sport: int, dport: int, proto: int) -
     return f"{proto}/{dport}" if dim == "port" else str(proto)
 
 
-def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple],
-               table: str = "flows") -> m.QueryHeavyHittersResponse:
+def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple], table: str = "") -> m.QueryHeavyHittersResponse:
     items = []
     keep = HH_COLUMNS[req.dimension]
     for _, s, t, sp, dp, pr, v, lo, hi in rows:
@@ -306,7 +308,7 @@ def heavy_rows(req: m.QueryHeavyHittersRequest, rows: list[tuple],
              "proto": int(pr) if "proto" in keep else 0}
         items.append(m.HeavyHitter(item=_hh_item(req.dimension, **f), value=int(v), lower_bound=int(lo),
                                    upper_bound=int(hi), **f))
-    return m.QueryHeavyHittersResponse(items=items, exact=req.exact, table=table if req.exact else "")
+    return m.QueryHeavyHittersResponse(items=items, exact=req.exact, table=table)
 
 
 def spreaders_columns(req: m.QuerySpreadersRequest) -> set[str] | None:
@@ -316,11 +318,13 @@ def spreaders_columns(req: m.QuerySpreadersRequest) -> set[str] | None:
     return used_columns(req.filter, {"src", "dst"}) if req.exact else None
 
 
-def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "flows") -> list[tuple[str, str, dict]]:
+def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "") -> list[tuple[str, str, dict]]:
     """Two queries: ("sources", sql, params) by distinct destinations, ("destinations", ...) by
-    distinct sources; the exact ones from `table` (the records, or a roll-up keeping what they use)."""
+    distinct sources, from `table`: the exact ones from the records or a roll-up keeping what they
+    use, the sketches' from their windows' results or an hour or day level of them."""
     out = []
     limit = m.limit_of(req.limit)
+    table = table or ("flows" if req.exact or req.count == "ports" else "spreaders")
     for side, entity, peer, kind in (("sources", "src", "dst", "src_spread"), ("destinations", "dst", "src", "dst_fan_in")):
         q = Sql(d)
         if req.count == "ports":        # exact from the flow records: no sketch counts ports
@@ -347,7 +351,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "flows") ->
             q.addr_in("addr", own)
             q.equals("kind", kind, "String")
             sql = (f"SELECT {d.addr_text('addr')}, max(estimate) AS n, argMax(lower_bound, estimate), "
-                   f"argMax(upper_bound, estimate) FROM {DATABASE}.spreaders FINAL WHERE {q.where_sql()} "
+                   f"argMax(upper_bound, estimate) FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()} "
                    f"GROUP BY addr ORDER BY n DESC, addr LIMIT {limit}")
         out.append((side, sql, q.params))
     return out

@@ -74,14 +74,17 @@ class QueryService:
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
         return self._cached(req, compute)
 
-    def _table(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0) -> tuple[str, int]:
-        """(table, resolution s) to read records from: the records, or the smallest roll-up that
-        answers exactly (api/queries.py choose_table). `used` None: no records are read."""
-        candidates = q.rollup_candidates(used, rng, bucket_seconds) if used is not None else []
+    def _table(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0,
+               base: str = "flows") -> tuple[str, int]:
+        """(table, resolution s) to read `base` from: itself, or its smallest roll-up that
+        answers exactly (api/queries.py choose_table). `used`: the record columns read (None:
+        no records are read; ignored for the sketch tables, whose levels keep what is read)."""
+        candidates = q.rollup_candidates(used, rng, bucket_seconds, base) if used is not None else []
         if not candidates:
-            return "flows", 0
+            return base, 0
         marks, rows = self._marks()     # two small reads: the roll-ups' spans, the sources' windows in range
-        return q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(rng, source, self.dialect)), rows)
+        return q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(rng, source, self.dialect)), rows,
+                              base)
 
     def _marks(self) -> tuple[list[tuple], dict[str, int]]:
         """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again
@@ -99,18 +102,24 @@ class QueryService:
 
     def heavy_hitters(self, req: m.QueryHeavyHittersRequest) -> m.QueryHeavyHittersResponse:
         def compute():
-            table, _ = self._table(q.heavy_columns(req), req.range, req.filter.source)
+            if req.exact:
+                table, _ = self._table(q.heavy_columns(req), req.range, req.filter.source)
+            else:
+                table, _ = self._table(set(), req.range, req.filter.source, base="heavy_hitters")
             return q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect, table)), table)
         return self._cached(req, compute)
 
     def spreaders(self, req: m.QuerySpreadersRequest) -> m.QuerySpreadersResponse:
         def compute():
             out = {}
-            table, _ = self._table(q.spreaders_columns(req), req.range, req.filter.source)
+            exact = req.exact or req.count == "ports"
+            if exact:
+                table, _ = self._table(q.spreaders_columns(req), req.range, req.filter.source)
+            else:
+                table, _ = self._table(set(), req.range, req.filter.source, base="spreaders")
             for side, sql, params in q.spreaders(req, self.dialect, table):
                 out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
-            exact = req.exact or req.count == "ports"
-            return m.QuerySpreadersResponse(exact=exact, table=table if exact else "", **out)
+            return m.QuerySpreadersResponse(exact=exact, table=table, **out)
         return self._cached(req, compute)
 
     # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------

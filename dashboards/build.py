@@ -4,7 +4,8 @@ Prometheus (schemas/metrics.py). Panels are declared here once (title, kind, que
 every SQL, with the plugin's macros expanded as the plugin does, on chDB (modern ClickHouse) and
 on Debian's 18.16 server, and every PromQL against a real Prometheus scraping a live pipeline.
 `netspectra grafana` (dashboards/provision.py) writes them with their datasources for Grafana.
-Top talkers and port scanners read the roll-ups where they hold the range exactly (_tiered).
+Top talkers, port scanners, super-spreaders and fan-in read the roll-ups where they hold the
+range exactly (_tiered).
 
     python -m dashboards.build      # after changing a panel: rewrites dashboards/json/
 """
@@ -35,6 +36,7 @@ _FLOW_WHERE = (_WHERE + f" AND ({_ADDRESS} = '' OR {addr_match_sql('src', _ADDRE
                " AND ('${protocol}' = '' OR toString(proto) = '${protocol}')"
                " AND ('${vlan}' = '' OR toString(vlan) = '${vlan}')")
 _ADDR = addr_display_sql
+_SPREAD_WHERE, _FAN_IN_WHERE = (_WHERE + f" AND kind = '{kind}'" for kind in ("src_spread", "dst_fan_in"))
 
 
 def _bounds(levels: list[tuple[int, str]]) -> str:
@@ -59,24 +61,26 @@ def _bounds(levels: list[tuple[int, str]]) -> str:
 
 
 def _tiered(family: str, columns: str, where: str, records_only: bool = False) -> str:
-    """A FROM clause: `columns` of the flow records in the range, each window's from the coarsest
-    roll-up of `family` (schemas/clickhouse.py ROLLUPS) whose bucket lies whole inside the range
-    and inside what that level holds exactly (_bounds); the rest from the records. So a month
-    reads days of roll-ups, the edges hours and minutes, the newest minutes (not rolled up yet)
-    records: the answer is the records' own, exact, and current. Each part is a range of the
-    sort key's first column. `where`: the filters, on columns every level keeps. (The API plans
-    in Python instead: api/queries.py choose_table.) `records_only`: from the records alone
-    (what tests and bench compare with)."""
-    if records_only:
-        return f"(SELECT {columns} FROM netspectra.flows FINAL WHERE {where})"
+    """A FROM clause: `columns` of the rows of the family's base table (the flow records, or a
+    sketch table) in the range, each window's from the coarsest roll-up of `family`
+    (schemas/clickhouse.py ROLLUPS) whose bucket lies whole inside the range and inside what that
+    level holds exactly (_bounds); the rest from the base table. So a month reads days of
+    roll-ups, the edges hours and minutes, the newest minutes (not rolled up yet) records: the
+    answer is the base table's own, exact, and current. Each part is a range of the sort key's
+    first column. `where`: the filters, on columns every level keeps. (The API plans in Python
+    instead: api/queries.py choose_table.) `records_only`: from the base table alone (what tests
+    and bench compare with)."""
     levels = sorted(((r.res, name) for name, r in ROLLUPS.items() if name.rsplit("_", 1)[0] == family), reverse=True)
+    base = ROLLUPS[levels[0][1]].base
+    if records_only:
+        return f"(SELECT {columns} FROM netspectra.{base} FINAL WHERE {where})"
 
     def within(i: int) -> str:
         return (f"(window_start >= toDateTime(tupleElement(w_held, {2 * i + 1})) "
                 f"AND window_start < toDateTime(tupleElement(w_held, {2 * i + 2})))")
     parts = []
-    for i, (_res, table) in enumerate([*levels, (0, "flows")]):
-        keep = ([within(i)] if table != "flows" else []) + [f"NOT {within(c)}" for c in range(i)]
+    for i, (_res, table) in enumerate([*levels, (0, base)]):
+        keep = ([within(i)] if table != base else []) + [f"NOT {within(c)}" for c in range(i)]
         parts.append(f"WITH {_bounds(levels)} AS w_held SELECT {columns} FROM netspectra.{table} FINAL "
                      f"WHERE {where} AND " + " AND ".join(keep))
     return "(" + " UNION ALL ".join(parts) + ")"
@@ -108,11 +112,11 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
          f"GROUP BY src, sport, dst, dport, proto ORDER BY bytes DESC, src_addr, sport, dst_addr, dport, proto LIMIT 20"),
         ("Super-spreaders (distinct destinations, largest window)", "table",
          f"SELECT {_ADDR('addr')} AS spreader, max(estimate) AS distinct_destinations "
-         f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'src_spread' "
+         f"FROM {tiered('spreaders', 'addr, estimate', _SPREAD_WHERE)} "
          f"GROUP BY addr ORDER BY distinct_destinations DESC, spreader LIMIT 20"),
         ("Fan-in victims (distinct sources, largest window)", "table",
          f"SELECT {_ADDR('addr')} AS destination, max(estimate) AS distinct_sources "
-         f"FROM netspectra.spreaders FINAL WHERE {_WHERE} AND kind = 'dst_fan_in' "
+         f"FROM {tiered('spreaders', 'addr, estimate', _FAN_IN_WHERE)} "
          f"GROUP BY addr ORDER BY distinct_sources DESC, destination LIMIT 20"),
         # Exact, over the range (as the API's QuerySpreaders with count: ports): TCP and UDP only
         ("Port scanners (distinct destination ports)", "table",

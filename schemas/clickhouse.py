@@ -11,6 +11,7 @@ Design:
   ephemeral port, fold into their host pair) and without addresses (traffic_*: a spoofed flood,
   every record its own address pair, still rolls up small), kept longer than the records
   (sinks/rollups.py keeps them exact; api/ picks the smallest one that answers a request exactly);
+  the sketch tables' results per hour and day too (heavy_hitters_*, spreaders_*);
 - LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
 - idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
   entity), so writing a window again (a re-run, or a replay after a crash) replaces its rows
@@ -30,12 +31,15 @@ RETENTION_DAYS = 90           # the per-window tables (flow records, totals, ske
 ROLLUP_DIMENSIONS = ("src", "dst", "dport", "proto", "vlan")      # what a roll-up keeps of a record
 HOSTS_DIMENSIONS = ("src", "dst", "proto", "vlan")                 # ... the port-free ones
 TRAFFIC_DIMENSIONS = ("dport", "proto", "vlan")                    # ... and the address-free ones
+HH_DIMENSIONS = ("dimension", "metric", "item")                    # a heavy hitter (its columns follow from it)
+SPREAD_DIMENSIONS = ("kind", "addr")                               # a spreader
 
 
 class Rollup(NamedTuple):
     res: int                    # resolution, seconds
     keep_days: int              # retention
     dims: tuple[str, ...]       # the record's columns kept (the others are summed over)
+    base: str = "flows"         # the per-window table rolled up
 
 
 # Roll-ups of the flow records; each is computed from an earlier one (rollup_source).
@@ -44,7 +48,25 @@ ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(360
            "hosts_1m": Rollup(60, 90, HOSTS_DIMENSIONS), "hosts_1h": Rollup(3600, 400, HOSTS_DIMENSIONS),
            "hosts_1d": Rollup(86400, 1830, HOSTS_DIMENSIONS),
            "traffic_1m": Rollup(60, 90, TRAFFIC_DIMENSIONS), "traffic_1h": Rollup(3600, 400, TRAFFIC_DIMENSIONS),
-           "traffic_1d": Rollup(86400, 1830, TRAFFIC_DIMENSIONS)}
+           "traffic_1d": Rollup(86400, 1830, TRAFFIC_DIMENSIONS),
+           # the sketches' per-window results (their estimates summed, their largest spread kept)
+           "heavy_hitters_1h": Rollup(3600, 400, HH_DIMENSIONS, "heavy_hitters"),
+           "heavy_hitters_1d": Rollup(86400, 1830, HH_DIMENSIONS, "heavy_hitters"),
+           "spreaders_1h": Rollup(3600, 400, SPREAD_DIMENSIONS, "spreaders"),
+           "spreaders_1d": Rollup(86400, 1830, SPREAD_DIMENSIONS, "spreaders")}
+FLOW_ROLLUPS = [t for t, r in ROLLUPS.items() if r.base == "flows"]
+# Per table rolled up, a level's other columns: (name, type, from the table, from a finer level).
+# Heavy hitters: a window's estimates (and bounds) summed over the bucket, as the API sums them
+# over a range; spreaders: the largest estimate of a window in the bucket, with its bounds.
+ROLLUP_VALUES = {
+    "flows": [("packets", "UInt64", "sum(packets)", "sum(packets)"), ("bytes", "UInt64", "sum(bytes)", "sum(bytes)"),
+              ("flows", "UInt64", "count()", "sum(flows)")],
+    "heavy_hitters": [(c, t, f"any({c})", f"any({c})") for c, t in
+                      (("src", "IPv6"), ("dst", "IPv6"), ("sport", "UInt16"), ("dport", "UInt16"), ("proto", "UInt8"))]
+    + [(c, "UInt64", f"sum({c})", f"sum({c})") for c in ("estimate", "lower_bound", "upper_bound")],
+    "spreaders": [("estimate", "Float64", "max(estimate)", "max(estimate)")]
+    + [(c, "Float64", f"argMax({c}, estimate)", f"argMax({c}, estimate)") for c in ("lower_bound", "upper_bound")],
+}
 MARKS = "rollup_marks"
 
 _COMMON = """    window_start DateTime64(3, 'UTC'),
@@ -135,17 +157,17 @@ TABLES = {
     version UInt32,
 {_INSERTED}""", "window_start, source, id", "version"),
 }
-_DIM_TYPES = {"src": "IPv6", "dst": "IPv6", "dport": "UInt16", "proto": "UInt8", "vlan": "UInt16"}
+_DIM_TYPES = {"src": "IPv6", "dst": "IPv6", "dport": "UInt16", "proto": "UInt8", "vlan": "UInt16",
+              "dimension": "LowCardinality(String)", "metric": "LowCardinality(String)", "item": "String",
+              "kind": "LowCardinality(String)", "addr": "IPv6"}
 for _table, _r in ROLLUPS.items():
-    # window_start: the bucket's start. The sum of a bucket's flow records per the dimensions;
-    # `flows` counts the records summed (one per window and 5-tuple). A bucket is recomputed
-    # whole, its rows replacing the older ones (`version`: when, in ns).
-    _dims = "".join(f"    {d} {_DIM_TYPES[d]},\n" for d in _r.dims)
+    # window_start: the bucket's start. The bucket's rows of the base table per the dimensions
+    # (ROLLUP_VALUES): for the flow records `flows` counts the records summed (one per window and
+    # 5-tuple). A bucket is recomputed whole, its rows replacing the older ones (`version`: when, in ns).
+    _cols = "".join(f"    {d} {_DIM_TYPES[d]},\n" for d in _r.dims)
+    _cols += "".join(f"    {c} {t},\n" for c, t, *_ in ROLLUP_VALUES[_r.base])
     TABLES[_table] = (f"""{_COMMON}
-{_dims}    packets UInt64,
-    bytes UInt64,
-    flows UInt64,
-    version UInt64,
+{_cols}    version UInt64,
 {_INSERTED}""", "window_start, source, " + ", ".join(_r.dims), "version")
 # Which window starts each roll-up covers exactly, per source: [since, until) (sinks/rollups.py).
 TABLES[MARKS] = ("""    level LowCardinality(String),
@@ -211,13 +233,13 @@ def engines_sql(database: str = DATABASE) -> str:
 
 
 def rollup_source(level: str) -> str:
-    """The table a roll-up is computed from: the smallest earlier level that keeps its dimensions
-    at a resolution dividing its own (fewest dimensions, then coarsest), else the flow records."""
+    """The table a roll-up is computed from: the smallest earlier level of its base that keeps its
+    dimensions at a resolution dividing its own (fewest dimensions, then coarsest), else its base."""
     r = ROLLUPS[level]
     names = list(ROLLUPS)
     finer = [(len(ROLLUPS[n].dims), -ROLLUPS[n].res, n) for n in names[:names.index(level)]
-             if set(r.dims) <= set(ROLLUPS[n].dims) and r.res % ROLLUPS[n].res == 0]
-    return min(finer)[2] if finer else "flows"
+             if ROLLUPS[n].base == r.base and set(r.dims) <= set(ROLLUPS[n].dims) and r.res % ROLLUPS[n].res == 0]
+    return min(finer)[2] if finer else r.base
 
 
 def _partition(seconds: int) -> str:

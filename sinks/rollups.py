@@ -5,7 +5,9 @@ Three families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*
 (hosts_*: client/server answers, each to its own ephemeral port, fold into their host pair), and
 without addresses (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
 every record is its own address pair and flows_* are as large as the records). Each level is
-computed from the smallest earlier one that keeps its columns (rollup_source).
+computed from the smallest earlier one that keeps its columns (rollup_source). The sketch
+tables' per-window results roll up the same way, per hour and day (heavy_hitters_*: estimates
+summed; spreaders_*: the largest estimate kept), each computed from its own table.
 
 Why not materialized views into SummingMergeTrees: a window is written more than once (a
 revision with late packets, a replay after a crash), and a view would add every version to the
@@ -31,9 +33,10 @@ sees a roll-up that lags its records.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
-from schemas.clickhouse import DATABASE, MARKS, ROLLUPS, marks_sql, rollup_source, sql_string
+from schemas.clickhouse import DATABASE, MARKS, ROLLUP_VALUES, ROLLUPS, marks_sql, rollup_source, sql_string
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +119,19 @@ class Rollups:
             self._compute_some(level, finer, todo[i:i + BUCKETS_PER_STATEMENT])
 
     def _compute_some(self, level: str, finer: str, todo: list) -> None:
-        res, table = ROLLUPS[level].res, f"{self.db}.{finer}"
-        from_records = finer == "flows"
+        r = ROLLUPS[level]
+        res, table = r.res, f"{self.db}.{finer}"
+        values = ROLLUP_VALUES[r.base]
+        aggs = [from_base if finer == r.base else from_level for _c, _t, from_base, from_level in values]
+        read = [c for c, *_ in values if any(re.search(rf"\b{c}\b", a) for a in aggs)]     # the columns they take
         lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
         keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in todo)
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
-        dims = ", ".join(ROLLUPS[level].dims)
+        dims = ", ".join(r.dims)
         self.execute(
-            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, packets, bytes, flows, version) "
-            f"SELECT {self._time('b')}, source, {dims}, sum(packets), sum(bytes), "
-            f"{'count()' if from_records else 'sum(flows)'}, toUInt64({time.time_ns()}) "
-            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, packets, bytes{'' if from_records else ', flows'} "
+            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, {', '.join(c for c, *_ in values)}, version) "
+            f"SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
+            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, {', '.join(read)} "
             f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
             f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "
             f"GROUP BY b, source, {dims}")
@@ -135,12 +140,12 @@ class Rollups:
         """Grow each source's span over the buckets just rolled that touch it (or that only
         empty time separates from it). A bucket computed from a finer roll-up (not the records)
         counts only where that level is exact over the bucket (up to the newest window written)."""
-        table = f"{self.db}.{finer}"
+        table, base = f"{self.db}.{finer}", ROLLUPS[level].base
         for src in {s for s, _ in rolled}:
             since, until = span = self.spans.get((level, src), (0, 0))
-            fine = self.spans.get((finer, src), (0, 0)) if finer != "flows" else None
+            fine = self.spans.get((finer, src), (0, 0)) if finer != base else None
             for b in sorted(b for s, b in rolled if s == src):
-                if fine is not None and not self._within(src, b, b + res, fine):
+                if fine is not None and not self._within(base, src, b, b + res, fine):
                     break                                 # the finer level is not exact there: stop
                 if since == until:                        # no span yet: it starts here
                     since, until = b, b + res
@@ -154,9 +159,9 @@ class Rollups:
             if (since, until) != span:
                 self.spans[(level, src)] = (since, until)
 
-    def _within(self, src: str, a: int, b: int, span: tuple[int, int]) -> bool:
-        """Whether `span` holds every flow record of [a, b): it covers them, or none lie outside it."""
-        raw = f"{self.db}.flows"
+    def _within(self, base: str, src: str, a: int, b: int, span: tuple[int, int]) -> bool:
+        """Whether `span` holds every row of `base` in [a, b): it covers them, or none lie outside it."""
+        raw = f"{self.db}.{base}"
         return ((span[0] <= a or self._empty(raw, src, a, span[0]))
                 and (span[1] >= b or self._empty(raw, src, max(a, span[1]), b)))
 

@@ -136,4 +136,36 @@ def test_exact_spreaders_are_counted_from_the_rollup_with_addresses(service, bod
         assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
     assert got.sources and got.destinations
     sketch = svc.spreaders(_of_cap(m.QuerySpreadersRequest(range=_minutes(results), limit=10)))
-    assert sketch.table == "" and not sketch.exact
+    assert sketch.table == "spreaders" and not sketch.exact       # minutes: the sketches' windows
+
+
+def _hours(results) -> m.TimeRange:
+    first, last = results[0].start // 10**6, results[-1].start // 10**6
+    return m.TimeRange(start_ms=first // 3_600_000 * 3_600_000, end_ms=(last // 3_600_000 + 1) * 3_600_000)
+
+
+@pytest.mark.parametrize("dimension", ["src", "dst", "flow", "port", "proto"])
+def test_sketch_heavy_hitters_over_whole_hours_come_from_their_hour_rollup(service, dimension):
+    """The windows' estimates summed per hour: the same items, values and bounds as summed
+    from the windows."""
+    svc, results = service
+    req = _of_cap(m.QueryHeavyHittersRequest(range=_hours(results), dimension=dimension, limit=m.MAX_LIMIT))
+    got = svc.heavy_hitters(req)
+    assert got.table == "heavy_hitters_1h" and not got.exact and got.items
+    raw = q.heavy_rows(req, svc.backend.rows(*q.heavy_hitters(req, svc.dialect)))
+    assert sorted(got.items, key=lambda h: h.item) == sorted(raw.items, key=lambda h: h.item)
+    minutes = svc.heavy_hitters(req.model_copy(update={"range": _minutes(results)}))
+    assert minutes.table == "heavy_hitters"
+
+
+def test_sketch_spreaders_over_whole_hours_come_from_their_hour_rollup(service):
+    """The largest window's estimate per hour, with its bounds: as from the windows; filtered too."""
+    svc, results = service
+    req = _of_cap(m.QuerySpreadersRequest(range=_hours(results), limit=m.MAX_LIMIT))
+    got = svc.spreaders(req)
+    assert got.table == "spreaders_1h" and got.sources and got.destinations
+    for side, sql, params in q.spreaders(req, svc.dialect):
+        assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+    one = got.sources[0].addr
+    narrowed = svc.spreaders(req.model_copy(update={"filter": req.filter.model_copy(update={"src": [one]})}))
+    assert narrowed.table == "spreaders_1h" and [s.addr for s in narrowed.sources] == [one]

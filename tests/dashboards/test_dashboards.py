@@ -229,7 +229,8 @@ LATER = 10 * YEAR               # the rolled copies lie past T1
 SHIFTS = (0, 5 * HOUR + 7 * 60, DAY + 2 * HOUR, 2 * DAY + 23 * HOUR)      # copies of the capture over three days
 FRESH = 3 * DAY                 # one more copy, written but not rolled up yet (the newest minutes)
 ROLLED, GONE = "dash-rolled", "dash-gone"
-TIERED = ["Top talkers (exact, bytes)", "Port scanners (distinct destination ports)"]
+TIERED = ["Top talkers (exact, bytes)", "Port scanners (distinct destination ports)",
+          "Super-spreaders (distinct destinations, largest window)", "Fan-in victims (distinct sources, largest window)"]
 RECORDS_SQL = {title: sql for title, _kind, sql in build.panels(records_only=True)}    # from the records alone
 
 
@@ -260,8 +261,9 @@ def _ranges(first: int, last: int) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("filtered", [False, True], ids=["any", "filtered"])
 def test_the_panels_on_rollups_answer_as_the_records_do(rolled, api_results, filtered):
-    """Top talkers and port scanners read days, hours and minutes of roll-ups and the records
-    for the rest: over ranges ending anywhere, the rows the flow records give."""
+    """Top talkers, port scanners, super-spreaders and fan-in read days, hours (and minutes) of
+    roll-ups and their base table for the rest: over ranges ending anywhere, the rows the base
+    table (flow records, spreaders' windows) gives."""
     store, (first, last) = rolled
     variables = {**_variables(api_results[1], filtered)[0], "source": ROLLED if filtered else ""}
     for t0, t1 in _ranges(first, last):
@@ -272,17 +274,18 @@ def test_the_panels_on_rollups_answer_as_the_records_do(rolled, api_results, fil
 
 
 def test_what_the_rollups_hold_is_not_read_from_the_records(rolled):
-    """With GONE's records deleted, a range its roll-ups hold answers alike; its fresh copy (not
-    rolled up yet) is gone from the answer."""
+    """With GONE's flow records and spreaders' windows deleted, a range its roll-ups hold
+    answers alike; its fresh copy (not rolled up yet) is gone from the answer."""
     store, (first, _last) = rolled
     first += YEAR
     variables = {"source": GONE, "address": "", "protocol": "", "vlan": ""}
-    held = (first // 60 * 60, first + DAY)      # from a minute's start to a time without windows: whole buckets
+    held = (first // HOUR * HOUR, first + DAY)      # from an hour's start to a time without windows: whole buckets
     fresh = (first + FRESH - 5, first + FRESH + DAY)
     before = {t: store.rows(expand(PANEL_SQL[t], *held, variables)) for t in TIERED}
     assert all(before.values()) and store.rows(expand(PANEL_SQL[TIERED[0]], *fresh, variables))
-    store.query(f"ALTER TABLE netspectra.flows DELETE WHERE source = '{GONE}' SETTINGS mutations_sync = 2")
-    assert store.rows(expand(RECORDS_SQL[TIERED[0]], *held, variables)) == []
+    for base in ("flows", "spreaders"):
+        store.query(f"ALTER TABLE netspectra.{base} DELETE WHERE source = '{GONE}' SETTINGS mutations_sync = 2")
+    assert all(store.rows(expand(RECORDS_SQL[t], *held, variables)) == [] for t in TIERED)
     assert {t: store.rows(expand(PANEL_SQL[t], *held, variables)) for t in TIERED} == before
     assert store.rows(expand(PANEL_SQL[TIERED[0]], *fresh, variables)) == []
 

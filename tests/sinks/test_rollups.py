@@ -1,7 +1,7 @@
-"""Roll-ups (sinks/rollups.py): every level sums exactly to the flow records, on chDB and on
-Debian's 18.16 server, also after a window is written again and after a revision; a span never
-covers a bucket whose records changed until it is computed again; data past a table's TTL is gone
-after a merge."""
+"""Roll-ups (sinks/rollups.py): every level sums exactly to the flow records (the sketch levels
+to the sketch tables' windows), on chDB and on Debian's 18.16 server, also after a window is
+written again and after a revision; a span never covers a bucket whose records changed until it
+is computed again; data past a table's TTL is gone after a merge."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from schemas.clickhouse import MARKS, ROLLUPS
+from schemas.clickhouse import MARKS, ROLLUP_VALUES, ROLLUPS
 from tests.support import rows_of
 
 
@@ -43,14 +43,32 @@ def _spans(rows, db: str) -> dict:
     return {lvl: (int(a), int(b)) for lvl, a, b in got}
 
 
+def _sketch_level(rows, db: str, table: str, per=None) -> list:
+    """A sketch roll-up's rows, or (`per` its Rollup) those its base table's windows give per
+    bucket: the estimates summed (heavy hitters), the largest with its bounds (spreaders)."""
+    if per is None:
+        r = ROLLUPS[table]
+        dims, values = ", ".join(r.dims), ", ".join(c for c, *_ in ROLLUP_VALUES[r.base])
+        got = rows(f"SELECT toUInt32(toDateTime(window_start)), {dims}, {values} FROM {db}.{table} FINAL")
+    else:
+        dims, values = ", ".join(per.dims), ", ".join(agg for _c, _t, agg, _ in ROLLUP_VALUES[table])
+        got = rows(f"SELECT intDiv(toUInt32(toDateTime(window_start)), {per.res}) * {per.res} AS b, {dims}, {values} "
+                   f"FROM {db}.{table} FINAL GROUP BY b, {dims}")
+    assert got, table
+    return sorted(tuple(str(x) for x in r) for r in got)
+
+
 def assert_exact(rows, db: str) -> None:
     """Each level, per its own buckets and per key over everything, equals the flow records;
     and each level's span covers every window written."""
     first, last = min(_by_bucket(rows, db, "flows", 10)), max(_by_bucket(rows, db, "flows", 10))
     spans = _spans(rows, db)
-    for level, (res, _keep, dims) in ROLLUPS.items():
-        assert _by_bucket(rows, db, level, res) == _by_bucket(rows, db, "flows", res), level
-        assert _by_key(rows, db, level, dims) == _by_key(rows, db, "flows", dims), level
+    for level, (res, _keep, dims, base) in ROLLUPS.items():
+        if base == "flows":
+            assert _by_bucket(rows, db, level, res) == _by_bucket(rows, db, "flows", res), level
+            assert _by_key(rows, db, level, dims) == _by_key(rows, db, "flows", dims), level
+        else:
+            assert _sketch_level(rows, db, level) == _sketch_level(rows, db, base, ROLLUPS[level]), level
         since, until = spans[level]
         assert since <= first and until > last, (level, spans[level])
 
