@@ -156,12 +156,13 @@ def used_columns(f: m.Filter, *more) -> set[str]:
 def rollup_candidates(used: set[str], rng: m.TimeRange, bucket_seconds: int = 0,
                       base: str = "flows") -> list[tuple[str, int]]:
     """Roll-ups of `base` that could answer, the likely smallest first (coarsest, then fewest
-    dimensions): they keep every column `used` (the sketch tables' levels keep all a query
-    uses), and the range (and the time buckets) are whole multiples of their resolution."""
+    dimensions): they keep every record column `used` (none for the sketch tables, whose levels
+    keep every column a query reads), and the range (and the time buckets) are whole multiples
+    of their resolution."""
     out = []
     for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims))):
         ms = r.res * 1000
-        if r.base == base and (base != "flows" or used <= set(r.dims)) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
+        if r.base == base and used <= set(r.dims) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
             out.append((table, r.res))
     return out
 
@@ -175,7 +176,8 @@ def extent_sql(rng: m.TimeRange, source: str, d: Dialect) -> tuple[str, dict]:
 
 
 ROWS_SQL = (f"SELECT table, sum(rows) FROM system.parts WHERE database = '{DATABASE}' AND active "
-            f"AND table IN ({', '.join(repr(t) for t in ('flows', 'heavy_hitters', 'spreaders', *ROLLUPS))}) GROUP BY table")
+            f"AND table IN ({', '.join(repr(t) for t in (*dict.fromkeys(r.base for r in ROLLUPS.values()), *ROLLUPS))}) "
+            f"GROUP BY table")
 MAX_ROWS_SHARE = 0.9    # a roll-up is read only if it holds at most this share of the records' rows
 
 

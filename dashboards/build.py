@@ -78,10 +78,10 @@ def _tiered(family: str, columns: str, where: str, records_only: bool = False) -
     def within(i: int) -> str:
         return (f"(window_start >= toDateTime(tupleElement(w_held, {2 * i + 1})) "
                 f"AND window_start < toDateTime(tupleElement(w_held, {2 * i + 2})))")
-    parts = []
+    held, parts = _bounds(levels), []
     for i, (_res, table) in enumerate([*levels, (0, base)]):
         keep = ([within(i)] if table != base else []) + [f"NOT {within(c)}" for c in range(i)]
-        parts.append(f"WITH {_bounds(levels)} AS w_held SELECT {columns} FROM netspectra.{table} FINAL "
+        parts.append(f"WITH {held} AS w_held SELECT {columns} FROM netspectra.{table} FINAL "
                      f"WHERE {where} AND " + " AND ".join(keep))
     return "(" + " UNION ALL ".join(parts) + ")"
 
