@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_BUCKET_S = 366 * 86400
+MAX_BUCKETS = 10_000        # time buckets in one answer (a chart's points, not a data export)
 
 Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan"]
 Metric = Literal["bytes", "packets", "flows"]
@@ -148,7 +149,9 @@ class AggregateFlowsRequest(_Model):
     range: TimeRange
     filter: Filter = Field(default_factory=Filter)
     group_by: list[Dimension] = Field(default_factory=list, max_length=6)
-    bucket_seconds: int = Field(default=0, ge=0, le=MAX_BUCKET_S, description="0 = no time buckets")
+    bucket_seconds: int = Field(default=0, ge=0, le=MAX_BUCKET_S,
+                                description=f"0 = no time buckets; at most {MAX_BUCKETS:,} of them between the "
+                                            "range's first and last window")
     order_by: Metric = "bytes"
     limit: int = _limit()
 

@@ -37,6 +37,12 @@ class QueryError(ValueError):
 @dataclass(frozen=True)
 class Dialect:
     legacy: bool = False        # Debian's 18.16: down-level column types
+    # SETTINGS of a FINAL read through a skip index of sort-key columns only (TraceFlow's): every
+    # version of a row has the same key, so no granule the index skips can hold one. Servers
+    # that know `use_skip_indexes_if_final_exact_mode` otherwise re-read every granule sharing
+    # key ranges with those selected (on 100M records, 376 granules for 126). api/store.py
+    # sets it where the server has that setting.
+    key_index_final: str = ""
 
     def addr(self, param: str) -> str:
         return f"unhex({{{param}:String}})" if self.legacy else f"toIPv6({{{param}:String}})"
@@ -196,6 +202,25 @@ def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents:
     return base, 0
 
 
+def may_exceed_buckets(req: m.AggregateFlowsRequest) -> bool:
+    return bool(req.bucket_seconds) and req.range.end_ms - req.range.start_ms > m.MAX_BUCKETS * req.bucket_seconds * 1000
+
+
+def check_buckets(req: m.AggregateFlowsRequest, extents: list[tuple]) -> None:
+    """QueryError when the time buckets between the first and the last window in the range
+    (`extents`: extent_sql's rows) are more than an answer holds: a month of minutes is 43,200
+    points, more than a chart draws and seconds to build."""
+    if not extents:
+        return
+    b = req.bucket_seconds
+    n = max(int(last) for _, _, last in extents) // b - min(int(first) for _, first, _ in extents) // b + 1
+    if n > m.MAX_BUCKETS:
+        span = max(int(last) for _, _, last in extents) - min(int(first) for _, first, _ in extents)
+        raise QueryError(f"bucket_seconds {b} makes {n:,} time buckets of this range's windows, at most "
+                         f"{m.MAX_BUCKETS:,} an answer: use bucket_seconds >= {span // (m.MAX_BUCKETS - 1) + 1} "
+                         f"or a shorter range")
+
+
 def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
     q = Sql(d)
     q.filters(req.range, req.filter)
@@ -248,7 +273,8 @@ def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
         args += [q.param(req.sport, "UInt16"), q.param(req.dport, "UInt16"), q.param(req.proto, "UInt8")]
         q.where.append(f"{FLOW_KEY_HASH} = cityHash64({', '.join(args)})")
     sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags, "
-           f"vlan FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source, vlan")
+           f"vlan FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source, vlan"
+           f"{d.key_index_final}")
     return sql, q.params
 
 

@@ -69,6 +69,8 @@ class QueryService:
 
     def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
         def compute():
+            if q.may_exceed_buckets(req):       # then count them where there are windows (a small read)
+                q.check_buckets(req, self.backend.rows(*q.extent_sql(req.range, req.filter.source, self.dialect)))
             table, res = self._table(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
                                      req.bucket_seconds)
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 T0_S = 1_749_945_600          # first window, epoch seconds (a day's start: ranges align with the roll-ups)
 WINDOW_S = 60
+SERIES = 1000                   # a chart's points: the time series' buckets over any range
 
 
 class Sql:
@@ -287,25 +288,31 @@ def main() -> int:
     flow = service.backend.rows(f"SELECT {text('src')}, {text('dst')}, sport, dport, proto FROM netspectra.flows "
                                 f"WHERE window_start = {sql.window('{t:UInt32}')} LIMIT 1", {"t": T0_S + 300 * WINDOW_S})[0]
     src, dst = (a.replace("::ffff:", "") for a in flow[:2])
-    calls = {
-        "AggregateFlows totals": ("AggregateFlows", {}),
-        "AggregateFlows by src, top 10": ("AggregateFlows", {"group_by": ["DIMENSION_SRC"], "limit": 10}),
-        "AggregateFlows 60 s buckets": ("AggregateFlows", {"bucket_seconds": 60}),
-        "AggregateFlows dst 10.0.0.0/24, tcp, by dport": ("AggregateFlows", {"filter": {"dst": ["10.0.0.0/24"],
-                                                           "proto": [6]}, "group_by": ["DIMENSION_DPORT"]}),
-        "TraceFlow": ("TraceFlow", {"src": src, "dst": dst, "sport": flow[2], "dport": flow[3], "proto": flow[4]}),
-        "QueryHeavyHitters sketch src": ("QueryHeavyHitters", {"dimension": "HH_SRC", "limit": 10}),
-        "QueryHeavyHitters exact 5-tuple": ("QueryHeavyHitters", {"dimension": "HH_FLOW", "limit": 10, "exact": True}),
-        "QueryHeavyHitters exact src": ("QueryHeavyHitters", {"dimension": "HH_SRC", "limit": 10, "exact": True}),
-        "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
-        "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
-    }
+
+    def series(rng: dict) -> int:
+        """A chart's buckets over the range: whole minutes, at most SERIES of them."""
+        return 60 * -(-(rng["end_ms"] - rng["start_ms"]) // (SERIES * 60_000))
+
+    def calls(rng: dict) -> dict:
+        return {
+            "AggregateFlows totals": ("AggregateFlows", {}),
+            "AggregateFlows by src, top 10": ("AggregateFlows", {"group_by": ["DIMENSION_SRC"], "limit": 10}),
+            f"AggregateFlows time series (<= {SERIES} buckets)": ("AggregateFlows", {"bucket_seconds": series(rng)}),
+            "AggregateFlows dst 10.0.0.0/24, tcp, by dport": ("AggregateFlows", {"filter": {"dst": ["10.0.0.0/24"],
+                                                               "proto": [6]}, "group_by": ["DIMENSION_DPORT"]}),
+            "TraceFlow": ("TraceFlow", {"src": src, "dst": dst, "sport": flow[2], "dport": flow[3], "proto": flow[4]}),
+            "QueryHeavyHitters sketch src": ("QueryHeavyHitters", {"dimension": "HH_SRC", "limit": 10}),
+            "QueryHeavyHitters exact 5-tuple": ("QueryHeavyHitters", {"dimension": "HH_FLOW", "limit": 10, "exact": True}),
+            "QueryHeavyHitters exact src": ("QueryHeavyHitters", {"dimension": "HH_SRC", "limit": 10, "exact": True}),
+            "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
+            "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
+        }
     out = {"rows": args.rows, "windows": args.windows, "traffic": args.traffic, "fill_seconds": round(fill_s, 1),
            "fill_rows_per_s": round(args.rows / fill_s), "rollup_seconds": round(rollup_s, 1),
            "rollup_rows_per_s": round(args.rows / rollup_s), "latency_ms": {}, "table": {}}
     cached = service.cache
     if args.clients:
-        panels = [body for method, body in calls.values() if method == "AggregateFlows"]
+        panels = [body for method, body in calls(hour).values() if method == "AggregateFlows"]
         same = [json_format.ParseDict({"range": hour, **b}, pb.AggregateFlowsRequest()) for b in panels]
         hours = [{"start_ms": (T0_S + h * WINDOW_S) * 1000, "end_ms": (T0_S + (h + 60) * WINDOW_S) * 1000}
                  for h in range(0, args.windows - 60, max(1, (args.windows - 60) // 200))][:200]
@@ -318,10 +325,14 @@ def main() -> int:
         runs[f"{len(distinct)} distinct hours, cache on"] = concurrent(port, token, distinct, args.clients, args.seconds)
     service.cache = ResultCache(service.backend.version, 0)
     per_hour = args.rows // args.windows * (3600 // WINDOW_S)
-    for rng_name, rng in ((f"1 h ({per_hour / 1000:g}k rows)", hour),
-                          (f"all ({args.windows * WINDOW_S / 86400:g} days, {args.rows / 1e6:g}M rows)", full)):
+    ranges = [(f"1 h ({per_hour / 1000:g}k rows)", hour)]
+    if args.windows * WINDOW_S >= 9 * 86400:     # a week of whole hours, not of whole days: the hour levels
+        week = T0_S + 86400 + 5 * 3600
+        ranges.append(("7 days from 05:00", {"start_ms": week * 1000, "end_ms": (week + 7 * 86400) * 1000}))
+    ranges.append((f"all ({args.windows * WINDOW_S / 86400:g} days, {args.rows / 1e6:g}M rows)", full))
+    for rng_name, rng in ranges:
         res = {}
-        for name, (method, body) in calls.items():
+        for name, (method, body) in calls(rng).items():
             req = json_format.ParseDict({"range": rng, **body}, getattr(pb, f"{method}Request")())
             first = getattr(stub, method)(req, metadata=md, timeout=120)     # warm-up call, not counted
             if getattr(first, "table", ""):          # what answered (the records or a roll-up)

@@ -9,8 +9,9 @@ ClickHouse equal what the collector published (nothing lost, nothing twice; a re
 no offline per-flow reference, so exactness is checked on totals), Redis's per-window totals equal
 ClickHouse's, no window is incomplete and no packet was dropped as late.
 
-With --rollups the engines keep the roll-ups too (engine --rollups), and each level's sums over
-the span it says it covers (rollup_marks) must equal the records' over the same span.
+With --rollups the engines keep the roll-ups too (engine --rollups), and over the span each
+level says it covers (rollup_marks) it must equal its base table: the flow levels' sums the
+records', the sketch levels' rows what the sketch tables' windows give.
 
     python bench/bench_soak.py [--seconds 600] [--rate 200000] [--packets 2000000] [--flood 0.5] [--window 10]
                                [--rollups]
@@ -125,21 +126,32 @@ def main() -> int:
 
 
 def rollups_exact(ch, source: str) -> dict:
-    """Per roll-up level: the span it covers (seconds) and whether its packets and bytes there
-    equal the records'."""
-    from schemas.clickhouse import FLOW_ROLLUPS
+    """Per roll-up level: the span it covers (seconds) and whether it equals its base table there:
+    a flow level's packets and bytes the records', a sketch level's rows what its table's windows
+    give per bucket (estimates summed, the largest spread kept: schemas/clickhouse.py ROLLUP_VALUES)."""
+    from schemas.clickhouse import ROLLUP_VALUES, ROLLUPS
     out = {}
-    for level in FLOW_ROLLUPS:       # (the sketch levels hold no packets)
+    for level, r in ROLLUPS.items():
         span = ch.execute("SELECT toUInt32(since), toUInt32(until) FROM netspectra.rollup_marks FINAL "
                           "WHERE level = %(l)s AND source = %(s)s", {"l": level, "s": source})
         if not span:
             out[level] = {"covered_s": 0}
             continue
         a, b = span[0]
-        sums = [ch.execute(f"SELECT sum(packets), sum(bytes) FROM netspectra.{t} FINAL WHERE source = %(s)s "
-                           f"AND window_start >= toDateTime(%(a)s) AND window_start < toDateTime(%(b)s)",
-                           {"s": source, "a": a, "b": b})[0] for t in (level, "flows")]
-        out[level] = {"covered_s": b - a, "packets": int(sums[0][0] or 0), "exact": sums[0] == sums[1]}
+        where = "WHERE source = %(s)s AND window_start >= toDateTime(%(a)s) AND window_start < toDateTime(%(b)s)"
+        p = {"s": source, "a": a, "b": b}
+        if r.base == "flows":
+            sums = [ch.execute(f"SELECT sum(packets), sum(bytes) FROM netspectra.{t} FINAL {where}", p)[0]
+                    for t in (level, "flows")]
+            out[level] = {"covered_s": b - a, "packets": int(sums[0][0] or 0), "exact": sums[0] == sums[1]}
+            continue
+        dims = ", ".join(r.dims)
+        mine = ch.execute(f"SELECT toUInt32(window_start), {dims}, {', '.join(c for c, *_ in ROLLUP_VALUES[r.base])} "
+                          f"FROM netspectra.{level} FINAL {where}", p)
+        windows = ch.execute(f"SELECT intDiv(toUInt32(window_start), {r.res}) * {r.res} AS b, {dims}, "
+                             f"{', '.join(agg for _c, _t, agg, _ in ROLLUP_VALUES[r.base])} FROM netspectra.{r.base} "
+                             f"FINAL {where} GROUP BY b, {dims}", p)
+        out[level] = {"covered_s": b - a, "rows": len(mine), "exact": sorted(mine) == sorted(windows)}
     return out
 
 

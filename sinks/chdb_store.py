@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, ddl,
-                                engines_sql, sql_string, ttl_changes, views)
+                                engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
 from sinks.rows import alert_tables
@@ -127,7 +127,7 @@ class ChdbStore:
             with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
                 w.write_table(table)
             try:
-                self.sess.query(f"INSERT INTO {DATABASE}.{table_name} ({', '.join(names)}) "
+                self.sess.query(f"INSERT INTO {DATABASE}.{table_name} ({', '.join(names)}){insert_settings_sql()} "
                                 f"SELECT {', '.join(select.values())} FROM file({sql_string(str(tmp))}, 'Arrow')")
             finally:
                 tmp.unlink(missing_ok=True)

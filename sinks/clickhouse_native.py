@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, check_existing, column_types, ddl, engines_sql,
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, check_existing, column_types, ddl,
+                               engines_sql,
                                ttl_changes, views)
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from schemas import metrics as M
@@ -126,7 +127,8 @@ class ClickHouseNative:
     def insert(self, table: str, cols: dict) -> None:
         types = column_types(table, self.legacy)
         self.client.execute(f"INSERT INTO {self.database}.{table} ({', '.join(cols)}) VALUES",
-                            _values(cols, types), columnar=True, settings={"use_numpy": True})
+                            _values(cols, types), columnar=True,
+                            settings={"use_numpy": True, **({} if self.legacy else INSERT_SETTINGS)})
 
 
 def _precision(typ: str) -> int:

@@ -1,10 +1,11 @@
 """Roll-ups kept exact: the flow records summed per minute, hour and day (schemas/clickhouse.py
 ROLLUPS), for long ranges that would otherwise scan millions of records.
 
-Three families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), without ports
-(hosts_*: client/server answers, each to its own ephemeral port, fold into their host pair), and
+Five families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), without ports
+(hosts_*: client/server answers, each to its own ephemeral port, fold into their host pair),
 without addresses (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
-every record is its own address pair and flows_* are as large as the records). Each level is
+every record is its own address pair and flows_* are as large as the records), per protocol and
+VLAN only (protocols_*), and without the source, sorted by destination (dst_ports_*). Each level is
 computed from the smallest earlier one that keeps its columns (rollup_source). The sketch
 tables' per-window results roll up the same way, per hour and day (heavy_hitters_*: estimates
 summed; spreaders_*: the largest estimate kept), each computed from its own table.
@@ -28,7 +29,9 @@ whose records the level holds exactly. A write into that span first pulls `until
 bucket's start (before the records are written), and rolling extends the span over contiguous
 buckets again (over gaps without any record too) where the level it was computed from is exact.
 The API answers from a level only inside every source's span (api/queries.py), so a reader never
-sees a roll-up that lags its records.
+sees a roll-up that lags its records. A writer that stops without finishing (killed, crashed)
+leaves its marked buckets uncomputed and the spans cut before them: the next writer of that
+source marks every window past each span again (_resume) and computes them as they close.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ import logging
 import re
 import time
 
-from schemas.clickhouse import DATABASE, MARKS, ROLLUP_VALUES, ROLLUPS, marks_sql, rollup_source, sql_string
+from schemas.clickhouse import (DATABASE, MARKS, ROLLUP_VALUES, ROLLUPS, insert_settings_sql, marks_sql, rollup_source,
+                               sql_string)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class Rollups:
         self.spans: dict[tuple[str, str], tuple[int, int]] | None = None
         self.saved: dict[tuple[str, str], tuple[int, int]] = {}
         self.every_s, self.rolled_at = ROLL_EVERY_S, float("-inf")
+        self.resumed: set[str] = set()              # sources whose predecessor's leftovers are marked
 
     def _time(self, seconds: str) -> str:
         return f"toDateTime({seconds}, 'UTC')" if self.legacy else f"toDateTime64({seconds}, 3, 'UTC')"
@@ -88,11 +93,35 @@ class Rollups:
         """(source, start s, length s) of windows about to be written: mark their buckets and
         cut the published spans before them, before their records change."""
         self._load()
+        for src in sorted({w[0] for w in windows} - self.resumed):
+            self._resume(src)
         for src, start, length in windows:
             self.newest[src] = max(self.newest.get(src, 0), start + max(length, 1))
             for level, r in ROLLUPS.items():
                 self.dirty[level].add((src, start // r.res * r.res))
         self._publish()
+
+    def _resume(self, src: str) -> None:
+        """Mark the buckets a writer before this one left uncomputed for `src` (it stopped
+        without finishing: a crash, a kill): those past each level's span that hold windows.
+        Otherwise nothing computes them again, and the spans stop growing there for good."""
+        self.resumed.add(src)
+        held = [span for (_lvl, s), span in self.spans.items() if s == src]
+        if not held:                # never rolled up (written without roll-ups): no backfill here
+            return
+        began = min(since for since, _ in held)           # a level not computed yet: from there
+        for base in dict.fromkeys(r.base for r in ROLLUPS.values()):
+            levels = [(lvl, r.res, self.spans.get((lvl, src), (began, began))[1]) for lvl, r in ROLLUPS.items()
+                      if r.base == base]
+            got = self.rows(f"SELECT DISTINCT toUInt32(toDateTime(window_start)) FROM {self.db}.{base} "
+                            f"WHERE source = {sql_string(src)} "
+                            f"AND window_start >= toDateTime({min(u for *_, u in levels)}, 'UTC')")
+            starts = [int(w) for (w,) in got]
+            for lvl, res, until in levels:
+                self.dirty[lvl].update((src, w // res * res) for w in starts if w >= until)
+            if starts:
+                log.info("roll-ups of %s: %d windows past the spans a previous writer left; computing them again",
+                         src, len(starts))
 
     def roll(self, everything: bool = False) -> None:
         """Compute the marked buckets that are closed (all of them with `everything`), each level
@@ -129,8 +158,8 @@ class Rollups:
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
         dims = ", ".join(r.dims)
         self.execute(
-            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, {', '.join(c for c, *_ in values)}, version) "
-            f"SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
+            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, {', '.join(c for c, *_ in values)}, version)"
+            f"{'' if self.legacy else insert_settings_sql()} SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
             f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, {', '.join(read)} "
             f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
             f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "

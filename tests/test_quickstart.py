@@ -49,6 +49,6 @@ def test_quickstart_runs_in_order_without_an_error_line(tmp_path):
     # what each step shows: the stored windows, the live window, the console, Grafana's files
     assert '"live":["netspectra.packets"]' in output and '"window_start_ms"' in output
     assert "<title>NetSpectra console</title>" in output and '"groups":[{"bucket_ms"' in output
-    assert '"table":"traffic_1d","resolution_seconds":86400' in output       # the day from its roll-up
+    assert '"table":"protocols_1d","resolution_seconds":86400' in output     # the day from its roll-up
     assert (out / "grafana" / "provisioning" / "datasources" / "netspectra.yaml").is_file()
     assert "stopped: kafka, redis, clickhouse" in output

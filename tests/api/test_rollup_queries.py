@@ -7,6 +7,7 @@ import pytest
 
 from api import models as m
 from api import queries as q
+from api.queries import address
 from api.config import ApiConfig
 from tests.support import rows_of
 
@@ -43,20 +44,25 @@ def _minutes(results) -> m.TimeRange:
 
 
 @pytest.mark.parametrize("body,table", [
-    ({}, "traffic_1m"), ({"group_by": ["src"], "limit": 20}, "hosts_1m"),
+    ({}, "protocols_1m"), ({"group_by": ["src"], "limit": 20}, "hosts_1m"),
     ({"group_by": ["dst", "dport", "proto"], "limit": 50}, "flows_1m"),
-    ({"bucket_seconds": 60}, "traffic_1m"), ({"bucket_seconds": 120, "group_by": ["proto"]}, "traffic_1m"),
+    ({"bucket_seconds": 60}, "protocols_1m"), ({"bucket_seconds": 120, "group_by": ["proto"]}, "protocols_1m"),
     ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "flows_1m"),
     ({"filter": {"vlan": [0], "dport": [53]}, "group_by": ["proto"]}, "traffic_1m"),
     ({"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5}, "hosts_1m"),
 ], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "filtered", "port-by-proto", "vlan-by-flows"])
 def test_a_minute_aligned_range_is_answered_by_the_minute_rollup_exactly(service, body, table):
-    """Without addresses asked for, the address-free roll-up answers; with addresses but no port,
-    the port-free one; with both, the one that keeps them."""
+    """Without addresses or ports asked for, the protocols' roll-up answers; with ports, the
+    address-free one; with addresses but no port, the port-free one; with both, the one that
+    keeps them."""
     svc, results = service
     req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), **body))
     got = svc.aggregate_flows(req)
     assert (got.table, got.resolution_seconds) == (table, 60)
+    _assert_as_records(svc, req, got)
+
+
+def _assert_as_records(svc, req, got) -> None:
     raw = _raw(svc, req)
     key = lambda g: (g.bucket_ms, g.src, g.dst, g.dport, g.proto, g.vlan)     # noqa: E731
     if req.limit or req.group_by:       # ties at the limit may pick other members: compare what is certain
@@ -91,7 +97,7 @@ def test_a_rollup_that_is_not_smaller_than_the_records_is_not_read(service):
         req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), group_by=["src"]))
         assert svc.aggregate_flows(req).table == "flows"
         # the address-free roll-up stays small whatever the addresses do: it still answers without them
-        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "traffic_1m"
+        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "protocols_1m"
     finally:
         q.MAX_ROWS_SHARE = 1.0
 
@@ -105,11 +111,11 @@ def test_an_unaligned_range_or_an_uncovered_source_comes_from_the_records(servic
     from sinks.chdb_store import ChdbStore
     ChdbStore(svc.backend.store.path, rollups=True).write(rows_of(results, "late"))
     assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r)).table == "flows"
-    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "traffic_1m"
+    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "protocols_1m"
 
 
 @pytest.mark.parametrize("dimension,table", [("src", "hosts_1m"), ("dst", "hosts_1m"), ("port", "traffic_1m"),
-                                             ("proto", "traffic_1m"), ("flow", "flows")])
+                                             ("proto", "protocols_1m"), ("flow", "flows")])
 def test_exact_heavy_hitters_are_summed_from_a_rollup_that_keeps_their_columns(service, dimension, table):
     svc, results = service
     req = _of_cap(m.QueryHeavyHittersRequest(range=_minutes(results), dimension=dimension, exact=True, limit=1000))
@@ -169,3 +175,61 @@ def test_sketch_spreaders_over_whole_hours_come_from_their_hour_rollup(service):
     one = got.sources[0].addr
     narrowed = svc.spreaders(req.model_copy(update={"filter": req.filter.model_copy(update={"src": [one]})}))
     assert narrowed.table == "spreaders_1h" and [s.addr for s in narrowed.sources] == [one]
+
+
+@pytest.mark.parametrize("body,table", [
+    ({}, "protocols_1h"), ({"bucket_seconds": 3600, "group_by": ["proto"]}, "protocols_1h"),
+    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_ports_1h"),
+    ({"group_by": ["dst", "dport"], "limit": 50}, "dst_ports_1h"),
+    ({"filter": {"src": ["10.0.0.0/8"]}, "group_by": ["dport"]}, "flows_1h"),
+], ids=["totals", "hourly-by-proto", "dst-net-by-port", "by-dst-port", "src-net-by-port"])
+def test_whole_hours_are_answered_by_an_hour_rollup_exactly(service, body, table):
+    """A destination network by port: the source-free level sorted by destination, so only that
+    network's rows are read; with the source too, the level that keeps both."""
+    svc, results = service
+    req = _of_cap(m.AggregateFlowsRequest(range=_hours(results), **body))
+    got = svc.aggregate_flows(req)
+    assert (got.table, got.resolution_seconds) == (table, 3600)
+    _assert_as_records(svc, req, got)
+
+
+def test_more_time_buckets_than_an_answer_holds_is_one_clear_error(service):
+    """Counted between the range's first and last window: "everything, per minute" is fine on a
+    short capture; a month of minutes is not."""
+    svc, results = service
+    everything = m.TimeRange(start_ms=0, end_ms=2**52)
+    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=everything, bucket_seconds=1)).groups
+    month = 31 * 86_400_000
+    req = m.AggregateFlowsRequest(range=_hours(results), bucket_seconds=1)
+    with pytest.raises(q.QueryError, match="use bucket_seconds >= "):
+        q.check_buckets(req, [("a", 0, month // 1000), ("b", 5, 100)])
+    q.check_buckets(req.model_copy(update={"bucket_seconds": 268}), [("a", 0, month // 1000)])
+
+
+def test_a_traced_flow_is_its_windows_newest_version(service):
+    """TraceFlow reads through the 5-tuple's skip index under FINAL without re-reading the
+    granules next to those it selects (Dialect.key_index_final): a window written twice, its
+    records revised, still answers once per window, with the newest values."""
+    import copy
+
+    from sinks.chdb_store import ChdbStore
+    svc, results = service
+    assert svc.dialect.key_index_final        # chDB knows the setting
+    windows = rows_of(results, "revised")
+    revised = copy.deepcopy(windows)
+    for w in revised:
+        for c in ("packets", "bytes"):
+            w.tables["flows"][c] = w.tables["flows"][c] * 2
+    store = ChdbStore(svc.backend.store.path)
+    store.write(windows)
+    store.write(revised)
+    text = svc.dialect.addr_text
+    src, dst, sport, dport, proto = svc.backend.rows(
+        f"SELECT {text('src')}, {text('dst')}, sport, dport, proto FROM netspectra.flows WHERE source = 'cap' "
+        f"GROUP BY src, dst, sport, dport, proto ORDER BY count() DESC, sum(bytes) DESC LIMIT 1", {})[0]
+    req = m.TraceFlowRequest(range=m.TimeRange(start_ms=0, end_ms=2**52), src=address(src), dst=address(dst),
+                             sport=sport, dport=dport, proto=proto)
+    cap, again = (svc.trace_flow(req.model_copy(update={"source": s})) for s in ("cap", "revised"))
+    assert len(cap.windows) > 1 and again.packets == 2 * cap.packets and again.bytes == 2 * cap.bytes
+    assert [(w.window_start_ms, w.vlan, w.packets) for w in again.windows] == \
+        [(w.window_start_ms, w.vlan, 2 * w.packets) for w in cap.windows]

@@ -12,16 +12,24 @@ import pytest
 from schemas.clickhouse import MARKS, ROLLUP_VALUES, ROLLUPS
 from tests.support import rows_of
 
+MINUTES = [t for t, r in ROLLUPS.items() if r.res == 60]
+
 
 @pytest.fixture(scope="module")
-def windows(synth_pcap):
-    """The capture's 10 s windows as the sinks receive them (6 windows over a minute and more)."""
+def results(synth_pcap):
+    """The capture's 10 s window results (6 windows over a minute and more)."""
     from flows.capture_reader import CaptureReader
     from flows.config import WindowConfig
     from flows.window import LocalPipeline
     pipe = LocalPipeline(WindowConfig(window_s=10))
-    results = [r for b in CaptureReader(str(synth_pcap)) for r in pipe.feed(b)] + pipe.flush()
-    return rows_of(sorted(results, key=lambda r: r.start), "cap")
+    got = [r for b in CaptureReader(str(synth_pcap)) for r in pipe.feed(b)] + pipe.flush()
+    return sorted(got, key=lambda r: r.start)
+
+
+@pytest.fixture(scope="module")
+def windows(results):
+    """The windows as the sinks receive them."""
+    return rows_of(results, "cap")
 
 
 def _by_bucket(rows, db: str, table: str, res: int) -> dict:
@@ -87,7 +95,7 @@ def check_store(store, rows, db: str, windows) -> None:
     write, finish = store.write, store.finish
     write(windows[:2])
     write(windows[2:])          # the first minute closes inside this write: rolled before finish
-    assert set(_spans(rows, db)) == {"flows_1m", "hosts_1m", "traffic_1m"}
+    assert set(_spans(rows, db)) == set(MINUTES)
     finish()
     assert_exact(rows, db)
     write(windows[1:2])                         # written again (a replay): nothing changes
@@ -98,7 +106,7 @@ def check_store(store, rows, db: str, windows) -> None:
     start = windows[2].start // 10**9
     # its minute is closed: computed again in the same write; its hour and day are not: their
     # spans end before it until they are
-    for minute in ("flows_1m", "hosts_1m", "traffic_1m"):
+    for minute in MINUTES:
         assert _by_bucket(rows, db, minute, 60) == _by_bucket(rows, db, "flows", 60) and spans[minute][1] > start
     assert all(spans[lvl][1] <= start for lvl in ROLLUPS if ROLLUPS[lvl].res > 60), spans
     finish()
@@ -122,21 +130,80 @@ def test_rollups_are_exact_on_the_1816_server(windows, local_stack):
 
 
 def test_data_past_a_tables_ttl_is_gone_after_a_merge(windows, tmp_path):
-    """A few seconds' retention on a day roll-up: after a merge its parts are dropped whole, the
-    flow records (90 days) stay. (A level no other is computed from, among the last computed, and
-    seconds to spare: ClickHouse may drop an expired part before the merge, so the first count
-    must come before its rows expire.)"""
+    """A few seconds' retention on a roll-up: after a merge its parts are dropped whole, the flow
+    records (90 days) stay. (The level computed last, and seconds to spare: ClickHouse may drop an
+    expired part before the merge, so the first count must come before its rows expire.)"""
     from sinks.chdb_store import ChdbStore
-    keep = 5
-    s = ChdbStore(str(tmp_path / "store"), retention={"traffic_1d": keep}, rollups=True)
+    keep, level = 5, list(ROLLUPS)[-1]
+    s = ChdbStore(str(tmp_path / "store"), retention={level: keep}, rollups=True)
     s.write(windows)
     s.finish()
-    assert int(s.rows("SELECT count() FROM netspectra.traffic_1d")[0][0]) > 0
+    assert int(s.rows(f"SELECT count() FROM netspectra.{level}")[0][0]) > 0
     time.sleep(keep + 1.5)
-    s.query("OPTIMIZE TABLE netspectra.traffic_1d FINAL")
-    assert int(s.rows("SELECT count() FROM netspectra.traffic_1d")[0][0]) == 0
+    s.query(f"OPTIMIZE TABLE netspectra.{level} FINAL")
+    assert int(s.rows(f"SELECT count() FROM netspectra.{level}")[0][0]) == 0
     assert int(s.rows("SELECT count() FROM netspectra.flows")[0][0]) == sum(len(w.tables["flows"]["packets"])
                                                                             for w in windows)
+
+
+def test_a_capture_of_months_is_written_at_once(results, tmp_path, local_stack):
+    """Windows over 101 days in one write: more daily partitions than a modern server lets an
+    INSERT fill by default (100); on chDB and on 18.16. (The roll-ups' INSERTs take the same
+    settings; with them, this write takes 25 s: each gap between two buckets is a query.)"""
+    import dataclasses
+
+    from sinks.chdb_store import ChdbStore
+    from sinks.clickhouse_native import ClickHouseNative
+    days = rows_of([dataclasses.replace(results[0], start=results[0].start + d * 86400 * 10**9) for d in range(101)],
+                   "cap")
+    s = ChdbStore(str(tmp_path / "store"))
+    s.write(days)
+    _, ports, _ = local_stack
+    n = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}", database=f"months_{os.getpid()}")
+    n._setup()
+    n.write(days)
+    for rows, db in ((s.rows, "netspectra"), (n.client.execute, n.database)):
+        assert int(rows(f"SELECT count() FROM {db}.flows")[0][0]) == 101 * len(days[0].tables["flows"]["packets"])
+        assert int(rows(f"SELECT uniqExact(partition) FROM system.parts WHERE database = '{db}' AND table = 'flows' "
+                        f"AND active")[0][0]) == 101
+    n.client.execute(f"DROP DATABASE {n.database}")
+
+
+@pytest.mark.parametrize("server", ["chdb", "18.16"])
+def test_a_writer_computes_what_a_killed_one_left(results, tmp_path, server, request):
+    """A writer stopped without finishing (a kill) leaves buckets uncomputed and the spans cut
+    before them; the next writer of the source computes them again, so the spans grow over
+    everything once more, exact (else they stop there for good and the records answer)."""
+    import dataclasses
+
+    if server == "chdb":
+        from sinks.chdb_store import ChdbStore
+        db = "netspectra"
+
+        def writer():
+            return ChdbStore(str(tmp_path / "store"), rollups=True)
+        rows = writer().rows
+    else:
+        from sinks.clickhouse_native import ClickHouseNative
+        _, ports, _ = request.getfixturevalue("local_stack")
+        db = f"killed_{os.getpid()}"
+
+        def writer():
+            w = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}", database=db, rollups=True)
+            w._setup()
+            return w
+        rows = writer().client.execute
+    first = writer()
+    first.rollups.every_s = 0
+    first.write(rows_of(results[:4], "cap"))        # its first minute closes and is computed: then killed
+    assert set(_spans(rows, db)) == set(MINUTES)
+    later = [dataclasses.replace(r, start=r.start + 7200 * 10**9) for r in results]
+    second = writer()                               # what the killed one had marked is gone with it
+    second.write(rows_of(later, "cap"))
+    second.finish()
+    assert_exact(rows, db)
+    if server != "chdb":
+        rows(f"DROP DATABASE {db}")
 
 
 def test_many_buckets_are_computed_a_statement_at_a_time(windows, tmp_path, monkeypatch):
