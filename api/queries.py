@@ -213,11 +213,11 @@ def check_buckets(req: m.AggregateFlowsRequest, extents: list[tuple]) -> None:
     if not extents:
         return
     b = req.bucket_seconds
-    n = max(int(last) for _, _, last in extents) // b - min(int(first) for _, first, _ in extents) // b + 1
+    first, last = min(int(f) for _, f, _ in extents), max(int(la) for _, _, la in extents)
+    n = last // b - first // b + 1
     if n > m.MAX_BUCKETS:
-        span = max(int(last) for _, _, last in extents) - min(int(first) for _, first, _ in extents)
         raise QueryError(f"bucket_seconds {b} makes {n:,} time buckets of this range's windows, at most "
-                         f"{m.MAX_BUCKETS:,} an answer: use bucket_seconds >= {span // (m.MAX_BUCKETS - 1) + 1} "
+                         f"{m.MAX_BUCKETS:,} an answer: use bucket_seconds >= {(last - first) // (m.MAX_BUCKETS - 1) + 1} "
                          f"or a shorter range")
 
 

@@ -69,24 +69,32 @@ class QueryService:
 
     def aggregate_flows(self, req: m.AggregateFlowsRequest) -> m.AggregateFlowsResponse:
         def compute():
+            extents = None
             if q.may_exceed_buckets(req):       # then count them where there are windows (a small read)
-                q.check_buckets(req, self.backend.rows(*q.extent_sql(req.range, req.filter.source, self.dialect)))
+                extents = self._extents(req.range, req.filter.source)
+                q.check_buckets(req, extents)
             table, res = self._table(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
-                                     req.bucket_seconds)
+                                     req.bucket_seconds, extents=extents)
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
         return self._cached(req, compute)
 
+    def _extents(self, rng: m.TimeRange, source: str) -> list[tuple]:
+        """Per source with windows in the range: its first and last window (api/queries.py extent_sql)."""
+        return self.backend.rows(*q.extent_sql(rng, source, self.dialect))
+
     def _table(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0,
-               base: str = "flows") -> tuple[str, int]:
+               base: str = "flows", extents: list[tuple] | None = None) -> tuple[str, int]:
         """(table, resolution s) to read `base` from: itself, or its smallest roll-up that
         answers exactly (api/queries.py choose_table). `used`: the record columns read (None:
-        no records are read; ignored for the sketch tables, whose levels keep what is read)."""
+        no records are read; ignored for the sketch tables, whose levels keep what is read).
+        `extents`: the range's, when the caller read them already."""
         candidates = q.rollup_candidates(used, rng, bucket_seconds, base) if used is not None else []
         if not candidates:
             return base, 0
-        marks, rows = self._marks()     # two small reads: the roll-ups' spans, the sources' windows in range
-        return q.choose_table(candidates, marks, self.backend.rows(*q.extent_sql(rng, source, self.dialect)), rows,
-                              base)
+        marks, rows = self._marks()     # small reads: the roll-ups' spans, the sources' windows in range
+        if extents is None:
+            extents = self._extents(rng, source)
+        return q.choose_table(candidates, marks, extents, rows, base)
 
     def _marks(self) -> tuple[list[tuple], dict[str, int]]:
         """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again

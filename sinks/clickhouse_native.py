@@ -14,8 +14,7 @@ import time
 import numpy as np
 
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, check_existing, column_types, ddl,
-                               engines_sql,
-                               ttl_changes, views)
+                               engines_sql, ttl_changes, views)
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from schemas import metrics as M
 from sinks.retry import Backoff

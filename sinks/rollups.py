@@ -159,7 +159,8 @@ class Rollups:
         dims = ", ".join(r.dims)
         self.execute(
             f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, {', '.join(c for c, *_ in values)}, version)"
-            f"{'' if self.legacy else insert_settings_sql()} SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
+            f"{'' if self.legacy else insert_settings_sql()} "
+            f"SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
             f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, {', '.join(read)} "
             f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
             f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "

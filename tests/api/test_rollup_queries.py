@@ -9,7 +9,7 @@ from api import models as m
 from api import queries as q
 from api.queries import address
 from api.config import ApiConfig
-from tests.support import rows_of
+from tests.support import revised, rows_of
 
 MIN = 60_000
 
@@ -210,19 +210,13 @@ def test_a_traced_flow_is_its_windows_newest_version(service):
     """TraceFlow reads through the 5-tuple's skip index under FINAL without re-reading the
     granules next to those it selects (Dialect.key_index_final): a window written twice, its
     records revised, still answers once per window, with the newest values."""
-    import copy
-
     from sinks.chdb_store import ChdbStore
     svc, results = service
     assert svc.dialect.key_index_final        # chDB knows the setting
     windows = rows_of(results, "revised")
-    revised = copy.deepcopy(windows)
-    for w in revised:
-        for c in ("packets", "bytes"):
-            w.tables["flows"][c] = w.tables["flows"][c] * 2
     store = ChdbStore(svc.backend.store.path)
     store.write(windows)
-    store.write(revised)
+    store.write([revised(w) for w in windows])
     text = svc.dialect.addr_text
     src, dst, sport, dport, proto = svc.backend.rows(
         f"SELECT {text('src')}, {text('dst')}, sport, dport, proto FROM netspectra.flows WHERE source = 'cap' "

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from schemas.clickhouse import MARKS, ROLLUP_VALUES, ROLLUPS
-from tests.support import rows_of
+from tests.support import revised, rows_of
 
 MINUTES = [t for t, r in ROLLUPS.items() if r.res == 60]
 
@@ -81,15 +81,6 @@ def assert_exact(rows, db: str) -> None:
         assert since <= first and until > last, (level, spans[level])
 
 
-def _revised(w):
-    """The same window with every record's packets and bytes doubled (a revision only grows)."""
-    import copy
-    r = copy.deepcopy(w)
-    for c in ("packets", "bytes"):
-        r.tables["flows"][c] = r.tables["flows"][c] * 2
-    return r
-
-
 def check_store(store, rows, db: str, windows) -> None:
     store.rollups.every_s = 0           # compute closed buckets at every write (live: every 30 s)
     write, finish = store.write, store.finish
@@ -101,7 +92,7 @@ def check_store(store, rows, db: str, windows) -> None:
     write(windows[1:2])                         # written again (a replay): nothing changes
     finish()
     assert_exact(rows, db)
-    write([_revised(windows[2])])               # a revision: the records change
+    write([revised(windows[2])])                # a revision: the records change
     spans = _spans(rows, db)
     start = windows[2].start // 10**9
     # its minute is closed: computed again in the same write; its hour and day are not: their
