@@ -172,9 +172,10 @@ class FlowGroup(_Model):
 class AggregateFlowsResponse(_Model):
     groups: list[FlowGroup]
     table: str = Field(default="flows", description="what answered: flows (the records) or a roll-up "
-                                                     "(flows_1m/1h/1d; hosts_* without ports; traffic_* without addresses), "
-                                                     "exact either way")
-    resolution_seconds: int = Field(default=0, description="the table's time resolution (0: the records' windows)")
+                                                     "(flows_1m/1h/1d; hosts_* without ports; traffic_* without addresses; ...), "
+                                                     "several joined by + when parts of the range came from each "
+                                                     "(coarsest first), exact either way")
+    resolution_seconds: int = Field(default=0, description="the coarsest table's time resolution (0: the records' windows)")
 
 
 class TraceFlowRequest(_Model):
@@ -238,7 +239,7 @@ class QueryHeavyHittersResponse(_Model):
     exact: bool
     table: str = Field(default="", description="where they were summed from: exact ones from flows (the records) "
                                                 "or a roll-up keeping what they need; the sketches' from heavy_hitters "
-                                                "(their windows' results) or heavy_hitters_1h/_1d")
+                                                "(their windows' results) or heavy_hitters_1h/_1d; several joined by +")
 
 
 class QuerySpreadersRequest(_Model):
@@ -264,7 +265,7 @@ class QuerySpreadersResponse(_Model):
     exact: bool
     table: str = Field(default="", description="where they were counted: exact counts from flows (the records) "
                                                 "or a roll-up keeping what they need; the sketches' from spreaders "
-                                                "(their windows' results) or spreaders_1h/_1d")
+                                                "(their windows' results) or spreaders_1h/_1d; several joined by +")
 
 
 class LiveTopRequest(_Model):

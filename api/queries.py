@@ -17,10 +17,11 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, ROLLUPS, addr_text_sql, marks_sql
+from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, addr_text_sql, marks_sql
 
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
@@ -155,20 +156,26 @@ MARKS_SQL = marks_sql()
 
 
 def used_columns(f: m.Filter, *more) -> set[str]:
-    """The record columns a request needs: those it filters on, and `more`."""
-    return {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}.union(*more)
+    """The record columns a request needs: those it filters on, and `more`; "dst_net" for dst
+    when it is only filtered on, with networks no narrower than a dst_nets_* level keeps."""
+    used = {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}.union(*more)
+    if "dst" in used and "dst" not in set().union(*more) and all(_wide(m.network(n)) for n in f.dst):
+        used = used - {"dst"} | {"dst_net"}
+    return used
 
 
-def rollup_candidates(used: set[str], rng: m.TimeRange, bucket_seconds: int = 0,
-                      base: str = "flows") -> list[tuple[str, int]]:
+def _wide(net) -> bool:
+    return net.prefixlen <= NET_PREFIXES[0 if net.version == 4 else 1]
+
+
+def rollup_candidates(used: set[str], bucket_seconds: int = 0, base: str = "flows") -> list[tuple[str, int]]:
     """Roll-ups of `base` that could answer, the likely smallest first (coarsest, then fewest
-    dimensions): they keep every record column `used` (none for the sketch tables, whose levels
-    keep every column a query reads), and the range (and the time buckets) are whole multiples
-    of their resolution."""
+    dimensions, then network-cut): they keep every record column `used` (none for the sketch
+    tables, whose levels keep every column a query reads), and the time buckets are whole
+    multiples of their resolution."""
     out = []
-    for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims))):
-        ms = r.res * 1000
-        if r.base == base and used <= set(r.dims) and rng.start_ms % ms == 0 and rng.end_ms % ms == 0 and bucket_seconds % r.res == 0:
+    for table, r in sorted(ROLLUPS.items(), key=lambda kv: (-kv[1].res, len(kv[1].dims), not kv[1].dst_net)):
+        if r.base == base and used <= r.keeps() and bucket_seconds % r.res == 0:
             out.append((table, r.res))
     return out
 
@@ -187,19 +194,89 @@ ROWS_SQL = (f"SELECT table, sum(rows) FROM system.parts WHERE database = '{DATAB
 MAX_ROWS_SHARE = 0.9    # a roll-up is read only if it holds at most this share of the records' rows
 
 
-def choose_table(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple],
-                 rows: dict[str, int], base: str = "flows") -> tuple[str, int]:
-    """The first candidate that is smaller than its base table (traffic whose every record is
-    its own key, a spoofed flood, rolls up to as many rows: reading those would only cost more)
-    and whose span covers every window of every source in the range; else the base table."""
+class Piece(NamedTuple):
+    """A part of a range, [start_s, end_s), read from one table (res: its resolution, 0 the base)."""
+    table: str
+    res: int
+    start_s: int
+    end_s: int
+
+
+def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple], rows: dict[str, int],
+         rng: m.TimeRange, base: str = "flows") -> list[Piece]:
+    """The range cut into pieces, each from the coarsest candidate whose buckets lie whole inside
+    it and whose span covers every window there of every source (`extents`: extent_sql's rows),
+    the rest (the edges, and what no level covers yet: the newest windows) from finer levels and
+    last from `base` itself. A month of whole hours reads days and the edges' hours; the answer
+    is the base table's own, exact and current. A candidate no smaller than its base (traffic
+    whose every record is its own key, a spoofed flood, rolls up to as many rows: reading those
+    would only cost more) is left out."""
     spans = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in marks}
-    for table, res in candidates:
-        if rows.get(table, 0) > MAX_ROWS_SHARE * rows.get(base, 0):
-            continue
-        if all((table, src) in spans and spans[(table, src)][0] <= int(first) and spans[(table, src)][1] > int(last)
-               for src, first, last in extents):
-            return table, res
-    return base, 0
+    usable = [(t, res) for t, res in candidates if rows.get(t, 0) <= MAX_ROWS_SHARE * rows.get(base, 0)]
+    windows = [(int(f), int(la), src) for src, f, la in extents]
+
+    def covered(table: str, res: int, a: int, b: int) -> tuple[int, int]:
+        """The longest [lo, hi) inside [a, b), whole buckets, that `table` covers for every source
+        with windows there (it may start late and end early: a source's roll-ups began after its
+        first windows, or lag its newest)."""
+        lo, hi = a, b
+        for first, last, src in windows:
+            if last < a or first >= b:
+                continue                    # no window of this source there
+            if (table, src) not in spans:
+                return a, a
+            since, until = spans[(table, src)]
+            if since > max(a, first):
+                lo = max(lo, -(-since // res) * res)
+            if until <= last:
+                hi = min(hi, until // res * res)
+        return lo, hi
+
+    def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
+        if a >= b:
+            return []
+        if not tiers:
+            return [Piece(base, 0, a, b)]
+        res = tiers[0]
+        ia, ib = -(-a // res) * res, b // res * res
+        for table in (t for t, r in usable if r == res and ia < ib):
+            lo, hi = covered(table, res, ia, ib)
+            if lo < hi:
+                return cover(a, lo, tiers) + [Piece(table, res, lo, hi)] + cover(hi, b, tiers)
+        return cover(a, b, tiers[1:])
+
+    return cover(rng.start_ms // 1000, -(-rng.end_ms // 1000), sorted({r for _, r in usable}, reverse=True))
+
+
+def plan_name(pieces: list[Piece]) -> tuple[str, int]:
+    """(table, resolution s) a response reports: the tables that answered, coarsest first, joined
+    by '+', and the coarsest one's resolution."""
+    ordered = sorted(pieces, key=lambda p: -p.res)
+    return "+".join(dict.fromkeys(p.table for p in ordered)), ordered[0].res
+
+
+def _values(base: str) -> list[str]:
+    """The columns a table's levels sum (or keep) per key: the same names as in the table."""
+    return [c for c, *_ in ROLLUP_VALUES[base]]
+
+
+def one_table(table: str | list[Piece]) -> str | list[Piece]:
+    """A plan of one piece as its table (the range filter bounds it)."""
+    return table[0].table if isinstance(table, list) and len(table) == 1 else table
+
+
+def read_from(table: str | list[Piece], where: str, columns: list[str]) -> str:
+    """A query's "FROM ... WHERE": one table, or the pieces of a plan, each read for its part of
+    the range (`columns`: what the query reads; the records count one flow each)."""
+    table = one_table(table)
+    if isinstance(table, str):
+        return f"{DATABASE}.{table} FINAL WHERE {where}"
+    parts = []
+    for p in table:
+        cols = ", ".join("toUInt64(1) AS flows" if c == "flows" and p.table == "flows" else c for c in columns)
+        parts.append(f"SELECT {cols} FROM {DATABASE}.{p.table} FINAL WHERE {where} "
+                     f"AND window_start >= toDateTime({p.start_s}, 'UTC') AND window_start < toDateTime({p.end_s}, 'UTC')")
+    return "(" + " UNION ALL ".join(parts) + ")"
 
 
 def may_exceed_buckets(req: m.AggregateFlowsRequest) -> bool:
@@ -221,7 +298,8 @@ def check_buckets(req: m.AggregateFlowsRequest, extents: list[tuple]) -> None:
                          f"or a shorter range")
 
 
-def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str = "flows") -> tuple[str, dict]:
+def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[Piece] = "flows") -> tuple[str, dict]:
+    table = one_table(table)
     q = Sql(d)
     q.filters(req.range, req.filter)
     dims = list(dict.fromkeys(req.group_by))
@@ -241,7 +319,7 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str = "flow
     select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl" if table == "flows" else "sum(flows) AS fl"]
     order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
     limit = m.limit_of(req.limit)
-    sql = f"SELECT {', '.join(select)} FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()}"
+    sql = f"SELECT {', '.join(select)} FROM {read_from(table, q.where_sql(), ['window_start', *dims, *_values('flows')])}"
     if group:
         sql += f" GROUP BY {', '.join(group)}"
     if req.bucket_seconds and dims:
@@ -294,7 +372,7 @@ def heavy_columns(req: m.QueryHeavyHittersRequest) -> set[str] | None:
     return used_columns(req.filter, HH_GROUP[req.dimension]) if req.exact else None
 
 
-def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "") -> tuple[str, dict]:
+def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str | list[Piece] = "") -> tuple[str, dict]:
     """The exact ones from `table` (the records, or a roll-up keeping what they use); else the
     sketches' from `table` (their windows' results, or an hour or day level of them)."""
     q = Sql(d)
@@ -307,15 +385,16 @@ def heavy_hitters(req: m.QueryHeavyHittersRequest, d: Dialect, table: str = "") 
             (d.addr_text(c) if c in ("src", "dst") else c) if c in keys else ("''" if c in ("src", "dst") else "0")
             for c in ("src", "dst", "sport", "dport", "proto"))
         value = "sum(bytes)" if req.metric == "bytes" else "sum(packets)"
-        sql = (f"SELECT '', {out}, {value} AS v, v, v FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()} "
+        read = read_from(table, q.where_sql(), [*keys, req.metric])
+        sql = (f"SELECT '', {out}, {value} AS v, v, v FROM {read} "
                f"GROUP BY {', '.join(keys)} ORDER BY v DESC LIMIT {limit}")
         return sql, q.params
     q.filters(req.range, req.filter, HH_COLUMNS[req.dimension])
     q.equals("dimension", HH_DIMENSION_NAMES[req.dimension], "String")
     q.equals("metric", req.metric, "String")
     sql = (f"SELECT item, any({d.addr_text('src')}), any({d.addr_text('dst')}), any(sport), any(dport), any(proto), "
-           f"sum(estimate) AS v, sum(lower_bound), sum(upper_bound) FROM {DATABASE}.{table} FINAL "
-           f"WHERE {q.where_sql()} GROUP BY item ORDER BY v DESC, item LIMIT {limit}")
+           f"sum(estimate) AS v, sum(lower_bound), sum(upper_bound) FROM "
+           f"{read_from(table, q.where_sql(), ['item', *_values('heavy_hitters')])} GROUP BY item ORDER BY v DESC, item LIMIT {limit}")
     return sql, q.params
 
 
@@ -346,7 +425,7 @@ def spreaders_columns(req: m.QuerySpreadersRequest) -> set[str] | None:
     return used_columns(req.filter, {"src", "dst"}) if req.exact else None
 
 
-def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "") -> list[tuple[str, str, dict]]:
+def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str | list[Piece] = "") -> list[tuple[str, str, dict]]:
     """Two queries: ("sources", sql, params) by distinct destinations, ("destinations", ...) by
     distinct sources, from `table`: the exact ones from the records or a roll-up keeping what they
     use, the sketches' from their windows' results or an hour or day level of them."""
@@ -357,13 +436,14 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "") -> list
         q = Sql(d)
         if req.count == "ports":        # exact from the flow records: no sketch counts ports
             q.filters(req.range, req.filter)
-            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact(dport)) AS n, n, n FROM {DATABASE}.{table} FINAL "
-                   f"WHERE {q.where_sql()} AND proto IN (6, 17) GROUP BY {entity} ORDER BY n DESC, {entity} "
+            q.where.append("proto IN (6, 17)")
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact(dport)) AS n, n, n FROM "
+                   f"{read_from(table, q.where_sql(), [entity, 'dport'])} GROUP BY {entity} ORDER BY n DESC, {entity} "
                    f"LIMIT {limit}")
         elif req.exact:
             q.filters(req.range, req.filter)
-            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM {DATABASE}.{table} FINAL "
-                   f"WHERE {q.where_sql()} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
+            sql = (f"SELECT {d.addr_text(entity)}, toFloat64(uniqExact({peer})) AS n, n, n FROM "
+                   f"{read_from(table, q.where_sql(), [entity, peer])} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter
             if f.sport or f.dport or f.proto or f.vlan or (f.src and f.dst):
@@ -379,7 +459,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str = "") -> list
             q.addr_in("addr", own)
             q.equals("kind", kind, "String")
             sql = (f"SELECT {d.addr_text('addr')}, max(estimate) AS n, argMax(lower_bound, estimate), "
-                   f"argMax(upper_bound, estimate) FROM {DATABASE}.{table} FINAL WHERE {q.where_sql()} "
+                   f"argMax(upper_bound, estimate) FROM {read_from(table, q.where_sql(), ['addr', *_values('spreaders')])} "
                    f"GROUP BY addr ORDER BY n DESC, addr LIMIT {limit}")
         out.append((side, sql, q.params))
     return out

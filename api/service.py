@@ -73,28 +73,29 @@ class QueryService:
             if q.may_exceed_buckets(req):       # then count them where there are windows (a small read)
                 extents = self._extents(req.range, req.filter.source)
                 q.check_buckets(req, extents)
-            table, res = self._table(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
-                                     req.bucket_seconds, extents=extents)
-            return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, table)), table, res)
+            pieces = self._plan(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
+                                req.bucket_seconds, extents=extents)
+            return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, pieces)),
+                                    *q.plan_name(pieces))
         return self._cached(req, compute)
 
     def _extents(self, rng: m.TimeRange, source: str) -> list[tuple]:
         """Per source with windows in the range: its first and last window (api/queries.py extent_sql)."""
         return self.backend.rows(*q.extent_sql(rng, source, self.dialect))
 
-    def _table(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0,
-               base: str = "flows", extents: list[tuple] | None = None) -> tuple[str, int]:
-        """(table, resolution s) to read `base` from: itself, or its smallest roll-up that
-        answers exactly (api/queries.py choose_table). `used`: the record columns read (None:
+    def _plan(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0,
+              base: str = "flows", extents: list[tuple] | None = None) -> list[q.Piece]:
+        """Where to read `base` from over the range: itself, or its smallest roll-ups that answer
+        exactly, piece by piece (api/queries.py plan). `used`: the record columns read (None:
         no records are read; ignored for the sketch tables, whose levels keep what is read).
         `extents`: the range's, when the caller read them already."""
-        candidates = q.rollup_candidates(used, rng, bucket_seconds, base) if used is not None else []
+        candidates = q.rollup_candidates(used, bucket_seconds, base) if used is not None else []
         if not candidates:
-            return base, 0
+            return [q.Piece(base, 0, rng.start_ms // 1000, -(-rng.end_ms // 1000))]
         marks, rows = self._marks()     # small reads: the roll-ups' spans, the sources' windows in range
         if extents is None:
             extents = self._extents(rng, source)
-        return q.choose_table(candidates, marks, extents, rows, base)
+        return q.plan(candidates, marks, extents, rows, rng, base)
 
     def _marks(self) -> tuple[list[tuple], dict[str, int]]:
         """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again
@@ -113,10 +114,11 @@ class QueryService:
     def heavy_hitters(self, req: m.QueryHeavyHittersRequest) -> m.QueryHeavyHittersResponse:
         def compute():
             if req.exact:
-                table, _ = self._table(q.heavy_columns(req), req.range, req.filter.source)
+                pieces = self._plan(q.heavy_columns(req), req.range, req.filter.source)
             else:
-                table, _ = self._table(set(), req.range, req.filter.source, base="heavy_hitters")
-            return q.heavy_rows(req, self.backend.rows(*q.heavy_hitters(req, self.dialect, table)), table)
+                pieces = self._plan(set(), req.range, req.filter.source, base="heavy_hitters")
+            rows = self.backend.rows(*q.heavy_hitters(req, self.dialect, pieces))
+            return q.heavy_rows(req, rows, q.plan_name(pieces)[0])
         return self._cached(req, compute)
 
     def spreaders(self, req: m.QuerySpreadersRequest) -> m.QuerySpreadersResponse:
@@ -124,12 +126,12 @@ class QueryService:
             out = {}
             exact = req.exact or req.count == "ports"
             if exact:
-                table, _ = self._table(q.spreaders_columns(req), req.range, req.filter.source)
+                pieces = self._plan(q.spreaders_columns(req), req.range, req.filter.source)
             else:
-                table, _ = self._table(set(), req.range, req.filter.source, base="spreaders")
-            for side, sql, params in q.spreaders(req, self.dialect, table):
+                pieces = self._plan(set(), req.range, req.filter.source, base="spreaders")
+            for side, sql, params in q.spreaders(req, self.dialect, pieces):
                 out[side] = q.spreader_rows(self.backend.rows(sql, params)) if sql else []
-            return m.QuerySpreadersResponse(exact=exact, table=table, **out)
+            return m.QuerySpreadersResponse(exact=exact, table=q.plan_name(pieces)[0], **out)
         return self._cached(req, compute)
 
     # ---- live state (Redis, written by sinks/redis_state.py) ------------------------------------

@@ -245,6 +245,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--server", action="store_true", help="query a ClickHouse server (the local stack's 18.16), not chDB")
+    ap.add_argument("--store", help="a chDB store an earlier run of the same --rows, --windows and --traffic left "
+                                    "(its path is printed): query it again, without filling it")
     ap.add_argument("--traffic", choices=sorted(TRAFFIC), default="uniform", help="the records' shape (TRAFFIC above)")
     ap.add_argument("--dashboards", action="store_true",
                     help="also time every Grafana panel's SQL (dashboards/build.py), and the roll-up panels from the records alone")
@@ -258,7 +260,9 @@ def main() -> int:
     from schemas.v1 import query_pb2 as pb
     from schemas.v1 import query_pb2_grpc as pb_grpc
 
-    d = tempfile.mkdtemp(prefix="bench-api-")
+    if args.store and args.server:
+        ap.error("--store is a chDB store: drop --server")
+    d = args.store or tempfile.mkdtemp(prefix="bench-api-")
     token = "bench-token-0123456789abcdef"
     if args.server:
         from sinks.clickhouse_native import ClickHouseNative
@@ -276,9 +280,13 @@ def main() -> int:
     if not args.server:
         execute = service.backend.store.sess.query
     sql = Sql(service.backend.dialect.legacy)
-    fill_s = fill(execute, sql, args.rows, args.windows, args.traffic)
     rows_fn = (lambda q: execute(q)) if args.server else (lambda q: service.backend.rows(q, {}))
-    rollup_s = roll_up(execute, rows_fn, sql.legacy, args.windows)
+    if args.store:
+        if not int(rows_fn("SELECT count() FROM netspectra.flows")[0][0]):
+            ap.error(f"--store {d} holds no flow records: fill one with a run without --store")
+    else:
+        fill_s = fill(execute, sql, args.rows, args.windows, args.traffic)
+        rollup_s = roll_up(execute, rows_fn, sql.legacy, args.windows)
     server.start()
     stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
     md = [("authorization", f"Bearer {token}")]
@@ -307,9 +315,11 @@ def main() -> int:
             "QuerySpreaders sketch": ("QuerySpreaders", {"limit": 10}),
             "QuerySpreaders exact": ("QuerySpreaders", {"limit": 10, "exact": True}),
         }
-    out = {"rows": args.rows, "windows": args.windows, "traffic": args.traffic, "fill_seconds": round(fill_s, 1),
-           "fill_rows_per_s": round(args.rows / fill_s), "rollup_seconds": round(rollup_s, 1),
-           "rollup_rows_per_s": round(args.rows / rollup_s), "latency_ms": {}, "table": {}}
+    out = {"rows": args.rows, "windows": args.windows, "traffic": args.traffic}
+    if not args.store:
+        out.update({"fill_seconds": round(fill_s, 1), "fill_rows_per_s": round(args.rows / fill_s),
+                    "rollup_seconds": round(rollup_s, 1), "rollup_rows_per_s": round(args.rows / rollup_s)})
+    out.update({"latency_ms": {}, "table": {}})
     cached = service.cache
     if args.clients:
         panels = [body for method, body in calls(hour).values() if method == "AggregateFlows"]
@@ -330,6 +340,9 @@ def main() -> int:
         week = T0_S + 86400 + 5 * 3600
         ranges.append(("7 days from 05:00", {"start_ms": week * 1000, "end_ms": (week + 7 * 86400) * 1000}))
     ranges.append((f"all ({args.windows * WINDOW_S / 86400:g} days, {args.rows / 1e6:g}M rows)", full))
+    if args.windows * WINDOW_S >= 2 * 86400:    # whole buckets of no level at either end: every level's pieces
+        a, b = T0_S + 17 * 60 + 25, T0_S + args.windows * WINDOW_S - 86400 + 13 * 3600 + 42 * 60 + 5
+        ranges.append((f"{(b - a) / 86400:.1f} days from 00:17:25 to 13:42:05", {"start_ms": a * 1000, "end_ms": b * 1000}))
     for rng_name, rng in ranges:
         res = {}
         for name, (method, body) in calls(rng).items():
@@ -348,7 +361,7 @@ def main() -> int:
     server.stop(0)
     if args.dashboards:
         out["dashboards_ms"] = dashboards(rows_fn, args.windows, args.repeat)
-    out["store"] = service.backend.name
+    out["store"] = f"{service.backend.name} {d}"
     if not args.server:
         out["disk"] = disk(service.backend.rows)
     if args.server:

@@ -68,7 +68,7 @@ def _tiered(family: str, columns: str, where: str, records_only: bool = False) -
     roll-ups, the edges hours and minutes, the newest minutes (not rolled up yet) records: the
     answer is the base table's own, exact, and current. Each part is a range of the sort key's
     first column. `where`: the filters, on columns every level keeps. (The API plans in Python
-    instead: api/queries.py choose_table.) `records_only`: from the base table alone (what tests
+    instead: api/queries.py plan.) `records_only`: from the base table alone (what tests
     and bench compare with)."""
     levels = sorted(((r.res, name) for name, r in ROLLUPS.items() if name.rsplit("_", 1)[0] == family), reverse=True)
     base = ROLLUPS[levels[0][1]].base

@@ -13,8 +13,10 @@ Design:
   every record its own address pair, still rolls up small), with protocol and VLAN only
   (protocols_*: totals and time series, a few rows a minute), and without the source address,
   sorted by destination (dst_ports_*: "this destination network, by port" reads only its
-  addresses' rows), kept longer than the records (sinks/rollups.py keeps them exact; api/ picks
-  the smallest one that answers a request exactly);
+  addresses' rows), and that with the destination cut to its network (dst_nets_*, NET_PREFIXES:
+  answers to a network's clients go to ephemeral ports, each host's fold into one row per port),
+  kept longer than the records (sinks/rollups.py keeps them exact; api/ reads the smallest ones
+  that answer a request exactly, piece by piece of its range);
   the sketch tables' results per hour and day too (heavy_hitters_*, spreaders_*);
 - LowCardinality for short repeated strings, IPv6 for addresses (IPv4 as ::ffff:a.b.c.d);
 - idempotent writes: every table is a ReplacingMergeTree whose sort key is (window, source,
@@ -39,6 +41,7 @@ PROTOCOL_DIMENSIONS = ("proto", "vlan")                            # ... and the
 DST_PORT_DIMENSIONS = ("dst", "dport", "proto", "vlan")            # the source-free ones, dst first
 HH_DIMENSIONS = ("dimension", "metric", "item")                    # a heavy hitter (its columns follow from it)
 SPREAD_DIMENSIONS = ("kind", "addr")                               # a spreader
+NET_PREFIXES = (24, 64)         # the network a dst_nets_* level keeps of an IPv4, an IPv6 destination
 
 
 class Rollup(NamedTuple):
@@ -46,6 +49,16 @@ class Rollup(NamedTuple):
     keep_days: int              # retention
     dims: tuple[str, ...]       # the record's columns kept (the others are summed over)
     base: str = "flows"         # the per-window table rolled up
+    dst_net: bool = False       # dst cut to its network (NET_PREFIXES): "dst_net" in keeps()
+
+    def keeps(self) -> set[str]:
+        """What a query may use of this level: its dimensions, where a network-cut dst answers
+        only filters on networks at least that wide ("dst_net": api/queries.py used_columns),
+        which a level with whole addresses answers too."""
+        dims = set(self.dims)
+        if "dst" in dims:
+            dims = (dims - {"dst"} if self.dst_net else dims) | {"dst_net"}
+        return dims
 
 
 # Roll-ups of the flow records; each is computed from an earlier one (rollup_source).
@@ -58,6 +71,8 @@ ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(360
            "protocols_1m": Rollup(60, 90, PROTOCOL_DIMENSIONS), "protocols_1h": Rollup(3600, 400, PROTOCOL_DIMENSIONS),
            "protocols_1d": Rollup(86400, 1830, PROTOCOL_DIMENSIONS),
            "dst_ports_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS), "dst_ports_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS),
+           "dst_nets_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS, dst_net=True),
+           "dst_nets_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS, dst_net=True),
            # the sketches' per-window results (their estimates summed, their largest spread kept)
            "heavy_hitters_1h": Rollup(3600, 400, HH_DIMENSIONS, "heavy_hitters"),
            "heavy_hitters_1d": Rollup(86400, 1830, HH_DIMENSIONS, "heavy_hitters"),
@@ -247,8 +262,22 @@ def rollup_source(level: str) -> str:
     r = ROLLUPS[level]
     names = list(ROLLUPS)
     finer = [(len(ROLLUPS[n].dims), -ROLLUPS[n].res, n) for n in names[:names.index(level)]
-             if ROLLUPS[n].base == r.base and set(r.dims) <= set(ROLLUPS[n].dims) and r.res % ROLLUPS[n].res == 0]
+             if ROLLUPS[n].base == r.base and set(r.dims) <= set(ROLLUPS[n].dims) and r.res % ROLLUPS[n].res == 0
+             and ROLLUPS[n].dst_net <= r.dst_net]
     return min(finer)[2] if finer else r.base
+
+
+def net_sql(col: str, legacy: bool) -> str:
+    """An address column cut to its network (NET_PREFIXES), in the column's type."""
+    v4, v6 = NET_PREFIXES
+    cut = f"cutIPv6({col}, {16 - v6 // 8}, {4 - v4 // 8})"
+    return f"IPv6StringToNum({cut})" if legacy else f"toIPv6({cut})"
+
+
+def rollup_dim_sql(level: str, dim: str, legacy: bool) -> str:
+    """A record column (or a finer level's) as `level` keeps it: dst cut to its network on the
+    dst_nets_* levels, the others as they are."""
+    return net_sql(dim, legacy) if dim == "dst" and ROLLUPS[level].dst_net else dim
 
 
 MIN_PARTITIONS = 12

@@ -1,12 +1,13 @@
 """Roll-ups kept exact: the flow records summed per minute, hour and day (schemas/clickhouse.py
 ROLLUPS), for long ranges that would otherwise scan millions of records.
 
-Five families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), without ports
+Six families (schemas/clickhouse.py ROLLUPS): without the source port (flows_*), without ports
 (hosts_*: client/server answers, each to its own ephemeral port, fold into their host pair),
 without addresses (traffic_*: per port, protocol and VLAN, small even under a spoofed flood, where
 every record is its own address pair and flows_* are as large as the records), per protocol and
-VLAN only (protocols_*), and without the source, sorted by destination (dst_ports_*). Each level is
-computed from the smallest earlier one that keeps its columns (rollup_source). The sketch
+VLAN only (protocols_*), and without the source, sorted by destination (dst_ports_*; dst_nets_*
+with the destination cut to its network). Each level is computed from the smallest earlier one
+that keeps its columns (rollup_source). The sketch
 tables' per-window results roll up the same way, per hour and day (heavy_hitters_*: estimates
 summed; spreaders_*: the largest estimate kept), each computed from its own table.
 
@@ -39,8 +40,8 @@ import logging
 import re
 import time
 
-from schemas.clickhouse import (DATABASE, MARKS, ROLLUP_VALUES, ROLLUPS, insert_settings_sql, marks_sql, rollup_source,
-                               sql_string)
+from schemas.clickhouse import (DATABASE, MARKS, ROLLUP_VALUES, ROLLUPS, insert_settings_sql, marks_sql, rollup_dim_sql,
+                               rollup_source, sql_string)
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,15 @@ class Rollups:
         lo, hi = min(b for _, b in todo), max(b for _, b in todo) + res
         keys = ", ".join(f"({sql_string(s)}, {b})" for s, b in todo)
         sources = ", ".join(sql_string(s) for s in sorted({s for s, _ in todo}))
-        dims = ", ".join(r.dims)
+        # each dimension as the level keeps it (a network-cut dst), under its own name outside
+        cut = {d: rollup_dim_sql(level, d, self.legacy) for d in r.dims}
+        inner = ", ".join(d if e == d else f"{e} AS {d}_cut" for d, e in cut.items())
+        dims = ", ".join(d if e == d else f"{d}_cut" for d, e in cut.items())
         self.execute(
-            f"INSERT INTO {self.db}.{level} (window_start, source, {dims}, {', '.join(c for c, *_ in values)}, version)"
-            f"{'' if self.legacy else insert_settings_sql()} "
+            f"INSERT INTO {self.db}.{level} (window_start, source, {', '.join(r.dims)}, "
+            f"{', '.join(c for c, *_ in values)}, version){'' if self.legacy else insert_settings_sql()} "
             f"SELECT {self._time('b')}, source, {dims}, {', '.join(aggs)}, toUInt64({time.time_ns()}) "
-            f"FROM (SELECT {_bucket(res)} AS b, source, {dims}, {', '.join(read)} "
+            f"FROM (SELECT {_bucket(res)} AS b, source, {inner}, {', '.join(read)} "
             f"FROM {table} FINAL WHERE source IN ({sources}) AND window_start >= toDateTime({lo}, 'UTC') "
             f"AND window_start < toDateTime({hi}, 'UTC') AND (source, {_bucket(res)}) IN ({keys})) "
             f"GROUP BY b, source, {dims}")

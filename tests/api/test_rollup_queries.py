@@ -3,6 +3,9 @@ and buckets aligned to its resolution, every source's windows inside its span), 
 as the flow records, and the response says which table answered."""
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import pytest
 
 from api import models as m
@@ -102,16 +105,117 @@ def test_a_rollup_that_is_not_smaller_than_the_records_is_not_read(service):
         q.MAX_ROWS_SHARE = 1.0
 
 
-def test_an_unaligned_range_or_an_uncovered_source_comes_from_the_records(service):
+def test_what_a_source_has_not_rolled_up_yet_comes_from_the_records(service):
+    """A source written without the end of the stream: its closed minute is rolled up, its
+    newest one not yet; that one comes from the records, exactly. (A source written without
+    roll-ups at all comes from the records whole: test_a_traced_flow_is_its_windows_newest_version.)"""
     svc, results = service
     r = _minutes(results)
-    got = svc.aggregate_flows(m.AggregateFlowsRequest(range=m.TimeRange(start_ms=r.start_ms + 10_000, end_ms=r.end_ms)))
-    assert got.table == "flows"
-    # a source whose windows no roll-up covers yet (written without the end of the stream)
     from sinks.chdb_store import ChdbStore
     ChdbStore(svc.backend.store.path, rollups=True).write(rows_of(results, "late"))
-    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r)).table == "flows"
+    req = m.AggregateFlowsRequest(range=r, group_by=["proto"], filter=m.Filter(source="late"))
+    got = svc.aggregate_flows(req)
+    assert got.table == "protocols_1m+flows"
+    _assert_as_records(svc, req, got)
     assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "protocols_1m"
+
+
+PIECES = [
+    ("AggregateFlows", {}), ("AggregateFlows", {"group_by": ["src"], "limit": 20}),
+    ("AggregateFlows", {"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}),
+    ("AggregateFlows", {"bucket_seconds": 60, "group_by": ["proto"]}),
+    ("QueryHeavyHitters", {"dimension": "src", "exact": True, "limit": 1000}),
+    ("QueryHeavyHitters", {"dimension": "port", "exact": True, "limit": 1000}),
+    ("QueryHeavyHitters", {"dimension": "src", "limit": m.MAX_LIMIT}),
+    ("QuerySpreaders", {"exact": True, "limit": 1000}), ("QuerySpreaders", {"count": "ports", "limit": 1000}),
+    ("QuerySpreaders", {"limit": m.MAX_LIMIT}),
+]
+
+
+def _edges(results) -> tuple[list, m.TimeRange]:
+    """The capture's windows copied around a whole hour H, so that the range [H - 97 s,
+    H + 3695 s) holds windows in every piece: seconds before a whole minute, a whole minute, the
+    hour, a minute past it, seconds past that."""
+    h = (results[-1].start // 10**9 // 3600 + 2) * 3600
+    starts = [h - 95, h - 55, h - 15, h + 1800, h + 3605, h + 3645, h + 3685]
+    copies = [dataclasses.replace(results[i % len(results)], start=t * 10**9) for i, t in enumerate(starts)]
+    return copies, m.TimeRange(start_ms=(h - 97) * 1000, end_ms=(h + 3695) * 1000)
+
+
+@pytest.fixture(scope="module")
+def edges(service) -> m.TimeRange:
+    """Source "edges" (_edges) in the module's store."""
+    from sinks.chdb_store import ChdbStore
+    svc, results = service
+    copies, rng = _edges(results)
+    store = ChdbStore(svc.backend.store.path, rollups=True)
+    store.write(rows_of(copies, "edges"))
+    store.finish()
+    return rng
+
+
+IDS = ["totals", "by-src", "dst-net-by-port", "per-minute", "hh-src", "hh-port", "hh-sketch", "spread", "ports",
+       "spread-sketch"]
+
+
+@pytest.mark.parametrize("method,body", PIECES, ids=IDS)
+def test_a_range_of_whole_and_partial_buckets_is_read_in_pieces_exactly(service, edges, method, body):
+    """A range that starts and ends inside an hour: its whole hours from an hour level, the
+    minutes at its edges from a minute level, the seconds past them from the base table; the
+    same answer as the base table alone, and the response names every table read."""
+    _assert_pieces(service[0], edges, "edges", method, body)
+
+
+@pytest.fixture(scope="module")
+def server_edges(service, local_stack):
+    """The API on Debian's ClickHouse 18.16 (shared by the session's tests), its source
+    "edges-<pid>" (_edges) written with roll-ups."""
+    from api.server import build
+    from sinks.clickhouse_native import ClickHouseNative
+    _svc, results = service
+    _, ports, _ = local_stack
+    addr, source = f"127.0.0.1:{ports['clickhouse']}", f"edges-{os.getpid()}"
+    copies, rng = _edges(results)
+    store = ClickHouseNative(addr, rollups=True)
+    store.write(rows_of(copies, source))
+    store.finish()
+    svc, *_ = build(ApiConfig(store=f"clickhouse://{addr}", grpc_port=0, tokens=[{"token": "t" * 20}], cache_entries=0))
+    return svc, rng, source
+
+
+@pytest.mark.parametrize("method,body", PIECES, ids=IDS)
+def test_pieces_on_the_1816_server(server_edges, method, body):
+    _assert_pieces(*server_edges, method, body)
+
+
+def _assert_pieces(svc, rng: m.TimeRange, source: str, method: str, body: dict) -> None:
+    req = getattr(m, f"{method}Request")(range=rng, **body)
+    req = req.model_copy(update={"filter": req.filter.model_copy(update={"source": source})})
+    call = {"AggregateFlows": svc.aggregate_flows, "QueryHeavyHitters": svc.heavy_hitters,
+            "QuerySpreaders": svc.spreaders}[method]
+    got = call(req)
+    tables = got.table.split("+")
+    assert len(tables) >= 2 and tables[-1] in ("flows", "heavy_hitters", "spreaders"), got.table
+    if method == "AggregateFlows":
+        _assert_as_records(svc, req, got)
+        assert got.resolution_seconds == (3600 if "_1h" in tables[0] else 60)
+    elif method == "QueryHeavyHitters":
+        _assert_heavy_as_base(svc, req, got)
+    else:
+        for side, sql, params in q.spreaders(req, svc.dialect):
+            assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+        assert got.sources
+
+
+def _assert_heavy_as_base(svc, req, got) -> None:
+    """The same values as from the base table; ties at the limit may pick other members: every
+    member's value is certain."""
+    raw = q.heavy_rows(req, svc.backend.rows(*q.heavy_hitters(req, svc.dialect)))
+    assert sorted(h.value for h in got.items) == sorted(h.value for h in raw.items) and got.items
+    full = req.model_copy(update={"limit": m.MAX_LIMIT})
+    everything = {h.item: h for h in q.heavy_rows(full, svc.backend.rows(*q.heavy_hitters(full, svc.dialect))).items}
+    tail = min(h.value for h in everything.values())        # members tied past MAX_LIMIT are not in `everything`
+    assert all(everything[h.item] == h if h.item in everything else h.value == tail for h in got.items)
 
 
 @pytest.mark.parametrize("dimension,table", [("src", "hosts_1m"), ("dst", "hosts_1m"), ("port", "traffic_1m"),
@@ -121,13 +225,7 @@ def test_exact_heavy_hitters_are_summed_from_a_rollup_that_keeps_their_columns(s
     req = _of_cap(m.QueryHeavyHittersRequest(range=_minutes(results), dimension=dimension, exact=True, limit=1000))
     got = svc.heavy_hitters(req)
     assert got.table == table and got.exact
-    raw = q.heavy_rows(req, svc.backend.rows(*q.heavy_hitters(req, svc.dialect, "flows")))
-    # ties at the limit may pick other members: the values, and every member's value, are certain
-    assert sorted(h.value for h in got.items) == sorted(h.value for h in raw.items) and got.items
-    full = req.model_copy(update={"limit": m.MAX_LIMIT})
-    everything = {h.item: h.value for h in q.heavy_rows(full, svc.backend.rows(*q.heavy_hitters(full, svc.dialect))).items}
-    tail = min(everything.values())         # members tied past MAX_LIMIT are not in `everything`
-    assert all(everything.get(h.item, tail) == h.value for h in got.items)
+    _assert_heavy_as_base(svc, req, got)
 
 
 @pytest.mark.parametrize("body,table", [({"exact": True}, "hosts_1m"), ({"count": "ports"}, "flows_1m"),
@@ -179,13 +277,15 @@ def test_sketch_spreaders_over_whole_hours_come_from_their_hour_rollup(service):
 
 @pytest.mark.parametrize("body,table", [
     ({}, "protocols_1h"), ({"bucket_seconds": 3600, "group_by": ["proto"]}, "protocols_1h"),
-    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_ports_1h"),
+    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_nets_1h"),
+    ({"filter": {"dst": ["10.0.0.0/25"], "proto": [6]}, "group_by": ["dport"]}, "dst_ports_1h"),
     ({"group_by": ["dst", "dport"], "limit": 50}, "dst_ports_1h"),
     ({"filter": {"src": ["10.0.0.0/8"]}, "group_by": ["dport"]}, "flows_1h"),
-], ids=["totals", "hourly-by-proto", "dst-net-by-port", "by-dst-port", "src-net-by-port"])
+], ids=["totals", "hourly-by-proto", "dst-net-by-port", "narrow-dst-net-by-port", "by-dst-port", "src-net-by-port"])
 def test_whole_hours_are_answered_by_an_hour_rollup_exactly(service, body, table):
-    """A destination network by port: the source-free level sorted by destination, so only that
-    network's rows are read; with the source too, the level that keeps both."""
+    """A destination network by port: the level with destinations cut to their /24 (or /64)
+    when the filter is no narrower, else the source-free level sorted by destination, so only
+    that network's rows are read; with the source too, the level that keeps both."""
     svc, results = service
     req = _of_cap(m.AggregateFlowsRequest(range=_hours(results), **body))
     got = svc.aggregate_flows(req)
@@ -198,7 +298,7 @@ def test_more_time_buckets_than_an_answer_holds_is_one_clear_error(service):
     short capture; a month of minutes is not."""
     svc, results = service
     everything = m.TimeRange(start_ms=0, end_ms=2**52)
-    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=everything, bucket_seconds=1)).groups
+    assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=everything, bucket_seconds=1))).groups
     month = 31 * 86_400_000
     req = m.AggregateFlowsRequest(range=_hours(results), bucket_seconds=1)
     with pytest.raises(q.QueryError, match="use bucket_seconds >= "):
@@ -224,6 +324,8 @@ def test_a_traced_flow_is_its_windows_newest_version(service):
     req = m.TraceFlowRequest(range=m.TimeRange(start_ms=0, end_ms=2**52), src=address(src), dst=address(dst),
                              sport=sport, dport=dport, proto=proto)
     cap, again = (svc.trace_flow(req.model_copy(update={"source": s})) for s in ("cap", "revised"))
+    revised_only = svc.aggregate_flows(m.AggregateFlowsRequest(range=_minutes(results), filter=m.Filter(source="revised")))
+    assert revised_only.table == "flows"        # written without roll-ups: nothing covers it
     assert len(cap.windows) > 1 and again.packets == 2 * cap.packets and again.bytes == 2 * cap.bytes
     assert [(w.window_start_ms, w.vlan, w.packets) for w in again.windows] == \
         [(w.window_start_ms, w.vlan, 2 * w.packets) for w in cap.windows]

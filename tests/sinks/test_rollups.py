@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from schemas.clickhouse import MARKS, ROLLUP_VALUES, ROLLUPS
+from schemas.clickhouse import MARKS, ROLLUP_VALUES, ROLLUPS, rollup_dim_sql
 from tests.support import revised, rows_of
 
 MINUTES = [t for t, r in ROLLUPS.items() if r.res == 60]
@@ -39,9 +39,10 @@ def _by_bucket(rows, db: str, table: str, res: int) -> dict:
     return {int(b): (int(p), int(by), int(f)) for b, p, by, f in got}
 
 
-def _by_key(rows, db: str, table: str, dims: tuple[str, ...]) -> dict:
-    cols = ", ".join(dims)
-    got = rows(f"SELECT {cols}, sum(packets), sum(bytes) FROM {db}.{table} FINAL GROUP BY {cols}")
+def _by_key(rows, db: str, table: str, dims: list[str]) -> dict:
+    cols = ", ".join(f"{d} AS k{i}" for i, d in enumerate(dims))
+    got = rows(f"SELECT {cols}, sum(packets), sum(bytes) FROM {db}.{table} FINAL "
+               f"GROUP BY {', '.join(f'k{i}' for i in range(len(dims)))}")
     return {tuple(str(x) for x in r[:-2]): (int(r[-2]), int(r[-1])) for r in got}
 
 
@@ -66,15 +67,18 @@ def _sketch_level(rows, db: str, table: str, per=None) -> list:
     return sorted(tuple(str(x) for x in r) for r in got)
 
 
-def assert_exact(rows, db: str) -> None:
-    """Each level, per its own buckets and per key over everything, equals the flow records;
-    and each level's span covers every window written."""
+def assert_exact(rows, db: str, legacy: bool) -> None:
+    """Each level, per its own buckets and per key over everything (the records' dst cut to its
+    network for a dst_nets_* level), equals the flow records; and each level's span covers every
+    window written."""
     first, last = min(_by_bucket(rows, db, "flows", 10)), max(_by_bucket(rows, db, "flows", 10))
     spans = _spans(rows, db)
-    for level, (res, _keep, dims, base) in ROLLUPS.items():
+    for level, r in ROLLUPS.items():
+        res, dims, base = r.res, r.dims, r.base
         if base == "flows":
             assert _by_bucket(rows, db, level, res) == _by_bucket(rows, db, "flows", res), level
-            assert _by_key(rows, db, level, dims) == _by_key(rows, db, "flows", dims), level
+            assert _by_key(rows, db, level, list(dims)) == \
+                _by_key(rows, db, "flows", [rollup_dim_sql(level, d, legacy) for d in dims]), level
         else:
             assert _sketch_level(rows, db, level) == _sketch_level(rows, db, base, ROLLUPS[level]), level
         since, until = spans[level]
@@ -88,10 +92,10 @@ def check_store(store, rows, db: str, windows) -> None:
     write(windows[2:])          # the first minute closes inside this write: rolled before finish
     assert set(_spans(rows, db)) == set(MINUTES)
     finish()
-    assert_exact(rows, db)
+    assert_exact(rows, db, store.rollups.legacy)
     write(windows[1:2])                         # written again (a replay): nothing changes
     finish()
-    assert_exact(rows, db)
+    assert_exact(rows, db, store.rollups.legacy)
     write([revised(windows[2])])                # a revision: the records change
     spans = _spans(rows, db)
     start = windows[2].start // 10**9
@@ -101,7 +105,7 @@ def check_store(store, rows, db: str, windows) -> None:
         assert _by_bucket(rows, db, minute, 60) == _by_bucket(rows, db, "flows", 60) and spans[minute][1] > start
     assert all(spans[lvl][1] <= start for lvl in ROLLUPS if ROLLUPS[lvl].res > 60), spans
     finish()
-    assert_exact(rows, db)
+    assert_exact(rows, db, store.rollups.legacy)
 
 
 def test_rollups_are_exact_on_chdb(windows, tmp_path):
@@ -192,7 +196,7 @@ def test_a_writer_computes_what_a_killed_one_left(results, tmp_path, server, req
     second = writer()                               # what the killed one had marked is gone with it
     second.write(rows_of(later, "cap"))
     second.finish()
-    assert_exact(rows, db)
+    assert_exact(rows, db, second.rollups.legacy)
     if server != "chdb":
         rows(f"DROP DATABASE {db}")
 
@@ -206,4 +210,4 @@ def test_many_buckets_are_computed_a_statement_at_a_time(windows, tmp_path, monk
     s = ChdbStore(str(tmp_path / "store"), rollups=True)
     s.write(windows)
     s.finish()
-    assert_exact(s.rows, "netspectra")
+    assert_exact(s.rows, "netspectra", False)

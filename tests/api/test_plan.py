@@ -1,0 +1,59 @@
+"""api/queries.py plan: a range cut into pieces, each from the coarsest level that covers it
+(pure: spans, windows and row counts given)."""
+from __future__ import annotations
+
+from api import models as m
+from api import queries as q
+from api.queries import Piece
+
+H, D = 3600, 86400
+T0 = 1_750_000_000 // D * D          # a day's start
+CANDIDATES = [("protocols_1d", D), ("protocols_1h", H), ("protocols_1m", 60)]
+ROWS = {"flows": 1000, "protocols_1d": 1, "protocols_1h": 10, "protocols_1m": 100}
+
+
+def _plan(start: int, end: int, spans: dict, extents: list, rows=ROWS) -> list[Piece]:
+    marks = [(lvl, src, a, b) for (lvl, src), (a, b) in spans.items()]
+    return q.plan(CANDIDATES, marks, extents, rows, m.TimeRange(start_ms=start * 1000, end_ms=end * 1000))
+
+
+def _everywhere(since: int, until: int, src: str = "a") -> dict:
+    return {(lvl, src): (since, until) for lvl, _ in CANDIDATES}
+
+
+def test_whole_days_then_hours_then_minutes_then_records_at_the_edges():
+    start, end = T0 + 5 * H + 90, T0 + 3 * D + 2 * H + 30
+    got = _plan(start, end, _everywhere(T0, T0 + 10 * D), [("a", start, end - 10)])
+    assert got == [Piece("flows", 0, start, T0 + 5 * H + 120), Piece("protocols_1m", 60, T0 + 5 * H + 120, T0 + 6 * H),
+                   Piece("protocols_1h", H, T0 + 6 * H, T0 + D), Piece("protocols_1d", D, T0 + D, T0 + 3 * D),
+                   Piece("protocols_1h", H, T0 + 3 * D, T0 + 3 * D + 2 * H),
+                   Piece("flows", 0, T0 + 3 * D + 2 * H, end)]
+    assert q.plan_name(got) == ("protocols_1d+protocols_1h+protocols_1m+flows", D)
+
+
+def test_what_a_level_does_not_cover_yet_comes_from_finer_ones():
+    """The days computed up to day 2, the hours up to 05:00 of day 2, the minutes to 05:10: the
+    newest windows from the records."""
+    spans = {("protocols_1d", "a"): (T0, T0 + 2 * D), ("protocols_1h", "a"): (T0, T0 + 2 * D + 5 * H),
+             ("protocols_1m", "a"): (T0, T0 + 2 * D + 5 * H + 600)}
+    end = T0 + 3 * D
+    got = _plan(T0, end, spans, [("a", T0, T0 + 2 * D + 5 * H + 900)])
+    assert got == [Piece("protocols_1d", D, T0, T0 + 2 * D), Piece("protocols_1h", H, T0 + 2 * D, T0 + 2 * D + 5 * H),
+                   Piece("protocols_1m", 60, T0 + 2 * D + 5 * H, T0 + 2 * D + 5 * H + 600),
+                   Piece("flows", 0, T0 + 2 * D + 5 * H + 600, end)]
+
+
+def test_a_level_that_began_late_covers_from_there():
+    """Roll-ups turned on at day 3 for source a: the days before come from the records; a source
+    without windows there constrains nothing."""
+    spans = {**_everywhere(T0 + 3 * D, T0 + 9 * D), **_everywhere(T0, T0 + 9 * D, "b")}
+    got = _plan(T0, T0 + 5 * D, spans, [("a", T0 + 3600, T0 + 5 * D - 60), ("b", T0 + 4 * D, T0 + 4 * D)])
+    assert got == [Piece("flows", 0, T0, T0 + 3 * D), Piece("protocols_1d", D, T0 + 3 * D, T0 + 5 * D)]
+
+
+def test_a_source_no_level_covers_is_read_from_the_records_and_big_levels_are_not_read():
+    assert _plan(T0, T0 + D, _everywhere(T0, T0 + 9 * D), [("a", T0, T0 + 60), ("new", T0, T0 + 60)]) == \
+        [Piece("flows", 0, T0, T0 + D)]
+    big = {**ROWS, "protocols_1d": 950}         # more than MAX_ROWS_SHARE of the records: the hours
+    assert _plan(T0, T0 + D, _everywhere(T0, T0 + 9 * D), [("a", T0, T0 + 60)], big) == \
+        [Piece("protocols_1h", H, T0, T0 + D)]
