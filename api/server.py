@@ -54,7 +54,8 @@ def build(config: ApiConfig):
 
     if not config.tokens and not config.allow_anonymous:
         raise ApiStartError([NO_TOKENS])
-    service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries)
+    service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries,
+                           config.query_slots)
     server, port = build_server(service, config)
     return service, server, port, create_app(service, config)
 

@@ -17,6 +17,7 @@ import pyarrow.ipc  # noqa: F401
 
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, ddl,
                                 engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
+from schemas.fifo import FifoSemaphore
 from schemas.window_rows import WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
 from sinks.rows import alert_tables
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _ACTIVE: dict[str, object] = {}     # at most one {path: session}
 _LOCK = threading.Lock()
-SESSION_LOCK = threading.Lock()     # one statement at a time into the shared session (threads: API, ingestion)
+SESSION_LOCK = FifoSemaphore(1)     # one statement at a time into the shared session (threads: API, ingestion)
 _WRITES: dict[str, int] = {}        # path -> statements that may have changed data (api/cache.py)
 _READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXISTS", "EXPLAIN")
 
