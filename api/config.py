@@ -60,8 +60,9 @@ class ApiConfig(BaseModel):
     body_timeout_s: float = Field(default=10.0, gt=0)            # a request body, complete (else 408)
     cache_entries: int = Field(default=MAX_ENTRIES, ge=0)        # api/cache.py; 0 turns the cache off
     # Queries computed at once; the others wait their turn, in order (api/service.py). Past the
-    # cores, more only take turns at Python's GIL: on bench_api, 20 clients on 2 cores got
-    # 108-158 requests/s with 8 at once, 183-267 with 2.
+    # cores, more only take turns at Python's GIL: on bench_api's 100M store, 20 clients asking
+    # a dashboard's panels (cache off) on 2 cores got 108-158 requests/s with 8 at once, 192-233
+    # with 2.
     query_slots: int = Field(default=QUERY_SLOTS, ge=1)
     metrics_host: str = "127.0.0.1"                              # Prometheus /metrics (0: none)
     metrics_port: int = Field(default=0, ge=0, le=65535)
