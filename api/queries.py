@@ -158,8 +158,9 @@ MARKS_SQL = marks_sql()
 def used_columns(f: m.Filter, *more) -> set[str]:
     """The record columns a request needs: those it filters on, and `more`; "dst_net" for dst
     when it is only filtered on, with networks no narrower than a dst_nets_* level keeps."""
-    used = {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)}.union(*more)
-    if "dst" in used and "dst" not in set().union(*more) and all(_wide(m.network(n)) for n in f.dst):
+    asked = set().union(*more)
+    used = {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)} | asked
+    if "dst" in used and "dst" not in asked and all(_wide(m.network(n)) for n in f.dst):
         used = used - {"dst"} | {"dst_net"}
     return used
 
@@ -245,7 +246,12 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
                 return cover(a, lo, tiers) + [Piece(table, res, lo, hi)] + cover(hi, b, tiers)
         return cover(a, b, tiers[1:])
 
-    return cover(rng.start_ms // 1000, -(-rng.end_ms // 1000), sorted({r for _, r in usable}, reverse=True))
+    return cover(*seconds(rng), sorted({r for _, r in usable}, reverse=True))
+
+
+def seconds(rng: m.TimeRange) -> tuple[int, int]:
+    """The whole seconds a range's windows start in: [start, end)."""
+    return rng.start_ms // 1000, -(-rng.end_ms // 1000)
 
 
 def plan_name(pieces: list[Piece]) -> tuple[str, int]:

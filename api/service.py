@@ -105,7 +105,7 @@ class QueryService:
         `extents`: the range's, when the caller read them already."""
         candidates = q.rollup_candidates(used, bucket_seconds, base) if used is not None else []
         if not candidates:
-            return [q.Piece(base, 0, rng.start_ms // 1000, -(-rng.end_ms // 1000))]
+            return [q.Piece(base, 0, *q.seconds(rng))]
         marks, rows = self._marks()     # small reads: the roll-ups' spans, the sources' windows in range
         if extents is None:
             extents = self._extents(rng, source)

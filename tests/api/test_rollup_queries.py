@@ -36,9 +36,15 @@ def _raw(svc, req) -> list:
     return q.aggregate_rows(svc.backend.rows(*q.aggregate_flows(req, svc.dialect, "flows"))).groups
 
 
-def _of_cap(req: m.AggregateFlowsRequest) -> m.AggregateFlowsRequest:
-    """The request about this module's source only (another test adds a source no roll-up covers)."""
-    return req.model_copy(update={"filter": req.filter.model_copy(update={"source": "cap"})})
+def _of_cap(req, source: str = "cap"):
+    """The request about one source only (by default this module's: others add sources no
+    roll-up covers)."""
+    return req.model_copy(update={"filter": req.filter.model_copy(update={"source": source})})
+
+
+def _assert_spreaders_as_base(svc, req, got) -> None:
+    for side, sql, params in q.spreaders(req, svc.dialect):
+        assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
 
 
 def _minutes(results) -> m.TimeRange:
@@ -189,8 +195,7 @@ def test_pieces_on_the_1816_server(server_edges, method, body):
 
 
 def _assert_pieces(svc, rng: m.TimeRange, source: str, method: str, body: dict) -> None:
-    req = getattr(m, f"{method}Request")(range=rng, **body)
-    req = req.model_copy(update={"filter": req.filter.model_copy(update={"source": source})})
+    req = _of_cap(getattr(m, f"{method}Request")(range=rng, **body), source)
     call = {"AggregateFlows": svc.aggregate_flows, "QueryHeavyHitters": svc.heavy_hitters,
             "QuerySpreaders": svc.spreaders}[method]
     got = call(req)
@@ -202,8 +207,7 @@ def _assert_pieces(svc, rng: m.TimeRange, source: str, method: str, body: dict) 
     elif method == "QueryHeavyHitters":
         _assert_heavy_as_base(svc, req, got)
     else:
-        for side, sql, params in q.spreaders(req, svc.dialect):
-            assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+        _assert_spreaders_as_base(svc, req, got)
         assert got.sources
 
 
@@ -236,8 +240,7 @@ def test_exact_spreaders_are_counted_from_the_rollup_with_addresses(service, bod
     req = _of_cap(m.QuerySpreadersRequest(range=_minutes(results), limit=1000, **body))
     got = svc.spreaders(req)
     assert got.table == table and got.exact
-    for side, sql, params in q.spreaders(req, svc.dialect, "flows"):
-        assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+    _assert_spreaders_as_base(svc, req, got)       # exact: from the records
     assert got.sources and got.destinations
     sketch = svc.spreaders(_of_cap(m.QuerySpreadersRequest(range=_minutes(results), limit=10)))
     assert sketch.table == "spreaders" and not sketch.exact       # minutes: the sketches' windows
@@ -268,8 +271,7 @@ def test_sketch_spreaders_over_whole_hours_come_from_their_hour_rollup(service):
     req = _of_cap(m.QuerySpreadersRequest(range=_hours(results), limit=m.MAX_LIMIT))
     got = svc.spreaders(req)
     assert got.table == "spreaders_1h" and got.sources and got.destinations
-    for side, sql, params in q.spreaders(req, svc.dialect):
-        assert getattr(got, side) == q.spreader_rows(svc.backend.rows(sql, params)), side
+    _assert_spreaders_as_base(svc, req, got)
     one = got.sources[0].addr
     narrowed = svc.spreaders(req.model_copy(update={"filter": req.filter.model_copy(update={"src": [one]})}))
     assert narrowed.table == "spreaders_1h" and [s.addr for s in narrowed.sources] == [one]
