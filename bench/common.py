@@ -1,8 +1,10 @@
 """Shared by the benchmarks: the generated capture and timing helpers."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -39,19 +41,38 @@ def best_of(runs: int, fn):
     return min(times)
 
 
+# Runs a command and writes its wall and CPU seconds, peak RSS and exit code to a file. A child's
+# peak RSS (ru_maxrss) counts the memory of the process it was forked from: forked from a
+# benchmark holding a generated capture (2 GB), every tool would "peak" at 2 GB. This small process
+# forks it instead (its own ~10 MB is the floor).
+_LAUNCHER = """
+import json, os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t
+with open(sys.argv[1], "w") as f:
+    json.dump([wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)], f)
+"""
+
+
 def run_measured(cmd: list[str], **kw) -> tuple[float, float, int, str]:
     """Wall seconds, CPU seconds (user + system), peak RSS (bytes) and stdout of a child process."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **kw)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as measured:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, measured.name, *cmd], stdout=out, stderr=err, text=True,
+                       check=True, **kw)
+        wall, cpu, rss, code = json.load(measured)
         out.seek(0)
         err.seek(0)
-        if p.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {err.read()[-2000:]}")
-        return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, out.read()
+        if code != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({code}): {err.read()[-2000:]}")
+        return wall, cpu, rss, out.read()
 
 
 def nfdump_run(path: str) -> tuple[float, float, int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dashboards import build
 from schemas import credentials
-from stack.local import DEFAULT_PORTS, HOST, PROMETHEUS_URL
+from stack.defaults import DEFAULT_PORTS, HOST, PROMETHEUS_URL
 
 PLUGIN = build.DS["type"]
 DEFAULT_CLICKHOUSE = f"{HOST}:{DEFAULT_PORTS['clickhouse']}"       # the local stack's native port

@@ -9,9 +9,9 @@ import json
 import sys
 import time
 
-from collectors import synth
 from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, WINDOW_S
-from stack.local import DEFAULT_DIR, DEFAULT_PORTS, PROMETHEUS_URL
+from schemas.credentials import STACK_DIR as DEFAULT_DIR
+from stack.defaults import DEFAULT_PORTS, PROMETHEUS_URL
 from schemas.topics import LOCAL_KAFKA
 
 
@@ -59,7 +59,8 @@ class ServiceHelp(argparse.HelpFormatter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
+    argv = sys.argv[1:] if argv is None else argv
+    p = parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args, extra = p.parse_known_args(argv)
     if extra:       # a mistyped option: the subcommand's usage, not the top level's
         p.subcommands[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
@@ -71,11 +72,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; `only`: just that subcommand's options (start-up: building all of them
+    costs ~12 ms, importing what their defaults come from more)."""
     p = argparse.ArgumentParser(prog="netspectra", description="Network-traffic analytics at line rate.")
     sub = p.add_subparsers(dest="cmd", required=True)
     p.subcommands = sub.choices
+    for name, add in SUBCOMMANDS.items():
+        if only in (None, name):
+            add(sub)
+    return p
 
+
+def _add_synth(sub) -> None:
+    from collectors import synth
     s = sub.add_parser("synth", help="write a synthetic capture with planted heavy hitters, spreaders, scans, floods")
     s.add_argument("out", help="capture file to write (pcap)")
     for name, field in synth.SynthConfig.__dataclass_fields__.items():
@@ -83,12 +93,16 @@ def parser() -> argparse.ArgumentParser:
                        dest=name, help=f"(default {field.default})",
                        choices=list(synth.FRAME_SIZES) if name == "sizes" else None)
 
+
+def _add_decode(sub) -> None:
     d = sub.add_parser("decode", help="print one row per packet of a capture")
     d.add_argument("pcap", help="capture file (pcap or pcapng)")
     d.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="row format (default csv)")
     d.add_argument("--limit", type=int, default=0, help="stop after N packets (0 = all)")
     d.add_argument("--summary", action="store_true", help="print only totals and error counts (JSON)")
 
+
+def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="windowed flow, heavy-hitter and spread analysis of a capture (Bytewax + chDB)")
     a.add_argument("pcap", help="capture file (pcap or pcapng)")
     a.add_argument("--window", type=float, default=WINDOW_S,
@@ -108,10 +122,14 @@ def parser() -> argparse.ArgumentParser:
                    f"beyond, the heaviest are kept and the rest counted and sketched (default {MAX_FLOWS:,}, 0 = no limit)")
     a.add_argument("--rules", metavar="FILE", help="detection rules (YAML or JSON; default: the built-in rules)")
 
+
+def _add_rules(sub) -> None:
     r = sub.add_parser("rules", help="check a detection rules file and print the rules in effect")
     r.add_argument("action", choices=["check"], help="check: validate the file (exit 2 on errors) and print the rules")
     r.add_argument("file", nargs="?", help="rules file (YAML or JSON); without it, the built-in rules")
 
+
+def _add_api(sub) -> None:
     api = sub.add_parser("api", help="serve the query API: gRPC and HTTP/JSON (with Grafana endpoints)",
                           formatter_class=functools.partial(ServiceHelp, model=MODELS["api"]))
     service_options(api, "api")
@@ -125,6 +143,8 @@ def parser() -> argparse.ArgumentParser:
                      help="no tokens: everyone may read (trials only)")
     api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
+
+def _add_sql(sub) -> None:
     q = sub.add_parser("sql", help="run a query against a store: a chDB directory or a ClickHouse server "
                        "(the *_text views show addresses as text)")
     q.add_argument("--store", required=True, help="chDB directory written by analyze --store, or "
@@ -133,6 +153,8 @@ def parser() -> argparse.ArgumentParser:
                    "on a server one of PrettyCompact, TSV, CSV, JSONEachRow)")
     q.add_argument("query", help="SQL, e.g. \"SELECT count() FROM netspectra.flows\"")
 
+
+def _add_grafana(sub) -> None:
     g = sub.add_parser("grafana", help="write Grafana provisioning: the ClickHouse and Prometheus datasources "
                        "and the NetSpectra dashboards")
     g.add_argument("--out", default="grafana", help="directory to write (default grafana)")
@@ -143,6 +165,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--password", help="ClickHouse password (default: from the credentials)")
     g.add_argument("--prometheus", default=PROMETHEUS_URL, help=f"Prometheus URL (default {PROMETHEUS_URL})")
 
+
+def _add_collect(sub) -> None:
     c = sub.add_parser("collect", help="decode packets and publish them to Kafka, partitioned by flow",
                         formatter_class=functools.partial(ServiceHelp, model=MODELS["collect"]))
     service_options(c, "collect")
@@ -183,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--metrics-hold-s", type=float, help="serve the final metrics this long after the capture "
                    "ends, for a last scrape")
 
+
+def _add_engine(sub) -> None:
     e = sub.add_parser("engine", help="run the window dataflow on a Kafka topic (a Bytewax process of the engine cluster)",
                         formatter_class=functools.partial(ServiceHelp, model=MODELS["engine"]))
     service_options(e, "engine")
@@ -235,6 +261,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port; process i of a "
                    "cluster on one host uses port + i (default 0: none)")
 
+
+def _add_stack(sub) -> None:
     k = sub.add_parser("stack", help="start/stop a local Kafka (Tansu), Redis and ClickHouse on 127.0.0.1")
     k.add_argument("action", choices=["up", "down", "status"], help="start, stop, or list the services")
     k.add_argument("--dir", default=str(DEFAULT_DIR),
@@ -243,7 +271,11 @@ def parser() -> argparse.ArgumentParser:
     for svc, port in DEFAULT_PORTS.items():
         k.add_argument(f"--{svc.replace('_', '-')}-port", type=int, help=f"port of {svc} on 127.0.0.1 (default {port})")
 
-    return p
+
+# Subcommand -> what adds its options, in the order --help lists them.
+SUBCOMMANDS = {"synth": _add_synth, "decode": _add_decode, "analyze": _add_analyze, "rules": _add_rules, "api": _add_api,
+               "sql": _add_sql, "grafana": _add_grafana, "collect": _add_collect, "engine": _add_engine,
+               "stack": _add_stack}
 
 
 # flag -> config field, where they differ; a flag left out (None) keeps the file's value
@@ -302,6 +334,7 @@ def service_options(p: argparse.ArgumentParser, service: str) -> None:
 
 
 def cmd_synth(args) -> int:
+    from collectors import synth
     cfg = synth.SynthConfig(**{k: getattr(args, k) for k in synth.SynthConfig.__dataclass_fields__})
     t = time.perf_counter()
     truth = synth.write(args.out, cfg)

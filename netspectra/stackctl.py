@@ -5,13 +5,14 @@ import sys
 from pathlib import Path
 
 from stack import local
+from stack.defaults import DEFAULT_PORTS
 
 
 def cmd_stack(args) -> int:
     d = Path(args.dir)
     try:
         if args.action == "up":
-            ports = {k: getattr(args, f"{k}_port") for k in local.DEFAULT_PORTS if getattr(args, f"{k}_port")}
+            ports = {k: getattr(args, f"{k}_port") for k in DEFAULT_PORTS if getattr(args, f"{k}_port")}
             services = local.up(d, ports=ports, clickhouse=not args.no_clickhouse)
         elif args.action == "down":
             print("stopped: " + (", ".join(local.down(d)) or "nothing was running"))

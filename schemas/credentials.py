@@ -20,9 +20,7 @@ give Redis a URL: rediss://USER:PASSWORD@host:6380 (an ACL user, TLS). docs/live
 from __future__ import annotations
 
 import json
-import logging
 import os
-import secrets
 from pathlib import Path
 
 ENV = "NETSPECTRA_CREDENTIALS"
@@ -64,6 +62,7 @@ def ensure(path: Path, addresses: dict[str, str]) -> dict[str, dict]:
     except (OSError, ValueError):
         entries = {}
     missing = [a for a in addresses if a not in entries]
+    import secrets      # here, not at the top: every command imports this module for its paths
     for address in missing:
         user = addresses[address]
         entries[address] = {"password": secrets.token_urlsafe(24), **({"user": user} if user else {})}
@@ -102,6 +101,8 @@ def redis_client(address: str, **kw):
 
 def clickhouse_client(address: str, **kw):
     """A clickhouse_driver Client for host:port, logged in as the user known for it (else default)."""
+    import logging
+
     from clickhouse_driver import Client
     # The driver logs every failed connection attempt with a traceback; callers report their own
     # one line (schemas/probes.py at start, sinks/retry.py while retrying).

@@ -30,10 +30,7 @@ from pathlib import Path
 from schemas import credentials
 from schemas.credentials import STACK_DIR as DEFAULT_DIR
 from schemas.probes import clickhouse_problem, kafka_problem, redis_problem
-
-HOST = "127.0.0.1"
-DEFAULT_PORTS = {"kafka": 19092, "redis": 16379, "clickhouse": 19000, "clickhouse_http": 18123}
-PROMETHEUS_URL = f"http://{HOST}:9090"      # not started by the stack: Prometheus's own default, for Grafana
+from stack.defaults import DEFAULT_PORTS, HOST
 
 
 @dataclass
