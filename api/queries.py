@@ -132,7 +132,8 @@ class Sql:
         self.where.append(f"{col} = {self.param(value, typ)}")
 
     def filters(self, r: m.TimeRange, f: m.Filter, columns: set[str] | None = None) -> None:
-        """The time range, then the filter; `columns` limits which filter fields may be used."""
+        """The time range (first: where_sql may leave it out), then the filter; `columns` limits
+        which filter fields may be used."""
         self.where.append(self.dialect.range_sql(r, self.params))
         if f.source:
             self.equals("source", f.source, "String")
@@ -147,8 +148,9 @@ class Sql:
         self.int_in("proto", f.proto, "UInt8")
         self.int_in("vlan", f.vlan, "UInt16")
 
-    def where_sql(self) -> str:
-        return " AND ".join(self.where)
+    def where_sql(self, without_range: bool = False) -> str:
+        """The conditions; `without_range`: all but the time range (pieces that bound themselves)."""
+        return " AND ".join(self.where[1:] if without_range else self.where) or "1"
 
 
 # ---- roll-ups: the coarsest table that answers exactly (sinks/rollups.py keeps them) ----------
@@ -193,25 +195,41 @@ ROWS_SQL = (f"SELECT table, sum(rows) FROM system.parts WHERE database = '{DATAB
             f"AND table IN ({', '.join(repr(t) for t in (*dict.fromkeys(r.base for r in ROLLUPS.values()), *ROLLUPS))}) "
             f"GROUP BY table")
 MAX_ROWS_SHARE = 0.9    # a roll-up is read only if it holds at most this share of the records' rows
+# What one more table read costs, in rows read: ~2 ms each on chDB (a query's parts, FINAL,
+# its branch of the statement), about what 100k rows of a minute level take.
+READ_ROWS = 100_000
 
 
 class Piece(NamedTuple):
-    """A part of a range, [start_s, end_s), read from one table (res: its resolution, 0 the base)."""
+    """A part of a range, [start_s, end_s), read from one table (res: its resolution, 0 the base);
+    sign -1: subtracted (a bucket's part outside the range, see plan)."""
     table: str
     res: int
     start_s: int
     end_s: int
+    sign: int = 1
+
+
+def _negated(pieces: list[Piece]) -> list[Piece]:
+    return [p._replace(sign=-p.sign) for p in pieces]
 
 
 def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tuple], rows: dict[str, int],
-         rng: m.TimeRange, base: str = "flows") -> list[Piece]:
+         rng: m.TimeRange, base: str = "flows", subtract: bool = False) -> list[Piece]:
     """The range cut into pieces, each from the coarsest candidate whose buckets lie whole inside
-    it and whose span covers every window there of every source (`extents`: extent_sql's rows),
-    the rest (the edges, and what no level covers yet: the newest windows) from finer levels and
-    last from `base` itself. A month of whole hours reads days and the edges' hours; the answer
-    is the base table's own, exact and current. A candidate no smaller than its base (traffic
-    whose every record is its own key, a spoofed flood, rolls up to as many rows: reading those
-    would only cost more) is left out."""
+    it, whose span covers every window there of every source (`extents`: extent_sql's rows) and
+    that reads no more rows than finer levels would (each table's rows per second: `rows` over
+    what it spans), the rest (the edges, and what no level covers yet: the newest windows) from
+    finer levels and last from `base` itself. A month of whole hours reads days and the edges'
+    hours; the answer is the base table's own, exact and current. A candidate no smaller than
+    its base (traffic whose every record is its own key, a spoofed flood, rolls up to as many
+    rows: reading those would only cost more) is left out.
+
+    `subtract` (sums only, no time buckets, a range on whole seconds): a part of a bucket may be
+    read as the whole bucket minus what lies outside the range (pieces of sign -1), when that
+    reads fewer rows, READ_ROWS counted for each table read. 23 hours of a day are then the day
+    less one hour, a minute-aligned hour the hour it starts in less minutes and the next one's
+    first minutes."""
     spans = {(lvl, src): (int(a), int(b)) for lvl, src, a, b in marks}
     usable = [(t, res) for t, res in candidates if rows.get(t, 0) <= MAX_ROWS_SHARE * rows.get(base, 0)]
     windows = [(int(f), int(la), src) for src, f, la in extents]
@@ -233,6 +251,24 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
                 hi = min(hi, until // res * res)
         return lo, hi
 
+    spanned: dict[str, int] = {}        # seconds each level covers, summed over sources
+    for (lvl, _), (a, b) in spans.items():
+        spanned[lvl] = spanned.get(lvl, 0) + b - a
+
+    finest = min(ROLLUPS, key=lambda lvl: (ROLLUPS[lvl].base != base, ROLLUPS[lvl].res, -spanned.get(lvl, 0)))
+
+    def density(table: str) -> float:
+        """Rows per second of what the table spans (a cost estimate; the base spans about what
+        its finest level does, whose buckets hug its windows best)."""
+        return rows.get(table, 0) / max(spanned.get(finest if table == base else table, 0), 1)
+
+    def rows_read(pieces: list[Piece]) -> float:
+        return sum(density(p.table) * (p.end_s - p.start_s) for p in pieces)
+
+    def cost(pieces: list[Piece]) -> float:
+        """Rows read, and READ_ROWS for each table read (read_from reads each table once)."""
+        return rows_read(pieces) + READ_ROWS * len({(p.table, p.sign) for p in pieces})
+
     def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
         if a >= b:
             return []
@@ -242,11 +278,37 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
         ia, ib = -(-a // res) * res, b // res * res
         for table in (t for t, r in usable if r == res and ia < ib):
             lo, hi = covered(table, res, ia, ib)
-            if lo < hi:
+            # a coarser level is not always smaller: a week of one family can hold more rows
+            # than the days of another (the totals' days: 60 rows a month)
+            if lo < hi and rows_read([Piece(table, res, lo, hi)]) <= rows_read(cover(lo, hi, tiers[1:])):
                 return cover(a, lo, tiers) + [Piece(table, res, lo, hi)] + cover(hi, b, tiers)
+        if subtract and ia == ib:               # across one bucket edge: two partial buckets
+            return partial(a, ia, tiers) + partial(ia, b, tiers)
+        if subtract and ia > ib:                # inside one bucket
+            return partial(a, b, tiers)
         return cover(a, b, tiers[1:])
 
-    return cover(*seconds(rng), sorted({r for _, r in usable}, reverse=True))
+    def partial(a: int, b: int, tiers: list[int]) -> list[Piece]:
+        """[a, b) inside one bucket of tiers[0]: from finer levels, or as that bucket less the rest."""
+        direct = cover(a, b, tiers[1:])
+        if a >= b:
+            return direct
+        res = tiers[0]
+        oa = a // res * res
+        for table in (t for t, r in usable if r == res):
+            if covered(table, res, oa, oa + res) == (oa, oa + res):
+                whole = ([Piece(table, res, oa, oa + res)] + _negated(cover(oa, a, tiers[1:]))
+                         + _negated(cover(b, oa + res, tiers[1:])))
+                return whole if cost(whole) < cost(direct) else direct
+        return direct
+
+    out: list[Piece] = []
+    for p in cover(*seconds(rng), sorted({r for _, r in usable}, reverse=True)):
+        if out and out[-1][:2] == p[:2] and out[-1].sign == p.sign and out[-1].end_s == p.start_s:
+            out[-1] = out[-1]._replace(end_s=p.end_s)         # one range, not two (a read's bounds)
+        else:
+            out.append(p)
+    return out
 
 
 def seconds(rng: m.TimeRange) -> tuple[int, int]:
@@ -271,6 +333,14 @@ def one_table(table: str | list[Piece]) -> str | list[Piece]:
     return table[0].table if isinstance(table, list) and len(table) == 1 else table
 
 
+SIGNED_SUMS = ("packets", "bytes", "flows")      # what a piece of sign -1 subtracts (AggregateFlows)
+
+
+def is_signed(table: str | list[Piece]) -> bool:
+    """Whether a plan subtracts (reads buckets beyond the range: the pieces bound themselves)."""
+    return not isinstance(table, str) and any(p.sign < 0 for p in table)
+
+
 def read_from(table: str | list[Piece], where: str, columns: list[str]) -> str:
     """A query's "FROM ... WHERE": one table, or the pieces of a plan, each read for its part of
     the range (`columns`: what the query reads; the records count one flow each)."""
@@ -278,10 +348,20 @@ def read_from(table: str | list[Piece], where: str, columns: list[str]) -> str:
     if isinstance(table, str):
         return f"{DATABASE}.{table} FINAL WHERE {where}"
     parts = []
+    signed = is_signed(table)
+    reads: dict[tuple[str, int], list[Piece]] = {}      # one read per table and sign: each costs ~2 ms
     for p in table:
-        cols = ", ".join("toUInt64(1) AS flows" if c == "flows" and p.table == "flows" else c for c in columns)
-        parts.append(f"SELECT {cols} FROM {DATABASE}.{p.table} FINAL WHERE {where} "
-                     f"AND window_start >= toDateTime({p.start_s}, 'UTC') AND window_start < toDateTime({p.end_s}, 'UTC')")
+        reads.setdefault((p.table, p.sign), []).append(p)
+    for (name, sign), pieces in reads.items():
+        cols = []
+        for c in columns:
+            v = "toUInt64(1)" if c == "flows" and name == "flows" else c
+            if signed and c in SIGNED_SUMS:
+                v = f"{'-' if sign < 0 else ''}toInt64({v})"
+            cols.append(v if v == c else f"{v} AS {c}")
+        spans = " OR ".join(f"(window_start >= toDateTime({p.start_s}, 'UTC') AND window_start < toDateTime({p.end_s}, 'UTC'))"
+                            for p in pieces)
+        parts.append(f"SELECT {', '.join(cols)} FROM {DATABASE}.{name} FINAL WHERE {where} AND ({spans})")
     return "(" + " UNION ALL ".join(parts) + ")"
 
 
@@ -325,9 +405,13 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[
     select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl" if table == "flows" else "sum(flows) AS fl"]
     order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
     limit = m.limit_of(req.limit)
-    sql = f"SELECT {', '.join(select)} FROM {read_from(table, q.where_sql(), ['window_start', *dims, *_values('flows')])}"
+    signed = is_signed(table)
+    sql = (f"SELECT {', '.join(select)} FROM "
+           f"{read_from(table, q.where_sql(without_range=signed), ['window_start', *dims, *_values('flows')])}")
     if group:
         sql += f" GROUP BY {', '.join(group)}"
+        if signed:          # a key only in what is subtracted sums to nothing (every record has packets)
+            sql += " HAVING pk != 0"
     if req.bucket_seconds and dims:
         sql += f" ORDER BY bucket_ms, {order} DESC LIMIT {limit} BY bucket_ms"
     elif req.bucket_seconds:

@@ -83,8 +83,11 @@ class QueryService:
             if q.may_exceed_buckets(req):       # then count them where there are windows (a small read)
                 extents = self._extents(req.range, req.filter.source)
                 q.check_buckets(req, extents)
+            # sums without time buckets may subtract (api/queries.py plan): on whole seconds only,
+            # as the pieces then tile the range exactly without its own (millisecond) bounds
+            subtract = not req.bucket_seconds and req.range.start_ms % 1000 == 0 and req.range.end_ms % 1000 == 0
             pieces = self._plan(q.used_columns(req.filter, req.group_by), req.range, req.filter.source,
-                                req.bucket_seconds, extents=extents)
+                                req.bucket_seconds, extents=extents, subtract=subtract)
             return q.aggregate_rows(self.backend.rows(*q.aggregate_flows(req, self.dialect, pieces)),
                                     *q.plan_name(pieces))
         return self._cached(req, compute)
@@ -98,18 +101,25 @@ class QueryService:
                                        lambda: self.backend.rows(*q.extent_sql(rng, source, self.dialect)))
 
     def _plan(self, used: set[str] | None, rng: m.TimeRange, source: str, bucket_seconds: int = 0,
-              base: str = "flows", extents: list[tuple] | None = None) -> list[q.Piece]:
+              base: str = "flows", extents: list[tuple] | None = None, subtract: bool = False) -> list[q.Piece]:
         """Where to read `base` from over the range: itself, or its smallest roll-ups that answer
         exactly, piece by piece (api/queries.py plan). `used`: the record columns read (None:
         no records are read; ignored for the sketch tables, whose levels keep what is read).
-        `extents`: the range's, when the caller read them already."""
+        `extents`: the range's, when the caller read them already. `subtract`: see plan; the
+        extents then reach the coarsest level's bucket edges around the range, whose windows
+        outside the range the pieces read too."""
         candidates = q.rollup_candidates(used, bucket_seconds, base) if used is not None else []
         if not candidates:
             return [q.Piece(base, 0, *q.seconds(rng))]
         marks, rows = self._marks()     # small reads: the roll-ups' spans, the sources' windows in range
-        if extents is None:
+        if subtract:
+            coarsest = max(res for _, res in candidates)
+            a, b = q.seconds(rng)
+            extents = self._extents(m.TimeRange(start_ms=a // coarsest * coarsest * 1000,
+                                                end_ms=-(-b // coarsest) * coarsest * 1000), source)
+        elif extents is None:
             extents = self._extents(rng, source)
-        return q.plan(candidates, marks, extents, rows, rng, base)
+        return q.plan(candidates, marks, extents, rows, rng, base, subtract)
 
     def _marks(self) -> tuple[list[tuple], dict[str, int]]:
         """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again

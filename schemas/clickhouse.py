@@ -73,6 +73,9 @@ ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(360
            "dst_ports_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS), "dst_ports_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS),
            "dst_nets_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS, dst_net=True),
            "dst_nets_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS, dst_net=True),
+           # weeks (from the epoch: Thursdays): a network's answers go to ~60k ephemeral ports a
+           # day, which do not fold into days; a month of days would be 1.8M rows, of weeks 260k
+           "dst_nets_1w": Rollup(7 * 86400, 1830, DST_PORT_DIMENSIONS, dst_net=True),
            # the sketches' per-window results (their estimates summed, their largest spread kept)
            "heavy_hitters_1h": Rollup(3600, 400, HH_DIMENSIONS, "heavy_hitters"),
            "heavy_hitters_1d": Rollup(86400, 1830, HH_DIMENSIONS, "heavy_hitters"),

@@ -57,3 +57,40 @@ def test_a_source_no_level_covers_is_read_from_the_records_and_big_levels_are_no
     big = {**ROWS, "protocols_1d": 950}         # more than MAX_ROWS_SHARE of the records: the hours
     assert _plan(T0, T0 + D, _everywhere(T0, T0 + 9 * D), [("a", T0, T0 + 60)], big) == \
         [Piece("protocols_1h", H, T0, T0 + D)]
+
+
+def _subtracting(start: int, end: int, spans: dict, extents: list) -> list[Piece]:
+    """A plan that may subtract, over tables large enough that rows, not reads, decide."""
+    marks = [(lvl, src, a, b) for (lvl, src), (a, b) in spans.items()]
+    return q.plan(CANDIDATES, marks, extents, {t: n * 10**6 for t, n in ROWS.items()},
+                  m.TimeRange(start_ms=start * 1000, end_ms=end * 1000), subtract=True)
+
+
+def test_most_of_a_bucket_is_the_bucket_less_the_rest_when_that_reads_less():
+    """23 hours of a day: the day less its first hour (100k + 42k rows and two reads, against
+    958k rows and one read). A minute-aligned hour: the hour it starts in less its first 5
+    minutes, then the next hour's first 5 minutes as they are."""
+    spans = _everywhere(T0, T0 + 10 * D)
+    assert _subtracting(T0 + H, T0 + D, spans, [("a", T0, T0 + 2 * D)]) == \
+        [Piece("protocols_1d", D, T0, T0 + D), Piece("protocols_1h", H, T0, T0 + H, -1)]
+    assert _subtracting(T0 + 300, T0 + H + 300, spans, [("a", T0, T0 + 2 * D)]) == \
+        [Piece("protocols_1h", H, T0, T0 + H), Piece("protocols_1m", 60, T0, T0 + 300, -1),
+         Piece("protocols_1m", 60, T0 + H, T0 + H + 300)]
+    # without `subtract` (buckets asked for, or other than sums): the parts as they are
+    assert _plan(T0 + H, T0 + D, spans, [("a", T0, T0 + 2 * D)]) == [Piece("protocols_1h", H, T0 + H, T0 + D)]
+
+
+def test_a_subtraction_that_saves_fewer_rows_than_its_reads_cost_is_not_made():
+    """Small tables: each read costs more than the rows subtraction saves (READ_ROWS)."""
+    spans = _everywhere(T0, T0 + 10 * D)
+    marks = [(lvl, src, a, b) for (lvl, src), (a, b) in spans.items()]
+    assert q.plan(CANDIDATES, marks, [("a", T0, T0 + 2 * D)], ROWS, m.TimeRange(start_ms=(T0 + H) * 1000,
+                  end_ms=(T0 + D) * 1000), subtract=True) == [Piece("protocols_1h", H, T0 + H, T0 + D)]
+
+
+def test_a_bucket_is_subtracted_from_only_where_its_level_covers_it_whole():
+    """The day level begins at 02:00 of day 0 for source a (whose windows start at 00:00): day 0
+    is not a day of that level, so 23 hours of it come from the hours."""
+    spans = {**_everywhere(T0, T0 + 10 * D), ("protocols_1d", "a"): (T0 + 2 * H, T0 + 10 * D)}
+    assert _subtracting(T0 + H, T0 + D, spans, [("a", T0, T0 + 2 * D)]) == \
+        [Piece("protocols_1h", H, T0 + H, T0 + D)]
