@@ -16,7 +16,7 @@ PEER_COMMANDS := pmacctd tshark nfpcapd tcpreplay ip redis-server clickhouse-ser
   prometheus chromium
 OUT := out
 
-.PHONY: all demo test stress deps venv bench clean
+.PHONY: all demo test stress deps venv kernels bench clean
 
 all: test
 
@@ -29,6 +29,11 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The decode, flow-table and sketch kernels compiled ahead of time (schemas/aot.py: ~10 s, then a
+# no-op while their source is unchanged): a command starts without numba's ~0.4 s.
+kernels: venv
+	@$(BIN)/python -m schemas.aot
+
 deps:
 	@missing=""; for c in $(PEER_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
@@ -39,21 +44,21 @@ deps:
 	  service prometheus-node-exporter stop >/dev/null 2>&1 || true; \
 	fi
 
-test: deps venv
+test: deps venv kernels
 	$(BIN)/python -m pytest tests
 
 # Every fault scenario of the live pipeline STRESS_RUNS times, with the 60 s outages (not in `make test`).
 STRESS_RUNS ?= 10
-stress: deps venv
+stress: deps venv kernels
 	NETSPECTRA_STRESS_RUNS=$(STRESS_RUNS) NETSPECTRA_STRESS_LONG=1 $(BIN)/python -m pytest -ra tests/flows/test_engine_faults.py
 
-demo: venv
+demo: venv kernels
 	@mkdir -p $(OUT)
 	$(BIN)/netspectra synth $(OUT)/demo.pcap --packets 500000 --vlan 0.05 --ipv6 0.1 --fragments 0.02 --syn-flood 20000
 	$(BIN)/netspectra analyze $(OUT)/demo.pcap --window 10 --store $(OUT)/store --export $(OUT)/tables
 	$(BIN)/netspectra sql --store $(OUT)/store "SELECT window_start, packets, bytes, flows FROM netspectra.window_totals FINAL ORDER BY window_start"
 
-bench: deps venv
+bench: deps venv kernels
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_analyze.py
 	$(BIN)/python bench/bench_engine.py
@@ -65,4 +70,4 @@ bench: deps venv
 	$(BIN)/python bench/bench_alerts.py
 
 clean:
-	rm -rf $(VENV) $(OUT) bench/out
+	rm -rf $(VENV) $(OUT) bench/out schemas/_kernels*.so

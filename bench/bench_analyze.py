@@ -7,14 +7,16 @@ runs, interleaved and best of --runs:
   - `nfpcapd -r FILE` (flow export to files) then `nfdump -R DIR -s srcip/bytes` (top talkers);
   - `pmacctd` reading FILE, aggregating per 5-tuple with the print plugin.
 Start-up is measured the same way for every tool: its wall time on a 1,000-packet capture (for
-us: interpreter, imports, numba and its cache: the kernels compiled, as for a large capture). Every tool gets a row with and without its own
+us: interpreter, imports and the kernels built ahead of time, as for a large capture: schemas/aot.py). Every tool gets a row with and without its own
 start-up, and its CPU time; ratios are given all three ways (pmacctd's wall time is mostly its
 own waiting, so its CPU ratio is the fair one). A peer that is not installed is said so, not
 left out silently. Peak RSS is each child's maxrss. Then a small capture
 (../shared/pcaps/ppp_DnsPackets.pcap, 464 packets) against `tshark -r FILE -q -z conv,ip`, paired
 runs, median of --runs + 2: start-up is all there is to it. The project's modules are compiled to
 bytecode first, as pip leaves an installed package (an editable install is not compiled, and with
-PYTHONDONTWRITEBYTECODE set, as on this machine, every run would compile them again: ~40 ms).
+PYTHONDONTWRITEBYTECODE set, as on this machine, every run would compile them again: ~40 ms), and
+the kernels are built ahead of time (`make kernels`; --jit numba measures numba compiling them
+from its cache at run time instead: ~0.35 s more).
 
     python bench/bench_analyze.py [--packets 2000000] [--runs 3] [--window 10] [--no-pmacct]
 """
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +42,7 @@ SHARED_LARGE = ROOT.parent / "shared" / "pcaps" / "merged_public_large_162k.pcap
 
 
 WINDOW = 10.0
+JIT = "aot"
 
 
 def analyze_cmd(path: str, window: float | None = None) -> list[str]:
@@ -60,9 +64,9 @@ PEERS = {"nfpcapd -r + nfdump": ("nfpcapd", "nfdump"), "pmacctd": ("pmacctd",)}
 
 def run_tool(name: str, path: str, compiled: bool = False) -> tuple[float, float, int, str]:
     """(wall s, CPU s, peak RSS bytes, stdout) of one tool on one capture. `compiled`: our
-    kernels compiled by numba even for a small capture (the start-up a large one pays)."""
+    kernels compiled even for a small capture (the start-up a large one pays)."""
     if name == "netspectra analyze":
-        env = {**os.environ, JIT_ENV: "numba"} if compiled else None
+        env = {**os.environ, JIT_ENV: JIT} if compiled or JIT == "numba" else None
         return run_measured(analyze_cmd(path), cwd=ROOT, env=env)
     if name == "nfpcapd -r + nfdump":
         return (*nfdump_run(path), "")
@@ -138,16 +142,20 @@ def compile_bytecode() -> None:
 
 
 def main() -> int:
-    global WINDOW
+    global WINDOW, JIT
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=float, default=WINDOW, help="analyze --window (0: one window)")
     ap.add_argument("--no-pmacct", action="store_true", help="leave out pmacctd (75 s a run on 2M packets)")
     ap.add_argument("--dir", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--jit", choices=("aot", "numba"), default="aot",
+                    help="the kernels built ahead of time (schemas/aot.py) or compiled by numba at run time")
     args = ap.parse_args()
-    WINDOW = args.window
+    WINDOW, JIT = args.window, args.jit
     compile_bytecode()
+    if JIT == "aot":                 # in a child: the build compiles the kernels' modules with numba
+        subprocess.run([sys.executable, "-m", "schemas.aot"], cwd=ROOT, check=True)
     tiny = os.path.join(args.dir, "startup_1000.pcap")
     os.makedirs(args.dir, exist_ok=True)
     if not os.path.exists(tiny):

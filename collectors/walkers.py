@@ -46,7 +46,7 @@ def _u32(buf, p, big):
             | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["UniTuple(i8, 3)(u1[::1], i8, b1, b1, i8[::1], i8[::1], i8[::1], i8[::1])"])
 def walk_pcap(buf, pos, big, nanos, off, caplen, wirelen, ts):
     """Walk classic pcap records from `pos` until the output arrays are full or the file ends.
 
@@ -93,7 +93,7 @@ def _ts_to_ns(hi, lo, mul, div, binexp, tsoff, err):
     return ns + tsoff * np.int64(1_000_000_000)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["UniTuple(i8, 3)(u1[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])"])
 def walk_pcapng(buf, pos, state, if_link, if_mul, if_div, if_bin, if_snap, if_tsoff,
                 off, caplen, wirelen, ts, iface, err):
     """Walk pcapng blocks. Interface tables persist across calls in the if_* arrays.

@@ -62,7 +62,7 @@ def _coupon(v, mask):
     return h1 & mask, lz + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["u1[::1](i8[::1], i8[::1], i8, i8)"])
 def _registers(groups, values, n_groups, lg_k):
     k = 1 << lg_k
     mask = np.uint64(k - 1)
@@ -75,7 +75,7 @@ def _registers(groups, values, n_groups, lg_k):
     return regs
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["Tuple((i8[::1], u1[::1]))(i8[::1], i8)"])
 def _coupons(values, lg_k):
     mask = np.uint64((1 << lg_k) - 1)
     slot = np.empty(len(values), np.int64)

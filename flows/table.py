@@ -31,7 +31,7 @@ def _open_table(n):
     return np.uint64(cap - 1), np.full(cap, -1, np.int64), np.empty(n, np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["UniTuple(i8[::1], 2)(u8[::1], u8[:, ::1])"])
 def _hash_groups(h, keys):
     """Group id of each row (groups numbered by first row) and each group's first row: open
     addressing on the 64-bit hash, the whole key compared on every hit (collisions cost a probe)."""
@@ -63,7 +63,7 @@ def _hash_groups(h, keys):
     return ids, rep[:ng]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["UniTuple(i8[::1], 2)(i8[::1], i8)"])
 def _counting_order(ids, ng):
     """Rows ordered by group id (stable), and each group's start in that order."""
     starts = np.zeros(ng + 1, np.int64)
@@ -118,7 +118,7 @@ def top_by(weights: np.ndarray, words: np.ndarray, n: int) -> np.ndarray:
     return np.lexsort((words[:, 1], words[:, 0], -weights.astype(np.int64)))[:n]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["i8(i8[::1], i8)", "u8(u8[::1], i8)"])
 def _select(a, k):
     """The k-th smallest value (0-based) of a copy of `a`: quickselect with a three-way split, so
     runs of equal values (a flood's millions of one-packet hosts) cost one pass, where
@@ -170,7 +170,8 @@ def window_starts(ts_ns: np.ndarray, window_ns: int) -> np.ndarray:
     return ts_ns - ts_ns % window_ns
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["Tuple((i8, i8[::1], u8[::1], u8[::1], i8[::1], i8[::1], u2[::1]))(u8[::1], i8[::1], "
+                                    "u8[:, ::1], u8[:, ::1], u8[::1], u8[::1], u8[::1], i8[::1], i8[::1], u2[::1])"])
 def _aggregate_rows(key, window, src, dst, pp, packets, nbytes, first_ns, last_ns, flags):
     """Hash aggregation (open addressing on the 64-bit key hash, full key compared on every hit,
     so a hash collision only costs a probe). One pass, ~15 ns a row."""

@@ -55,7 +55,7 @@ def pp_proto(pp: np.ndarray) -> np.ndarray:
     return (pp & np.uint64(0xFF)).astype(np.uint8)
 
 
-@vectorize(["uint64(uint64, uint64)"], cache=True, nopython=True)
+@vectorize(["uint64(uint64, uint64)"], aot="void(u8[::1], u8[:], u8[::1])", cache=True, nopython=True)
 def _step(h, c):
     # one column into the hash, then the splitmix64 finaliser: every input bit affects every output
     # bit. Compiled as a ufunc: one pass over memory per column (numpy needed eight).

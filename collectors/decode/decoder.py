@@ -21,9 +21,18 @@ from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LA
                                   STATUS_ZERO_LENGTH, L7Table, PacketBatch)
 
 FRAGMENT_TABLE_SIZE = 65536   # datagrams remembered for fragment attribution (oldest evicted first)
-_DNS_UDP = np.array(P.DNS_UDP_PORTS)
-_DNS_TCP = np.array(P.DNS_TCP_PORTS)
-_PORT_PROTOS = np.array(P.PORT_PROTOCOLS)
+
+
+def _lookup(values, size: int) -> np.ndarray:
+    """A table indexed by port or protocol number: one gather where np.isin sorts (~4x slower)."""
+    t = np.zeros(size, bool)
+    t[list(values)] = True
+    return t
+
+
+_DNS_UDP = _lookup(P.DNS_UDP_PORTS, 65536)
+_DNS_TCP = _lookup(P.DNS_TCP_PORTS, 65536)
+_PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
 
 
 class FragmentTable:
@@ -156,7 +165,7 @@ class Decoder:
 
         sport = np.zeros(rows.size, np.int64)
         dport = np.zeros(rows.size, np.int64)
-        wants_ports = np.isin(proto, _PORT_PROTOS) & first_part
+        wants_ports = _PORT_PROTOS[proto] & first_part
         has_ports = wants_ports & ip.l4_ok & (l4 + 4 <= rend)
         i = np.nonzero(has_ports)[0]
         sport[i] = u16(buf, l4[i])
@@ -196,7 +205,7 @@ class Decoder:
             self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7)
 
     def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder") -> None:
-        udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (np.isin(sport, _DNS_UDP) | np.isin(dport, _DNS_UDP)) \
+        udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (_DNS_UDP[sport] | _DNS_UDP[dport]) \
             & (l4 + 8 + 12 <= ip_end)
         cand = np.nonzero(udp_dns)[0]
         if cand.size:       # a header counting no question and no record holds nothing: not parsed
@@ -217,7 +226,7 @@ class Decoder:
             return
         payload = l4[tcp] + (u8(buf, l4[tcp] + 12) >> 4) * 4
         plen = ip_end[tcp] - payload
-        tcp_dns = (np.isin(sport[tcp], _DNS_TCP) | np.isin(dport[tcp], _DNS_TCP)) & (plen >= 14)
+        tcp_dns = (_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]) & (plen >= 14)
         cand = np.nonzero(tcp_dns)[0]
         if cand.size:       # as for UDP: a header with no question and no record is not parsed
             h = payload[cand] + 2

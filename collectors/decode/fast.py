@@ -29,7 +29,9 @@ def _is_ext(nh, ext):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, aot=["void(u1[::1], i8[::1], i8[::1], u2[::1], u2[::1], u1[::1], u2[::1], u1[::1], u1[:, ::1], "
+                                    "u1[:, ::1], u1[::1], u2[::1], u2[::1], u4[::1], u1[::1], u2[::1], u1[::1], u1[::1], b1[::1], "
+                                    "i8[::1])"])
 def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src, dst, proto, sport, dport,
                 ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out):
     """Fill the columns of fast-path packets and their transport header offset (l4_out, for the L7
