@@ -269,7 +269,16 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
         """Rows read, and READ_ROWS for each table read (read_from reads each table once)."""
         return rows_read(pieces) + READ_ROWS * len({(p.table, p.sign) for p in pieces})
 
+    memo: dict[tuple, list[Piece]] = {}     # a sub-plan is asked for again (compared, then kept)
+
     def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
+        """[a, b) from tiers[0] and finer (tiers: a suffix of the resolutions, so its length names it)."""
+        key = ("cover", a, b, len(tiers))
+        if key not in memo:
+            memo[key] = _cover(a, b, tiers)
+        return memo[key]
+
+    def _cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
         if a >= b:
             return []
         if not tiers:
@@ -290,6 +299,12 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
 
     def partial(a: int, b: int, tiers: list[int]) -> list[Piece]:
         """[a, b) inside one bucket of tiers[0]: from finer levels, or as that bucket less the rest."""
+        key = ("partial", a, b, len(tiers))
+        if key not in memo:
+            memo[key] = _partial(a, b, tiers)
+        return memo[key]
+
+    def _partial(a: int, b: int, tiers: list[int]) -> list[Piece]:
         direct = cover(a, b, tiers[1:])
         if a >= b:
             return direct
