@@ -30,7 +30,7 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
     summary = CaptureSummary(cfg, rules)
     t = time.perf_counter()
     # L7 decoding only for what needs it (DNS counts for dns_anomaly)
-    l7 = any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules)
+    l7 = "dns" if any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules) else False
     st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7, rollups)
     seconds = time.perf_counter() - t
     src_errors = dict(st.reader.get("errors", {}))

@@ -29,7 +29,7 @@ class SourceStats:
 class CaptureReader:
     """Decoded batches of one pcap/pcapng file, after skipping `skip` batches (a resume)."""
 
-    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool = False, skip: int = 0,
+    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool | str = False, skip: int = 0,
                  stats: Optional[SourceStats] = None,
                  on_progress: Optional[Callable[[SourceStats], None]] = None):
         # The window analysis uses no DNS/HTTP fields, so by default they are not decoded.

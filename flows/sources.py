@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class CaptureSource(FixedPartitionedSource[PacketBatch, int]):
     """One partition reading a pcap/pcapng file; its resume state is the batches already read."""
 
-    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool = False,
+    def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool | str = False,
                  on_progress: Optional[Callable[[SourceStats], None]] = None):
         self.l7 = l7
         self.path = path

@@ -84,10 +84,12 @@ def _frame_columns(raw: RawBatch) -> PacketBatch:
 
 
 class Decoder:
-    """Decode RawBatches; `stats` accumulates per-reason counts over all batches."""
+    """Decode RawBatches; `stats` accumulates per-reason counts over all batches. `l7`: DNS and
+    HTTP fields (True), DNS only ("dns": what the analysis uses), or none."""
 
-    def __init__(self, l7: bool = True):
-        self.l7 = l7
+    def __init__(self, l7: bool | str = True):
+        self.l7 = bool(l7)
+        self.http = l7 is True
         self.fragments = FragmentTable()
         self.stats: Counter = Counter()
 
@@ -215,13 +217,16 @@ class Decoder:
             d = parse_dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
-        ssdp = has_ports & (proto == P.IPPROTO_UDP) & ((sport == P.SSDP_UDP_PORT) | (dport == P.SSDP_UDP_PORT)) \
-            & (l4 + 8 + 12 <= ip_end)
-        for k in np.nonzero(ssdp)[0]:
-            h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
-            if h is not None:
-                l7.http(int(rows[k]), h)
+        if self.http:
+            ssdp = has_ports & (proto == P.IPPROTO_UDP) & ((sport == P.SSDP_UDP_PORT) | (dport == P.SSDP_UDP_PORT)) \
+                & (l4 + 8 + 12 <= ip_end)
+            for k in np.nonzero(ssdp)[0]:
+                h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
+                if h is not None:
+                    l7.http(int(rows[k]), h)
         tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
+        if not self.http:           # DNS only: no payload offsets of the other TCP packets
+            tcp = tcp[_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]]
         if tcp.size == 0:
             return
         payload = l4[tcp] + (u8(buf, l4[tcp] + 12) >> 4) * 4
@@ -235,6 +240,8 @@ class Decoder:
             d = parse_dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
             if d is not None:
                 l7.dns(int(rows[tcp[k]]), d)
+        if not self.http:
+            return
         # HTTP start lines begin with an upper-case token; test the first byte column-wise first.
         cand = np.nonzero((plen >= 12) & ~tcp_dns)[0]
         if cand.size:

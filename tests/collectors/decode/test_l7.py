@@ -63,3 +63,31 @@ def test_an_empty_dns_header_is_not_dns():
     assert parse_dns(bytes(12)) is None and parse_dns(bytes(40)) is None
     d = parse_dns(b"\x00\x07\x81\x83" + b"\x00\x00\x00\x00\x00\x01\x00\x00" + bytes(10))
     assert d is not None and d.response and d.rcode == 3 and d.qname is None
+
+
+def test_dns_only_decoding_finds_the_same_dns_and_no_http():
+    """Decoder(l7="dns") (what the analysis asks for) gives the DNS rows DNS and HTTP decoding
+    gives, and no HTTP rows, on frames of both over UDP and TCP (the fast and the slow path)."""
+    from collectors import protocols as P
+    from collectors.decode.decoder import Decoder
+    from collectors.raw_batch import RawBatch
+
+    def eth(ip) -> bytes:
+        return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip, type=0x0800))
+
+    v4 = dict(src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02")
+    get = b"GET /x HTTP/1.1\r\nHost: example.org\r\n\r\n"
+    dns = _query("example.org")
+    frames = [eth(dpkt.ip.IP(p=17, data=dpkt.udp.UDP(sport=5353, dport=53, data=dns), **v4)),
+              eth(dpkt.ip.IP(p=6, data=dpkt.tcp.TCP(sport=40000, dport=80, data=get), **v4)),
+              eth(dpkt.ip.IP(p=6, data=dpkt.tcp.TCP(sport=40001, dport=53, data=len(dns).to_bytes(2, "big") + dns),
+                             **v4)),
+              eth(dpkt.ip.IP(p=17, data=dpkt.udp.UDP(sport=1900, dport=1900, data=b"M-SEARCH * HTTP/1.1\r\n\r\n"),
+                             **v4)),
+              eth(dpkt.ip.IP(p=17, id=9, mf=1, data=bytes(dpkt.udp.UDP(sport=5354, dport=53, data=dns))[:16], **v4))]
+    both = Decoder(l7=True).decode(RawBatch.from_frames(frames, P.LINK_ETHERNET)).l7
+    only = Decoder(l7="dns").decode(RawBatch.from_frames(frames, P.LINK_ETHERNET)).l7
+    assert sorted(m for m in both.http_method if m) == ["GET", "M-SEARCH"]
+    dns_rows = [(r, q) for r, q, m in zip(both.row.tolist(), both.dns_qname, both.http_method) if m is None]
+    assert len(dns_rows) == 2 and dns_rows == list(zip(only.row.tolist(), only.dns_qname))
+    assert set(only.http_method) == {None}
