@@ -1,8 +1,8 @@
 """End-to-end benchmark of `netspectra analyze` beside nfpcapd + nfdump and pmacctd.
 
-For each capture (a generated 2M-packet IMIX capture, the same with 90% of its packets a spoofed
-SYN flood of one-packet flows, and ../shared/pcaps/merged_public_large_162k.pcap when present) it
-runs, interleaved and best of --runs:
+For each capture (a generated 2M-packet IMIX capture, the same with 90% and with 75% of its
+packets a spoofed SYN flood of one-packet flows (1.1 and 1.3 packets a flow), and
+../shared/pcaps/merged_public_large_162k.pcap when present) it runs, interleaved and best of --runs:
   - `netspectra analyze FILE --window W --json` (one worker, no store: the report);
   - `nfpcapd -r FILE` (flow export to files) then `nfdump -R DIR -s srcip/bytes` (top talkers);
   - `pmacctd` reading FILE, aggregating per 5-tuple with the print plugin.
@@ -165,6 +165,7 @@ def main() -> int:
           + ", ".join(f"{n} {s:.2f} s" for n, s in startup.items()))
     bench_file(bench_capture(args.dir, args.packets, "imix"), args.runs, startup)
     bench_file(bench_capture(args.dir, args.packets, "imix", 0.9), args.runs, startup)
+    bench_file(bench_capture(args.dir, args.packets, "imix", 0.75), args.runs, startup)   # 1.3 packets a flow
     if SHARED_LARGE.exists():
         bench_file(str(SHARED_LARGE), args.runs, startup)
     small_vs_tshark(args.runs + 2)
