@@ -21,7 +21,6 @@ The three stages the dataflow runs, each testable alone:
 from __future__ import annotations
 
 import collections
-import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -34,7 +33,12 @@ from flows.table import FlowTable, sum_by_address, top_by, window_starts
 from schemas.flow_key import words_to_addr
 from schemas.packet_batch import FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK, PacketBatch
 
-log = logging.getLogger(__name__)
+
+
+def log():
+    """This module's logger (logging is imported when something is said: 5 ms of start-up)."""
+    import logging
+    return logging.getLogger(__name__)
 
 COMPACT_MIN_ROWS = 262_144      # partial rows a window buffers before it re-aggregates them
 RECENTLY_CLOSED = 4096          # retired windows remembered per shard to recognise late rows
@@ -139,7 +143,7 @@ class WindowAccum:
         global _CAP_LOGGED
         if not _CAP_LOGGED:
             _CAP_LOGGED = True
-            log.warning("a window has over %d flows in one shard: the heaviest are kept exactly, the rest go to its "
+            log().warning("a window has over %d flows in one shard: the heaviest are kept exactly, the rest go to its "
                         "sketches and capped_* counters (max_flows %d)", cap, self.cfg.max_flows)
         return t.take(keep)
 
@@ -341,7 +345,7 @@ class ShardState:
         self.late["late_packets"] += int(rows.packets.sum())
         self.late["late_bytes"] += int(rows.bytes.sum())
         self.late["late_frames"] += frames
-        log.warning("shard %d: %d packets arrived for windows past their grace period %s, dropped and counted",
+        log().warning("shard %d: %d packets arrived for windows past their grace period %s, dropped and counted",
                     self.shard, int(rows.packets.sum()), late[:3])
 
     def _retire(self, w: int) -> None:
@@ -478,7 +482,7 @@ class WindowMerger:
             self.partials[p.shard] = have.absorb(p, self.cfg.sketches)
         else:
             if have is not None:      # a replayed partial (recovery) replaces the first
-                log.warning("window %d: shard %d reported twice; keeping the newest", p.start, p.shard)
+                log().warning("window %d: shard %d reported twice; keeping the newest", p.start, p.shard)
             self.partials[p.shard] = p
         if p.final:
             self.final.add(p.shard)
@@ -510,7 +514,7 @@ class WindowMerger:
             return None
         res = merge_partials(list(self.partials.values()), self.cfg)
         if not res.complete:
-            log.warning("window %d written with %d of %d shards", res.start, res.shards, self.cfg.shards)
+            log().warning("window %d written with %d of %d shards", res.start, res.shards, self.cfg.shards)
         self.changed, self.emitted = False, True
         return res
 
