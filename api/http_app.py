@@ -153,7 +153,8 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
     @app.get("/v1/alerts", response_model=m.ListAlertsResponse, responses=ERRORS, dependencies=[read])
     def list_alerts(start_ms: int | None = None, end_ms: int | None = None, start: str = "", end: str = "",
                     last: str = "", state: list[str] = Query([]), severity: list[str] = Query([]),
-                    rule: list[str] = Query([]), address: str = "", source: str = "", limit: int = 0):
+                    rule: list[str] = Query([]), address: str = "", source: str = "", limit: int = 0,
+                    id: list[str] = Query([])):
         """Alerts active at some time in the range (start_ms/start, end_ms/end or last, as in
         every request's range; default: the last 24 hours), newest first."""
         rng = {k: v for k, v in (("start_ms", start_ms), ("end_ms", end_ms), ("start", start), ("end", end),
@@ -162,7 +163,7 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
             rng["last"] = "24h"
         try:
             req = m.ListAlertsRequest(range=m.TimeRange(**rng), state=state, severity=severity,
-                                      rule=rule, address=address, source=source, limit=limit)
+                                      rule=rule, address=address, source=source, limit=limit, id=id)
         except ValidationError as e:
             raise ApiError(400, m.problems(e, "query")) from None
         return call(service.list_alerts, req)

@@ -402,6 +402,7 @@ class ListAlertsRequest(_Model):
     severity: list[Severity] = Field(default_factory=list, max_length=3, description="empty = any")
     rule: list[str] = Field(default_factory=list, max_length=256)
     address: str = Field(default="", max_length=64, description="an address the alert is about (its src or dst)")
+    id: list[str] = Field(default_factory=list, max_length=256, description="alert ids; empty = any")
     source: str = Field(default="", max_length=4096)
     limit: int = _limit()
 

@@ -583,7 +583,7 @@ def list_alerts(req: m.ListAlertsRequest, d: Dialect) -> tuple[str, dict]:
     q.where.append(f"last_seen >= {d.time_param(req.range.start_ms, q.params, 't0', up=False)}")
     if req.source:
         q.equals("source", req.source, "String")
-    for col, values in (("state", req.state), ("severity", req.severity), ("rule", req.rule)):
+    for col, values in (("state", req.state), ("severity", req.severity), ("rule", req.rule), ("id", req.id)):
         if values:          # one parameter each: chDB does not bind a list of strings as Array(String)
             q.where.append(f"{col} IN ({', '.join(q.param(v, 'String') for v in sorted(set(values)))})")
     if req.address:

@@ -382,7 +382,7 @@ class IngestCaptureResponse(_message.Message):
     def __init__(self, source: _Optional[str] = ..., windows: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., seconds: _Optional[float] = ..., truncated: _Optional[bool] = ..., corrupt: _Optional[bool] = ...) -> None: ...
 
 class ListAlertsRequest(_message.Message):
-    __slots__ = ("range", "state", "severity", "rule", "address", "source", "limit")
+    __slots__ = ("range", "state", "severity", "rule", "address", "source", "limit", "id")
     RANGE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +390,7 @@ class ListAlertsRequest(_message.Message):
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     range: TimeRange
     state: _containers.RepeatedScalarFieldContainer[str]
     severity: _containers.RepeatedScalarFieldContainer[str]
@@ -397,7 +398,8 @@ class ListAlertsRequest(_message.Message):
     address: str
     source: str
     limit: int
-    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., state: _Optional[_Iterable[str]] = ..., severity: _Optional[_Iterable[str]] = ..., rule: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., source: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    id: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., state: _Optional[_Iterable[str]] = ..., severity: _Optional[_Iterable[str]] = ..., rule: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., source: _Optional[str] = ..., limit: _Optional[int] = ..., id: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("id", "source", "rule", "detector", "severity", "state", "entity", "value", "threshold", "first_seen_ms", "last_seen_ms", "resolved_at_ms", "windows", "evidence_json")

@@ -66,6 +66,8 @@ def test_list_alerts_filters_and_newest_version(alerts_api):
         assert _ids(get(address="10.9.9.9").json()["alerts"]) == []
         assert _ids(get(start_ms=(T - 7500) * 1000, end_ms=(T - 6000) * 1000).json()["alerts"]) == ["old1"]
         assert _ids(get(limit=1).json()["alerts"]) == ["scan1"]
+        assert _ids(get(id="flood1").json()["alerts"]) == ["flood1"]
+        assert _ids(get(id=["flood1", "scan1", "nope"]).json()["alerts"]) == ["scan1", "flood1"]
         for bad in ({"state": "loud"}, {"address": "10.0.0.0/8"}, {"severity": "x"}, {"start_ms": 5, "end_ms": 5}):
             r = get(**bad)
             assert r.status_code == 400 and r.json()["error"], (bad, r.text)
@@ -74,6 +76,9 @@ def test_list_alerts_filters_and_newest_version(alerts_api):
                         metadata=md, timeout=10)
     assert [a.id for a in g.alerts] == ["flood1"] and dict(g.alerts[0].entity) == {"dst": "10.10.10.10"}
     assert g.alerts[0].value == 5000.0
+    g = stub.ListAlerts(pb.ListAlertsRequest(range=pb.TimeRange(**RANGE), source=api.source, id=["scan1"]),
+                        metadata=md, timeout=10)
+    assert [a.id for a in g.alerts] == ["scan1"]
 
 
 def test_watch_alerts_sse_and_grpc(chdb_api):
