@@ -7,10 +7,13 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# IPv4, and IPv6 written with at least two colons; each candidate is then parsed, so that a
+# IPv6 written with at least two colons (and maybe a dotted quad at its end), or IPv4 (also
+# right after a colon: "src:10.0.0.1", "10.0.0.1:443"); each candidate is then parsed, so that a
 # time (12:30:01) or a MAC address is left alone
-_ADDRESS = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
-                      r"(?:\d{1,3}(?:\.\d{1,3}){3})?)(?![\w:]|\.\d)")
+_V4 = r"\d{1,3}(?:\.\d{1,3}){3}"
+_ADDRESS = re.compile(rf"(?<![\w.:])[0-9A-Fa-f]{{0,4}}(?::[0-9A-Fa-f]{{0,4}}){{1,6}}:{_V4}(?![\w:]|\.\d)"
+                      rf"|(?<![\w.:])[0-9A-Fa-f]{{0,4}}(?::[0-9A-Fa-f]{{0,4}}){{2,7}}(?![\w:]|\.\d)"
+                      rf"|(?<![\w.]){_V4}(?!\w|\.\d)")
 _NAME = re.compile(r"\bHOST-(\d+)\b")
 
 
@@ -21,6 +24,7 @@ class Pseudonyms:
         self.addresses: dict[str, str] = {}    # name -> address as first written
 
     def _internal(self, addr) -> bool:
+        addr = getattr(addr, "ipv4_mapped", None) or addr          # ::ffff:10.0.0.1 is 10.0.0.1
         return any(addr.version == n.version and addr in n for n in self.networks)
 
     def hide(self, text: str) -> str:

@@ -4,7 +4,7 @@ client, at most `max_concurrency` requests at once, retries with backoff on 429 
 per-day token budget, and streaming that passes each text delta on as it arrives. Closing a
 stream (the client went away) closes the upstream connection: the endpoint stops generating.
 
-Every failure is an UpstreamError with one line for the client; the key is never in it."""
+Every failure is an AiError with one line for the client; the key is never in it."""
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +26,9 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 ERROR_TEXT = 300            # characters of an upstream error body quoted back
 
 
-class UpstreamError(Exception):
-    """One line for the client. `status`: the HTTP status to answer with (502 upstream failed,
-    504 timed out, 429 the budget is spent, 503 not configured)."""
+class AiError(Exception):
+    """One line for the client. `status`: the HTTP status to answer with (502 the endpoint failed,
+    504 it timed out, 429 the budget is spent, 404 no such alert)."""
 
     def __init__(self, message: str, status: int = 502):
         super().__init__(message)
@@ -56,10 +56,10 @@ class TokenBudget:
             self.day, self.used = day, 0
 
     def check(self, wanted: int) -> None:
-        """UpstreamError (429) unless `wanted` more tokens fit in today's budget."""
+        """AiError (429) unless `wanted` more tokens fit in today's budget."""
         self._today()
         if self.daily and self.used + wanted > self.daily:
-            raise UpstreamError(f"AI token budget for today spent ({self.used:,} of {self.daily:,} used; "
+            raise AiError(f"AI token budget for today spent ({self.used:,} of {self.daily:,} used; "
                                 "it resets at 00:00 UTC)", 429)
 
     def add(self, tokens: int) -> None:
@@ -125,17 +125,17 @@ class ChatUpstream:
                 resp = await self._client.send(req, stream=stream)
             except httpx.TimeoutException:
                 if attempt >= self.cfg.max_retries:
-                    raise UpstreamError(f"AI endpoint timed out ({self.cfg.base_url})", 504)
+                    raise AiError(f"AI endpoint timed out ({self.cfg.base_url})", 504)
             except httpx.TransportError as e:
                 if attempt >= self.cfg.max_retries:
-                    raise UpstreamError(f"AI endpoint unreachable ({self.cfg.base_url}: {type(e).__name__})", 502)
+                    raise AiError(f"AI endpoint unreachable ({self.cfg.base_url}: {type(e).__name__})", 502)
             else:
                 if resp.status_code == 200:
                     return resp
                 text = (await resp.aread()).decode(errors="replace")
                 await resp.aclose()
                 if resp.status_code not in RETRY_STATUS or attempt >= self.cfg.max_retries:
-                    raise UpstreamError(f"AI endpoint answered {resp.status_code}: {_error_text(text)}", 502)
+                    raise AiError(f"AI endpoint answered {resp.status_code}: {_error_text(text)}", 502)
                 wait = retry_after(resp.headers.get("retry-after"), self._clock())
             if wait is None:
                 wait = self.cfg.backoff_s * 2 ** attempt
@@ -153,7 +153,7 @@ class ChatUpstream:
                 choice = data["choices"][0]
                 msg = choice.get("message") or {}
             except (ValueError, KeyError, IndexError, TypeError):
-                raise UpstreamError("AI endpoint answered 200 without a chat completion", 502)
+                raise AiError("AI endpoint answered 200 without a chat completion", 502)
         text = msg.get("content") or ""
         usage = data.get("usage") or {}
         self.budget.add(int(usage.get("total_tokens") or prompt + estimate_tokens(text)))
@@ -161,7 +161,7 @@ class ChatUpstream:
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
         """The answer's text deltas as they arrive. Closing the iterator early closes the upstream
-        connection. A stream cut before [DONE] ends with UpstreamError."""
+        connection. A stream cut before [DONE] ends with AiError."""
         prompt = self._prompt_tokens(messages)
         self.budget.check(prompt + self.cfg.max_tokens)
         async with self._slots:
@@ -181,13 +181,13 @@ class ChatUpstream:
                     if done:
                         break
             except httpx.TransportError as e:
-                raise UpstreamError(f"AI endpoint stream cut ({type(e).__name__})", 502)
+                raise AiError(f"AI endpoint stream cut ({type(e).__name__})", 502)
             finally:
                 await resp.aclose()
                 used = (usage or {}).get("total_tokens") or prompt + estimate_tokens("".join(text))
                 self.budget.add(int(used))
             if not done:
-                raise UpstreamError("AI endpoint stream ended before [DONE]", 502)
+                raise AiError("AI endpoint stream ended before [DONE]", 502)
 
 
 _warned: set = set()

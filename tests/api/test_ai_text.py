@@ -40,10 +40,12 @@ def test_sse_data_without_a_space_and_an_unfinished_last_event():
 def test_internal_addresses_get_stable_names_and_come_back():
     p = Pseudonyms(["10.0.0.0/8", "fd00::/8"])
     text = ("10.1.2.3 sent 4,000 SYNs to 10.1.2.4 and to 8.8.8.8; 10.1.2.3 again at 12:30:01; "
-            "fd00::1 and 2001:db8::1, MAC 02:42:ac:11:00:02, version 1.2.3.4.5")
+            "fd00::1 and 2001:db8::1, MAC 02:42:ac:11:00:02, version 1.2.3.4.5; 10.1.2.4:443, src:10.9.9.9, "
+            "::ffff:10.1.2.3; last fd00::1.")
     hidden = p.hide(text)
     assert hidden == ("HOST-1 sent 4,000 SYNs to HOST-2 and to 8.8.8.8; HOST-1 again at 12:30:01; "
-                      "HOST-3 and 2001:db8::1, MAC 02:42:ac:11:00:02, version 1.2.3.4.5")
+                      "HOST-3 and 2001:db8::1, MAC 02:42:ac:11:00:02, version 1.2.3.4.5; HOST-2:443, src:HOST-4, "
+                      "HOST-5; last HOST-3.")
     assert p.reveal(hidden) == text
     assert p.reveal("HOST-9 is unknown; HOST-10x is not a name") == "HOST-9 is unknown; HOST-10x is not a name"
 

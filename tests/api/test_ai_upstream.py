@@ -14,7 +14,7 @@ import time
 import pytest
 
 from api.ai.config import AiConfig
-from api.ai.upstream import ChatUpstream, TokenBudget, UpstreamError, retry_after
+from api.ai.upstream import ChatUpstream, TokenBudget, AiError, retry_after
 from schemas.settings import ConfigError
 from tests.fake_openai import FakeOpenAI, Reply, chunk
 
@@ -92,12 +92,12 @@ def test_429_and_5xx_are_retried_with_retry_after_honoured():
 def test_retries_give_up_with_one_line_and_4xx_is_not_retried():
     with FakeOpenAI() as ai:
         ai.script += [Reply(status=500)] * 3
-        with pytest.raises(UpstreamError) as e:
+        with pytest.raises(AiError) as e:
             _run(_complete(_upstream(ai.url, [], max_retries=2)))
         assert len(ai.requests) == 3 and e.value.status == 502
         assert str(e.value) == "AI endpoint answered 500: fake error 500"
         ai.script.append(Reply(status=400, body={"error": {"message": "bad\nmodel " + "x" * 1000}}))
-        with pytest.raises(UpstreamError) as e:
+        with pytest.raises(AiError) as e:
             _run(_complete(_upstream(ai.url, [])))
         assert len(ai.requests) == 4 and "\n" not in str(e.value) and len(str(e.value)) < 400
 
@@ -154,7 +154,7 @@ def test_a_stream_cut_or_ended_early_is_an_error_after_what_arrived():
                         got.append(d)
                 finally:
                     await up.aclose()
-            with pytest.raises(UpstreamError, match=re.escape(message)):
+            with pytest.raises(AiError, match=re.escape(message)):
                 _run(run())
             assert got[:1] == ["one "]
 
@@ -179,7 +179,7 @@ def test_the_daily_budget_refuses_before_asking_and_resets_at_midnight():
             await up.complete(MESSAGES)
             assert up.budget.used == 900
             up.budget.add(600)                       # 1,500 used: another 500-token answer does not fit
-            with pytest.raises(UpstreamError) as e:
+            with pytest.raises(AiError) as e:
                 await up.complete(MESSAGES)
             assert e.value.status == 429 and "budget" in str(e.value) and len(ai.requests) == 1
             day[0] += 86400                          # the next UTC day
@@ -193,7 +193,7 @@ def test_budget_counts_per_utc_day():
     t = [0.0]
     b = TokenBudget(100, clock=lambda: t[0])
     b.add(90)
-    with pytest.raises(UpstreamError):
+    with pytest.raises(AiError):
         b.check(20)
     t[0] = 86400.0
     b.check(100)
@@ -208,7 +208,7 @@ def test_a_missing_key_or_an_endpoint_that_is_down_is_one_line_without_the_key(m
     assert AiConfig(api_key_file=str(tmp_path / "key")).api_key() == KEY
     s = socket_port()
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(UpstreamError) as e:
+    with pytest.raises(AiError) as e:
         _run(_complete(_upstream(f"http://127.0.0.1:{s}/v1", [], max_retries=1)))
     assert str(e.value).startswith(f"AI endpoint unreachable (http://127.0.0.1:{s}/v1") and e.value.status == 502
     assert KEY not in str(e.value) and KEY not in caplog.text
