@@ -9,7 +9,8 @@ flags (schemas/settings.py).
      "ingest_dir": "/srv/captures",              # admin IngestCapture reads captures from here (chDB)
      "max_body_bytes": 1000000, "header_timeout_s": 10, "body_timeout_s": 10,   # HTTP limits (api/guard.py)
      "cache_entries": 512,                       # answers kept until the data changes (api/cache.py); 0: off
-     "query_slots": 2}                           # queries computed at once, the others wait in order
+     "query_slots": 2,                           # queries computed at once, the others wait in order
+     "ai": {"base_url": "…", "model": "…"}}      # the AI gateway (api/ai/config.py); absent: off
 
 Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data and,
 with chDB, ingest captures from `ingest_dir` (the API process owns the chDB directory, so
@@ -24,6 +25,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.ai.config import AiConfig
 from api.cache import MAX_ENTRIES
 
 QUERY_SLOTS = os.cpu_count() or 2
@@ -66,6 +68,7 @@ class ApiConfig(BaseModel):
     query_slots: int = Field(default=QUERY_SLOTS, ge=1)
     metrics_host: str = "127.0.0.1"                              # Prometheus /metrics (0: none)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    ai: Optional[AiConfig] = None                                # the AI gateway; None: its endpoints answer 503
 
     def role_of(self, authorization: Optional[str]) -> Optional[Role]:
         """The role of an `Authorization: Bearer <token>` value; None when it authenticates nobody."""

@@ -94,7 +94,8 @@ def _ms(t: datetime) -> int:
     return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
-def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
+def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
+    """`ai`: the AI gateway's thread (api/ai/gateway.py GatewayThread), None when not configured."""
     app = FastAPI(title="NetSpectra query API", version="1.0.0", docs_url=None, redoc_url=None,
                   description="Flows, heavy hitters, spreaders and live state of the NetSpectra pipeline. "
                               "Send `Authorization: Bearer <token>`.")
@@ -167,6 +168,23 @@ def create_app(service: QueryService, config: ApiConfig) -> FastAPI:
         except ValidationError as e:
             raise ApiError(400, m.problems(e, "query")) from None
         return call(service.list_alerts, req)
+
+    if ai is not None:
+        app.router.on_shutdown.append(ai.close)     # its connections, with the HTTP server
+
+    @app.post("/v1/ai/analyze", response_model=m.AnalyzeAlertResponse, dependencies=[read],
+              responses={**ERRORS, **{s: {"model": Problem} for s in (429, 502, 504)}})
+    async def analyze_alert(req: m.AnalyzeAlertRequest):
+        """An LLM's analysis of an alert, grounded in the query API's answers about it (the AI
+        gateway: docs/ai.md). 503 when no `ai` section is configured."""
+        if ai is None:
+            raise ApiError(503, "the AI gateway is not configured: add an `ai` section to the API's configuration "
+                                "(docs/ai.md)")
+        from api.ai.upstream import AiError
+        try:
+            return await ai.analyze_alert(req.alert_id)
+        except AiError as e:
+            raise ApiError(e.status, str(e)) from None
 
     @app.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
                                                              "description": "Server-Sent Events: one `alert` event "

@@ -433,6 +433,22 @@ class ListAlertsResponse(_Model):
     alerts: list[AlertItem]
 
 
+class AnalyzeAlertRequest(_Model):
+    alert_id: str = Field(min_length=1, max_length=64)
+
+
+class AnalyzeAlertResponse(_Model):
+    """An LLM's analysis of an alert (what is happening, how sure, likely cause, impact, next
+    steps), grounded in the query answers it was given (`facts_json`)."""
+    alert_id: str
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    pseudonymised: int = Field(default=0, description="internal addresses sent to the model as names")
+    facts_json: str = Field(description="the alert and the query API's answers the analysis was given (JSON)")
+
+
 class WatchAlertsRequest(_Model):
     source: str = Field(default="", max_length=4096)
 

@@ -50,3 +50,41 @@ class AiGateway:
         c = await self.upstream.complete(messages)
         text = names.reveal(c.text) if names else c.text
         return Analysis(alert_id, text, self.cfg.model, facts, c.usage, hidden)
+
+
+class GatewayThread:
+    """The gateway on an event loop of its own thread: its connection pool lives on one loop
+    while the HTTP app (async, uvicorn's loop) and gRPC (a thread per call) both ask it."""
+
+    def __init__(self, cfg: AiConfig, service):
+        import threading
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="ai-gateway", daemon=True)
+        self._thread.start()
+        self.gateway = self._run(self._make(cfg, service)).result()
+
+    @staticmethod
+    async def _make(cfg: AiConfig, service) -> AiGateway:
+        return AiGateway(cfg, service)
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def analyze_alert(self, alert_id: str):
+        """From another event loop (the HTTP app's): the analysis as the API answers it."""
+        a = await asyncio.wrap_future(self._run(self.gateway.analyze_alert(alert_id)))
+        return response(a)
+
+    def close(self) -> None:
+        self._run(self.gateway.aclose()).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def response(a: Analysis):
+    import json
+    from api import models as m
+    return m.AnalyzeAlertResponse(alert_id=a.alert_id, text=a.text, model=a.model,
+                                  prompt_tokens=int(a.usage.get("prompt_tokens") or 0),
+                                  completion_tokens=int(a.usage.get("completion_tokens") or 0),
+                                  pseudonymised=a.pseudonymised, facts_json=json.dumps(a.facts))

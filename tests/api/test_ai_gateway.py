@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 
 from api import models as m
@@ -94,3 +95,49 @@ def test_an_unknown_alert_is_one_line_and_asks_nothing(alert_api):
         with pytest.raises(AiError) as e:
             asyncio.run(_analyze(_gateway(ai.url, api.service), "nope"))
         assert e.value.status == 404 and str(e.value) == "no alert with id 'nope'" and ai.requests == []
+
+
+def test_post_ai_analyze_over_http_and_its_errors(alert_api, monkeypatch):
+    """`netspectra api` with an `ai` section: POST /v1/ai/analyze answers with the analysis and
+    its facts; an unknown alert is 404, the endpoint down 502, both one line; without the
+    section 503; without a key the API does not start."""
+    from api.config import ApiConfig
+    from api.server import ApiStartError, build
+    from tests.api.conftest import READ_TOKEN, TOKENS, serve
+    from tests.conftest import _free_ports
+
+    api, addr = alert_api
+    store = api.service.backend.store.path
+    monkeypatch.setenv("NS_TEST_AI_KEY", "sk-test-0123456789abcdef")
+    with FakeOpenAI() as ai:
+        ai.script.append(Reply(text="HOST-1 sent the most.", usage={"prompt_tokens": 900, "completion_tokens": 20,
+                                                                   "total_tokens": 920}))
+        cfg = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
+                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY", "max_retries": 0,
+                            "internal_networks": ["10.0.0.0/8"]})
+        for _service, _target, url in serve(cfg):
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=60) as c:
+                r = c.post("/v1/ai/analyze", json={"alert_id": "ai1"})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["text"] == f"{addr} sent the most." and body["model"] == "m-1"
+                assert (body["prompt_tokens"], body["completion_tokens"]) == (900, 20) and body["pseudonymised"] >= 1
+                assert json.loads(body["facts_json"])["alert"]["id"] == "ai1"
+                assert ai.requests[0]["headers"]["Authorization"] == "Bearer sk-test-0123456789abcdef"
+                r = c.post("/v1/ai/analyze", json={"alert_id": "nope"})
+                assert r.status_code == 404 and r.json()["error"] == "no alert with id 'nope'"
+                ai.script.append(Reply(status=500))
+                r = c.post("/v1/ai/analyze", json={"alert_id": "ai1"})
+                assert r.status_code == 502 and r.json()["error"] == "AI endpoint answered 500: fake error 500"
+                assert httpx.post(f"{url}/v1/ai/analyze", json={"alert_id": "ai1"}).status_code == 401
+    import threading
+    assert not [t for t in threading.enumerate() if t.name == "ai-gateway"]    # stopped with the HTTP server
+    plain = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
+    for _service, _target, url in serve(plain):
+        r = httpx.post(f"{url}/v1/ai/analyze", json={"alert_id": "ai1"},
+                       headers={"Authorization": f"Bearer {READ_TOKEN}"})
+        assert r.status_code == 503 and "add an `ai` section" in r.json()["error"]
+    monkeypatch.delenv("NS_TEST_AI_KEY")
+    with pytest.raises(ApiStartError) as e:
+        build(ApiConfig(store=store, grpc_port=0, tokens=TOKENS, ai={"api_key_env": "NS_TEST_AI_KEY"}))
+    assert str(e.value) == "ai: no API key: set the environment variable NS_TEST_AI_KEY or ai.api_key_file"
