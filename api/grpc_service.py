@@ -108,9 +108,25 @@ def rpc(role: str, request_model=None):
     return wrap
 
 
+AI_STATUS = {404: grpc.StatusCode.NOT_FOUND, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+             504: grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
 class QueryServicer(pb_grpc.QueryServicer):
-    def __init__(self, service: QueryService, config: ApiConfig):
-        self.service, self.config = service, config
+    def __init__(self, service: QueryService, config: ApiConfig, ai=None):
+        self.service, self.config, self.ai = service, config, ai
+
+    @rpc("read", m.AnalyzeAlertRequest)
+    def AnalyzeAlert(self, req, context):
+        if self.ai is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the AI gateway is not configured: add an `ai` section to "
+                                                        "the API's configuration (docs/ai.md)")
+        from api.ai.upstream import AiError
+        try:
+            got = self.ai.analyze_alert_blocking(req.alert_id)
+        except AiError as e:
+            context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
+        return to_message(got, pb.AnalyzeAlertResponse)
 
     @rpc("read", m.AggregateFlowsRequest)
     def AggregateFlows(self, req, context):
@@ -192,11 +208,12 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-def build_server(service: QueryService, config: ApiConfig, workers: int = 8) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) server and its bound port (config.grpc_port 0 = a free one)."""
+def build_server(service: QueryService, config: ApiConfig, workers: int = 8, ai=None) -> tuple[grpc.Server, int]:
+    """A started-ready (not started) server and its bound port (config.grpc_port 0 = a free one).
+    `ai`: the AI gateway's thread, when configured."""
     from api.metrics import GrpcMetrics
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=[GrpcMetrics()])
-    pb_grpc.add_QueryServicer_to_server(QueryServicer(service, config), server)
+    pb_grpc.add_QueryServicer_to_server(QueryServicer(service, config, ai), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

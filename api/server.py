@@ -66,7 +66,7 @@ def build(config: ApiConfig):
                            config.query_slots)
     if config.ai is not None:
         ai = GatewayThread(config.ai, service)
-    server, port = build_server(service, config)
+    server, port = build_server(service, config, ai=ai)
     return service, server, port, create_app(service, config, ai)
 
 

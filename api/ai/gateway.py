@@ -75,6 +75,10 @@ class GatewayThread:
         a = await asyncio.wrap_future(self._run(self.gateway.analyze_alert(alert_id)))
         return response(a)
 
+    def analyze_alert_blocking(self, alert_id: str):
+        """From a thread (a gRPC call): the analysis as the API answers it."""
+        return response(self._run(self.gateway.analyze_alert(alert_id)).result())
+
     def close(self) -> None:
         self._run(self.gateway.aclose()).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -461,3 +461,27 @@ class AlertChange(_message.Message):
     alert: Alert
     cursor: str
     def __init__(self, change: _Optional[str] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class AnalyzeAlertRequest(_message.Message):
+    __slots__ = ("alert_id",)
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    alert_id: str
+    def __init__(self, alert_id: _Optional[str] = ...) -> None: ...
+
+class AnalyzeAlertResponse(_message.Message):
+    __slots__ = ("alert_id", "text", "model", "prompt_tokens", "completion_tokens", "pseudonymised", "facts_json")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PSEUDONYMISED_FIELD_NUMBER: _ClassVar[int]
+    FACTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    alert_id: str
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    pseudonymised: int
+    facts_json: str
+    def __init__(self, alert_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., pseudonymised: _Optional[int] = ..., facts_json: _Optional[str] = ...) -> None: ...

@@ -89,6 +89,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.FromString,
                 _registered_method=True)
+        self.AnalyzeAlert = channel.unary_unary(
+                '/netspectra.v1.Query/AnalyzeAlert',
+                request_serializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -163,6 +168,14 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnalyzeAlert(self, request, context):
+        """Read role, with an `ai` section configured: NOT_FOUND no such alert, RESOURCE_EXHAUSTED the
+        day's token budget, UNAVAILABLE the endpoint failed or no gateway, DEADLINE_EXCEEDED it timed out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -220,6 +233,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.IngestCapture,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.SerializeToString,
+            ),
+            'AnalyzeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnalyzeAlert,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +537,33 @@ class Query:
             '/netspectra.v1.Query/IngestCapture',
             schemas_dot_v1_dot_query__pb2.IngestCaptureRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.IngestCaptureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnalyzeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/AnalyzeAlert',
+            schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.FromString,
             options,
             channel_credentials,
             insecure,

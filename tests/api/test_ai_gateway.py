@@ -97,10 +97,13 @@ def test_an_unknown_alert_is_one_line_and_asks_nothing(alert_api):
         assert e.value.status == 404 and str(e.value) == "no alert with id 'nope'" and ai.requests == []
 
 
-def test_post_ai_analyze_over_http_and_its_errors(alert_api, monkeypatch):
-    """`netspectra api` with an `ai` section: POST /v1/ai/analyze answers with the analysis and
-    its facts; an unknown alert is 404, the endpoint down 502, both one line; without the
-    section 503; without a key the API does not start."""
+def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
+    """`netspectra api` with an `ai` section: POST /v1/ai/analyze and gRPC AnalyzeAlert answer
+    with the analysis and its facts; an unknown alert is 404 / NOT_FOUND, the endpoint failing
+    502 / UNAVAILABLE, one line each; without the section 503 / UNAVAILABLE; without a key the
+    API does not start."""
+    import grpc
+    from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
     from api.config import ApiConfig
     from api.server import ApiStartError, build
     from tests.api.conftest import READ_TOKEN, TOKENS, serve
@@ -115,7 +118,7 @@ def test_post_ai_analyze_over_http_and_its_errors(alert_api, monkeypatch):
         cfg = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
                         ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY", "max_retries": 0,
                             "internal_networks": ["10.0.0.0/8"]})
-        for _service, _target, url in serve(cfg):
+        for _service, target, url in serve(cfg):
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=60) as c:
                 r = c.post("/v1/ai/analyze", json={"alert_id": "ai1"})
                 assert r.status_code == 200, r.text
@@ -130,13 +133,29 @@ def test_post_ai_analyze_over_http_and_its_errors(alert_api, monkeypatch):
                 r = c.post("/v1/ai/analyze", json={"alert_id": "ai1"})
                 assert r.status_code == 502 and r.json()["error"] == "AI endpoint answered 500: fake error 500"
                 assert httpx.post(f"{url}/v1/ai/analyze", json={"alert_id": "ai1"}).status_code == 401
+            stub, md = pb_grpc.QueryStub(grpc.insecure_channel(target)), [("authorization", f"Bearer {READ_TOKEN}")]
+            ai.script.append(Reply(text="HOST-1 again."))
+            g = stub.AnalyzeAlert(pb.AnalyzeAlertRequest(alert_id="ai1"), metadata=md, timeout=60)
+            assert g.text == f"{addr} again." and json.loads(g.facts_json)["alert"]["id"] == "ai1"
+            for alert_id, code in (("nope", grpc.StatusCode.NOT_FOUND), ("", grpc.StatusCode.INVALID_ARGUMENT)):
+                with pytest.raises(grpc.RpcError) as e:
+                    stub.AnalyzeAlert(pb.AnalyzeAlertRequest(alert_id=alert_id), metadata=md, timeout=60)
+                assert e.value.code() == code
+            ai.script.append(Reply(status=503))
+            with pytest.raises(grpc.RpcError) as e:
+                stub.AnalyzeAlert(pb.AnalyzeAlertRequest(alert_id="ai1"), metadata=md, timeout=60)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and e.value.details().startswith("AI endpoint answered 503")
     import threading
     assert not [t for t in threading.enumerate() if t.name == "ai-gateway"]    # stopped with the HTTP server
     plain = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
-    for _service, _target, url in serve(plain):
+    for _service, target, url in serve(plain):
         r = httpx.post(f"{url}/v1/ai/analyze", json={"alert_id": "ai1"},
                        headers={"Authorization": f"Bearer {READ_TOKEN}"})
         assert r.status_code == 503 and "add an `ai` section" in r.json()["error"]
+        with pytest.raises(grpc.RpcError) as e:
+            pb_grpc.QueryStub(grpc.insecure_channel(target)).AnalyzeAlert(
+                pb.AnalyzeAlertRequest(alert_id="ai1"), metadata=[("authorization", f"Bearer {READ_TOKEN}")], timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     monkeypatch.delenv("NS_TEST_AI_KEY")
     with pytest.raises(ApiStartError) as e:
         build(ApiConfig(store=store, grpc_port=0, tokens=TOKENS, ai={"api_key_env": "NS_TEST_AI_KEY"}))
