@@ -128,6 +128,21 @@ class QueryServicer(pb_grpc.QueryServicer):
             context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
         return to_message(got, pb.AnalyzeAlertResponse)
 
+    @rpc("read", m.AskRequest)
+    def Ask(self, req, context):
+        if self.ai is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the AI gateway is not configured: add an `ai` section to "
+                                                        "the API's configuration (docs/ai.md)")
+        return self._ask(req, context)
+
+    def _ask(self, req, context):
+        from api.ai.upstream import AiError
+        try:
+            for c in self.ai.ask_blocking(req.question, req.default_range, alive=context.is_active):
+                yield to_message(c, pb.AskChunk)
+        except AiError as e:
+            context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
+
     @rpc("read", m.AggregateFlowsRequest)
     def AggregateFlows(self, req, context):
         return to_message(self.service.aggregate_flows(req), pb.AggregateFlowsResponse)

@@ -186,6 +186,30 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         except AiError as e:
             raise ApiError(e.status, str(e)) from None
 
+    @app.post("/v1/ai/ask", dependencies=[read],
+              responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+                                         "description": "Server-Sent Events: `chunk` events (data: AskChunk JSON: "
+                                                        "text, or a query the model made, or done), or one `error` "
+                                                        "event (data: {\"error\": line, \"status\": HTTP status})"}})
+    async def ask(req: m.AskRequest):
+        """A question about the traffic answered by an LLM with this API's queries as its tools,
+        streamed as it is written (the AI gateway: docs/ai.md). 503 when not configured."""
+        if ai is None:
+            raise ApiError(503, "the AI gateway is not configured: add an `ai` section to the API's configuration "
+                                "(docs/ai.md)")
+        from fastapi.responses import StreamingResponse
+
+        from api.ai.upstream import AiError
+
+        async def events():
+            try:
+                async for c in ai.ask(req.question, req.default_range):
+                    yield f"event: chunk\ndata: {c.model_dump_json()}\n\n"
+            except AiError as e:
+                yield f"event: error\ndata: {json.dumps({'error': str(e), 'status': e.status})}\n\n"
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
                                                              "description": "Server-Sent Events: one `alert` event "
                                                              "per change (data: AlertChange JSON, id: its cursor)"}},

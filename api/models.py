@@ -437,6 +437,28 @@ class AnalyzeAlertRequest(_Model):
     alert_id: str = Field(min_length=1, max_length=64)
 
 
+class AskRequest(_Model):
+    question: str = Field(min_length=1, max_length=4000)
+    default_range: str = Field(default="24h", max_length=16,
+                               description="the span before now the model uses when the question names none")
+
+    @field_validator("default_range")
+    @classmethod
+    def _span(cls, v: str) -> str:
+        if not v:
+            return "24h"    # gRPC's unset string
+        span_ms(v)          # ValueError names the form
+        return v
+
+
+class AskChunk(_Model):
+    """One piece of a streamed answer: text, or a query the model made, or the end."""
+    text: str = ""
+    tool_name: str = ""
+    tool_arguments: str = ""
+    done: bool = False
+
+
 class AnalyzeAlertResponse(_Model):
     """An LLM's analysis of an alert (what is happening, how sure, likely cause, impact, next
     steps), grounded in the query answers it was given (`facts_json`)."""

@@ -26,6 +26,7 @@ COMMANDS = {
     "engine": "netspectra.engine:cmd_engine",
     "stack": "netspectra.stackctl:cmd_stack",
     "api": "netspectra.serve:cmd_api",
+    "ask": "netspectra.ask:cmd_ask",
     "rules": "netspectra.cli:cmd_rules",
     "grafana": "netspectra.cli:cmd_grafana",
 }
@@ -154,6 +155,15 @@ def _add_sql(sub) -> None:
     q.add_argument("query", help="SQL, e.g. \"SELECT count() FROM netspectra.flows\"")
 
 
+def _add_ask(sub) -> None:
+    a = sub.add_parser("ask", help="ask a question about the traffic: the API's AI gateway answers it with its "
+                       "queries, streamed (docs/ai.md); the token from NETSPECTRA_API_TOKEN")
+    a.add_argument("question", help='e.g. "who talked to 10.0.0.5 on port 445 today?"')
+    a.add_argument("--url", default="http://127.0.0.1:8080", help="the API's HTTP address (default %(default)s)")
+    a.add_argument("--last", default="24h", help="the span before now used when the question names none "
+                   "(default %(default)s)")
+
+
 def _add_grafana(sub) -> None:
     g = sub.add_parser("grafana", help="write Grafana provisioning: the ClickHouse and Prometheus datasources "
                        "and the NetSpectra dashboards")
@@ -275,7 +285,7 @@ def _add_stack(sub) -> None:
 # Subcommand -> what adds its options, in the order --help lists them.
 SUBCOMMANDS = {"synth": _add_synth, "decode": _add_decode, "analyze": _add_analyze, "rules": _add_rules, "api": _add_api,
                "sql": _add_sql, "grafana": _add_grafana, "collect": _add_collect, "engine": _add_engine,
-               "stack": _add_stack}
+               "stack": _add_stack, "ask": _add_ask}
 
 
 # flag -> config field, where they differ; a flag left out (None) keeps the file's value

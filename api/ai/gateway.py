@@ -15,6 +15,7 @@ from api.ai.pseudonym import Pseudonyms
 from api.ai.upstream import ChatUpstream
 
 log = logging.getLogger(__name__)
+MAX_TOOL_ROUNDS = 5        # model turns that may call tools; the one after must answer
 
 
 @dataclass
@@ -37,6 +38,42 @@ class AiGateway:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+
+    async def ask(self, question: str, default_range: str = "24h"):
+        """A free question answered with the query API as tools: {"text": delta} as the answer
+        streams (names put back), {"tool": {"name", "arguments"}} for each query the model asks
+        (as it asked it, names put back), {"done": usage} at the end."""
+        from api.ai import tools
+        from api.ai.prompts import ask_messages
+        from api.ai.pseudonym import RevealStream
+        names = Pseudonyms(self.cfg.internal_networks) if self.cfg.pseudonymise else None
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        messages = ask_messages(question, now, default_range, names)
+        log.info("ai: ask: model %s, %d characters, %d internal addresses pseudonymised", self.cfg.model,
+                 len(question), len(names.names) if names else 0)
+        for round_ in range(MAX_TOOL_ROUNDS + 1):
+            reveal = RevealStream(names) if names else None
+            offered = tools.definitions() if round_ < MAX_TOOL_ROUNDS else None
+            calls, said = [], []
+            async for ev in self.upstream.stream_events(messages, offered):
+                if "text" in ev:
+                    said.append(ev["text"])
+                    out = reveal.feed(ev["text"]) if reveal else ev["text"]
+                    if out:
+                        yield {"text": out}
+                else:
+                    calls = ev["tool_calls"]
+            if reveal and (rest := reveal.flush()):
+                yield {"text": rest}
+            if not calls:
+                yield {"done": {"rounds": round_ + 1}}
+                return
+            messages.append({"role": "assistant", "content": "".join(said) or None, "tool_calls": calls})
+            for c in calls:
+                f = c["function"]
+                yield {"tool": {"name": f["name"], "arguments": names.reveal(f["arguments"]) if names else f["arguments"]}}
+                result = await asyncio.to_thread(tools.run, self.service, f["name"], f["arguments"], names)
+                messages.append({"role": "tool", "tool_call_id": c["id"], "content": result})
 
     async def analyze_alert(self, alert_id: str) -> Analysis:
         alert = await asyncio.to_thread(find_alert, self.service, alert_id, int(self.clock() * 1000))
@@ -75,6 +112,41 @@ class GatewayThread:
         a = await asyncio.wrap_future(self._run(self.gateway.analyze_alert(alert_id)))
         return response(a)
 
+    async def ask(self, question: str, default_range: str):
+        """From another event loop: the answer's chunks (api.models.AskChunk) as they come. The
+        caller going away cancels the answer upstream."""
+        agen = self.gateway.ask(question, default_range)
+        pending = None
+        try:
+            while True:
+                pending = self._run(_next(agen))
+                ev = await asyncio.wrap_future(pending)
+                if ev is None:
+                    return
+                yield chunk(ev)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()                    # the answer in progress: its stream closes
+            else:
+                self._run(agen.aclose())
+
+    def ask_blocking(self, question: str, default_range: str, alive=lambda: True):
+        """From a thread (a gRPC call): the chunks, until the end or `alive()` turns false."""
+        agen = self.gateway.ask(question, default_range)
+        pending = None
+        try:
+            while alive():
+                pending = self._run(_next(agen))
+                ev = pending.result()
+                if ev is None:
+                    return
+                yield chunk(ev)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            else:
+                self._run(agen.aclose())
+
     def analyze_alert_blocking(self, alert_id: str):
         """From a thread (a gRPC call): the analysis as the API answers it."""
         return response(self._run(self.gateway.analyze_alert(alert_id)).result())
@@ -92,3 +164,20 @@ def response(a: Analysis):
                                   prompt_tokens=int(a.usage.get("prompt_tokens") or 0),
                                   completion_tokens=int(a.usage.get("completion_tokens") or 0),
                                   pseudonymised=a.pseudonymised, facts_json=json.dumps(a.facts))
+
+
+async def _next(agen):
+    """The generator's next item, None at its end (StopAsyncIteration cannot cross threads)."""
+    try:
+        return await agen.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def chunk(ev: dict):
+    from api import models as m
+    if "text" in ev:
+        return m.AskChunk(text=ev["text"])
+    if "tool" in ev:
+        return m.AskChunk(tool_name=ev["tool"]["name"], tool_arguments=ev["tool"]["arguments"])
+    return m.AskChunk(done=True)

@@ -26,3 +26,16 @@ def alert_messages(facts: dict, names: Optional[Pseudonyms]) -> list[dict]:
         text = names.hide(text)
     return [{"role": "system", "content": ALERT_SYSTEM},
             {"role": "user", "content": "Facts (JSON):\n" + text}]
+
+
+ASK_SYSTEM = """You answer questions about the network traffic NetSpectra recorded, using the \
+tools: they are its query API (exact flow records and alerts), the only source of numbers. Times \
+are UTC; now is {now}. When the question gives no time range, use the last {default_range}. \
+Internal addresses may be replaced by names such as HOST-1: use the names as they are, also in \
+the tools' arguments. Answer briefly, cite the numbers the tools gave (and what they measure), \
+and say when the tools could not answer. Do not state numbers the tools did not give."""
+
+
+def ask_messages(question: str, now: str, default_range: str, names: Optional[Pseudonyms]) -> list[dict]:
+    return [{"role": "system", "content": ASK_SYSTEM.format(now=now, default_range=default_range)},
+            {"role": "user", "content": names.hide(question) if names else question}]

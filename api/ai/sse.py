@@ -1,7 +1,7 @@
 """Server-Sent Events as an OpenAI-compatible endpoint streams them: lines of `field: value`,
 events ended by a blank line; a chat completion sends each chunk as `data: {json}` and ends
 with `data: [DONE]`. Pure and incremental: fed whatever the network hands over (an event may
-arrive in pieces, several in one), it gives each complete event's data once."""
+arrive in pieces, several in one), it gives each complete event once."""
 from __future__ import annotations
 
 DONE = "[DONE]"
@@ -11,9 +11,14 @@ class SseParser:
     def __init__(self):
         self._buf = ""
         self._data: list[str] = []
+        self._event = "message"
 
     def feed(self, text: str) -> list[str]:
         """The data of every event completed by `text` (multi-line data joined by newlines)."""
+        return [data for _event, data in self.feed_events(text)]
+
+    def feed_events(self, text: str) -> list[tuple[str, str]]:
+        """(event name, data) of every event completed by `text` ("message" when unnamed)."""
         self._buf += text
         out = []
         while True:
@@ -23,19 +28,19 @@ class SseParser:
             line, self._buf = self._buf[:cut[0]], self._buf[cut[1]:]
             if line == "":
                 if self._data:
-                    out.append("\n".join(self._data))
-                    self._data = []
-            elif line.startswith(":"):
-                continue                        # a comment (keep-alive)
-            else:
+                    out.append((self._event, "\n".join(self._data)))
+                self._data, self._event = [], "message"
+            elif not line.startswith(":"):          # ":" starts a comment (keep-alive)
                 name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
                 if name == "data":
-                    self._data.append(value[1:] if value.startswith(" ") else value)
+                    self._data.append(value)
+                elif name == "event":
+                    self._event = value
 
     def close(self) -> list[str]:
         """An event the stream ended inside (no blank line after it): given if it has data."""
-        out = self.feed("\n\n") if self._buf or self._data else []
-        return out
+        return self.feed("\n\n") if self._buf or self._data else []
 
 
 def _line_end(buf: str):

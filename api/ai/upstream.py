@@ -162,22 +162,29 @@ class ChatUpstream:
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
         """The answer's text deltas as they arrive. Closing the iterator early closes the upstream
         connection. A stream cut before [DONE] ends with AiError."""
+        async for ev in self.stream_events(messages):
+            if "text" in ev:
+                yield ev["text"]
+
+    async def stream_events(self, messages: list[dict], tools: Optional[list] = None) -> AsyncIterator[dict]:
+        """{"text": delta} as each arrives, then, if the model called tools, one
+        {"tool_calls": [...]} with each call whole (its streamed pieces joined)."""
         prompt = self._prompt_tokens(messages)
         self.budget.check(prompt + self.cfg.max_tokens)
         async with self._slots:
-            resp = await self._send(self._body(messages, None, True), stream=True)
-            parser, text, usage, done = SseParser(), [], None, False
+            resp = await self._send(self._body(messages, tools, True), stream=True)
+            parser, text, usage, done, calls = SseParser(), [], None, False, {}
             try:
                 async for piece in resp.aiter_text():
                     for data in parser.feed(piece):
                         if data == DONE:
                             done = True
                             break
-                        delta, u = _chunk(data)
+                        delta, u = _chunk(data, calls)
                         usage = u or usage
                         if delta:
                             text.append(delta)
-                            yield delta
+                            yield {"text": delta}
                     if done:
                         break
             except httpx.TransportError as e:
@@ -188,13 +195,17 @@ class ChatUpstream:
                 self.budget.add(int(used))
             if not done:
                 raise AiError("AI endpoint stream ended before [DONE]", 502)
+            if calls:
+                yield {"tool_calls": [calls[i] for i in sorted(calls)]}
 
 
 _warned: set = set()
 
 
-def _chunk(data: str) -> tuple[str, Optional[dict]]:
-    """(text delta, usage) of one streamed chunk; a chunk that is not JSON is skipped, said once."""
+def _chunk(data: str, calls: dict) -> tuple[str, Optional[dict]]:
+    """(text delta, usage) of one streamed chunk; its tool-call pieces joined into `calls` (by
+    index: the id and name come first, the arguments in pieces). A chunk that is not JSON is
+    skipped, said once."""
     try:
         obj = json.loads(data)
     except ValueError:
@@ -203,8 +214,15 @@ def _chunk(data: str) -> tuple[str, Optional[dict]]:
             log.warning("AI endpoint sent a stream event that is not JSON (skipped, said once): %.80s", data)
         return "", None
     choices = obj.get("choices") or []
-    delta = (choices[0].get("delta") or {}).get("content") if choices else None
-    return delta or "", obj.get("usage")
+    d = (choices[0].get("delta") or {}) if choices else {}
+    for tc in d.get("tool_calls") or []:
+        call = calls.setdefault(tc.get("index", 0), {"id": "", "type": "function",
+                                                     "function": {"name": "", "arguments": ""}})
+        call["id"] = tc.get("id") or call["id"]
+        f = tc.get("function") or {}
+        call["function"]["name"] += f.get("name") or ""
+        call["function"]["arguments"] += f.get("arguments") or ""
+    return d.get("content") or "", obj.get("usage")
 
 
 def _error_text(text: str) -> str:

@@ -485,3 +485,23 @@ class AnalyzeAlertResponse(_message.Message):
     pseudonymised: int
     facts_json: str
     def __init__(self, alert_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., pseudonymised: _Optional[int] = ..., facts_json: _Optional[str] = ...) -> None: ...
+
+class AskRequest(_message.Message):
+    __slots__ = ("question", "default_range")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RANGE_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    default_range: str
+    def __init__(self, question: _Optional[str] = ..., default_range: _Optional[str] = ...) -> None: ...
+
+class AskChunk(_message.Message):
+    __slots__ = ("text", "tool_name", "tool_arguments", "done")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOOL_ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    tool_name: str
+    tool_arguments: str
+    done: bool
+    def __init__(self, text: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_arguments: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...

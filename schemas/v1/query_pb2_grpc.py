@@ -94,6 +94,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.FromString,
                 _registered_method=True)
+        self.Ask = channel.unary_stream(
+                '/netspectra.v1.Query/Ask',
+                request_serializer=schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.AskChunk.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -176,6 +181,13 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ask(self, request, context):
+        """The answer streamed as it is written; errors as for AnalyzeAlert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +250,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.AnalyzeAlert,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.SerializeToString,
+            ),
+            'Ask': grpc.unary_stream_rpc_method_handler(
+                    servicer.Ask,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.AskRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.AskChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -564,6 +581,33 @@ class Query:
             '/netspectra.v1.Query/AnalyzeAlert',
             schemas_dot_v1_dot_query__pb2.AnalyzeAlertRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.AnalyzeAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/netspectra.v1.Query/Ask',
+            schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.AskChunk.FromString,
             options,
             channel_credentials,
             insecure,

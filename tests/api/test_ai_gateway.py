@@ -5,6 +5,7 @@ answer, an unknown alert is a 404 line, and the system prompt asks for the five 
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 
 import httpx
@@ -160,3 +161,135 @@ def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
     with pytest.raises(ApiStartError) as e:
         build(ApiConfig(store=store, grpc_port=0, tokens=TOKENS, ai={"api_key_env": "NS_TEST_AI_KEY"}))
     assert str(e.value) == "ai: no API key: set the environment variable NS_TEST_AI_KEY or ai.api_key_file"
+
+
+def _tool_call_stream(arguments: str) -> list[str]:
+    """A model's streamed turn that calls aggregate_flows, its arguments in two pieces."""
+    def ev(delta):
+        return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}) + "\n\n"
+    half = len(arguments) // 2
+    return [ev({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                     "function": {"name": "aggregate_flows", "arguments": ""}}]}),
+            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
+            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
+            "data: [DONE]\n\n"]
+
+
+def test_a_question_is_answered_with_the_query_api_as_tools(alert_api):
+    """The model asks aggregate_flows about HOST-1 (the address in the question, pseudonymised);
+    the gateway runs it with the address put back, sends the API's answer back pseudonymised,
+    and streams the model's answer with the name put back."""
+    api, addr = alert_api
+    args = json.dumps({"range": {"start_ms": 0, "end_ms": 2**52}, "filter": {"src": ["HOST-1"]}})
+    with FakeOpenAI() as ai:
+        ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOS", "T-1 sent ", "many bytes."])]
+        gw = _gateway(ai.url, api.service)
+
+        async def run():
+            try:
+                return [ev async for ev in gw.ask(f"How much did {addr} send?")]
+            finally:
+                await gw.aclose()
+        events = asyncio.run(run())
+        first, second = (r["body"] for r in ai.requests)
+    assert addr not in json.dumps(first) and "HOST-1" in first["messages"][1]["content"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["aggregate_flows", "list_alerts", "trace_flow"]
+    assert first["stream"] is True
+    tool = next(e["tool"] for e in events if "tool" in e)
+    assert tool == {"name": "aggregate_flows", "arguments": args.replace("HOST-1", addr)}
+    assert "".join(e.get("text", "") for e in events) == f"{addr} sent many bytes."
+    assert events[-1] == {"done": {"rounds": 2}}
+    call, result = second["messages"][2], second["messages"][3]
+    assert call["tool_calls"][0]["function"] == {"name": "aggregate_flows", "arguments": args}
+    assert result["role"] == "tool" and result["tool_call_id"] == "call_1" and addr not in result["content"]
+    expected = api.service.aggregate_flows(m.AggregateFlowsRequest(range=m.TimeRange(start_ms=0, end_ms=2**52),
+                                                                   filter=m.Filter(src=[addr])))
+    assert json.loads(result["content"]) == expected.model_dump(mode="json")
+    assert expected.groups[0].bytes > 0
+
+
+def test_a_bad_tool_call_goes_back_to_the_model_as_one_line():
+    from api.ai import tools
+    assert tools.run(None, "drop_tables", "{}", None).startswith("error: no tool 'drop_tables'")
+    assert tools.run(None, "aggregate_flows", "{not json", None).startswith("error: arguments:")
+    got = tools.run(None, "aggregate_flows", json.dumps({"range": {"last": "1h"}, "filter": {"src": ["10.0.0.300"]}}),
+                    None)
+    assert got.startswith("error: filter.src") and "\n" not in got
+
+
+def _sse(lines) -> list[tuple[str, dict]]:
+    """(event, data) of an SSE response's events."""
+    out, event = [], "message"
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: "):
+            out.append((event, json.loads(line[len("data: "):])))
+            event = "message"
+    return out
+
+
+def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer(alert_api, monkeypatch):
+    import grpc
+    from api.config import ApiConfig
+    from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
+    from tests.api.conftest import READ_TOKEN, TOKENS, serve
+    from tests.conftest import _free_ports
+
+    api, addr = alert_api
+    monkeypatch.setenv("NS_TEST_AI_KEY", "sk-test-0123456789abcdef")
+    args = json.dumps({"range": {"start_ms": 0, "end_ms": 2**52}, "filter": {"src": ["HOST-1"]}})
+    with FakeOpenAI() as ai:
+        cfg = ApiConfig(store=api.service.backend.store.path, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
+                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY", "max_retries": 0,
+                            "internal_networks": ["10.0.0.0/8"]})
+        for _service, target, url in serve(cfg):
+            headers = {"Authorization": f"Bearer {READ_TOKEN}"}
+            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
+            with httpx.stream("POST", f"{url}/v1/ai/ask", json={"question": f"What did {addr} send?"},
+                              headers=headers, timeout=60) as r:
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+                events = _sse(r.iter_lines())
+            chunks = [d for e, d in events if e == "chunk"]
+            assert chunks[0]["tool_name"] == "aggregate_flows" and addr in chunks[0]["tool_arguments"]
+            assert "".join(c["text"] for c in chunks) == f"{addr} sent a lot." and chunks[-1]["done"] is True
+            # gRPC: the same answer as a stream of AskChunk
+            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "again."])]
+            stub, md = pb_grpc.QueryStub(grpc.insecure_channel(target)), [("authorization", f"Bearer {READ_TOKEN}")]
+            got = list(stub.Ask(pb.AskRequest(question=f"And {addr}?"), metadata=md, timeout=60))
+            assert got[0].tool_name == "aggregate_flows" and got[-1].done
+            assert "".join(c.text for c in got) == f"{addr} again."
+            # `netspectra ask`: the answer on stdout as it comes, the queries on stderr
+            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
+            import os
+            import subprocess
+            import sys
+            from tests.conftest import ROOT
+            cli = subprocess.run([sys.executable, "-m", "netspectra.cli", "ask", "--url", url, f"What did {addr} send?"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, "NETSPECTRA_API_TOKEN": READ_TOKEN})
+            assert cli.returncode == 0, cli.stderr
+            assert cli.stdout == f"{addr} sent a lot.\n" and cli.stderr.startswith("[query: aggregate_flows {")
+            ai.script.append(Reply(status=429, headers={"Retry-After": "0"}))
+            cli = subprocess.run([sys.executable, "-m", "netspectra.cli", "ask", "--url", url, "x"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, "NETSPECTRA_API_TOKEN": READ_TOKEN})
+            assert cli.returncode == 1 and cli.stderr.strip() == "netspectra ask: 502: AI endpoint answered 429: fake error 429"
+            # an error after the stream began: one `error` event
+            ai.script.append(Reply(status=500))
+            with httpx.stream("POST", f"{url}/v1/ai/ask", json={"question": "x"}, headers=headers, timeout=60) as r:
+                assert _sse(r.iter_lines()) == [("error", {"error": "AI endpoint answered 500: fake error 500",
+                                                           "status": 502})]
+            # a client that leaves after the first words: the endpoint's stream is closed
+            ai.script.append(Reply(stream=[f"{i} " for i in range(400)], delay_s=0.02))
+            with httpx.stream("POST", f"{url}/v1/ai/ask", json={"question": "count"}, headers=headers,
+                              timeout=60) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        break
+            deadline = time.monotonic() + 20
+            while not ai.disconnects and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ai.disconnects == 1
+            r = httpx.post(f"{url}/v1/ai/ask", json={"question": ""}, headers=headers)
+            assert r.status_code == 400 and "question" in r.json()["error"]

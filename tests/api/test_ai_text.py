@@ -63,3 +63,9 @@ def test_names_split_between_streamed_pieces_come_back_whole(cuts):
         last = c
     out += r.flush()
     assert out == "10.0.0.1 talked to 10.0.0.12 (10.0.0.2 was quiet); HOSTS and HOST-x are words."
+
+
+def test_sse_event_names_go_with_their_data():
+    p = SseParser()
+    assert p.feed_events("event: chunk\ndata: 1\n\ndata: 2\n\nevent: error\nda") == [("chunk", "1"), ("message", "2")]
+    assert p.feed_events("ta: x\n\n") == [("error", "x")]
