@@ -6,6 +6,10 @@ rules (one line per problem). Delivery itself is sinks/notifiers.py.
       alertmanager: {url: http://127.0.0.1:9093}
       smtp: {host: 127.0.0.1, port: 25, from: netspectra@example.org, to: [noc@example.org],
              starttls: false, username: null, password_env: null}
+      ai: {url: http://127.0.0.1:8080, token_env: NETSPECTRA_API_TOKEN, timeout: 120, attempts: 5}
+
+`ai`: the API whose AI gateway analyses each firing alert; the webhook and the mail follow up
+with the analysis when it is there (sent first, analysis after: nothing waits; docs/ai.md).
 
 `max_pending` (any notifier, default 10,000): notifications held while the receiver is away;
 beyond it the oldest is dropped and counted.
@@ -19,8 +23,9 @@ _KEYS = {
     "alertmanager": {"url": str, "timeout": (int, float), "max_pending": int},
     "smtp": {"host": str, "port": int, "from": str, "to": list, "starttls": bool, "username": str,
              "password_env": str, "timeout": (int, float), "max_pending": int},
+    "ai": {"url": str, "token_env": str, "timeout": (int, float), "attempts": int},
 }
-_REQUIRED = {"webhook": ("url",), "alertmanager": ("url",), "smtp": ("host", "from", "to")}
+_REQUIRED = {"webhook": ("url",), "alertmanager": ("url",), "smtp": ("host", "from", "to"), "ai": ("url",)}
 
 
 def parse_notifiers(raw, at: str, errors: list[str]) -> dict[str, dict]:

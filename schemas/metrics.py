@@ -50,6 +50,7 @@ METRICS: dict[str, tuple] = {
     "netspectra_notifier_sent_total": ("counter", "Alert notifications delivered", ("notifier",)),
     "netspectra_notifier_failures_total": ("counter", "Failed delivery attempts (retried)", ("notifier",)),
     "netspectra_notifier_dropped_total": ("counter", "Notifications dropped from a full outbox", ("notifier",)),
+    "netspectra_notifier_analyses_failed_total": ("counter", "Alert analyses given up (the AI gateway away or failing)", ()),
     # API
     "netspectra_api_requests_total": ("counter", "API requests by transport, method and status", ("transport", "method", "status")),
     "netspectra_api_request_seconds": ("histogram", "API request latency", ("transport", "method"), SECONDS_BUCKETS),

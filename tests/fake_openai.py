@@ -26,7 +26,7 @@ class Reply:
     stream: Optional[list] = None           # text deltas, sent as chat.completion.chunk events
     usage: Optional[dict] = None            # sent in the last chunk (or the answer)
     tool_calls: Optional[list] = None
-    gate: Optional[threading.Event] = None  # a stream waits for it after its first delta
+    gate: Optional[threading.Event] = None  # a stream waits for it after its first delta, an answer before it
     delay_s: float = 0.0                    # between stream events
     done: bool = True                       # end the stream with data: [DONE]
     cut: bool = False                       # end the stream in the middle of a chunk
@@ -80,6 +80,8 @@ class FakeOpenAI:
                     self.close_connection = True
 
             def _json(self, reply: Reply):
+                if reply.gate is not None:      # the answer held until the test lets it go
+                    reply.gate.wait(30)
                 if reply.body is not None:
                     data = reply.body
                 elif reply.status == 200:

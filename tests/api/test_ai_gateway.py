@@ -293,3 +293,53 @@ def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer
             assert ai.disconnects == 1
             r = httpx.post(f"{url}/v1/ai/ask", json={"question": ""}, headers=headers)
             assert r.status_code == 400 and "question" in r.json()["error"]
+
+
+def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch):
+    """With an `ai` notifier entry: the webhook and the mail of a firing alert go out while the
+    LLM is still answering (its answer is held until the test has seen both), then each gets
+    the analysis as a second message; the gateway is asked once for both."""
+    import threading
+
+    from api.config import ApiConfig
+    from schemas.alerts import AlertEvent
+    from sinks.notifiers import outboxes
+    from tests.api.conftest import READ_TOKEN, TOKENS, serve
+    from tests.conftest import _free_ports
+    from tests.support import HookReceiver, SmtpServer, wait_for
+
+    api, addr = alert_api
+    monkeypatch.setenv("NS_TEST_AI_KEY", "sk-test-0123456789abcdef")
+    monkeypatch.setenv("NS_TEST_API_TOKEN", READ_TOKEN)
+    alert = Alert("ai1", "big_talker", "host_volume", "warning", {"src": addr}, 5e6, 1e6, 0, 10 * S, 0, 10 * S,
+                  "firing", 3, evidence={"bytes": 5_000_000}, version=1)
+    hook, smtp, gate = HookReceiver(), SmtpServer(), threading.Event()
+    with FakeOpenAI() as ai:
+        ai.script.append(Reply(text="HOST-1 is the talker.", gate=gate))
+        cfg = ApiConfig(store=api.service.backend.store.path, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
+                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY",
+                            "internal_networks": ["10.0.0.0/8"]})
+        for _service, _target, url in serve(cfg):
+            boxes = outboxes({"webhook": {"url": hook.url + "/hook"},
+                              "smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "ns@example.org",
+                                       "to": ["noc@example.org"]},
+                              "ai": {"url": url, "token_env": "NS_TEST_API_TOKEN", "attempts": 2}}, "src", None)
+            try:
+                for box in boxes:
+                    box.submit([AlertEvent("firing", alert)])
+                wait_for(lambda: len(hook.posts) >= 1 and len(smtp.messages) >= 1, 20, "the firing notifications")
+                assert [p[2]["change"] for p in hook.posts] == ["firing"]       # the analysis is still being written
+                gate.set()
+                wait_for(lambda: len(hook.posts) >= 2 and len(smtp.messages) >= 2, 30, "the analyses")
+                body = hook.posts[1][2]
+                assert body["change"] == "analysis" and body["analysis"] == f"{addr} is the talker."
+                assert hook.posts[1][1]["X-NetSpectra-Event-Id"] == "ai1:analysis"
+                mail = smtp.messages[1]
+                assert mail["Subject"].startswith("Analysis: ") and mail["In-Reply-To"] == "<ai1.firing@netspectra>"
+                assert f"{addr} is the talker." in mail.get_body(("plain",)).get_content()
+                assert len(ai.requests) == 1
+            finally:
+                for box in boxes:
+                    box.stop()
+                hook.down()
+                smtp.stop()

@@ -126,3 +126,23 @@ def test_smtp_mail_has_plain_and_html():
     finally:
         box.stop()
         smtp.stop()
+
+
+def test_an_analysis_that_cannot_be_had_is_given_up_and_blocks_nothing():
+    """The `ai` entry's API is not there: the firing webhook goes out at once, the analyst tries
+    `attempts` times, gives up and counts it; no second message."""
+    from sinks.notifiers import outboxes
+    from stack.local import free_ports
+    hook = HookReceiver()
+    boxes = outboxes({"webhook": {"url": hook.url + "/hook"},
+                      "ai": {"url": f"http://127.0.0.1:{free_ports(1)[0]}", "attempts": 2, "timeout": 2}}, "src", None)
+    try:
+        boxes[0].submit([FIRING])
+        wait_for(lambda: len(hook.posts) >= 1, 20, "the firing webhook")
+        analyst = boxes[0].analyst
+        wait_for(lambda: analyst.failed == 1, 30, "the analysis given up")
+        assert [p[2]["change"] for p in hook.posts] == ["firing"] and analyst.done == 0
+    finally:
+        for box in boxes:
+            box.stop()
+        hook.down()
