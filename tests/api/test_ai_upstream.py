@@ -220,3 +220,11 @@ def socket_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_http2_enabled_still_speaks_to_an_http1_endpoint():
+    """`http2: true` (h2 installed with httpx[http2]): HTTP/2 where the endpoint offers it over
+    TLS, HTTP/1.1 otherwise, as with this local endpoint."""
+    with FakeOpenAI() as ai:
+        ai.script.append(Reply(text="over h1"))
+        assert _run(_complete(_upstream(ai.url, http2=True))).text == "over h1"
