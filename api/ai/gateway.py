@@ -42,7 +42,7 @@ class AiGateway:
     async def ask(self, question: str, default_range: str = "24h"):
         """A free question answered with the query API as tools: {"text": delta} as the answer
         streams (names put back), {"tool": {"name", "arguments"}} for each query the model asks
-        (as it asked it, names put back), {"done": usage} at the end."""
+        (as it asked it, names put back), {"done": {"rounds": model turns}} at the end."""
         from api.ai import tools
         from api.ai.prompts import ask_messages
         from api.ai.pseudonym import RevealStream
