@@ -271,14 +271,19 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
 
     memo: dict[tuple, list[Piece]] = {}     # a sub-plan is asked for again (compared, then kept)
 
-    def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
-        """[a, b) from tiers[0] and finer (tiers: a suffix of the resolutions, so its length names it)."""
-        key = ("cover", a, b, len(tiers))
-        if key not in memo:
-            memo[key] = _cover(a, b, tiers)
-        return memo[key]
+    def memoised(f):
+        """f(a, b, tiers) computed once per (a, b) and tiers (a suffix of the resolutions: its
+        length names it)."""
+        def call(a: int, b: int, tiers: list[int]) -> list[Piece]:
+            key = (f.__name__, a, b, len(tiers))
+            if key not in memo:
+                memo[key] = f(a, b, tiers)
+            return memo[key]
+        return call
 
-    def _cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
+    @memoised
+    def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
+        """[a, b) from tiers[0] and finer."""
         if a >= b:
             return []
         if not tiers:
@@ -297,14 +302,9 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
             return partial(a, b, tiers)
         return cover(a, b, tiers[1:])
 
+    @memoised
     def partial(a: int, b: int, tiers: list[int]) -> list[Piece]:
         """[a, b) inside one bucket of tiers[0]: from finer levels, or as that bucket less the rest."""
-        key = ("partial", a, b, len(tiers))
-        if key not in memo:
-            memo[key] = _partial(a, b, tiers)
-        return memo[key]
-
-    def _partial(a: int, b: int, tiers: list[int]) -> list[Piece]:
         direct = cover(a, b, tiers[1:])
         if a >= b:
             return direct

@@ -48,7 +48,7 @@ def build(force: bool = False) -> str:
 
     for m in jit.KERNEL_MODULES:
         importlib.import_module(m)
-    package, name = jit.AOT_MODULE.rsplit(".", 1)
+    name = jit.AOT_MODULE.rsplit(".", 1)[1]
     cc = CC(name)
     cc.output_dir = str(Path(__file__).parent)
     cc.verbose = False

@@ -34,7 +34,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 _python = False
 _aot = None             # the module built ahead of time, False when there is none (or it is stale)
-KERNELS: list = []      # every kernel defined in this process: (module, name, function, options, aot signatures)
+KERNELS: list = []      # every kernel defined: (module, name, function, numba options, aot signatures, elementwise)
 
 
 def use_python() -> None:
@@ -141,9 +141,9 @@ class _Kernel:
     """A kernel built ahead of time where the arguments fit one of its signatures, else numba's
     (every kernel is then handed to numba: the ones it calls must be numba's too)."""
 
-    def __init__(self, module, name, fn, options, signatures, elementwise):
+    def __init__(self, module, name, fn, _options, signatures, elementwise):
         self.__wrapped__, self.__name__, self.__module__ = fn, name, module
-        self._options, self._elementwise = options, elementwise
+        self._elementwise = elementwise
         self._exports = [(arg_specs(s)[:2] if elementwise else arg_specs(s), getattr(_aot, export_name(module, name, i), None))
                          for i, s in enumerate(signatures)] if _aot else []
         self._jitted = None
