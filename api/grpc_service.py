@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
 from api import models as m
+from api.ai.config import NOT_CONFIGURED
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
 from api.service import Ambiguous, Busy, NotFound, QueryService, Unavailable
@@ -119,8 +120,7 @@ class QueryServicer(pb_grpc.QueryServicer):
     @rpc("read", m.AnalyzeAlertRequest)
     def AnalyzeAlert(self, req, context):
         if self.ai is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the AI gateway is not configured: add an `ai` section to "
-                                                        "the API's configuration (docs/ai.md)")
+            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
         from api.ai.upstream import AiError
         try:
             got = self.ai.analyze_alert_blocking(req.alert_id)
@@ -131,8 +131,7 @@ class QueryServicer(pb_grpc.QueryServicer):
     @rpc("read", m.AskRequest)
     def Ask(self, req, context):
         if self.ai is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the AI gateway is not configured: add an `ai` section to "
-                                                        "the API's configuration (docs/ai.md)")
+            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
         return self._ask(req, context)
 
     def _ask(self, req, context):

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api import models as m
+from api.ai.config import NOT_CONFIGURED
 from api.config import ApiConfig, allowed
 from api.guard import BodyGuard, cap
 from api.metrics import HttpMetrics
@@ -178,8 +179,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         """An LLM's analysis of an alert, grounded in the query API's answers about it (the AI
         gateway: docs/ai.md). 503 when no `ai` section is configured."""
         if ai is None:
-            raise ApiError(503, "the AI gateway is not configured: add an `ai` section to the API's configuration "
-                                "(docs/ai.md)")
+            raise ApiError(503, NOT_CONFIGURED)
         from api.ai.upstream import AiError
         try:
             return await ai.analyze_alert(req.alert_id)
@@ -195,8 +195,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         """A question about the traffic answered by an LLM with this API's queries as its tools,
         streamed as it is written (the AI gateway: docs/ai.md). 503 when not configured."""
         if ai is None:
-            raise ApiError(503, "the AI gateway is not configured: add an `ai` section to the API's configuration "
-                                "(docs/ai.md)")
+            raise ApiError(503, NOT_CONFIGURED)
         from fastapi.responses import StreamingResponse
 
         from api.ai.upstream import AiError

@@ -54,17 +54,17 @@ def build(config: ApiConfig):
 
     if not config.tokens and not config.allow_anonymous:
         raise ApiStartError([NO_TOKENS])
-    ai = None
     if config.ai is not None:
-        from api.ai.gateway import GatewayThread
         from schemas.settings import ConfigError
         try:
-            config.ai.api_key()                 # a missing key stops the start, not the first question
+            config.ai.api_key()                 # a missing key stops the start, before the store opens
         except ConfigError as e:
             raise ApiStartError(e.lines) from None
     service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries,
                            config.query_slots)
+    ai = None
     if config.ai is not None:
+        from api.ai.gateway import GatewayThread
         ai = GatewayThread(config.ai, service)
     server, port = build_server(service, config, ai=ai)
     return service, server, port, create_app(service, config, ai)

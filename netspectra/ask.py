@@ -6,10 +6,11 @@ import sys
 
 
 def cmd_ask(args) -> int:
-    from api.ai.client import TOKEN_ENV, AskFailed, ask
+    from api.ai.client import AskFailed, ask
+    from schemas.settings import API_TOKEN_ENV
 
     try:
-        for c in ask(args.url, os.environ.get(TOKEN_ENV, ""), args.question, args.last):
+        for c in ask(args.url, os.environ.get(API_TOKEN_ENV, ""), args.question, args.last):
             if c.get("tool_name"):
                 print(f"[query: {c['tool_name']} {c['tool_arguments']}]", file=sys.stderr, flush=True)
             elif c.get("text"):

@@ -156,8 +156,9 @@ def _add_sql(sub) -> None:
 
 
 def _add_ask(sub) -> None:
+    from schemas.settings import API_TOKEN_ENV
     a = sub.add_parser("ask", help="ask a question about the traffic: the API's AI gateway answers it with its "
-                       "queries, streamed (docs/ai.md); the token from NETSPECTRA_API_TOKEN")
+                       f"queries, streamed (docs/ai.md); the token from {API_TOKEN_ENV}")
     a.add_argument("question", help='e.g. "who talked to 10.0.0.5 on port 445 today?"')
     a.add_argument("--url", default="http://127.0.0.1:8080", help="the API's HTTP address (default %(default)s)")
     a.add_argument("--last", default="24h", help="the span before now used when the question names none "

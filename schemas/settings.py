@@ -18,6 +18,9 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
+API_TOKEN_ENV = "NETSPECTRA_API_TOKEN"   # a client's API bearer token (`netspectra ask`, the alerts' analyst)
+
+
 class ConfigError(Exception):
     def __init__(self, lines: list[str]):
         super().__init__("; ".join(lines))

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from schemas import metrics as M
+from schemas.settings import API_TOKEN_ENV
 from schemas.times import iso_utc
 from sinks.retry import Backoff
 
@@ -150,7 +151,7 @@ class Analyst:
 
     def __init__(self, conf: dict):
         self.url = conf["url"].rstrip("/") + "/v1/ai/analyze"
-        self.token = os.environ.get(conf.get("token_env") or "NETSPECTRA_API_TOKEN", "")
+        self.token = os.environ.get(conf.get("token_env") or API_TOKEN_ENV, "")
         self.timeout = float(conf.get("timeout") or 120)
         self.attempts = int(conf.get("attempts") or 5)
         self.pending: collections.deque = collections.deque()

@@ -7,8 +7,6 @@ from typing import Iterator
 
 from api.ai.sse import SseParser
 
-TOKEN_ENV = "NETSPECTRA_API_TOKEN"
-
 
 class AskFailed(Exception):
     pass

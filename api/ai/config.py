@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.settings import ConfigError
 
+NOT_CONFIGURED = "the AI gateway is not configured: add an `ai` section to the API's configuration (docs/ai.md)"
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
 
 

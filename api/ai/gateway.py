@@ -125,10 +125,7 @@ class GatewayThread:
                     return
                 yield chunk(ev)
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()                    # the answer in progress: its stream closes
-            else:
-                self._run(agen.aclose())
+            self._end(agen, pending)
 
     def ask_blocking(self, question: str, default_range: str, alive=lambda: True):
         """From a thread (a gRPC call): the chunks, until the end or `alive()` turns false."""
@@ -142,10 +139,15 @@ class GatewayThread:
                     return
                 yield chunk(ev)
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-            else:
-                self._run(agen.aclose())
+            self._end(agen, pending)
+
+    def _end(self, agen, pending) -> None:
+        """An answer left early or finished: cancel the step in progress (its stream to the
+        endpoint closes), or close the generator."""
+        if pending is not None and not pending.done():
+            pending.cancel()
+        else:
+            self._run(agen.aclose())
 
     def analyze_alert_blocking(self, alert_id: str):
         """From a thread (a gRPC call): the analysis as the API answers it."""

@@ -5,19 +5,32 @@ answer, an unknown alert is a 404 line, and the system prompt asks for the five 
 from __future__ import annotations
 
 import asyncio
-import time
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 
+import grpc
 import httpx
 import pytest
 
 from api import models as m
+from api.ai import tools
 from api.ai.config import AiConfig
 from api.ai.gateway import AiGateway
 from api.ai.prompts import ALERT_SYSTEM
 from api.ai.upstream import AiError, ChatUpstream
-from schemas.alerts import Alert
+from api.config import ApiConfig
+from api.server import ApiStartError, build
+from schemas.alerts import Alert, AlertEvent
+from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
+from sinks.notifiers import outboxes
+from tests.api.conftest import READ_TOKEN, TOKENS, serve
+from tests.conftest import ROOT, _free_ports
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.support import HookReceiver, SmtpServer, wait_for
 
 S = 10**9
 
@@ -37,6 +50,13 @@ def alert_api(chdb_api):
                   last - 60 * S, last, "firing", 3, evidence={"bytes": 5_000_000}, version=1)
     svc.backend.store.write_alerts([alert], chdb_api.source)
     return chdb_api, addr
+
+
+def _api_config(store: str, ai_url: str, **ai) -> ApiConfig:
+    """`netspectra api` on `store` with a gateway to `ai_url` (its key in NS_TEST_AI_KEY)."""
+    return ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
+                     ai={"base_url": ai_url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY",
+                         "internal_networks": ["10.0.0.0/8"], **ai})
 
 
 def _gateway(url: str, service, **cfg) -> AiGateway:
@@ -103,12 +123,6 @@ def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
     with the analysis and its facts; an unknown alert is 404 / NOT_FOUND, the endpoint failing
     502 / UNAVAILABLE, one line each; without the section 503 / UNAVAILABLE; without a key the
     API does not start."""
-    import grpc
-    from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
-    from api.config import ApiConfig
-    from api.server import ApiStartError, build
-    from tests.api.conftest import READ_TOKEN, TOKENS, serve
-    from tests.conftest import _free_ports
 
     api, addr = alert_api
     store = api.service.backend.store.path
@@ -116,9 +130,7 @@ def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
     with FakeOpenAI() as ai:
         ai.script.append(Reply(text="HOST-1 sent the most.", usage={"prompt_tokens": 900, "completion_tokens": 20,
                                                                    "total_tokens": 920}))
-        cfg = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
-                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY", "max_retries": 0,
-                            "internal_networks": ["10.0.0.0/8"]})
+        cfg = _api_config(store, ai.url, max_retries=0)
         for _service, target, url in serve(cfg):
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=60) as c:
                 r = c.post("/v1/ai/analyze", json={"alert_id": "ai1"})
@@ -146,7 +158,6 @@ def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
             with pytest.raises(grpc.RpcError) as e:
                 stub.AnalyzeAlert(pb.AnalyzeAlertRequest(alert_id="ai1"), metadata=md, timeout=60)
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE and e.value.details().startswith("AI endpoint answered 503")
-    import threading
     assert not [t for t in threading.enumerate() if t.name == "ai-gateway"]    # stopped with the HTTP server
     plain = ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS)
     for _service, target, url in serve(plain):
@@ -209,7 +220,6 @@ def test_a_question_is_answered_with_the_query_api_as_tools(alert_api):
 
 
 def test_a_bad_tool_call_goes_back_to_the_model_as_one_line():
-    from api.ai import tools
     assert tools.run(None, "drop_tables", "{}", None).startswith("error: no tool 'drop_tables'")
     assert tools.run(None, "aggregate_flows", "{not json", None).startswith("error: arguments:")
     got = tools.run(None, "aggregate_flows", json.dumps({"range": {"last": "1h"}, "filter": {"src": ["10.0.0.300"]}}),
@@ -230,19 +240,12 @@ def _sse(lines) -> list[tuple[str, dict]]:
 
 
 def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer(alert_api, monkeypatch):
-    import grpc
-    from api.config import ApiConfig
-    from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
-    from tests.api.conftest import READ_TOKEN, TOKENS, serve
-    from tests.conftest import _free_ports
 
     api, addr = alert_api
     monkeypatch.setenv("NS_TEST_AI_KEY", "sk-test-0123456789abcdef")
     args = json.dumps({"range": {"start_ms": 0, "end_ms": 2**52}, "filter": {"src": ["HOST-1"]}})
     with FakeOpenAI() as ai:
-        cfg = ApiConfig(store=api.service.backend.store.path, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
-                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY", "max_retries": 0,
-                            "internal_networks": ["10.0.0.0/8"]})
+        cfg = _api_config(api.service.backend.store.path, ai.url, max_retries=0)
         for _service, target, url in serve(cfg):
             headers = {"Authorization": f"Bearer {READ_TOKEN}"}
             ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
@@ -261,10 +264,6 @@ def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer
             assert "".join(c.text for c in got) == f"{addr} again."
             # `netspectra ask`: the answer on stdout as it comes, the queries on stderr
             ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
-            import os
-            import subprocess
-            import sys
-            from tests.conftest import ROOT
             cli = subprocess.run([sys.executable, "-m", "netspectra.cli", "ask", "--url", url, f"What did {addr} send?"],
                                  cwd=ROOT, capture_output=True, text=True, timeout=120,
                                  env={**os.environ, "NETSPECTRA_API_TOKEN": READ_TOKEN})
@@ -299,14 +298,6 @@ def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch)
     """With an `ai` notifier entry: the webhook and the mail of a firing alert go out while the
     LLM is still answering (its answer is held until the test has seen both), then each gets
     the analysis as a second message; the gateway is asked once for both."""
-    import threading
-
-    from api.config import ApiConfig
-    from schemas.alerts import AlertEvent
-    from sinks.notifiers import outboxes
-    from tests.api.conftest import READ_TOKEN, TOKENS, serve
-    from tests.conftest import _free_ports
-    from tests.support import HookReceiver, SmtpServer, wait_for
 
     api, addr = alert_api
     monkeypatch.setenv("NS_TEST_AI_KEY", "sk-test-0123456789abcdef")
@@ -316,9 +307,7 @@ def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch)
     hook, smtp, gate = HookReceiver(), SmtpServer(), threading.Event()
     with FakeOpenAI() as ai:
         ai.script.append(Reply(text="HOST-1 is the talker.", gate=gate))
-        cfg = ApiConfig(store=api.service.backend.store.path, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,
-                        ai={"base_url": ai.url, "model": "m-1", "api_key_env": "NS_TEST_AI_KEY",
-                            "internal_networks": ["10.0.0.0/8"]})
+        cfg = _api_config(api.service.backend.store.path, ai.url)
         for _service, _target, url in serve(cfg):
             boxes = outboxes({"webhook": {"url": hook.url + "/hook"},
                               "smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "ns@example.org",
