@@ -1,8 +1,8 @@
 """Answers kept until the data changes: many viewers of one dashboard ask the same questions.
 
-A query over an hour of flow records costs 15-30 ms of both cores on chDB, and chDB runs one
-statement at a time per process, so 20 clients refreshing the same panels would queue behind
-each other (55 requests/s, p99 420 ms on this machine). The answer only changes when the data
+A query over an hour of flow records costs 15-30 ms of both cores on chDB, so 20 clients
+refreshing the same panels would queue behind each other (55 requests/s, p99 420 ms on this
+machine when chDB took one statement at a time; ~200 with parallel sessions). The answer only changes when the data
 does: the cache keys an answer by (method, request) and by the store's write version, and
 concurrent callers of the same key wait for one computation instead of repeating it.
 

@@ -9,7 +9,7 @@ flags (schemas/settings.py).
      "ingest_dir": "/srv/captures",              # admin IngestCapture reads captures from here (chDB)
      "max_body_bytes": 1000000, "header_timeout_s": 10, "body_timeout_s": 10,   # HTTP limits (api/guard.py)
      "cache_entries": 512,                       # answers kept until the data changes (api/cache.py); 0: off
-     "query_slots": 2,                           # queries computed at once, the others wait in order
+     "query_slots": 4,                           # queries computed at once (twice the cores), the others wait in order
      "ai": {"base_url": "…", "model": "…"}}      # the AI gateway (api/ai/config.py); absent: off
 
 Bearer tokens authenticate both transports: "read" may query, "admin" may also delete data and,
@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.ai.config import AiConfig
 from api.cache import MAX_ENTRIES
 
-QUERY_SLOTS = os.cpu_count() or 2
+# Answers computed at once. chDB runs each in a session of its own, in parallel; twice the cores
+# lets one query's Python work (plan, rows, reply) overlap another's reading (docs/api.md).
+QUERY_SLOTS = 2 * (os.cpu_count() or 2)
 Role = Literal["read", "admin"]
 ROLE_RANK = {"read": 1, "admin": 2}
 

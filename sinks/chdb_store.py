@@ -1,14 +1,16 @@
 """The embedded store: window results in chDB (ClickHouse in-process) through schemas/clickhouse.py.
 
 chDB runs one embedded server per process, on one data directory at a time (and a directory
-belongs to one process). Every ChdbStore on the same path shares that session; opening a
-store on another path closes the previous one.
+belongs to one process). Every ChdbStore on the same path shares its sessions (_Sessions);
+opening a store on another path closes the previous one's.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +26,49 @@ from sinks.rows import alert_tables
 
 log = logging.getLogger(__name__)
 
-_ACTIVE: dict[str, object] = {}     # at most one {path: session}
+_ACTIVE: dict[str, "_Sessions"] = {}    # at most one {path: its sessions}
 _LOCK = threading.Lock()
-SESSION_LOCK = FifoSemaphore(1)     # one statement at a time into the shared session (threads: API, ingestion)
 _WRITES: dict[str, int] = {}        # path -> statements that may have changed data (api/cache.py)
 _READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXISTS", "EXPLAIN")
+# Reads at once per store, an upper bound: the API's query_slots (twice the cores) sets how many it asks.
+READ_SESSIONS = 8
+
+
+class _Sessions:
+    """A data directory's chDB sessions. chDB 4 runs statements of different sessions in
+    parallel, each with its own parameters; one session takes one statement at a time (two at
+    once mix their parameters). Statements that may change data go through `writer`, one at a
+    time; reads each take a session of their own, opened when first needed."""
+
+    def __init__(self, path: str):
+        from chdb import session
+
+        self._open = lambda: session.Session(path)
+        self.writer = self._open()
+        self.write_lock = FifoSemaphore(1)
+        self._reads = FifoSemaphore(READ_SESSIONS)      # first come, first served (schemas/fifo.py)
+        self._free: list = []
+        self._lock = threading.Lock()
+        self._all = [self.writer]
+
+    @contextmanager
+    def reader(self):
+        with self._reads:
+            with self._lock:
+                sess = self._free.pop() if self._free else None
+            if sess is None:
+                sess = self._open()
+                with self._lock:
+                    self._all.append(sess)
+            try:
+                yield sess
+            finally:
+                with self._lock:
+                    self._free.append(sess)
+
+    def close(self) -> None:
+        for sess in self._all:
+            sess.close()
 
 
 def write_version(path: str) -> int:
@@ -64,14 +104,23 @@ def _select(name: str, typ: str) -> str:
     return name
 
 
+def _close_all() -> None:
+    """Sessions closed before the interpreter tears down: left to garbage collection at exit,
+    chDB's engine can crash the process (exit code 139 after the work is done)."""
+    with _LOCK:
+        while _ACTIVE:
+            _ACTIVE.popitem()[1].close()
+
+
+atexit.register(_close_all)
+
+
 class ChdbStore:
     def __init__(self, path: str, retention: dict | None = None, rollups: bool = False):
         """`retention`: table -> seconds, over the defaults of schemas/clickhouse.py (tables made
         before with another TTL get this one). `rollups`: keep the roll-ups as windows are
         written (sinks/rollups.py): asked for (engine and analyze --rollups), because rolling a
         flood's records up costs about as much as writing them."""
-        from chdb import session
-
         self.path = str(Path(path).resolve())
         Path(self.path).mkdir(parents=True, exist_ok=True)
         with _LOCK:
@@ -79,8 +128,9 @@ class ChdbStore:
                 for other in list(_ACTIVE):
                     log.info("closing chDB store %s to open %s", other, self.path)
                     _ACTIVE.pop(other).close()
-                _ACTIVE[self.path] = session.Session(self.path)
-            self.sess = _ACTIVE[self.path]
+                _ACTIVE[self.path] = _Sessions(self.path)
+            self._sessions = _ACTIVE[self.path]
+            self.sess = self._sessions.writer
         for stmt in ddl(retention=retention):
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
@@ -123,27 +173,36 @@ class ChdbStore:
         # Rows go through an Arrow file: chDB's Python() table function deadlocks when called
         # from a Bytewax worker thread other than the main one.
         tmp = Path(self.path) / f"tmp-insert-{os.getpid()}-{threading.get_ident()}.arrow"
-        with SESSION_LOCK:
-            _WRITES[self.path] = _WRITES.get(self.path, 0) + 1
-            with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
-                w.write_table(table)
-            try:
-                self.sess.query(f"INSERT INTO {DATABASE}.{table_name} ({', '.join(names)}){insert_settings_sql()} "
-                                f"SELECT {', '.join(select.values())} FROM file({sql_string(str(tmp))}, 'Arrow')")
-            finally:
-                tmp.unlink(missing_ok=True)
+        with pa.ipc.new_file(str(tmp), (table := _arrow(cols)).schema) as w:
+            w.write_table(table)
+        try:
+            self._write(f"INSERT INTO {DATABASE}.{table_name} ({', '.join(names)}){insert_settings_sql()} "
+                        f"SELECT {', '.join(select.values())} FROM file({sql_string(str(tmp))}, 'Arrow')")
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         with _LOCK:
-            if _ACTIVE.get(self.path) is self.sess:
+            if _ACTIVE.get(self.path) is self._sessions:
                 _ACTIVE.pop(self.path).close()
+
+    def _write(self, sql: str, fmt: str = "CSV", params: dict | None = None):
+        """A statement that may change data. The version changes before and after it: a read
+        that overlapped it in any part is not cached as current (api/cache.py)."""
+        with self._sessions.write_lock:
+            _WRITES[self.path] = _WRITES.get(self.path, 0) + 1
+            try:
+                return self.sess.query(sql, fmt, params=params)
+            finally:
+                _WRITES[self.path] += 1
 
     def query(self, sql: str, fmt: str = "CSVWithNames", params: dict | None = None) -> str | bytes:
         """A statement's output as text (as bytes for binary formats such as Arrow)."""
-        with SESSION_LOCK:
-            if not sql.lstrip().upper().startswith(_READS):
-                _WRITES[self.path] = _WRITES.get(self.path, 0) + 1
-            res = self.sess.query(sql, fmt, params=params)
+        if sql.lstrip().upper().startswith(_READS):
+            with self._sessions.reader() as sess:
+                res = sess.query(sql, fmt, params=params)
+        else:
+            res = self._write(sql, fmt, params)
         data = res.bytes() if hasattr(res, "bytes") else str(res).encode()
         return data if fmt in ("Arrow", "Parquet", "Native") else data.decode()
 
