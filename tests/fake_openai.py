@@ -37,17 +37,30 @@ def completion(text: str, usage: Optional[dict] = None, tool_calls: Optional[lis
     msg = {"role": "assistant", "content": text if not tool_calls else None}
     if tool_calls:
         msg["tool_calls"] = tool_calls
-    return {"id": "chatcmpl-1", "object": "chat.completion", "model": "fake",
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
             "choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls" if tool_calls else "stop"}],
             "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
 
 
 def chunk(delta: Optional[str] = None, usage: Optional[dict] = None) -> str:
-    obj = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+    obj = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "fake",
            "choices": [] if delta is None else [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}
     if usage:
         obj["usage"] = usage
     return f"data: {json.dumps(obj)}\n\n"
+
+
+def tool_call_stream(arguments: str, name: str = "aggregate_flows") -> list[str]:
+    """SSE pieces (Reply.raw) of a model's streamed turn that calls `name`, its arguments in two pieces."""
+    def ev(delta):
+        return "data: " + json.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                                      "choices": [{"index": 0, "delta": delta}]}) + "\n\n"
+    half = len(arguments) // 2
+    return [ev({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                     "function": {"name": name, "arguments": ""}}]}),
+            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
+            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
+            "data: [DONE]\n\n"]
 
 
 class FakeOpenAI:

@@ -29,7 +29,7 @@ from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
 from sinks.notifiers import outboxes
 from tests.api.conftest import READ_TOKEN, TOKENS, serve
 from tests.conftest import ROOT, _free_ports
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Reply, tool_call_stream
 from tests.support import HookReceiver, SmtpServer, wait_for
 
 S = 10**9
@@ -174,18 +174,6 @@ def test_analyze_over_http_and_grpc_and_the_errors(alert_api, monkeypatch):
     assert str(e.value) == "ai: no API key: set the environment variable NS_TEST_AI_KEY or ai.api_key_file"
 
 
-def _tool_call_stream(arguments: str) -> list[str]:
-    """A model's streamed turn that calls aggregate_flows, its arguments in two pieces."""
-    def ev(delta):
-        return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}) + "\n\n"
-    half = len(arguments) // 2
-    return [ev({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                                     "function": {"name": "aggregate_flows", "arguments": ""}}]}),
-            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
-            ev({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
-            "data: [DONE]\n\n"]
-
-
 def test_a_question_is_answered_with_the_query_api_as_tools(alert_api):
     """The model asks aggregate_flows about HOST-1 (the address in the question, pseudonymised);
     the gateway runs it with the address put back, sends the API's answer back pseudonymised,
@@ -193,7 +181,7 @@ def test_a_question_is_answered_with_the_query_api_as_tools(alert_api):
     api, addr = alert_api
     args = json.dumps({"range": {"start_ms": 0, "end_ms": 2**52}, "filter": {"src": ["HOST-1"]}})
     with FakeOpenAI() as ai:
-        ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOS", "T-1 sent ", "many bytes."])]
+        ai.script += [Reply(raw=tool_call_stream(args)), Reply(stream=["HOS", "T-1 sent ", "many bytes."])]
         gw = _gateway(ai.url, api.service)
 
         async def run():
@@ -248,7 +236,7 @@ def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer
         cfg = _api_config(api.service.backend.store.path, ai.url, max_retries=0)
         for _service, target, url in serve(cfg):
             headers = {"Authorization": f"Bearer {READ_TOKEN}"}
-            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
+            ai.script += [Reply(raw=tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
             with httpx.stream("POST", f"{url}/v1/ai/ask", json={"question": f"What did {addr} send?"},
                               headers=headers, timeout=60) as r:
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -257,13 +245,13 @@ def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer
             assert chunks[0]["tool_name"] == "aggregate_flows" and addr in chunks[0]["tool_arguments"]
             assert "".join(c["text"] for c in chunks) == f"{addr} sent a lot." and chunks[-1]["done"] is True
             # gRPC: the same answer as a stream of AskChunk
-            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "again."])]
+            ai.script += [Reply(raw=tool_call_stream(args)), Reply(stream=["HOST-1 ", "again."])]
             stub, md = pb_grpc.QueryStub(grpc.insecure_channel(target)), [("authorization", f"Bearer {READ_TOKEN}")]
             got = list(stub.Ask(pb.AskRequest(question=f"And {addr}?"), metadata=md, timeout=60))
             assert got[0].tool_name == "aggregate_flows" and got[-1].done
             assert "".join(c.text for c in got) == f"{addr} again."
             # `netspectra ask`: the answer on stdout as it comes, the queries on stderr
-            ai.script += [Reply(raw=_tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
+            ai.script += [Reply(raw=tool_call_stream(args)), Reply(stream=["HOST-1 ", "sent ", "a lot."])]
             cli = subprocess.run([sys.executable, "-m", "netspectra.cli", "ask", "--url", url, f"What did {addr} send?"],
                                  cwd=ROOT, capture_output=True, text=True, timeout=120,
                                  env={**os.environ, "NETSPECTRA_API_TOKEN": READ_TOKEN})
