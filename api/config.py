@@ -16,6 +16,15 @@ Bearer tokens authenticate both transports: "read" may query, "admin" may also d
 with chDB, ingest captures from `ingest_dir` (the API process owns the chDB directory, so
 ingestion into it runs here).
 Without tokens the API refuses to start unless `allow_anonymous` is set (then everyone is read).
+
+`netspectra ai` (AiServerConfig, NETSPECTRA_AI_*): the AI gateway in a process of its own, with
+the same listening, token, TLS and limit settings, an `ai` section (required), and where it reads:
+
+    {"grpc_port": 50052, "http_port": 8082, "tokens": […],
+     "query_api": "http://127.0.0.1:8080",       # `netspectra api`'s HTTP address (https: give query_ca)
+     "query_token_env": "NETSPECTRA_API_TOKEN",  # the variable holding a read token of that API
+     "query_ca": "ca.pem",                       # set when that API serves TLS
+     "ai": {"base_url": "…", "model": "…"}}
 """
 from __future__ import annotations
 
@@ -23,10 +32,11 @@ import hmac
 import os
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.ai.config import AiConfig
 from api.cache import MAX_ENTRIES
+from schemas.settings import API_TOKEN_ENV
 
 # Answers computed at once. chDB runs each in a session of its own, in parallel; twice the cores
 # lets one query's Python work (plan, rows, reply) overlap another's reading (docs/api.md).
@@ -48,26 +58,19 @@ class Tls(BaseModel):
     client_ca: Optional[str] = None      # set: clients must present a certificate signed by it
 
 
-class ApiConfig(BaseModel):
+class ServedConfig(BaseModel):
+    """What every served process (the query API, the AI gateway) shares: its addresses, who may
+    call it, TLS, the HTTP limits (api/guard.py), metrics, and the AI gateway's settings."""
     model_config = ConfigDict(extra="forbid")
-    store: Optional[str] = None          # required: a chDB directory, or clickhouse://host:port
-    redis: Optional[str] = None
     host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     http_port: int = Field(default=8080, ge=0, le=65535)
     tokens: list[Token] = Field(default_factory=list)
     allow_anonymous: bool = False
     tls: Optional[Tls] = None
-    ingest_dir: Optional[str] = None
     max_body_bytes: int = Field(default=1_000_000, ge=1024)      # larger HTTP bodies: 413, never read
     header_timeout_s: float = Field(default=10.0, gt=0)          # a connection's request headers, complete
     body_timeout_s: float = Field(default=10.0, gt=0)            # a request body, complete (else 408)
-    cache_entries: int = Field(default=MAX_ENTRIES, ge=0)        # api/cache.py; 0 turns the cache off
-    # Queries computed at once; the others wait their turn, in order (api/service.py). Past the
-    # cores, more only take turns at Python's GIL: on bench_api's 100M store, 20 clients asking
-    # a dashboard's panels (cache off) on 2 cores got 108-158 requests/s with 8 at once, 192-233
-    # with 2.
-    query_slots: int = Field(default=QUERY_SLOTS, ge=1)
     metrics_host: str = "127.0.0.1"                              # Prometheus /metrics (0: none)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     ai: Optional[AiConfig] = None                                # the AI gateway; None: its endpoints answer 503
@@ -84,6 +87,31 @@ class ApiConfig(BaseModel):
             if hmac.compare_digest(given, t.token.encode()):
                 role = t.role
         return role
+
+
+class ApiConfig(ServedConfig):
+    store: Optional[str] = None          # required: a chDB directory, or clickhouse://host:port
+    redis: Optional[str] = None
+    ingest_dir: Optional[str] = None
+    cache_entries: int = Field(default=MAX_ENTRIES, ge=0)        # api/cache.py; 0 turns the cache off
+    query_slots: int = Field(default=QUERY_SLOTS, ge=1)          # queries computed at once (QUERY_SLOTS)
+
+
+class AiServerConfig(ServedConfig):
+    """`netspectra ai`: the AI gateway in a process of its own, reading through the query API."""
+    grpc_port: int = Field(default=50052, ge=0, le=65535)
+    http_port: int = Field(default=8082, ge=0, le=65535)
+    query_api: str = "http://127.0.0.1:8080"     # `netspectra api`'s HTTP/JSON (api/ai/remote.py)
+    query_token_env: str = API_TOKEN_ENV         # the variable holding a read token of that API
+    query_ca: Optional[str] = None               # https: the CA that signed that API's certificate
+    ai: AiConfig                                 # required here
+
+    @field_validator("query_api")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected the query API's http:// or https:// URL")
+        return v.rstrip("/")
 
 
 def allowed(role: Optional[Role], needed: Role) -> bool:

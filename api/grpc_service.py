@@ -85,6 +85,8 @@ def rpc(role: str, request_model=None):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
             if not allowed(who, role):
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"needs the {role} role")
+            if self.service is None and fn.__name__ not in AI_METHODS:
+                context.abort(grpc.StatusCode.UNIMPLEMENTED, GATEWAY_ONLY)
             try:
                 req = request_model.model_validate(to_dict(request)) if request_model else request
                 return fn(self, req, context)
@@ -109,6 +111,8 @@ def rpc(role: str, request_model=None):
     return wrap
 
 
+AI_METHODS = ("AnalyzeAlert", "Ask", "AskUnary")       # all that the AI gateway's own process serves
+GATEWAY_ONLY = "this is the AI gateway (`netspectra ai`): it answers AnalyzeAlert and Ask; ask the query API the rest"
 AI_STATUS = {404: grpc.StatusCode.NOT_FOUND, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
              504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -133,6 +137,20 @@ class QueryServicer(pb_grpc.QueryServicer):
         if self.ai is None:
             context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
         return self._ask(req, context)
+
+    @rpc("read", m.AskRequest)
+    def AskUnary(self, req, context):
+        if self.ai is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
+        from api.ai.upstream import AiError
+        from concurrent.futures import CancelledError
+        try:
+            got = self.ai.ask_whole_blocking(req.question, req.default_range, on_gone=context.add_callback)
+        except AiError as e:
+            context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
+        except CancelledError:          # the client went away: its answer was stopped upstream
+            context.abort(grpc.StatusCode.CANCELLED, "the client went away")
+        return to_message(got, pb.AskResponse)
 
     def _ask(self, req, context):
         from api.ai.upstream import AiError

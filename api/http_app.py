@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from api import models as m
 from api.ai.config import NOT_CONFIGURED
-from api.config import ApiConfig, allowed
+from api.config import AiServerConfig, ApiConfig, allowed
 from api.guard import BodyGuard, cap
 from api.metrics import HttpMetrics
 from api.queries import QueryError
@@ -95,8 +95,10 @@ def _ms(t: datetime) -> int:
     return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
-def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
-    """`ai`: the AI gateway's thread (api/ai/gateway.py GatewayThread), None when not configured."""
+def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=None, queries: bool = True) -> FastAPI:
+    """`ai`: the AI gateway's thread (api/ai/gateway.py GatewayThread), None when not configured.
+    `queries` False: the AI gateway's own process (`netspectra ai`), with only the AI routes and
+    its health; the query routes are made on a router that is never mounted."""
     app = FastAPI(title="NetSpectra query API", version="1.0.0", docs_url=None, redoc_url=None,
                   description="Flows, heavy hitters, spreaders and live state of the NetSpectra pipeline. "
                               "Send `Authorization: Bearer <token>`.")
@@ -112,6 +114,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         return Depends(check)
 
     read, admin = role("read"), role("admin")
+    routes = app if queries else APIRouter()
     streams = threading.BoundedSemaphore(MAX_STREAMS)      # each open stream holds a server thread
     app.add_middleware(BodyGuard, role_of=config.role_of, max_body_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s)
@@ -136,23 +139,23 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         log.exception("request failed: %s", request.url.path)
         return JSONResponse({"error": "internal error (logged on the server)"}, status_code=500)
 
-    @app.post("/v1/flows/aggregate", response_model=m.AggregateFlowsResponse, responses=ERRORS, dependencies=[read])
+    @routes.post("/v1/flows/aggregate", response_model=m.AggregateFlowsResponse, responses=ERRORS, dependencies=[read])
     def aggregate_flows(req: m.AggregateFlowsRequest):
         return call(service.aggregate_flows, req)
 
-    @app.post("/v1/flows/trace", response_model=m.TraceFlowResponse, responses=ERRORS, dependencies=[read])
+    @routes.post("/v1/flows/trace", response_model=m.TraceFlowResponse, responses=ERRORS, dependencies=[read])
     def trace_flow(req: m.TraceFlowRequest):
         return call(service.trace_flow, req)
 
-    @app.post("/v1/heavy-hitters", response_model=m.QueryHeavyHittersResponse, responses=ERRORS, dependencies=[read])
+    @routes.post("/v1/heavy-hitters", response_model=m.QueryHeavyHittersResponse, responses=ERRORS, dependencies=[read])
     def heavy_hitters(req: m.QueryHeavyHittersRequest):
         return call(service.heavy_hitters, req)
 
-    @app.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
+    @routes.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
     def spreaders(req: m.QuerySpreadersRequest):
         return call(service.spreaders, req)
 
-    @app.get("/v1/alerts", response_model=m.ListAlertsResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/alerts", response_model=m.ListAlertsResponse, responses=ERRORS, dependencies=[read])
     def list_alerts(start_ms: int | None = None, end_ms: int | None = None, start: str = "", end: str = "",
                     last: str = "", state: list[str] = Query([]), severity: list[str] = Query([]),
                     rule: list[str] = Query([]), address: str = "", source: str = "", limit: int = 0,
@@ -186,19 +189,28 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         except AiError as e:
             raise ApiError(e.status, str(e)) from None
 
-    @app.post("/v1/ai/ask", dependencies=[read],
+    @app.post("/v1/ai/ask", dependencies=[read], response_model=m.AskResponse,
               responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
-                                         "description": "Server-Sent Events: `chunk` events (data: AskChunk JSON: "
-                                                        "text, or a query the model made, or done), or one `error` "
-                                                        "event (data: {\"error\": line, \"status\": HTTP status})"}})
-    async def ask(req: m.AskRequest):
+                                         "description": "Server-Sent Events (the default): `chunk` events (data: "
+                                                        "AskChunk JSON: text, or a query the model made, or done), or "
+                                                        "one `error` event (data: {\"error\": line, \"status\": HTTP "
+                                                        "status}). With `Accept: application/json` only: the whole "
+                                                        "answer (AskResponse) when it is done."}})
+    async def ask(req: m.AskRequest, request: Request):
         """A question about the traffic answered by an LLM with this API's queries as its tools,
-        streamed as it is written (the AI gateway: docs/ai.md). 503 when not configured."""
+        streamed as it is written, or whole when the client accepts only JSON (the AI gateway:
+        docs/ai.md). 503 when not configured."""
         if ai is None:
             raise ApiError(503, NOT_CONFIGURED)
         from fastapi.responses import StreamingResponse
 
         from api.ai.upstream import AiError
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/event-stream" not in accept:
+            try:
+                return await ai.ask_whole(req.question, req.default_range)
+            except AiError as e:
+                raise ApiError(e.status, str(e)) from None
 
         async def events():
             try:
@@ -209,7 +221,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+    @routes.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
                                                              "description": "Server-Sent Events: one `alert` event "
                                                              "per change (data: AlertChange JSON, id: its cursor)"}},
              dependencies=[read])
@@ -231,7 +243,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
                   for c in changes)
         return _event_stream(frames, state, streams.release, "alert changes")
 
-    @app.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/live/top", response_model=m.LiveTopResponse, responses=ERRORS, dependencies=[read])
     def live_top(request: Request, source: str = "", limit: int = 10):
         unknown = set(request.query_params) - {"source", "limit"}
         if unknown:
@@ -243,12 +255,12 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
         return call(service.live_top, req)
 
     # ---- the live console (api/console/, api/live.py) ------------------------------------------
-    @app.get("/v1/sources", response_model=m.SourcesResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/sources", response_model=m.SourcesResponse, responses=ERRORS, dependencies=[read])
     def sources():
         """Sources with live state (Redis) and with windows in the store."""
         return call(lambda _req: service.sources(), None)
 
-    @app.get("/v1/live/series", response_model=m.LiveSeriesResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/live/series", response_model=m.LiveSeriesResponse, responses=ERRORS, dependencies=[read])
     def live_series(source: str = "", last: str = "1h"):
         """A source's windows (totals) up to `last` before its newest: from Redis, or from the
         store's history when the API has no Redis (`live: false`)."""
@@ -258,7 +270,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
             raise ApiError(400, m.problems(e, "query")) from None
         return call(service.live_series, req)
 
-    @app.get("/v1/live/window", response_model=m.LiveWindowResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/live/window", response_model=m.LiveWindowResponse, responses=ERRORS, dependencies=[read])
     def live_window(source: str = ""):
         """A source's newest window: totals, exact talkers and breakdowns, sketch tops."""
         try:
@@ -267,7 +279,7 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
             raise ApiError(400, m.problems(e, "query")) from None
         return call(service.live_window, req)
 
-    @app.get("/v1/live/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+    @routes.get("/v1/live/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
                                                            "description": "Server-Sent Events: one `window` event "
                                                            "per window written (data: source, window_start_ms)"}},
              dependencies=[read])
@@ -282,38 +294,44 @@ def create_app(service: QueryService, config: ApiConfig, ai=None) -> FastAPI:
                   if ev is None or not source or ev.get("source") == source)
         return _event_stream(itertools.chain([": connected\n\n"], frames), state, streams.release, "live updates")
 
-    _console(app)
+    if queries:
+        _console(app)
+    else:
+        @app.get("/v1/health", dependencies=[read])
+        def gateway_health() -> dict:
+            """The gateway's model and whether the query API it reads through answers."""
+            return ai.health()
 
     @app.get("/livez", include_in_schema=False)
     def livez():
         """Liveness for probes and load balancers: no token, and nothing about the service."""
         return PlainTextResponse("ok")
 
-    @app.get("/v1/health", response_model=m.HealthResponse, responses=ERRORS, dependencies=[read])
+    @routes.get("/v1/health", response_model=m.HealthResponse, responses=ERRORS, dependencies=[read])
     def health():
         return service.health()
 
-    @app.post("/v1/admin/delete-source", response_model=m.DeleteSourceResponse, responses=ERRORS,
+    @routes.post("/v1/admin/delete-source", response_model=m.DeleteSourceResponse, responses=ERRORS,
               dependencies=[admin])
     def delete_source(req: m.DeleteSourceRequest):
         return call(service.delete_source, req)
 
-    @app.post("/v1/admin/ingest", response_model=m.IngestCaptureResponse, responses=ERRORS | {409: {"model": Problem}},
+    @routes.post("/v1/admin/ingest", response_model=m.IngestCaptureResponse, responses=ERRORS | {409: {"model": Problem}},
               dependencies=[admin])
     def ingest_capture(req: m.IngestCaptureRequest):
         return call(service.ingest_capture, req)
 
     # ---- Grafana JSON datasource ----------------------------------------------------------------
-    @app.get("/grafana/", responses=ERRORS, dependencies=[read])
+    @routes.get("/grafana/", responses=ERRORS, dependencies=[read])
     def grafana_test() -> dict:
         """Connection test of the datasource."""
         return {"status": "ok"}
 
-    @app.post("/grafana/metrics", responses=ERRORS, dependencies=[read])
+    @routes.post("/grafana/metrics", responses=ERRORS, dependencies=[read])
     def grafana_metrics() -> list[dict]:
         return [{"label": x, "value": x} for x in GRAFANA_METRICS]
 
-    @app.post("/grafana/query", responses=ERRORS, dependencies=[read])
+    @routes.post("/grafana/query", responses=ERRORS, dependencies=[read])
     def grafana_query(q: GrafanaQuery) -> list[dict]:
         try:
             rng = m.TimeRange(start_ms=_ms(q.range.from_), end_ms=_ms(q.range.to))

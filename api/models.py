@@ -459,6 +459,18 @@ class AskChunk(_Model):
     done: bool = False
 
 
+class AskQuery(_Model):
+    tool_name: str
+    tool_arguments: str = Field(description="JSON, as the model asked (names put back)")
+
+
+class AskResponse(_Model):
+    """A whole answer to a question: its text, the queries the model made, its turns."""
+    text: str
+    queries: list[AskQuery] = Field(default_factory=list)
+    rounds: int = 0
+
+
 class AnalyzeAlertResponse(_Model):
     """An LLM's analysis of an alert (what is happening, how sure, likely cause, impact, next
     steps), grounded in the query answers it was given (`facts_json`)."""

@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 
-from api.config import ApiConfig
+from api.config import AiServerConfig, ApiConfig
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,12 @@ class ApiStartError(Exception):
 NO_TOKENS = "no API tokens configured: give --config with tokens, or --allow-anonymous"
 
 
-def problems(config: ApiConfig) -> list[str]:
-    """What stops the API from serving, one line each: settings first, then the backends asked."""
+def problems(config: ApiConfig | AiServerConfig) -> list[str]:
+    """What stops the API (or the AI gateway) from serving, one line each: settings first, then
+    the backends asked."""
     from schemas.probes import clickhouse_problem, problems as probe, redis_problem
+    if isinstance(config, AiServerConfig):
+        return _gateway_problems(config)
     errors = []
     if not config.store:
         errors.append("no store: give --store, a chDB directory (as written by `analyze --store`) or "
@@ -45,12 +48,22 @@ def problems(config: ApiConfig) -> list[str]:
     return probe(checks)
 
 
-def build(config: ApiConfig):
-    """(service, grpc server, grpc port, FastAPI app) for a configuration."""
+def _gateway_problems(config: AiServerConfig) -> list[str]:
+    from api.ai.remote import RemoteQuery
+    errors = [] if config.tokens or config.allow_anonymous else [NO_TOKENS]
+    if not os.environ.get(config.query_token_env, "").strip():
+        errors.append(f"no token for the query API: set the environment variable {config.query_token_env} "
+                      f"(a read token of {config.query_api}) or query_token_env")
+    elif not RemoteQuery(config.query_api, "", config.query_ca).ping():
+        errors.append(f"query API {config.query_api}: not answering; start `netspectra api` or give query_api")
+    return errors
+
+
+def build(config: ApiConfig | AiServerConfig):
+    """(service, grpc server, grpc port, FastAPI app) for a configuration. The AI gateway's own
+    process (AiServerConfig) has no QueryService: it reads through the query API (service None)."""
     from api.grpc_service import build_server
     from api.http_app import create_app
-    from api.service import QueryService
-    from api.store import open_backend
 
     if not config.tokens and not config.allow_anonymous:
         raise ApiStartError([NO_TOKENS])
@@ -60,14 +73,21 @@ def build(config: ApiConfig):
             config.ai.api_key()                 # a missing key stops the start, before the store opens
         except ConfigError as e:
             raise ApiStartError(e.lines) from None
-    service = QueryService(open_backend(config.store), config.redis, config.ingest_dir, config.cache_entries,
-                           config.query_slots)
+    if isinstance(config, AiServerConfig):
+        from api.ai.remote import RemoteQuery
+        service, reads = None, RemoteQuery(config.query_api, os.environ.get(config.query_token_env, "").strip(),
+                                           config.query_ca)
+    else:
+        from api.service import QueryService
+        from api.store import open_backend
+        service = reads = QueryService(open_backend(config.store), config.redis, config.ingest_dir,
+                                       config.cache_entries, config.query_slots)
     ai = None
     if config.ai is not None:
         from api.ai.gateway import GatewayThread
-        ai = GatewayThread(config.ai, service)
+        ai = GatewayThread(config.ai, reads)
     server, port = build_server(service, config, ai=ai)
-    return service, server, port, create_app(service, config, ai)
+    return service, server, port, create_app(service, config, ai, queries=service is not None)
 
 
 def http_config(app, config: ApiConfig):
@@ -86,9 +106,10 @@ def http_config(app, config: ApiConfig):
 
 
 class ApiServer:
-    """The API service: gRPC on its own thread pool, HTTP (uvicorn) in the thread that calls run()."""
+    """The API service: gRPC on its own thread pool, HTTP (uvicorn) in the thread that calls run().
+    With an AiServerConfig: the AI gateway alone (`netspectra ai`), the same way."""
 
-    def __init__(self, config: ApiConfig):
+    def __init__(self, config: ApiConfig | AiServerConfig):
         self.config = config
         self.service = self.grpc = self.http = self.socket = None
         self.grpc_port = 0
@@ -122,8 +143,10 @@ class ApiServer:
             raise ApiStartError([f"gRPC port {c.host}:{c.grpc_port}: {e}; give another --grpc-port"]) from None
         self.grpc.start()
         self.http = uvicorn.Server(http_config(app, c))
+        where = ({"store": self.service.backend.name, "redis": c.redis} if self.service is not None
+                 else {"query_api": c.query_api, "model": c.ai.model})
         return {"grpc": f"{c.host}:{self.grpc_port}", "http": f"{c.host}:{self.socket.getsockname()[1]}",
-                "store": self.service.backend.name, "redis": c.redis, "tls": bool(c.tls)}
+                **where, "tls": bool(c.tls)}
 
     def run(self) -> None:
         """Serve HTTP until SIGINT/SIGTERM (uvicorn's handlers) or stop(); then stop gRPC."""

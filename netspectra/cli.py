@@ -27,6 +27,7 @@ COMMANDS = {
     "stack": "netspectra.stackctl:cmd_stack",
     "api": "netspectra.serve:cmd_api",
     "ask": "netspectra.ask:cmd_ask",
+    "ai": "netspectra.serve:cmd_ai",
     "rules": "netspectra.cli:cmd_rules",
     "grafana": "netspectra.cli:cmd_grafana",
 }
@@ -34,7 +35,7 @@ COMMANDS = {
 
 # Service subcommand -> its settings model: flags' defaults in --help come from it (one place).
 MODELS = {"collect": "collectors.service:CollectorConfig", "engine": "flows.engine_config:EngineConfig",
-          "api": "api.config:ApiConfig"}
+          "api": "api.config:ApiConfig", "ai": "api.config:AiServerConfig"}
 
 
 class ServiceHelp(argparse.HelpFormatter):
@@ -143,6 +144,21 @@ def _add_api(sub) -> None:
     api.add_argument("--allow-anonymous", action="store_true", default=None,
                      help="no tokens: everyone may read (trials only)")
     api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
+
+
+def _add_ai(sub) -> None:
+    from schemas.settings import API_TOKEN_ENV
+    a = sub.add_parser("ai", help="serve the AI gateway alone: AnalyzeAlert and Ask over gRPC and HTTP, reading "
+                       f"through the query API (docs/ai.md; its read token from {API_TOKEN_ENV})",
+                       formatter_class=functools.partial(ServiceHelp, model=MODELS["ai"]))
+    service_options(a, "ai")
+    a.add_argument("--query-api", help="the query API's HTTP address (`netspectra api`)")
+    a.add_argument("--host", help="listen address")
+    a.add_argument("--grpc-port", type=int, help="gRPC port")
+    a.add_argument("--http-port", type=int, help="HTTP/JSON port")
+    a.add_argument("--allow-anonymous", action="store_true", default=None,
+                   help="no tokens: everyone may ask (trials only)")
+    a.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
 
 def _add_sql(sub) -> None:
@@ -286,7 +302,7 @@ def _add_stack(sub) -> None:
 # Subcommand -> what adds its options, in the order --help lists them.
 SUBCOMMANDS = {"synth": _add_synth, "decode": _add_decode, "analyze": _add_analyze, "rules": _add_rules, "api": _add_api,
                "sql": _add_sql, "grafana": _add_grafana, "collect": _add_collect, "engine": _add_engine,
-               "stack": _add_stack, "ask": _add_ask}
+               "stack": _add_stack, "ask": _add_ask, "ai": _add_ai}
 
 
 # flag -> config field, where they differ; a flag left out (None) keeps the file's value
@@ -329,6 +345,7 @@ def log_to_stderr(level: int) -> None:
     """The services' log lines (and librdkafka's, schemas/kafka_logging.py) on stderr, timed."""
     import logging
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))      # not a line per request (AI gateway)
 
 
 def problems(command: str, lines: list[str]) -> int:

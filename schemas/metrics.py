@@ -54,6 +54,13 @@ METRICS: dict[str, tuple] = {
     # API
     "netspectra_api_requests_total": ("counter", "API requests by transport, method and status", ("transport", "method", "status")),
     "netspectra_api_request_seconds": ("histogram", "API request latency", ("transport", "method"), SECONDS_BUCKETS),
+    # the AI gateway (in the API's process, or its own: netspectra ai)
+    "netspectra_ai_upstream_requests_total": ("counter", "Requests to the LLM endpoint by outcome: HTTP status, timeout, unreachable", ("status",)),
+    "netspectra_ai_upstream_retries_total": ("counter", "Requests to the LLM endpoint sent again (429, 5xx, timeouts) after backoff or Retry-After", ()),
+    "netspectra_ai_upstream_seconds": ("histogram", "From a request to the end of the LLM's answer, retries included, by mode (answer, stream)", ("mode",), SECONDS_BUCKETS),
+    "netspectra_ai_tokens_total": ("counter", "Tokens used by kind (prompt, completion): the endpoint's count, else estimated", ("kind",)),
+    "netspectra_ai_budget_refusals_total": ("counter", "Requests refused: the day's token budget would be exceeded", ()),
+    "netspectra_ai_tool_calls_total": ("counter", "Queries the model made while answering a question, by tool", ("tool",)),
 }
 
 _live: dict[str, object] = {}
@@ -61,7 +68,7 @@ _lock = threading.Lock()
 
 
 # what each service's /metrics shows
-SERVICE_GROUPS = {"collect": ("collector",), "engine": ("engine", "sink", "notifier"), "api": ("api",)}
+SERVICE_GROUPS = {"collect": ("collector",), "engine": ("engine", "sink", "notifier"), "api": ("api", "ai")}
 
 
 def enable(service: str) -> None:

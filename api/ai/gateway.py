@@ -12,7 +12,8 @@ from api.ai.config import AiConfig
 from api.ai.grounding import alert_facts, find_alert
 from api.ai.prompts import alert_messages
 from api.ai.pseudonym import Pseudonyms
-from api.ai.upstream import ChatUpstream
+from api.ai.upstream import AiError, ChatUpstream
+from schemas import metrics as M
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 5        # model turns that may call tools; the one after must answer
@@ -71,13 +72,18 @@ class AiGateway:
             messages.append({"role": "assistant", "content": "".join(said) or None, "tool_calls": calls})
             for c in calls:
                 f = c["function"]
+                M.inc("netspectra_ai_tool_calls_total", tool=f["name"] if f["name"] in tools.FUNCTIONS else "unknown")
                 yield {"tool": {"name": f["name"], "arguments": names.reveal(f["arguments"]) if names else f["arguments"]}}
                 result = await asyncio.to_thread(tools.run, self.service, f["name"], f["arguments"], names)
                 messages.append({"role": "tool", "tool_call_id": c["id"], "content": result})
 
     async def analyze_alert(self, alert_id: str) -> Analysis:
-        alert = await asyncio.to_thread(find_alert, self.service, alert_id, int(self.clock() * 1000))
-        facts = await asyncio.to_thread(alert_facts, self.service, alert)
+        from api.service import Busy, Unavailable
+        try:
+            alert = await asyncio.to_thread(find_alert, self.service, alert_id, int(self.clock() * 1000))
+            facts = await asyncio.to_thread(alert_facts, self.service, alert)
+        except (Busy, Unavailable) as e:        # the store, or the query API the gateway reads through
+            raise AiError(f"cannot gather the alert's facts: {e}", 503) from None
         names = Pseudonyms(self.cfg.internal_networks) if self.cfg.pseudonymise else None
         messages = alert_messages(facts, names)
         hidden = len(names.names) if names else 0
@@ -141,6 +147,18 @@ class GatewayThread:
         finally:
             self._end(agen, pending)
 
+    async def ask_whole(self, question: str, default_range: str):
+        """From another event loop: the whole answer (api.models.AskResponse) when it is done."""
+        return await asyncio.wrap_future(self._run(_whole(self.gateway.ask(question, default_range))))
+
+    def ask_whole_blocking(self, question: str, default_range: str, on_gone=None):
+        """From a thread (a gRPC call): the whole answer. `on_gone(cancel)`: registers what
+        stops the answer upstream when the caller goes away (gRPC's context.add_callback)."""
+        pending = self._run(_whole(self.gateway.ask(question, default_range)))
+        if on_gone is not None:
+            on_gone(pending.cancel)
+        return pending.result()
+
     def _end(self, agen, pending) -> None:
         """An answer left early or finished: cancel the step in progress (its stream to the
         endpoint closes), or close the generator."""
@@ -152,6 +170,13 @@ class GatewayThread:
     def analyze_alert_blocking(self, alert_id: str):
         """From a thread (a gRPC call): the analysis as the API answers it."""
         return response(self._run(self.gateway.analyze_alert(alert_id)).result())
+
+    def health(self) -> dict:
+        """The gateway's own process: its model, and whether the query API it reads through answers."""
+        reads = self.gateway.service
+        ok = reads.ping()
+        return {"status": "ok" if ok else "degraded", "model": self.gateway.cfg.model,
+                "query_api": getattr(reads, "url", "in-process"), "query_api_ok": ok}
 
     def close(self) -> None:
         self._run(self.gateway.aclose()).result(10)
@@ -174,6 +199,19 @@ async def _next(agen):
         return await agen.__anext__()
     except StopAsyncIteration:
         return None
+
+
+async def _whole(agen):
+    from api import models as m
+    text, queries, rounds = [], [], 0
+    async for ev in agen:
+        if "text" in ev:
+            text.append(ev["text"])
+        elif "tool" in ev:
+            queries.append(m.AskQuery(tool_name=ev["tool"]["name"], tool_arguments=ev["tool"]["arguments"]))
+        else:
+            rounds = ev["done"]["rounds"]
+    return m.AskResponse(text="".join(text), queries=queries, rounds=rounds)
 
 
 def chunk(ev: dict):

@@ -20,6 +20,7 @@ import httpx
 
 from api.ai.config import AiConfig
 from api.ai.sse import DONE, SseParser
+from schemas import metrics as M
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -59,6 +60,7 @@ class TokenBudget:
         """AiError (429) unless `wanted` more tokens fit in today's budget."""
         self._today()
         if self.daily and self.used + wanted > self.daily:
+            M.inc("netspectra_ai_budget_refusals_total")
             raise AiError(f"AI token budget for today spent ({self.used:,} of {self.daily:,} used; "
                                 "it resets at 00:00 UTC)", 429)
 
@@ -124,12 +126,15 @@ class ChatUpstream:
                 req = self._client.build_request("POST", "/chat/completions", json=body)
                 resp = await self._client.send(req, stream=stream)
             except httpx.TimeoutException:
+                M.inc("netspectra_ai_upstream_requests_total", status="timeout")
                 if attempt >= self.cfg.max_retries:
                     raise AiError(f"AI endpoint timed out ({self.cfg.base_url})", 504)
             except httpx.TransportError as e:
+                M.inc("netspectra_ai_upstream_requests_total", status="unreachable")
                 if attempt >= self.cfg.max_retries:
                     raise AiError(f"AI endpoint unreachable ({self.cfg.base_url}: {type(e).__name__})", 502)
             else:
+                M.inc("netspectra_ai_upstream_requests_total", status=str(resp.status_code))
                 if resp.status_code == 200:
                     return resp
                 text = (await resp.aread()).decode(errors="replace")
@@ -141,11 +146,23 @@ class ChatUpstream:
                 wait = self.cfg.backoff_s * 2 ** attempt
             attempt += 1
             self.retries += 1
+            M.inc("netspectra_ai_upstream_retries_total")
             await self._sleep(min(wait, self.cfg.max_backoff_s))
+
+    def _used(self, usage: dict, prompt: int, text: str, mode: str, began: float) -> None:
+        """An answer's tokens (the endpoint's count, else estimated) into the budget and the
+        metrics, with its time."""
+        p = int(usage.get("prompt_tokens") or prompt)
+        c = int(usage.get("completion_tokens") or estimate_tokens(text))
+        self.budget.add(int(usage.get("total_tokens") or p + c))
+        M.inc("netspectra_ai_tokens_total", p, kind="prompt")
+        M.inc("netspectra_ai_tokens_total", c, kind="completion")
+        M.observe("netspectra_ai_upstream_seconds", time.monotonic() - began, mode=mode)
 
     async def complete(self, messages: list[dict], tools: Optional[list] = None) -> Completion:
         prompt = self._prompt_tokens(messages)
         self.budget.check(prompt + self.cfg.max_tokens)
+        began = time.monotonic()
         async with self._slots:
             resp = await self._send(self._body(messages, tools, False), stream=False)
             try:
@@ -156,7 +173,7 @@ class ChatUpstream:
                 raise AiError("AI endpoint answered 200 without a chat completion", 502)
         text = msg.get("content") or ""
         usage = data.get("usage") or {}
-        self.budget.add(int(usage.get("total_tokens") or prompt + estimate_tokens(text)))
+        self._used(usage, prompt, text, "answer", began)
         return Completion(text, msg.get("tool_calls") or [], choice.get("finish_reason"), usage)
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
@@ -171,6 +188,7 @@ class ChatUpstream:
         {"tool_calls": [...]} with each call whole (its streamed pieces joined)."""
         prompt = self._prompt_tokens(messages)
         self.budget.check(prompt + self.cfg.max_tokens)
+        began = time.monotonic()
         async with self._slots:
             resp = await self._send(self._body(messages, tools, True), stream=True)
             parser, text, usage, done, calls = SseParser(), [], None, False, {}
@@ -191,8 +209,7 @@ class ChatUpstream:
                 raise AiError(f"AI endpoint stream cut ({type(e).__name__})", 502)
             finally:
                 await resp.aclose()
-                used = (usage or {}).get("total_tokens") or prompt + estimate_tokens("".join(text))
-                self.budget.add(int(used))
+                self._used(usage or {}, prompt, "".join(text), "stream", began)
             if not done:
                 raise AiError("AI endpoint stream ended before [DONE]", 502)
             if calls:

@@ -505,3 +505,21 @@ class AskChunk(_message.Message):
     tool_arguments: str
     done: bool
     def __init__(self, text: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_arguments: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class AskQuery(_message.Message):
+    __slots__ = ("tool_name", "tool_arguments")
+    TOOL_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOOL_ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    tool_name: str
+    tool_arguments: str
+    def __init__(self, tool_name: _Optional[str] = ..., tool_arguments: _Optional[str] = ...) -> None: ...
+
+class AskResponse(_message.Message):
+    __slots__ = ("text", "queries", "rounds")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    queries: _containers.RepeatedCompositeFieldContainer[AskQuery]
+    rounds: int
+    def __init__(self, text: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[AskQuery, _Mapping]]] = ..., rounds: _Optional[int] = ...) -> None: ...

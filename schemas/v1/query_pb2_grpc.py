@@ -99,6 +99,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.AskChunk.FromString,
                 _registered_method=True)
+        self.AskUnary = channel.unary_unary(
+                '/netspectra.v1.Query/AskUnary',
+                request_serializer=schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.AskResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -188,6 +193,13 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AskUnary(self, request, context):
+        """The same answer whole, when it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -255,6 +267,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.Ask,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.AskRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.AskChunk.SerializeToString,
+            ),
+            'AskUnary': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskUnary,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.AskRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.AskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -608,6 +625,33 @@ class Query:
             '/netspectra.v1.Query/Ask',
             schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.AskChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskUnary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/AskUnary',
+            schemas_dot_v1_dot_query__pb2.AskRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.AskResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,7 @@
 """Fixtures of the API tests: one generated capture analysed (the same dataflow as `analyze`)
 into a chDB store, the ClickHouse server and Redis; the API served on free local ports over real
-gRPC and HTTP; the brute-force reference numbers of the capture."""
+gRPC and HTTP; the brute-force reference numbers of the capture; one alert in the store for the
+AI gateway's tests."""
 from __future__ import annotations
 
 import collections
@@ -12,8 +13,10 @@ import grpc
 import httpx
 import pytest
 
+from api import models as m
 from api.config import ApiConfig
 from api.server import build, http_config
+from schemas.alerts import Alert
 from schemas.v1 import query_pb2_grpc as pb_grpc
 from tests.conftest import _free_ports
 from tests.support import rows_of
@@ -114,3 +117,21 @@ def by_entity(ref: dict, index: int) -> collections.Counter:
         for k, (_p, b, *_rest) in flows.items():
             c[k[index]] += b
     return c
+
+
+@pytest.fixture(scope="module")
+def alert_api(chdb_api):
+    """The API with one alert about the capture's busiest internal source, in its last window."""
+    svc = chdb_api.service
+    wide = m.TimeRange(start_ms=0, end_ms=2**52)
+    top = svc.aggregate_flows(m.AggregateFlowsRequest(range=wide, group_by=["src"], limit=50,
+                                                      filter=m.Filter(src=["10.0.0.0/8"], source=chdb_api.source)))
+    addr = top.groups[0].src
+    series = svc.aggregate_flows(m.AggregateFlowsRequest(range=wide, bucket_seconds=10,
+                                                         filter=m.Filter(src=[addr], source=chdb_api.source)))
+    last = series.groups[-1].bucket_ms * 10**6
+    s = 10**9
+    alert = Alert("ai1", "big_talker", "host_volume", "warning", {"src": addr}, 5e6, 1e6, last - 10 * s, last,
+                  last - 60 * s, last, "firing", 3, evidence={"bytes": 5_000_000}, version=1)
+    svc.backend.store.write_alerts([alert], chdb_api.source)
+    return chdb_api, addr

@@ -35,23 +35,6 @@ from tests.support import HookReceiver, SmtpServer, wait_for
 S = 10**9
 
 
-@pytest.fixture(scope="module")
-def alert_api(chdb_api):
-    """The API with one alert about the capture's busiest internal source, in its last window."""
-    svc = chdb_api.service
-    wide = m.TimeRange(start_ms=0, end_ms=2**52)
-    top = svc.aggregate_flows(m.AggregateFlowsRequest(range=wide, group_by=["src"], limit=50,
-                                                      filter=m.Filter(src=["10.0.0.0/8"], source=chdb_api.source)))
-    addr = top.groups[0].src
-    series = svc.aggregate_flows(m.AggregateFlowsRequest(range=wide, bucket_seconds=10,
-                                                         filter=m.Filter(src=[addr], source=chdb_api.source)))
-    last = series.groups[-1].bucket_ms * 10**6
-    alert = Alert("ai1", "big_talker", "host_volume", "warning", {"src": addr}, 5e6, 1e6, last - 10 * S, last,
-                  last - 60 * S, last, "firing", 3, evidence={"bytes": 5_000_000}, version=1)
-    svc.backend.store.write_alerts([alert], chdb_api.source)
-    return chdb_api, addr
-
-
 def _api_config(store: str, ai_url: str, **ai) -> ApiConfig:
     """`netspectra api` on `store` with a gateway to `ai_url` (its key in NS_TEST_AI_KEY)."""
     return ApiConfig(store=store, grpc_port=0, http_port=_free_ports(1)[0], tokens=TOKENS,

@@ -190,11 +190,15 @@ def test_the_daily_budget_refuses_before_asking_and_resets_at_midnight():
 
 
 def test_budget_counts_per_utc_day():
+    from schemas import metrics
+    metrics.enable("api")                               # the counts the API's /metrics shows
+    refused = metrics.totals("api")["ai_budget_refusals_total"]
     t = [0.0]
     b = TokenBudget(100, clock=lambda: t[0])
     b.add(90)
     with pytest.raises(AiError):
         b.check(20)
+    assert metrics.totals("api")["ai_budget_refusals_total"] == refused + 1
     t[0] = 86400.0
     b.check(100)
 
