@@ -114,8 +114,10 @@ class ChatUpstream:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _prompt_tokens(self, messages: list[dict]) -> int:
-        return estimate_tokens(json.dumps(messages))
+    def _prompt_tokens(self, messages: list[dict], tools: Optional[list]) -> int:
+        """The prompt as the budget sees it before sending: the messages and the tools' schemas
+        (the three query tools are ~1,700 tokens themselves)."""
+        return estimate_tokens(json.dumps(messages) + (json.dumps(tools) if tools else ""))
 
     async def _send(self, body: dict, stream: bool) -> httpx.Response:
         """The endpoint's 200 response (its body not yet read when streaming), after retries."""
@@ -160,7 +162,7 @@ class ChatUpstream:
         M.observe("netspectra_ai_upstream_seconds", time.monotonic() - began, mode=mode)
 
     async def complete(self, messages: list[dict], tools: Optional[list] = None) -> Completion:
-        prompt = self._prompt_tokens(messages)
+        prompt = self._prompt_tokens(messages, tools)
         self.budget.check(prompt + self.cfg.max_tokens)
         began = time.monotonic()
         async with self._slots:
@@ -186,7 +188,7 @@ class ChatUpstream:
     async def stream_events(self, messages: list[dict], tools: Optional[list] = None) -> AsyncIterator[dict]:
         """{"text": delta} as each arrives, then, if the model called tools, one
         {"tool_calls": [...]} with each call whole (its streamed pieces joined)."""
-        prompt = self._prompt_tokens(messages)
+        prompt = self._prompt_tokens(messages, tools)
         self.budget.check(prompt + self.cfg.max_tokens)
         began = time.monotonic()
         async with self._slots:

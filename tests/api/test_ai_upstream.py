@@ -189,6 +189,21 @@ def test_the_daily_budget_refuses_before_asking_and_resets_at_midnight():
         _run(run())
 
 
+def test_the_budget_counts_the_tools_offered():
+    big = [{"type": "function", "function": {"name": "aggregate_flows", "description": "x" * 4000,
+                                             "parameters": {"type": "object"}}}]
+    with FakeOpenAI() as ai:
+        up = _upstream(ai.url, daily_tokens=500, max_tokens=10)
+
+        async def run():
+            await up.complete(MESSAGES)                 # ~30 tokens of messages: fits
+            with pytest.raises(AiError) as e:            # ~1,000 more of the tool's schema: does not
+                await up.complete(MESSAGES, tools=big)
+            assert e.value.status == 429 and len(ai.requests) == 1
+            await up.aclose()
+        _run(run())
+
+
 def test_budget_counts_per_utc_day():
     from schemas import metrics
     metrics.enable("api")                               # the counts the API's /metrics shows
