@@ -7,9 +7,12 @@ dropped and counted) and are retried with exponential backoff until it is back.
 A notification goes out once per state change of an alert (`firing`, `resolved`). With an `ai`
 entry (the API's AI gateway, docs/ai.md), a firing alert's notification is sent first and its
 analysis follows as a second message when the gateway has it (`analysis`: a webhook POST with
-the text in `analysis`, a mail in reply to the first): nothing waits for the LLM. Alertmanager
-also gets a firing alert's updates, at most once a minute, because it expires an alert that is
-not re-sent (its `endsAt`); it de-duplicates on labels itself, so its receivers still hear once.
+the text in `analysis`, a mail in reply to the first; Alertmanager: the alert posted again with
+an `analysis` annotation, kept on every later post until it resolves or the engine restarts):
+nothing waits for the LLM. Alertmanager also gets a firing alert's updates, at most once a
+minute, because it expires an alert that is not re-sent (its `endsAt`); it de-duplicates on
+labels itself, so its receivers still hear once (an annotation added later shows in its UI and
+API, and in the notifications it sends after, not in one sent before).
 
 Across engine restarts: after a crash the engine resumes from its last recovery snapshot and
 replays the windows since, so the same alert changes come again (same ids, flows/alerts.py).
@@ -51,6 +54,7 @@ class Webhook:
     name = "webhook"
     wants_updates = False
     follows_up = True           # sends an alert's analysis when there is one
+    keeps_analysis = False      # every later send of the alert carries it again (Alertmanager)
 
     def __init__(self, conf: dict):
         self.url = conf["url"]
@@ -72,7 +76,8 @@ class Webhook:
 class Alertmanager:
     name = "alertmanager"
     wants_updates = True
-    follows_up = False
+    follows_up = True
+    keeps_analysis = True       # each post replaces the alert's annotations
 
     def __init__(self, conf: dict):
         self.url = conf["url"].rstrip("/") + "/api/v2/alerts"
@@ -88,7 +93,8 @@ class Alertmanager:
                  "annotations": {"summary": summary(alert, source),
                                  "value": str(alert.value), "threshold": str(alert.threshold),
                                  "evidence": json.dumps(alert.evidence, sort_keys=True),
-                                 "first_seen": iso_utc(alert.first_seen), "last_seen": iso_utc(alert.last_seen)},
+                                 "first_seen": iso_utc(alert.first_seen), "last_seen": iso_utc(alert.last_seen),
+                                 **({"analysis": analysis} if analysis else {})},
                  "startsAt": iso_utc(min(alert.first_seen / 1e9, now), ns=False), "endsAt": iso_utc(ends, ns=False)}]
         client.post(self.url, json=body, timeout=self.timeout).raise_for_status()
 
@@ -97,6 +103,7 @@ class Smtp:
     name = "smtp"
     wants_updates = False
     follows_up = True
+    keeps_analysis = False
 
     def __init__(self, conf: dict):
         self.conf = conf
@@ -227,7 +234,7 @@ class Outbox:
                  analyst: Analyst | None = None):
         self.n, self.source, self.max_pending = notifier, source, max_pending
         self.analyst = analyst if getattr(notifier, "follows_up", False) else None
-        self.analyses: dict[str, str] = {}      # alert id -> its analysis, until sent
+        self.analyses: dict[str, str] = {}      # alert id -> its analysis, until sent (kept: until resolved)
         self.pending: collections.deque = collections.deque()
         self.cond = threading.Condition()
         self.sent = self.failures = self.dropped = self.skipped = 0
@@ -280,9 +287,10 @@ class Outbox:
                     if self._stop and not self.pending:
                         return
                     ev = self.pending[0]
+                carries = ev.change == "analysis" or (self.n.keeps_analysis and ev.change != "resolved")
+                analysis = self.analyses.get(ev.alert.id, "") if carries else ""
                 try:
-                    self.n.send(ev.change, ev.alert, self.source, client,
-                                **({"analysis": self.analyses[ev.alert.id]} if ev.change == "analysis" else {}))
+                    self.n.send(ev.change, ev.alert, self.source, client, **({"analysis": analysis} if analysis else {}))
                 except Exception as e:           # a receiver down, refusing, timing out: retry
                     self.failures += 1
                     M.inc("netspectra_notifier_failures_total", notifier=self.n.name)
@@ -301,7 +309,7 @@ class Outbox:
                     self._record(f"{ev.alert.id}:{ev.change}")
                 if ev.change == "firing" and self.analyst is not None:
                     self.analyst.request(ev.alert, self._analysed)
-                if ev.change == "analysis":
+                if (ev.change == "analysis" and not self.n.keeps_analysis) or ev.change == "resolved":
                     self.analyses.pop(ev.alert.id, None)
                 with self.cond:
                     if self.pending and self.pending[0] is ev:

@@ -5,6 +5,7 @@ answer, an unknown alert is a 404 line, and the system prompt asks for the five 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -26,11 +27,12 @@ from api.config import ApiConfig
 from api.server import ApiStartError, build
 from schemas.alerts import Alert, AlertEvent
 from schemas.v1 import query_pb2 as pb, query_pb2_grpc as pb_grpc
+from sinks import notifiers
 from sinks.notifiers import outboxes
 from tests.api.conftest import READ_TOKEN, TOKENS, serve
 from tests.conftest import ROOT, _free_ports
 from tests.fake_openai import FakeOpenAI, Reply, tool_call_stream
-from tests.support import HookReceiver, SmtpServer, wait_for
+from tests.support import Alertmanager, HookReceiver, SmtpServer, wait_for
 
 S = 10**9
 
@@ -265,7 +267,7 @@ def test_ask_streams_over_http_and_grpc_and_a_client_going_away_stops_the_answer
             assert r.status_code == 400 and "question" in r.json()["error"]
 
 
-def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch):
+def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch, tmp_path):
     """With an `ai` notifier entry: the webhook and the mail of a firing alert go out while the
     LLM is still answering (its answer is held until the test has seen both), then each gets
     the analysis as a second message; the gateway is asked once for both."""
@@ -276,24 +278,37 @@ def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch)
     alert = Alert("ai1", "big_talker", "host_volume", "warning", {"src": addr}, 5e6, 1e6, 0, 10 * S, 0, 10 * S,
                   "firing", 3, evidence={"bytes": 5_000_000}, version=1)
     hook, smtp, gate = HookReceiver(), SmtpServer(), threading.Event()
+    am = Alertmanager(tmp_path, hook)
     with FakeOpenAI() as ai:
         ai.script.append(Reply(text="HOST-1 is the talker.", gate=gate))
         cfg = _api_config(api.service.backend.store.path, ai.url)
         for _service, _target, url in serve(cfg):
-            boxes = outboxes({"webhook": {"url": hook.url + "/hook"},
+            boxes = outboxes({"webhook": {"url": hook.url + "/hook"}, "alertmanager": {"url": am.url},
                               "smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "ns@example.org",
                                        "to": ["noc@example.org"]},
                               "ai": {"url": url, "token_env": "NS_TEST_API_TOKEN", "attempts": 2}}, "src", None)
             try:
                 for box in boxes:
                     box.submit([AlertEvent("firing", alert)])
-                wait_for(lambda: len(hook.posts) >= 1 and len(smtp.messages) >= 1, 20, "the firing notifications")
-                assert [p[2]["change"] for p in hook.posts] == ["firing"]       # the analysis is still being written
+                posts = lambda: [p for p in hook.posts if p[0] == "/hook"]    # noqa: E731 (not Alertmanager's)
+                wait_for(lambda: len(posts()) >= 1 and len(smtp.messages) >= 1 and am.alerts(), 20,
+                         "the firing notifications")
+                assert [p[2]["change"] for p in posts()] == ["firing"]          # the analysis is still being written
+                assert "analysis" not in am.alerts()[0]["annotations"]
                 gate.set()
-                wait_for(lambda: len(hook.posts) >= 2 and len(smtp.messages) >= 2, 30, "the analyses")
-                body = hook.posts[1][2]
+                wait_for(lambda: len(posts()) >= 2 and len(smtp.messages) >= 2, 30, "the analyses")
+                wait_for(lambda: "analysis" in am.alerts()[0]["annotations"], 30, "the analysis in Alertmanager")
+                assert am.alerts()[0]["annotations"]["analysis"] == f"{addr} is the talker."
+                assert am.alerts()[0]["labels"]["alert_id"] == "ai1" and len(am.alerts()) == 1
+                # Alertmanager's later posts of the alert keep the analysis (each replaces the annotations)
+                monkeypatch.setattr(notifiers, "ALERTMANAGER_REFRESH_S", 0.0)
+                am_box = next(b for b in boxes if b.n.name == "alertmanager")
+                am_box.submit([AlertEvent("update", dataclasses.replace(alert, value=6e6, version=2))])
+                wait_for(lambda: "6,000,000" in am.alerts()[0]["annotations"]["summary"], 30, "the update")
+                assert am.alerts()[0]["annotations"]["analysis"] == f"{addr} is the talker."
+                body = posts()[1][2]
                 assert body["change"] == "analysis" and body["analysis"] == f"{addr} is the talker."
-                assert hook.posts[1][1]["X-NetSpectra-Event-Id"] == "ai1:analysis"
+                assert posts()[1][1]["X-NetSpectra-Event-Id"] == "ai1:analysis"
                 mail = smtp.messages[1]
                 assert mail["Subject"].startswith("Analysis: ") and mail["In-Reply-To"] == "<ai1.firing@netspectra>"
                 assert f"{addr} is the talker." in mail.get_body(("plain",)).get_content()
@@ -301,5 +316,6 @@ def test_notifications_go_first_and_the_analysis_follows(alert_api, monkeypatch)
             finally:
                 for box in boxes:
                     box.stop()
+                am.stop()
                 hook.down()
                 smtp.stop()
