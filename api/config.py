@@ -34,7 +34,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.ai.config import AiConfig
+from api.ai.config import AiConfig, http_url
 from api.cache import MAX_ENTRIES
 from schemas.settings import API_TOKEN_ENV
 
@@ -109,9 +109,7 @@ class AiServerConfig(ServedConfig):
     @field_validator("query_api")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("expected the query API's http:// or https:// URL")
-        return v.rstrip("/")
+        return http_url(v)
 
 
 def allowed(role: Optional[Role], needed: Role) -> bool:

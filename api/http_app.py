@@ -222,9 +222,9 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @routes.get("/v1/alerts/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
-                                                             "description": "Server-Sent Events: one `alert` event "
-                                                             "per change (data: AlertChange JSON, id: its cursor)"}},
-             dependencies=[read])
+                                                                "description": "Server-Sent Events: one `alert` event "
+                                                                "per change (data: AlertChange JSON, id: its cursor)"}},
+                dependencies=[read])
     def watch_alerts(request: Request, source: str = ""):
         """The firing alerts, then every change as the engine makes it (Server-Sent Events). A
         reconnecting client sends Last-Event-ID and continues after it."""
@@ -280,9 +280,9 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
         return call(service.live_window, req)
 
     @routes.get("/v1/live/stream", responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
-                                                           "description": "Server-Sent Events: one `window` event "
-                                                           "per window written (data: source, window_start_ms)"}},
-             dependencies=[read])
+                                                              "description": "Server-Sent Events: one `window` event "
+                                                              "per window written (data: source, window_start_ms)"}},
+                dependencies=[read])
     def live_stream(source: str = ""):
         """A `window` event each time an engine writes a window (of `source`, or of any), from
         Redis pub/sub; a keep-alive comment each second without one. 503 without Redis."""
@@ -312,12 +312,12 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
         return service.health()
 
     @routes.post("/v1/admin/delete-source", response_model=m.DeleteSourceResponse, responses=ERRORS,
-              dependencies=[admin])
+                 dependencies=[admin])
     def delete_source(req: m.DeleteSourceRequest):
         return call(service.delete_source, req)
 
     @routes.post("/v1/admin/ingest", response_model=m.IngestCaptureResponse, responses=ERRORS | {409: {"model": Problem}},
-              dependencies=[admin])
+                 dependencies=[admin])
     def ingest_capture(req: m.IngestCaptureRequest):
         return call(service.ingest_capture, req)
 

@@ -138,12 +138,17 @@ def _add_api(sub) -> None:
     api.add_argument("--store", help="what to serve (required): a chDB directory (as written by "
                      "`analyze --store`), or clickhouse://host:port (the stack's: clickhouse://127.0.0.1:19000)")
     api.add_argument("--redis", help="Redis host:port or URL for live state (local stack: 127.0.0.1:16379)")
-    api.add_argument("--host", help="listen address")
-    api.add_argument("--grpc-port", type=int, help="gRPC port")
-    api.add_argument("--http-port", type=int, help="HTTP/JSON port")
-    api.add_argument("--allow-anonymous", action="store_true", default=None,
-                     help="no tokens: everyone may read (trials only)")
-    api.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
+    _served_options(api)
+
+
+def _served_options(p: argparse.ArgumentParser) -> None:
+    """The flags of a served process (api.config ServedConfig): the API's and the AI gateway's."""
+    p.add_argument("--host", help="listen address")
+    p.add_argument("--grpc-port", type=int, help="gRPC port")
+    p.add_argument("--http-port", type=int, help="HTTP/JSON port")
+    p.add_argument("--allow-anonymous", action="store_true", default=None,
+                   help="no tokens: everyone may read (trials only)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
 
 
 def _add_ai(sub) -> None:
@@ -153,12 +158,7 @@ def _add_ai(sub) -> None:
                        formatter_class=functools.partial(ServiceHelp, model=MODELS["ai"]))
     service_options(a, "ai")
     a.add_argument("--query-api", help="the query API's HTTP address (`netspectra api`)")
-    a.add_argument("--host", help="listen address")
-    a.add_argument("--grpc-port", type=int, help="gRPC port")
-    a.add_argument("--http-port", type=int, help="HTTP/JSON port")
-    a.add_argument("--allow-anonymous", action="store_true", default=None,
-                   help="no tokens: everyone may ask (trials only)")
-    a.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default 0: none)")
+    _served_options(a)
 
 
 def _add_sql(sub) -> None:

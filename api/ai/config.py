@@ -30,6 +30,13 @@ NOT_CONFIGURED = "the AI gateway is not configured: add an `ai` section to the A
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
 
 
+def http_url(v: str) -> str:
+    """A base URL setting: http:// or https://, without a trailing slash."""
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return v.rstrip("/")
+
+
 class AiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base_url: str = "https://api.openai.com/v1"
@@ -52,9 +59,7 @@ class AiConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return v.rstrip("/")
+        return http_url(v)
 
     @field_validator("internal_networks")
     @classmethod
