@@ -2,9 +2,10 @@
 
 A query over an hour of flow records costs 15-30 ms of both cores on chDB, so 20 clients
 refreshing the same panels would queue behind each other (55 requests/s, p99 420 ms on this
-machine when chDB took one statement at a time; ~200 with parallel sessions). The answer only changes when the data
-does: the cache keys an answer by (method, request) and by the store's write version, and
-concurrent callers of the same key wait for one computation instead of repeating it.
+machine when chDB took one statement at a time; ~200 with parallel sessions). The answer only
+changes when the data does: the cache keys an answer by (method, request) and by the store's
+write version, and concurrent callers of the same key wait for one computation instead of
+repeating it.
 
 Only a store whose every write passes through this process has a version (chDB: the API owns
 its directory). A ClickHouse server is fed by engines elsewhere, so its answers are never cached.

@@ -1,5 +1,5 @@
-"""Configuration of the AI gateway (`ai` in a YAML or JSON file, or NETSPECTRA_AI_* variables:
-schemas/settings.py).
+"""Configuration of the AI gateway: the `ai` section of the API's configuration file, or of
+`netspectra ai`'s (api/config.py AiServerConfig; schemas/settings.py).
 
     {"base_url": "https://api.openai.com/v1",     # any OpenAI-compatible endpoint
      "model": "gpt-4o-mini",
