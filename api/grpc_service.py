@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from api import models as m
 from api.ai.config import NOT_CONFIGURED
+from api.ai.errors import AiError
 from api.config import ApiConfig, allowed
 from api.queries import QueryError
 from api.service import Ambiguous, Busy, NotFound, QueryService, Unavailable
@@ -89,6 +90,8 @@ def rpc(role: str, request_model=None):
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, GATEWAY_ONLY)
             try:
                 req = request_model.model_validate(to_dict(request)) if request_model else request
+                if self.ai is None and fn.__name__ in AI_METHODS:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
                 return fn(self, req, context)
             except ValidationError as e:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, m.problems(e, "request"))
@@ -102,6 +105,8 @@ def rpc(role: str, request_model=None):
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
             except Unavailable as e:
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            except AiError as e:
+                context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
             except Exception:       # noqa: BLE001 - logged here, the client gets no internals
                 if context.code() is not None:      # abort() already set the status
                     raise
@@ -123,37 +128,24 @@ class QueryServicer(pb_grpc.QueryServicer):
 
     @rpc("read", m.AnalyzeAlertRequest)
     def AnalyzeAlert(self, req, context):
-        if self.ai is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
-        from api.ai.upstream import AiError
-        try:
-            got = self.ai.analyze_alert_blocking(req.alert_id)
-        except AiError as e:
-            context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
-        return to_message(got, pb.AnalyzeAlertResponse)
+        return to_message(self.ai.analyze_alert_blocking(req.alert_id), pb.AnalyzeAlertResponse)
 
     @rpc("read", m.AskRequest)
     def Ask(self, req, context):
-        if self.ai is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
         return self._ask(req, context)
 
     @rpc("read", m.AskRequest)
     def AskUnary(self, req, context):
-        if self.ai is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, NOT_CONFIGURED)
-        from api.ai.upstream import AiError
         from concurrent.futures import CancelledError
         try:
             got = self.ai.ask_whole_blocking(req.question, req.default_range, on_gone=context.add_callback)
-        except AiError as e:
-            context.abort(AI_STATUS.get(e.status, grpc.StatusCode.UNAVAILABLE), str(e))
         except CancelledError:          # the client went away: its answer was stopped upstream
             context.abort(grpc.StatusCode.CANCELLED, "the client went away")
         return to_message(got, pb.AskResponse)
 
     def _ask(self, req, context):
-        from api.ai.upstream import AiError
+        """The stream's chunks; an AiError while streaming, which the rpc wrapper (it returns the
+        generator) does not see, is mapped here."""
         try:
             for c in self.ai.ask_blocking(req.question, req.default_range, alive=context.is_active):
                 yield to_message(c, pb.AskChunk)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from api import models as m
 from api.ai.config import NOT_CONFIGURED
+from api.ai.errors import AiError
 from api.config import AiServerConfig, ApiConfig, allowed
 from api.guard import BodyGuard, cap
 from api.metrics import HttpMetrics
@@ -125,6 +126,10 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return JSONResponse({"error": cap(e.message)}, status_code=e.status, headers=headers)
 
+    @app.exception_handler(AiError)
+    async def _ai_error(request, e: AiError):       # the gateway's one line, with its status
+        return JSONResponse({"error": cap(str(e))}, status_code=e.status)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e: StarletteHTTPException):     # unparsable body, unknown path, ...
         return JSONResponse({"error": cap(str(e.detail))}, status_code=e.status_code, headers=e.headers)
@@ -183,11 +188,7 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
         gateway: docs/ai.md). 503 when no `ai` section is configured."""
         if ai is None:
             raise ApiError(503, NOT_CONFIGURED)
-        from api.ai.upstream import AiError
-        try:
-            return await ai.analyze_alert(req.alert_id)
-        except AiError as e:
-            raise ApiError(e.status, str(e)) from None
+        return await ai.analyze_alert(req.alert_id)
 
     @app.post("/v1/ai/ask", dependencies=[read], response_model=m.AskResponse,
               responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
@@ -204,13 +205,9 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
             raise ApiError(503, NOT_CONFIGURED)
         from fastapi.responses import StreamingResponse
 
-        from api.ai.upstream import AiError
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/event-stream" not in accept:
-            try:
-                return await ai.ask_whole(req.question, req.default_range)
-            except AiError as e:
-                raise ApiError(e.status, str(e)) from None
+            return await ai.ask_whole(req.question, req.default_range)
 
         async def events():
             try:

@@ -123,16 +123,15 @@ class Smtp:
             msg.set_content(analysis + f"\n\nalert id {alert.id}\n")
             msg.add_alternative("<html><body><h3>" + html.escape(msg["Subject"]) + "</h3><pre style=\"white-space: "
                                 "pre-wrap\">" + html.escape(analysis) + "</pre></body></html>", subtype="html")
-            self._deliver(msg)
-            return
-        rows = [("rule", alert.rule), ("severity", alert.severity), ("state", alert.state),
-                *((k, v) for k, v in alert.entity.items()), ("value", f"{alert.value:,}"),
-                ("threshold", f"{alert.threshold:,}"), ("first seen", iso_utc(alert.first_seen)),
-                ("last seen", iso_utc(alert.last_seen)), ("evidence", json.dumps(alert.evidence, sort_keys=True))]
-        msg.set_content("\n".join(f"{k}: {v}" for k, v in rows) + f"\n\nalert id {alert.id}\n")
-        msg.add_alternative("<html><body><h3>" + html.escape(summary(alert, source)) + "</h3><table>"
-                            + "".join(f"<tr><th align=left>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                                      for k, v in rows) + "</table></body></html>", subtype="html")
+        else:
+            rows = [("rule", alert.rule), ("severity", alert.severity), ("state", alert.state),
+                    *((k, v) for k, v in alert.entity.items()), ("value", f"{alert.value:,}"),
+                    ("threshold", f"{alert.threshold:,}"), ("first seen", iso_utc(alert.first_seen)),
+                    ("last seen", iso_utc(alert.last_seen)), ("evidence", json.dumps(alert.evidence, sort_keys=True))]
+            msg.set_content("\n".join(f"{k}: {v}" for k, v in rows) + f"\n\nalert id {alert.id}\n")
+            msg.add_alternative("<html><body><h3>" + html.escape(summary(alert, source)) + "</h3><table>"
+                                + "".join(f"<tr><th align=left>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                                          for k, v in rows) + "</table></body></html>", subtype="html")
         self._deliver(msg)
 
     def _deliver(self, msg) -> None:

@@ -12,7 +12,8 @@ from api.ai.config import AiConfig
 from api.ai.grounding import alert_facts, find_alert
 from api.ai.prompts import alert_messages
 from api.ai.pseudonym import Pseudonyms
-from api.ai.upstream import AiError, ChatUpstream
+from api.ai.errors import AiError
+from api.ai.upstream import ChatUpstream
 from schemas import metrics as M
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ class Analysis:
 
 
 class AiGateway:
-    """`service`: the query API's QueryService (its reads run in a thread: chDB and the native
-    client block)."""
+    """`service`: the query API's QueryService, or api/ai/remote.py's RemoteQuery in the gateway's
+    own process (its reads run in a thread: chDB, the native client and httpx's client block)."""
 
     def __init__(self, cfg: AiConfig, service, upstream: Optional[ChatUpstream] = None, clock=time.time):
         self.cfg, self.service, self.clock = cfg, service, clock
@@ -40,6 +41,10 @@ class AiGateway:
     async def aclose(self) -> None:
         await self.upstream.aclose()
 
+    def _names(self) -> Optional[Pseudonyms]:
+        """A request's pseudonyms (consistent within it), or None when addresses leave as they are."""
+        return Pseudonyms(self.cfg.internal_networks) if self.cfg.pseudonymise else None
+
     async def ask(self, question: str, default_range: str = "24h"):
         """A free question answered with the query API as tools: {"text": delta} as the answer
         streams (names put back), {"tool": {"name", "arguments"}} for each query the model asks
@@ -47,7 +52,7 @@ class AiGateway:
         from api.ai import tools
         from api.ai.prompts import ask_messages
         from api.ai.pseudonym import RevealStream
-        names = Pseudonyms(self.cfg.internal_networks) if self.cfg.pseudonymise else None
+        names = self._names()
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
         messages = ask_messages(question, now, default_range, names)
         log.info("ai: ask: model %s, %d characters, %d internal addresses pseudonymised", self.cfg.model,
@@ -84,7 +89,7 @@ class AiGateway:
             facts = await asyncio.to_thread(alert_facts, self.service, alert)
         except (Busy, Unavailable) as e:        # the store, or the query API the gateway reads through
             raise AiError(f"cannot gather the alert's facts: {e}", 503) from None
-        names = Pseudonyms(self.cfg.internal_networks) if self.cfg.pseudonymise else None
+        names = self._names()
         messages = alert_messages(facts, names)
         hidden = len(names.names) if names else 0
         # what was sent, without the text itself (it may hold addresses) or any secret

@@ -10,7 +10,7 @@ import ipaddress
 import json
 
 from api import models as m
-from api.ai.upstream import AiError
+from api.ai.errors import AiError
 
 HOUR_MS = 3_600_000
 HISTORY_MS = 7 * 86_400_000

@@ -19,21 +19,13 @@ from typing import AsyncIterator, Optional
 import httpx
 
 from api.ai.config import AiConfig
+from api.ai.errors import AiError
 from api.ai.sse import DONE, SseParser
 from schemas import metrics as M
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = (429, 500, 502, 503, 504)
 ERROR_TEXT = 300            # characters of an upstream error body quoted back
-
-
-class AiError(Exception):
-    """One line for the client. `status`: the HTTP status to answer with (502 the endpoint failed,
-    504 it timed out, 429 the budget is spent, 404 no such alert)."""
-
-    def __init__(self, message: str, status: int = 502):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
