@@ -71,6 +71,7 @@ ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(360
            "protocols_1m": Rollup(60, 90, PROTOCOL_DIMENSIONS), "protocols_1h": Rollup(3600, 400, PROTOCOL_DIMENSIONS),
            "protocols_1d": Rollup(86400, 1830, PROTOCOL_DIMENSIONS),
            "dst_ports_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS), "dst_ports_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS),
+           "dst_nets_1m": Rollup(60, 90, DST_PORT_DIMENSIONS, dst_net=True),
            "dst_nets_1h": Rollup(3600, 400, DST_PORT_DIMENSIONS, dst_net=True),
            "dst_nets_1d": Rollup(86400, 1830, DST_PORT_DIMENSIONS, dst_net=True),
            # weeks (from the epoch: Thursdays): a network's answers go to ~60k ephemeral ports a

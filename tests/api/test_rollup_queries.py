@@ -56,14 +56,16 @@ def _minutes(results) -> m.TimeRange:
     ({}, "protocols_1m"), ({"group_by": ["src"], "limit": 20}, "hosts_1m"),
     ({"group_by": ["dst", "dport", "proto"], "limit": 50}, "flows_1m"),
     ({"bucket_seconds": 60}, "protocols_1m"), ({"bucket_seconds": 120, "group_by": ["proto"]}, "protocols_1m"),
-    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "flows_1m"),
+    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_nets_1m"),
+    ({"filter": {"src": ["10.0.0.0/8"]}, "group_by": ["dport"]}, "flows_1m"),
     ({"filter": {"vlan": [0], "dport": [53]}, "group_by": ["proto"]}, "traffic_1m"),
     ({"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5}, "hosts_1m"),
-], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "filtered", "port-by-proto", "vlan-by-flows"])
+], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "dst-net-by-port", "src-net-by-port",
+        "port-by-proto", "vlan-by-flows"])
 def test_a_minute_aligned_range_is_answered_by_the_minute_rollup_exactly(service, body, table):
     """Without addresses or ports asked for, the protocols' roll-up answers; with ports, the
-    address-free one; with addresses but no port, the port-free one; with both, the one that
-    keeps them."""
+    address-free one; with addresses but no port, the port-free one; a destination network by
+    port, the one with destinations cut to their networks; with both, the one that keeps them."""
     svc, results = service
     req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), **body))
     got = svc.aggregate_flows(req)
