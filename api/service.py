@@ -56,7 +56,7 @@ class QueryService:
         self.backend = backend
         self.cache = ResultCache(backend.version, cache_entries)
         self._slots = FifoSemaphore(query_slots)        # queries computed at once (api/config.py)
-        self._marks_cache: tuple | None = None       # (store write version, (roll-up spans, table rows))
+        self._marks_cache: tuple | None = None       # (store write version, (roll-up spans, table rows, hours))
         self._extents_cache = ResultCache(backend.version, EXTENTS_KEPT)    # per range and source
         self.ingest_dir = Path(ingest_dir).resolve() if ingest_dir else None
         self._ingesting = threading.Lock()      # one capture at a time
@@ -94,9 +94,9 @@ class QueryService:
 
     def _extents(self, rng: m.TimeRange, source: str) -> list[tuple]:
         """Per source with windows in the range: its first and last window (api/queries.py
-        extent_sql). Kept until the data changes, as the roll-ups' spans are (_marks), whether
-        answers are or not: a dashboard's panels share their range, and this read costs as much
-        as a panel's own query over an hour of roll-ups (2.5 ms on chDB)."""
+        extent_sql), exact: what a time series' buckets are counted between (check_buckets), and
+        the planner's on a server (on chDB it reads WindowHours, _marks). Kept until the data
+        changes, whether answers are or not: a dashboard's panels share their range."""
         return self._extents_cache.get((rng.start_ms, rng.end_ms, source),
                                        lambda: self.backend.rows(*q.extent_sql(rng, source, self.dialect)))
 
@@ -111,24 +111,28 @@ class QueryService:
         candidates = q.rollup_candidates(used, bucket_seconds, base) if used is not None else []
         if not candidates:
             return [q.Piece(base, 0, *q.seconds(rng))]
-        marks, rows = self._marks()     # small reads: the roll-ups' spans, the sources' windows in range
+        marks, rows, hours = self._marks()     # small reads: the roll-ups' spans, the sources' windows
+        windows = hours.extents if hours is not None else self._extents
         if subtract:
             coarsest = max(res for _, res in candidates)
             a, b = q.seconds(rng)
-            extents = self._extents(m.TimeRange(start_ms=a // coarsest * coarsest * 1000,
-                                                end_ms=-(-b // coarsest) * coarsest * 1000), source)
+            extents = windows(m.TimeRange(start_ms=a // coarsest * coarsest * 1000,
+                                          end_ms=-(-b // coarsest) * coarsest * 1000), source)
         elif extents is None:
-            extents = self._extents(rng, source)
+            extents = windows(rng, source)
         return q.plan(candidates, marks, extents, rows, rng, base, subtract)
 
-    def _marks(self) -> tuple[list[tuple], dict[str, int]]:
-        """The roll-ups' spans (api/queries.py MARKS_SQL) and the tables' row counts, read again
-        only after a write when every write passes through this process (chDB)."""
+    def _marks(self) -> tuple[list[tuple], dict[str, int], q.WindowHours | None]:
+        """The roll-ups' spans (api/queries.py MARKS_SQL), the tables' row counts and the hours
+        each source has windows in, read again only after a write when every write passes
+        through this process (chDB). A server's are read for every request: there the hours are
+        None (the range's own extents cost one read too, and less)."""
         version = self.backend.version()
         cached = self._marks_cache
         if version is not None and cached is not None and cached[0] == version:
             return cached[1]
-        got = self.backend.rows(q.MARKS_SQL, {}), {t: int(n) for t, n in self.backend.rows(q.ROWS_SQL, {})}
+        got = (self.backend.rows(q.MARKS_SQL, {}), {t: int(n) for t, n in self.backend.rows(q.ROWS_SQL, {})},
+               q.WindowHours(self.backend.rows(q.HOURS_SQL, {})) if version is not None else None)
         self._marks_cache = (version, got)
         return got
 

@@ -2,6 +2,8 @@
 (pure: spans, windows and row counts given)."""
 from __future__ import annotations
 
+from hypothesis import given, strategies as st
+
 from api import models as m
 from api import queries as q
 from api.queries import Piece
@@ -94,3 +96,31 @@ def test_a_bucket_is_subtracted_from_only_where_its_level_covers_it_whole():
     spans = {**_everywhere(T0, T0 + 10 * D), ("protocols_1d", "a"): (T0 + 2 * H, T0 + 10 * D)}
     assert _subtracting(T0 + H, T0 + D, spans, [("a", T0, T0 + 2 * D)]) == \
         [Piece("protocols_1h", H, T0 + H, T0 + D)]
+
+
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 3 * D)), max_size=40),
+       st.integers(0, 3 * D), st.integers(1, 2 * D), st.sampled_from(["", "a"]))
+def test_the_hours_extents_hold_the_ranges_own(windows, start, length, source):
+    """WindowHours (the planner's extents without a query per range): every source with windows
+    in the range, first and last no narrower than the range's own; none without windows in an
+    hour the range touches."""
+    hours = q.WindowHours([(src, h, min(ws), max(ws)) for (src, h), ws in _by_hour(windows).items()])
+    rng = m.TimeRange(start_ms=(T0 + start) * 1000, end_ms=(T0 + start + length) * 1000)
+    got = {src: (first, last) for src, first, last in hours.extents(rng, source)}
+    exact: dict[str, list[int]] = {}
+    for src, t in windows:
+        if start <= t < start + length and src.startswith(source):
+            exact.setdefault(src, []).append(T0 + t)
+    assert set(exact) <= set(got)
+    for src, ts in exact.items():
+        assert got[src][0] <= min(ts) and got[src][1] >= max(ts)
+    touched = {(src, (T0 + t) // q.HOUR_S) for src, t in windows if src.startswith(source)
+               and (T0 + start) // q.HOUR_S <= (T0 + t) // q.HOUR_S <= (T0 + start + length - 1) // q.HOUR_S}
+    assert set(got) == {src for src, _ in touched}
+
+
+def _by_hour(windows: list[tuple[str, int]]) -> dict:
+    out: dict[tuple[str, int], list[int]] = {}
+    for src, t in windows:
+        out.setdefault((src, (T0 + t) // q.HOUR_S), []).append(T0 + t)
+    return out

@@ -220,8 +220,8 @@ def _assert_subtracted(svc, edges: m.TimeRange, source: str, body: dict, monkeyp
     h = edges.start_ms // 1000 + 97
     rng = m.TimeRange(start_ms=(h - 50) * 1000, end_ms=(h + 3700) * 1000)
     req = _of_cap(m.AggregateFlowsRequest(range=rng, **body), source)
-    marks, rows = svc._marks()
-    monkeypatch.setattr(svc, "_marks", lambda: (marks, {**rows, "flows": rows["flows"] * 1000}))
+    marks, rows, hours = svc._marks()
+    monkeypatch.setattr(svc, "_marks", lambda: (marks, {**rows, "flows": rows["flows"] * 1000}, hours))
     monkeypatch.setattr(q, "READ_ROWS", 0)
     pieces = svc._plan(q.used_columns(req.filter, req.group_by), rng, source, subtract=True)
     assert [p for p in pieces if p.sign < 0 and p.start_s == h - 60] == [q.Piece("flows", 0, h - 60, h - 50, -1)]
