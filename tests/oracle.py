@@ -84,6 +84,16 @@ def packets(path):
     return [r[:4] for r in rows]
 
 
+def udp_payloads(path):
+    """(frame number from 1, source port, destination port, payload) of each UDP datagram that
+    is whole in its frame (no fragment)."""
+    for number, (_ts, link, frame) in enumerate(records(path), 1):
+        ip, _vlan = _ip_layer(link, frame)
+        whole = ip is not None and (not isinstance(ip, dpkt.ip.IP) or (ip.offset == 0 and not ip.mf))
+        if whole and isinstance(ip.data, dpkt.udp.UDP):
+            yield number, ip.data.sport, ip.data.dport, bytes(ip.data.data)
+
+
 def flow_windows(path, window_s: float) -> dict:
     """{window start ns: {flow key: [packets, bytes, first ns, last ns, tcp flags OR]}}."""
     out: dict = collections.defaultdict(dict)

@@ -1,15 +1,21 @@
-"""DNS message header and first question (RFC 1035), for DNS, mDNS and LLMNR payloads.
+"""DNS message header and first question (RFC 1035), for DNS, mDNS and LLMNR payloads, and the
+records that name addresses (dns_records: A, AAAA, CNAME).
 
 Only the fields NetSpectra reports are parsed, so a truncated or odd message still yields its
 name; dpkt's full parser would reject messages whose answers are cut by the capture."""
 from __future__ import annotations
 
+import ipaddress
+import struct
 from typing import NamedTuple
 
 MAX_POINTER_JUMPS = 16
 
 
 MAX_QUESTIONS = 16
+MAX_RECORDS = 64            # resource records read of one message (every section)
+A, CNAME, AAAA = 1, 5, 28   # the record types that name an address
+_RR = struct.Struct(">HHIH")      # type, class, TTL, data length, after the owner name
 
 
 class DnsInfo(NamedTuple):
@@ -71,3 +77,48 @@ def read_name(msg: bytes, pos: int) -> tuple[str | None, int]:
         labels.append(msg[pos + 1:pos + 1 + ln].decode("ascii", "backslashreplace"))
         pos += 1 + ln
     return (".".join(labels) if labels else "<Root>"), (after if after >= 0 else pos)
+
+
+class DnsRecord(NamedTuple):
+    name: str       # the record's owner
+    rtype: int      # A, AAAA or CNAME
+    value: str      # the address (IPv6 as RFC 5952 text) or the canonical name
+
+
+def dns_records(msg: bytes) -> list[DnsRecord]:
+    """The A, AAAA and CNAME records of a message, in its answer, authority and additional
+    sections alike (any of them says which name an address has; tshark's dns.a, dns.aaaa and
+    dns.cname list all three), in order, from the first MAX_RECORDS records; reading stops at
+    the first record cut short by the capture or malformed (what came before it is kept)."""
+    if len(msg) < 12:
+        return []
+    qdcount, ancount, nscount, arcount = struct.unpack_from(">4H", msg, 4)
+    if qdcount > MAX_QUESTIONS:
+        return []
+    pos = 12
+    for _ in range(qdcount):
+        name, pos = read_name(msg, pos)
+        if name is None:
+            return []
+        pos += 4
+    out: list[DnsRecord] = []
+    for _ in range(min(ancount + nscount + arcount, MAX_RECORDS)):
+        name, pos = read_name(msg, pos)
+        if name is None or pos + _RR.size > len(msg):
+            break
+        rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, pos)
+        pos += _RR.size
+        end = pos + rdlen
+        if end > len(msg):
+            break
+        if rtype == A and rdlen == 4:
+            out.append(DnsRecord(name, A, str(ipaddress.IPv4Address(msg[pos:end]))))
+        elif rtype == AAAA and rdlen == 16:
+            out.append(DnsRecord(name, AAAA, str(ipaddress.IPv6Address(msg[pos:end]))))
+        elif rtype == CNAME:
+            target, _ = read_name(msg, pos)       # may point back into the message
+            if target is None:
+                break
+            out.append(DnsRecord(name, CNAME, target))
+        pos = end
+    return out
