@@ -36,18 +36,26 @@ def parse_dns(msg: bytes) -> DnsInfo | None:
         return None
     if qdcount == 0:
         return DnsInfo(None, -1, rcode, response)
+    names, qtype, _ = _questions(msg, qdcount)
+    return DnsInfo(",".join(names) if names else None, qtype, rcode, response)
+
+
+def _questions(msg: bytes, qdcount: int) -> tuple[list[str], int, int]:
+    """The question section: its names (the first MAX_QUESTIONS, up to one cut short), the first
+    question's type (-1 without one), and where the records begin (-1 when the section was not
+    read whole)."""
     names, qtype, pos = [], -1, 12
     for _ in range(min(qdcount, MAX_QUESTIONS)):
         name, pos = read_name(msg, pos)
         if name is None:
-            break
+            return names, qtype, -1
         names.append(name)
         if pos + 4 > len(msg):
-            break
+            return names, qtype, -1
         if qtype < 0:
             qtype = int.from_bytes(msg[pos:pos + 2], "big")
         pos += 4
-    return DnsInfo(",".join(names) if names else None, qtype, rcode, response)
+    return names, qtype, pos if qdcount <= MAX_QUESTIONS else -1
 
 
 def read_name(msg: bytes, pos: int) -> tuple[str | None, int]:
@@ -93,14 +101,9 @@ def dns_records(msg: bytes) -> list[DnsRecord]:
     if len(msg) < 12:
         return []
     qdcount, ancount, nscount, arcount = struct.unpack_from(">4H", msg, 4)
-    if qdcount > MAX_QUESTIONS:
+    _, _, pos = _questions(msg, qdcount)
+    if pos < 0:
         return []
-    pos = 12
-    for _ in range(qdcount):
-        name, pos = read_name(msg, pos)
-        if name is None:
-            return []
-        pos += 4
     out: list[DnsRecord] = []
     for _ in range(min(ancount + nscount + arcount, MAX_RECORDS)):
         name, pos = read_name(msg, pos)

@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from collectors.decode.dns import A, AAAA, CNAME, MAX_RECORDS, DnsRecord, dns_records
+from collectors.protocols import DNS_UDP_PORTS
 from tests.conftest import shared_pcap, tshark_fields
 from tests.oracle import udp_payloads
-
-DNS_PORTS = {53, 5353, 5355}
 
 
 def _response(an=(), ns=(), ar=(), name="www.example.org") -> bytes:
@@ -85,10 +84,10 @@ def _theirs(path) -> dict[int, list[DnsRecord]]:
 @pytest.mark.parametrize("name,types", [("ppp_DnsPackets.pcap", {A, CNAME}),
                                         ("merged_public_large_162k.pcap", {A, AAAA, CNAME})])
 def test_records_match_tshark(name, types):
-    """Every DNS message over UDP of the capture, frame by frame (these hold no fragmented one,
-    which tshark would reassemble and the decoder does not)."""
+    """Every message tshark calls DNS (port 53: not its mdns and llmnr) over UDP, frame by frame
+    (these hold no fragmented one, which tshark would reassemble and the decoder does not)."""
     path = shared_pcap(name)
     theirs = _theirs(path)
-    ours = {n: dns_records(p) for n, sp, dp, p in udp_payloads(path) if n in theirs and {sp, dp} & DNS_PORTS}
+    ours = {n: dns_records(p) for n, sp, dp, p in udp_payloads(path) if n in theirs and {sp, dp} & set(DNS_UDP_PORTS)}
     assert ours == theirs
     assert {r.rtype for rs in ours.values() for r in rs} == types
