@@ -36,6 +36,7 @@ DATABASE = "netspectra"
 RETENTION_DAYS = 90           # the per-window tables (flow records, totals, sketches, alerts)
 ROLLUP_DIMENSIONS = ("src", "dst", "dport", "proto", "vlan")      # what a roll-up keeps of a record
 HOSTS_DIMENSIONS = ("src", "dst", "proto", "vlan")                 # ... the port-free ones
+SRC_DIMENSIONS = ("src", "proto", "vlan")                          # ... and the dst-free of those
 TRAFFIC_DIMENSIONS = ("dport", "proto", "vlan")                    # ... and the address-free ones
 PROTOCOL_DIMENSIONS = ("proto", "vlan")                            # ... and the port-free of those
 DST_PORT_DIMENSIONS = ("dst", "dport", "proto", "vlan")            # the source-free ones, dst first
@@ -66,6 +67,8 @@ ROLLUPS = {"flows_1m": Rollup(60, 90, ROLLUP_DIMENSIONS), "flows_1h": Rollup(360
            "flows_1d": Rollup(86400, 1830, ROLLUP_DIMENSIONS),
            "hosts_1m": Rollup(60, 90, HOSTS_DIMENSIONS), "hosts_1h": Rollup(3600, 400, HOSTS_DIMENSIONS),
            "hosts_1d": Rollup(86400, 1830, HOSTS_DIMENSIONS),
+           "sources_1m": Rollup(60, 90, SRC_DIMENSIONS), "sources_1h": Rollup(3600, 400, SRC_DIMENSIONS),
+           "sources_1d": Rollup(86400, 1830, SRC_DIMENSIONS),
            "traffic_1m": Rollup(60, 90, TRAFFIC_DIMENSIONS), "traffic_1h": Rollup(3600, 400, TRAFFIC_DIMENSIONS),
            "traffic_1d": Rollup(86400, 1830, TRAFFIC_DIMENSIONS),
            "protocols_1m": Rollup(60, 90, PROTOCOL_DIMENSIONS), "protocols_1h": Rollup(3600, 400, PROTOCOL_DIMENSIONS),
