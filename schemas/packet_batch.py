@@ -29,9 +29,11 @@ Dense columns (one value per packet):
 
 Sparse L7 table (one row per packet that carries DNS or an HTTP/1.x start line):
 row (int32 index into the dense columns), dns_qname, dns_qtype, dns_rcode, dns_response,
-http_method, http_host, http_path, http_status; missing values are None / -1.
+dns_answers (a response's A, AAAA and CNAME records: (owner, type, address or canonical name)
+each; collectors/decode/dns.py dns_records), http_method, http_host, http_path, http_status;
+missing values are None / -1.
 
-Wire format (Kafka message value), version WIRE_VERSION (3):
+Wire format (Kafka message value), version WIRE_VERSION (4):
   b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | u32 crc32
   | zstd(dense | l7)
 where dense and l7 are uncompressed Arrow IPC streams, dense_len and l7_len their sizes, and one
@@ -40,8 +42,9 @@ and the same size (~11 bytes a packet), but ~40% cheaper to read (116 against 17
 measured on 4k-packet messages), and reading is on the engine's hot path. crc32 covers the header
 before it and the compressed body: without it a flipped byte could decompress and parse into
 other packets (tests/schemas: property test), and Kafka's own CRC guards only the broker's copy.
-Versions 1 (no outer frame, buffers compressed inside the IPC streams) and 2 (no crc32) are
-still read.
+Versions 1 (no outer frame, buffers compressed inside the IPC streams), 2 (no crc32) and 3 (no
+dns_answers) are still read. A reader rejects a version it does not know, so readers (the
+engine) are upgraded before writers (the collectors).
 """
 from __future__ import annotations
 
@@ -52,12 +55,12 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 WIRE_MAGIC = b"NSPB"
-WIRE_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+WIRE_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_MESSAGE_BYTES = 256 << 20     # decompressed size a header may claim (a corrupt one must not allocate more)
 _CODEC_LEVEL = 1
 _HEADER = struct.Struct("<4sHHIII")
-_CRC = struct.Struct("<I")          # version 3: after _HEADER
+_CRC = struct.Struct("<I")          # version 3 on: after _HEADER
 
 # Per-packet status codes. Only STATUS_OK packets are IP packets and count in flows.
 STATUS_OK = 0
@@ -95,6 +98,7 @@ class L7Table:
     dns_qtype: list = field(default_factory=list)
     dns_rcode: list = field(default_factory=list)
     dns_response: list = field(default_factory=list)
+    dns_answers: list = field(default_factory=list)      # of lists of (owner, type, value); None: not DNS
     http_method: list = field(default_factory=list)
     http_host: list = field(default_factory=list)
     http_path: list = field(default_factory=list)
@@ -113,7 +117,9 @@ def l7_arrow_schema():
     import pyarrow as pa
     return pa.schema([
         ("row", pa.int32()), ("dns_qname", pa.string()), ("dns_qtype", pa.int32()), ("dns_rcode", pa.int16()),
-        ("dns_response", pa.bool_()), ("http_method", pa.string()), ("http_host", pa.string()),
+        ("dns_response", pa.bool_()),
+        ("dns_answers", pa.list_(pa.struct([("name", pa.string()), ("type", pa.uint16()), ("value", pa.string())]))),
+        ("http_method", pa.string()), ("http_host", pa.string()),
         ("http_path", pa.string()), ("http_status", pa.int16()),
     ])
 
@@ -204,7 +210,7 @@ class PacketBatch:
         if dense_len + l7_len > MAX_MESSAGE_BYTES:
             raise WireFormatError(f"message claims {dense_len + l7_len} bytes")
         start = _HEADER.size
-        if version == 3:
+        if version >= 3:
             if len(data) < start + _CRC.size:
                 raise WireFormatError(f"short message ({len(data)} bytes)")
             (crc,) = _CRC.unpack_from(data, start)
@@ -233,7 +239,11 @@ class PacketBatch:
             if l7_len:
                 t = _read_ipc(body[dense_len:dense_len + l7_len])
                 d = t.to_pydict()
-                batch.l7 = L7Table(row=np.asarray(d.pop("row"), np.int32),
+                rows = d.pop("row")
+                answers = d.pop("dns_answers", [None] * len(rows))       # before version 4: none
+                batch.l7 = L7Table(row=np.asarray(rows, np.int32),
+                                   dns_answers=[v if v is None else [(r["name"], r["type"], r["value"]) for r in v]
+                                                for v in answers],
                                    **{k: [(-1 if v is None and k in ("dns_qtype", "dns_rcode", "http_status") else v)
                                           for v in vals] for k, vals in d.items()})
                 if len(batch.l7) and (batch.l7.row.min() < 0 or batch.l7.row.max() >= n):

@@ -124,6 +124,19 @@ def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ..
     return [tuple((line.split("\t") + [""] * len(fields))[:len(fields)]) for line in res.stdout.splitlines()]
 
 
+def tshark_dns_records(path, display_filter: str) -> dict[int, list[tuple[str, int, str]]]:
+    """tshark's A, AAAA and CNAME records per frame (number -> [(owner, type, value)]): the owners
+    of those types among every record's (dns.resp.name, dns.resp.type), each with the next value
+    of its type's own field (dns.a, dns.aaaa, dns.cname)."""
+    out = {}
+    fields = ("frame.number", "dns.resp.name", "dns.resp.type", "dns.a", "dns.aaaa", "dns.cname")
+    for number, names, types, a, aaaa, cname in tshark_fields(path, display_filter, *fields):
+        values = {1: iter(a.split(",")), 28: iter(aaaa.split(",")), 5: iter(cname.split(","))}
+        rows = [(n, int(t)) for n, t in zip(names.split(","), types.split(",")) if t and int(t) in values]
+        out[int(number)] = [(n, t, next(values[t])) for n, t in rows]
+    return out
+
+
 @functools.lru_cache(maxsize=16)
 def reference_windows(path, window_s: float) -> dict:
     """Brute force, one Python step per packet, with an independent decoder (tests/oracle.py: its

@@ -30,6 +30,12 @@ def _lookup(values, size: int) -> np.ndarray:
     return t
 
 
+# DNS messages remembered per decoder (by all but their id), and responses a batch reads the
+# records of: a flood of distinct responses with dozens of records costs 10-30 us each in Python
+# (the question alone 1.6 us), so past these a batch keeps their questions only.
+DNS_MEMO, DNS_MEMO_BYTES = 4096, 1500     # messages, and the size below which one is remembered
+DNS_RECORDS_PER_BATCH = 1024
+_UNSEEN = object()
 _DNS_UDP = _lookup(P.DNS_UDP_PORTS, 65536)
 _DNS_TCP = _lookup(P.DNS_TCP_PORTS, 65536)
 _PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
@@ -92,11 +98,14 @@ class Decoder:
         self.http = l7 is True
         self.fragments = FragmentTable()
         self.stats: Counter = Counter()
+        self._dns_seen: dict = {}           # DNS message but its id -> parse_dns's answer (DNS_MEMO)
+        self._records_left = DNS_RECORDS_PER_BATCH
 
     def decode(self, raw: RawBatch) -> PacketBatch:
         """Decode a batch. Common packets take the compiled fast path (fast.py); only the rest goes
         through the column-wise reference decoder below. L7 fields of fast-path packets are then
         decoded on the TCP/UDP subset, from the transport offsets the fast path returns."""
+        self._records_left = DNS_RECORDS_PER_BATCH
         if len(raw) == 0:
             return self._decode(raw)
         n = len(raw)
@@ -206,6 +215,26 @@ class Decoder:
             ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
             self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7)
 
+    def _dns(self, msg: bytes):
+        """parse_dns with a response's records, remembered by the message but its id (a reflection
+        flood repeats one answer to many spoofed queries); at most DNS_RECORDS_PER_BATCH responses
+        a batch have their records read, the others only their question (dns_answers_unread)."""
+        key = msg[2:]
+        d = self._dns_seen.get(key, _UNSEEN)
+        if d is not _UNSEEN:
+            return d
+        d = parse_dns(msg, records=self._records_left > 0)
+        if d is not None and d.response:
+            if d.records is None:
+                self.stats["dns_answers_unread"] += 1
+                return d                    # not remembered: a later batch may read its records
+            self._records_left -= 1
+        if len(key) < DNS_MEMO_BYTES:
+            if len(self._dns_seen) >= DNS_MEMO:
+                self._dns_seen.clear()
+            self._dns_seen[key] = d
+        return d
+
     def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder") -> None:
         udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (_DNS_UDP[sport] | _DNS_UDP[dport]) \
             & (l4 + 8 + 12 <= ip_end)
@@ -214,7 +243,7 @@ class Decoder:
             h = l4[cand] + 8
             cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
         for k in cand:
-            d = parse_dns(bytes(buf[l4[k] + 8:ip_end[k]]))
+            d = self._dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
         if self.http:
@@ -237,7 +266,7 @@ class Decoder:
             h = payload[cand] + 2
             cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
         for k in cand:
-            d = parse_dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
+            d = self._dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
             if d is not None:
                 l7.dns(int(rows[tcp[k]]), d)
         if not self.http:
@@ -262,12 +291,13 @@ class _L7Builder:
         self.vals: list[tuple] = []      # L7Table value columns, in order
 
     def dns(self, row, d):
+        """A DNS message: its question, and a response's address records (dns_records)."""
         self.rows.append(row)
-        self.vals.append((d.qname, d.qtype, d.rcode, d.response, None, None, None, self._NO_INT))
+        self.vals.append((d.qname, d.qtype, d.rcode, d.response, d.records, None, None, None, self._NO_INT))
 
     def http(self, row, h):
         self.rows.append(row)
-        self.vals.append((None, self._NO_INT, self._NO_INT, None, h.method, h.host, h.path, h.status))
+        self.vals.append((None, self._NO_INT, self._NO_INT, None, None, h.method, h.host, h.path, h.status))
 
     def extend(self, t: L7Table, rows: np.ndarray) -> None:
         """Add a sub-batch's L7 rows; `rows` maps its row numbers to this batch's."""

@@ -95,3 +95,30 @@ def test_versions_1_and_2_messages_still_read(batch):
     l7 = recompress(plain[dense_len:]) if l7_len else b""
     v1 = _HEADER.pack(magic, 1, flags, n, len(dense), len(l7)) + dense + l7
     _same(batch, PacketBatch.from_bytes(v1))
+
+
+def test_a_version_3_message_reads_without_dns_answers():
+    """Version 3 carried no dns_answers: its L7 rows read with none (None), all else as sent."""
+    import pyarrow as pa
+    import zlib
+    from schemas.packet_batch import _CRC, _HEADER
+    from tests.conftest import shared_pcap
+
+    b = Decoder().decode(next(CaptureFile(str(shared_pcap("ppp_DnsPackets.pcap"))).batches()))
+    assert any(b.l7.dns_answers)
+    v4 = b.to_bytes()
+    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(v4, 0)
+    codec = pa.Codec("zstd")
+    plain = codec.decompress(v4[_HEADER.size + _CRC.size:], decompressed_size=dense_len + l7_len, asbytes=True)
+    l7 = next(iter(pa.ipc.open_stream(plain[dense_len:])))
+    l7 = l7.drop_columns(["dns_answers"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, l7.schema) as w:
+        w.write_batch(l7)
+    old_l7 = sink.getvalue().to_pybytes()
+    body = codec.compress(plain[:dense_len] + old_l7, asbytes=True)
+    head = _HEADER.pack(magic, 3, flags, n, dense_len, len(old_l7))
+    got = PacketBatch.from_bytes(head + _CRC.pack(zlib.crc32(body, zlib.crc32(head))) + body)
+    assert got.l7.dns_answers == [None] * len(b.l7)
+    b.l7.dns_answers = [None] * len(b.l7)
+    _same(b, got)

@@ -8,9 +8,9 @@ import dpkt
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from collectors.decode.dns import A, AAAA, CNAME, MAX_RECORDS, DnsRecord, dns_records
+from collectors.decode.dns import A, AAAA, CNAME, MAX_POINTER_JUMPS, MAX_RECORDS, DnsRecord, dns_records, parse_dns, read_name
 from collectors.protocols import DNS_UDP_PORTS
-from tests.conftest import shared_pcap, tshark_fields
+from tests.conftest import shared_pcap, tshark_dns_records
 from tests.oracle import udp_payloads
 
 
@@ -60,6 +60,46 @@ def test_never_raises(data):
     dns_records(data)
 
 
+# Messages dense in compression pointers (0xC0 followed by an offset into the first 64 bytes),
+# short labels and zero bytes: chains, loops and pointers into names' middles.
+_POINTERY = st.lists(st.one_of(st.sampled_from([b"\x00", b"\x01a", b"\x02bc", b"\x03xyz", b"\x06<Root>"]),
+                               st.integers(0, 63).map(lambda o: bytes([0xC0, o]))), max_size=60).map(b"".join)
+
+
+@given(_POINTERY)
+@settings(max_examples=300)
+def test_names_already_read_give_what_walking_gives(msg):
+    """read_name takes a name the message holds from those read before (most records point at
+    the question): at every offset, in order, the same name and end as a walk without them,
+    chains at MAX_POINTER_JUMPS included."""
+    names: dict = {}
+    for pos in range(len(msg)):
+        assert read_name(msg, pos, names) == read_name(msg, pos), pos
+    assert MAX_POINTER_JUMPS < 64
+
+
+def test_a_name_read_before_counts_its_pointers_against_the_limit():
+    """"b.a" at 23 follows 11 pointers; reached through 5 more it is still a name (16), through 6
+    it is not (17 > MAX_POINTER_JUMPS), whether it was read before or not."""
+    assert MAX_POINTER_JUMPS == 16
+    chain = bytes([0xC0, 0]) + b"".join(bytes([0xC0, 3 + 2 * i]) for i in range(9))   # at 3..21, each to the one before
+    msg = b"\x01a\x00" + chain + b"\x01b\xC0\x15"              # "b" at 23, then a pointer to 21
+    for i in range(6):                                            # 27, 29, ...: each to the one before, the first to 23
+        msg += bytes([0xC0, 23 if i == 0 else len(msg) - 2])
+    names: dict = {}
+    assert read_name(msg, 23, names) == ("b.a", 27) == read_name(msg, 23)
+    assert read_name(msg, len(msg) - 4, names) == read_name(msg, len(msg) - 4) == ("b.a", len(msg) - 2)
+    assert read_name(msg, len(msg) - 2, names) == read_name(msg, len(msg) - 2)
+    assert read_name(msg, len(msg) - 2)[0] is None
+
+
+@given(st.binary(max_size=400))
+def test_records_in_the_question_pass_equal_dns_records(data):
+    msg = data[:2] + b"\x81\x80" + data[4:]       # a response
+    d = parse_dns(msg, records=True)
+    assert d is None or d.records == dns_records(msg)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.from_regex(r"[a-z0-9]{1,12}(\.[a-z0-9]{1,12}){0,3}", fullmatch=True),
                           st.ip_addresses()), min_size=1, max_size=20))
@@ -69,25 +109,13 @@ def test_addresses_roundtrip(records):
                                               for n, ip in records]
 
 
-def _theirs(path) -> dict[int, list[DnsRecord]]:
-    """tshark's A, AAAA and CNAME records per frame: the owners of those types among every
-    record's (dns.resp.name, dns.resp.type), each with the next value of its type's field."""
-    out = {}
-    fields = ("frame.number", "dns.resp.name", "dns.resp.type", "dns.a", "dns.aaaa", "dns.cname")
-    for number, names, types, a, aaaa, cname in tshark_fields(path, "dns && udp", *fields):
-        values = {A: iter(a.split(",")), AAAA: iter(aaaa.split(",")), CNAME: iter(cname.split(","))}
-        rows = [(n, int(t)) for n, t in zip(names.split(","), types.split(",")) if t and int(t) in values]
-        out[int(number)] = [DnsRecord(n, t, next(values[t])) for n, t in rows]
-    return out
-
-
 @pytest.mark.parametrize("name,types", [("ppp_DnsPackets.pcap", {A, CNAME}),
                                         ("merged_public_large_162k.pcap", {A, AAAA, CNAME})])
 def test_records_match_tshark(name, types):
     """Every message tshark calls DNS (port 53: not its mdns and llmnr) over UDP, frame by frame
     (these hold no fragmented one, which tshark would reassemble and the decoder does not)."""
     path = shared_pcap(name)
-    theirs = _theirs(path)
+    theirs = {n: [DnsRecord(*r) for r in rs] for n, rs in tshark_dns_records(path, "dns && udp").items()}
     ours = {n: dns_records(p) for n, sp, dp, p in udp_payloads(path) if n in theirs and {sp, dp} & set(DNS_UDP_PORTS)}
     assert ours == theirs
     assert {r.rtype for rs in ours.values() for r in rs} == types

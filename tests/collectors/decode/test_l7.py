@@ -91,3 +91,45 @@ def test_dns_only_decoding_finds_the_same_dns_and_no_http():
     dns_rows = [(r, q) for r, q, m in zip(both.row.tolist(), both.dns_qname, both.http_method) if m is None]
     assert len(dns_rows) == 2 and dns_rows == list(zip(only.row.tolist(), only.dns_qname))
     assert set(only.http_method) == {None}
+
+
+def _response_frames(ids_and_names) -> list[bytes]:
+    """UDP/53 responses, each with its question and two A records for it."""
+    frames = []
+    for i, name in ids_and_names:
+        r = dpkt.dns.DNS(id=i, qd=[dpkt.dns.DNS.Q(name=name)], an=[
+            dpkt.dns.DNS.RR(name=name, type=dpkt.dns.DNS_A, ip=bytes([192, 0, 2, k])) for k in (1, 2)])
+        r.qr = dpkt.dns.DNS_R
+        ip = dpkt.ip.IP(p=17, src=b"\x0a\x00\x00\x35", dst=b"\x0a\x00\x00\x02",
+                        data=dpkt.udp.UDP(sport=53, dport=40000 + i, data=bytes(r)))
+        frames.append(bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip, type=0x0800)))
+    return frames
+
+
+def test_a_reflection_floods_one_answer_is_parsed_once(monkeypatch):
+    """Many ids, one answer (a reflection flood): parsed once per decoder, every row gets its records."""
+    from collectors import protocols as P
+    from collectors.decode import decoder as D
+    from collectors.raw_batch import RawBatch
+    calls = []
+    monkeypatch.setattr(D, "parse_dns", lambda msg, records=False: calls.append(1) or parse_dns(msg, records))
+    dec = D.Decoder()
+    for _ in range(2):
+        l7 = dec.decode(RawBatch.from_frames(_response_frames([(i, "amp.example") for i in range(300)]),
+                                             P.LINK_ETHERNET)).l7
+        assert [len(a) for a in l7.dns_answers] == [2] * 300
+    assert len(calls) == 1
+
+
+def test_past_the_batch_budget_responses_keep_their_question_only(monkeypatch):
+    from collectors import protocols as P
+    from collectors.decode import decoder as D
+    from collectors.raw_batch import RawBatch
+    monkeypatch.setattr(D, "DNS_RECORDS_PER_BATCH", 2)
+    dec = D.Decoder()
+    frames = _response_frames([(i, f"n{i}.example") for i in range(5)])
+    l7 = dec.decode(RawBatch.from_frames(frames, P.LINK_ETHERNET)).l7
+    assert [a is not None for a in l7.dns_answers] == [True, True, False, False, False]
+    assert l7.dns_qname == [f"n{i}.example" for i in range(5)] and dec.stats["dns_answers_unread"] == 3
+    l7 = dec.decode(RawBatch.from_frames(frames, P.LINK_ETHERNET)).l7         # a new batch, a new budget
+    assert [a is not None for a in l7.dns_answers] == [True] * 4 + [False]
