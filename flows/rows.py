@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collectors.protocols import PROTOCOL_NAMES
+from flows.dns import DnsCounts
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.table import sum_by_address, top_by
 from flows.window import WindowResult
@@ -71,7 +72,9 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
 
     rows = [("protocol", str(p), pk, by) for p, pk, by in r.protocols()]
     rows += [("port", f"{p}/{port}", pk, by) for p, port, pk, by in r.ports(top_n)]
-    rows += [("status", k, v, 0) for k, v in sorted(c.items())]
+    named = (r.dns or DnsCounts.empty()).name_rows()       # addresses, owners, questions, records, left out
+    dropped = named[4]
+    rows += [("status", k, v, 0) for k, v in sorted({**c, **({"dns_names_dropped": dropped} if dropped else {})}.items())]
     tables["window_counters"] = table_columns("window_counters", len(rows), r.start, source, {
         "kind": [x[0] for x in rows], "name": [x[1] for x in rows],
         "packets": np.array([x[2] for x in rows], np.uint64), "bytes": np.array([x[3] for x in rows], np.uint64)})
@@ -95,6 +98,8 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     tables["spreaders"] = table_columns("spreaders", len(sp), r.start, source, _columns(sp, [
         ("kind", None), ("addr", "addr"), ("rank", np.uint16), ("estimate", np.float64),
         ("lower_bound", np.float64), ("upper_bound", np.float64)]))
+    tables["dns_names"] = table_columns("dns_names", len(named[1]), r.start, source,
+                                        dict(zip(("addr", "name", "query", "answers"), named)))
     return tables
 
 

@@ -164,6 +164,14 @@ TABLES = {
     lower_bound Float64,
     upper_bound Float64,
 {_INSERTED}""", "window_start, source, kind, addr"),
+    # Names DNS responses gave addresses in the window (flows/dns.py): per address, the A or AAAA
+    # record's owner and the response's question (a CNAME chain's start), the records that said so.
+    "dns_names": (f"""{_COMMON}
+    addr IPv6,
+    name String,
+    query String,
+    answers UInt64,
+{_INSERTED}""", "window_start, source, addr, name, query"),
     # Alerts (flows/alerts.py): one row per alert, rewritten as it changes; `version` grows with
     # every change, so the newest state wins however rows arrive (a replay re-sends older ones).
     # window_start is the alert's first window (first_seen), fixed for its life; the entity's

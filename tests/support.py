@@ -134,20 +134,26 @@ def window_results():
     return out + pipe.flush()
 
 
+def capture_windows(path, window_s: float, shards: int = 1) -> list:
+    """A capture's window results, as `analyze` computes them (flows.window.LocalPipeline)."""
+    from flows.capture_reader import CaptureReader
+    from flows.config import WindowConfig
+    from flows.window import LocalPipeline
+
+    pipe = LocalPipeline(WindowConfig(window_s=window_s, shards=shards))
+    out = []
+    for b in CaptureReader(str(path), l7=True):        # DNS rows too, as analyze reads them
+        out += pipe.feed(b)
+    return out + pipe.flush()
+
+
 def capture_alerts(path, window_s: float, rules=None) -> list:
     """The alerts `analyze` raises on a capture (flows.alerts.CaptureAlerts over its windows)."""
     from flows.alerts import CaptureAlerts
-    from flows.capture_reader import CaptureReader
-    from flows.config import WindowConfig
     from flows.rules import load_rules
-    from flows.window import LocalPipeline
 
-    pipe = LocalPipeline(WindowConfig(window_s=window_s))
     found = CaptureAlerts(rules or load_rules(None), window_s)
-    for b in CaptureReader(str(path), l7=True):        # DNS rows too, as analyze reads them
-        for r in pipe.feed(b):
-            found.add(r)
-    for r in pipe.flush():
+    for r in capture_windows(path, window_s):
         found.add(r)
     return found.alerts()
 
@@ -368,6 +374,68 @@ def write_dns_capture(path) -> None:
         w = dpkt.pcap.Writer(f)
         for t, p in pkts:
             w.writepkt(p, ts=t)
+
+
+# What write_dns_answers_capture's responses say, per 10 s window from DNS_T0 (s since the epoch):
+# {window start s: {(address, owner, question): A and AAAA records}}.
+DNS_T0 = 1_750_000_000
+DNS_ANSWERS = {DNS_T0: {("192.0.2.1", "edge.example.net", "www.example.org"): 2,
+                   ("2001:db8::1", "edge.example.net", "www.example.org"): 2,
+                   ("192.0.2.7", "mail.example.org", "mail.example.org"): 1},
+               DNS_T0 + 10: {("192.0.2.1", "edge.example.net", "www.example.org"): 1,
+                    ("198.51.100.9", "ns.example.org", "example.org"): 1}}
+
+
+def dns_answers_written(execute, source: str) -> bool:
+    """Whether a store's dns_names rows of `source` are DNS_ANSWERS (`execute(sql)` -> rows),
+    after write_dns_answers_capture's windows were written to it."""
+    from schemas.addresses import from_text
+    got = execute(f"SELECT toUInt32(window_start), hex(addr), name, query, answers FROM netspectra.dns_names FINAL "
+                  f"WHERE source = '{source}' ORDER BY 1, 2, 3, 4")
+    want = sorted((w, from_text(a).hex().upper(), o, q, c) for w, names in DNS_ANSWERS.items()
+                  for (a, o, q), c in names.items())
+    return [tuple(r) for r in got] == want
+
+
+def write_dns_answers_capture(path) -> None:
+    """DNS responses with address records over two 10 s windows (DNS_ANSWERS): a CNAME chain to
+    an A and an AAAA record, twice, a plain A record, a NS answer with its glue A record in the
+    additional section; and an NXDOMAIN and a query, which name nothing."""
+    import ipaddress
+    import socket
+
+    import dpkt
+    DNS = dpkt.dns.DNS
+    pkts = []
+
+    def add(t, qname, an=(), ar=(), rcode=0, response=True):
+        msg = DNS(id=len(pkts), qd=[DNS.Q(name=qname)], an=list(an), ar=list(ar), rcode=rcode)
+        msg.qr = dpkt.dns.DNS_R if response else dpkt.dns.DNS_Q
+        ip = dpkt.ip.IP(src=socket.inet_aton("10.0.0.53"), dst=socket.inet_aton("10.0.0.2"), p=17,
+                        data=dpkt.udp.UDP(sport=53, dport=40000 + len(pkts), data=bytes(msg)))
+        ip.len = len(bytes(ip))
+        pkts.append((t, bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=0x0800, data=ip))))
+
+    def a(name, ip):
+        return DNS.RR(name=name, type=dpkt.dns.DNS_A, ip=ipaddress.IPv4Address(ip).packed)
+
+    def aaaa(name, ip):
+        return DNS.RR(name=name, type=dpkt.dns.DNS_AAAA, ip6=ipaddress.IPv6Address(ip).packed)
+
+    chain = [DNS.RR(name="www.example.org", type=dpkt.dns.DNS_CNAME, cname="edge.example.net"),
+             a("edge.example.net", "192.0.2.1"), aaaa("edge.example.net", "2001:db8::1")]
+    add(1.0, "www.example.org", chain)
+    add(2.0, "www.example.org", chain)
+    add(3.0, "mail.example.org", [a("mail.example.org", "192.0.2.7")])
+    add(4.0, "nope.example.org", rcode=3)
+    add(5.0, "www.example.org", response=False)
+    add(11.0, "www.example.org", chain[:2])
+    add(12.0, "example.org", [DNS.RR(name="example.org", type=dpkt.dns.DNS_NS, nsname="ns.example.org")],
+        ar=[a("ns.example.org", "198.51.100.9")])
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        for t, p in pkts:
+            w.writepkt(p, ts=DNS_T0 + t)
 
 
 def rows_of(results, source: str, top_n: int = 100) -> list:

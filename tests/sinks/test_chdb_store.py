@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from sinks import chdb_store
+from tests.support import capture_windows, dns_answers_written, rows_of, write_dns_answers_capture
 
 
 def test_parallel_reads_each_get_the_answer_to_their_own_parameters(tmp_path):
@@ -48,3 +49,12 @@ def test_a_write_changes_the_version_before_and_after_it(tmp_path):
     assert before < seen[0] < after         # a read begun during the write sees neither end's version
     store.query("SELECT 1")
     assert chdb_store.write_version(store.path) == after
+
+
+def test_dns_names_are_written_once_however_often(tmp_path):
+    write_dns_answers_capture(tmp_path / "dns.pcap")
+    store = chdb_store.ChdbStore(str(tmp_path / "store"))
+    rows = rows_of(capture_windows(tmp_path / "dns.pcap", 10), "dns")
+    store.write(rows)
+    store.write(rows)
+    assert dns_answers_written(store.rows, "dns")

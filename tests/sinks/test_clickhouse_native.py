@@ -9,7 +9,7 @@ from schemas.credentials import clickhouse_client
 from stack import local as stack
 from tests.support import wait_for
 from sinks.clickhouse_native import ClickHouseNative
-from tests.support import rows_of, window_results
+from tests.support import capture_windows, dns_answers_written, rows_of, window_results, write_dns_answers_capture
 
 
 def _results(source: str) -> list:
@@ -93,3 +93,13 @@ def test_readable_views_and_sql_on_the_server(local_stack):
     assert [json.loads(ln) for ln in res.stdout.splitlines()] == want and len(want) == 5
     res = run("sql", "--store", f"clickhouse://{address}", "SELECT nosuch FROM netspectra.flows_text")
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and "nosuch" in res.stderr
+
+
+def test_dns_names_on_the_server(local_stack, tmp_path):
+    _, ports, _ = local_stack
+    write_dns_answers_capture(tmp_path / "dns.pcap")
+    ch = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
+    rows = rows_of(capture_windows(tmp_path / "dns.pcap", 10), "dns")
+    ch.write(rows)
+    ch.write(rows)
+    assert dns_answers_written(clickhouse_client(f"127.0.0.1:{ports['clickhouse']}").execute, "dns")
