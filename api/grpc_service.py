@@ -194,6 +194,10 @@ class QueryServicer(pb_grpc.QueryServicer):
                 yield to_message(cur, pb.LiveTopResponse)
             time.sleep(WATCH_POLL_S)
 
+    @rpc("read", m.LookupNamesRequest)
+    def LookupNames(self, req, context):
+        return to_message(self.service.lookup_names(req), pb.LookupNamesResponse)
+
     @rpc("read", m.ListAlertsRequest)
     def ListAlerts(self, req, context):
         return to_message(self.service.list_alerts(req), pb.ListAlertsResponse)

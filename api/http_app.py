@@ -156,6 +156,10 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
     def heavy_hitters(req: m.QueryHeavyHittersRequest):
         return call(service.heavy_hitters, req)
 
+    @routes.post("/v1/names", response_model=m.LookupNamesResponse, responses=ERRORS, dependencies=[read])
+    def lookup_names(req: m.LookupNamesRequest):
+        return call(service.lookup_names, req)
+
     @routes.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
     def spreaders(req: m.QuerySpreadersRequest):
         return call(service.spreaders, req)

@@ -395,6 +395,35 @@ AlertState = Literal["firing", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 
 
+class LookupNamesRequest(_Model):
+    """The names DNS responses gave addresses in the range (the dns_names table): per address,
+    the A or AAAA record's owner and the question asked (a CNAME chain's start), with the records
+    that said so. Both filters are optional and combine."""
+    range: TimeRange
+    addresses: list[str] = Field(default_factory=list, max_length=256, description="addresses or networks; empty = any")
+    name: str = Field(default="", max_length=255, description="part of the owner or question, any case; empty = any")
+    source: str = Field(default="", max_length=4096)
+    limit: int = _limit()
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        return [str(network(x)) for x in v]
+
+
+class DnsName(_Model):
+    address: str
+    name: str = Field(description="the A or AAAA record's owner")
+    query: str = Field(description="the response's question (several joined by ','); equal to name but for CNAME chains")
+    answers: int = Field(description="records in the range that said so")
+    first_window_ms: int
+    last_window_ms: int
+
+
+class LookupNamesResponse(_Model):
+    names: list[DnsName]
+
+
 class ListAlertsRequest(_Model):
     """Alerts active at some time in the range (first seen before its end, last seen after its start)."""
     range: TimeRange

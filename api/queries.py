@@ -609,6 +609,25 @@ def spreader_rows(rows: list[tuple]) -> list[m.Spreader]:
             for a, n, lo, hi in rows]
 
 
+def lookup_names(req: m.LookupNamesRequest, d: Dialect) -> tuple[str, dict]:
+    q = Sql(d)
+    q.filters(req.range, m.Filter(source=req.source))
+    q.addr_in("addr", req.addresses)
+    if req.name:
+        p = q.param(req.name, "String")
+        q.where.append(f"(positionCaseInsensitive(name, {p}) > 0 OR positionCaseInsensitive(query, {p}) > 0)")
+    sql = (f"SELECT {d.addr_text('addr')} AS a, name, query, sum(answers) AS n, toUInt64(min({d.window_ms()})), "
+           f"toUInt64(max({d.window_ms()})) FROM {DATABASE}.dns_names FINAL WHERE {q.where_sql()} "
+           f"GROUP BY addr, name, query ORDER BY n DESC, a, name, query LIMIT {m.limit_of(req.limit)}")
+    return sql, q.params
+
+
+def name_rows(rows: list[tuple]) -> m.LookupNamesResponse:
+    return m.LookupNamesResponse(names=[m.DnsName(address=address(a), name=n, query=qn, answers=int(c),
+                                                  first_window_ms=int(f), last_window_ms=int(la))
+                                        for a, n, qn, c, f, la in rows])
+
+
 def list_alerts(req: m.ListAlertsRequest, d: Dialect) -> tuple[str, dict]:
     """Alerts active in the range: first seen (window_start, their first window) before its end,
     last seen after its start."""

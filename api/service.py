@@ -261,6 +261,10 @@ class QueryService:
             raise Unavailable("no Redis configured for live state (start the API with --redis)")
         return live.events(self.redis, alive)
 
+    # ---- DNS names (the dns_names table) -------------------------------------------------------
+    def lookup_names(self, req: m.LookupNamesRequest) -> m.LookupNamesResponse:
+        return self._cached(req, lambda: q.name_rows(self.backend.rows(*q.lookup_names(req, self.dialect))))
+
     # ---- alerts (the engine's alerts table; live changes from Redis) ---------------------------
     def list_alerts(self, req: m.ListAlertsRequest) -> m.ListAlertsResponse:
         return self._cached(req, lambda: q.alert_rows(self.backend.rows(*q.list_alerts(req, self.dialect))))

@@ -195,6 +195,42 @@ class TraceFlowResponse(_message.Message):
     tcp_flags: int
     def __init__(self, windows: _Optional[_Iterable[_Union[FlowWindow, _Mapping]]] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ...) -> None: ...
 
+class LookupNamesRequest(_message.Message):
+    __slots__ = ("range", "addresses", "name", "source", "limit")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    name: str
+    source: str
+    limit: int
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., addresses: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., source: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DnsName(_message.Message):
+    __slots__ = ("address", "name", "query", "answers", "first_window_ms", "last_window_ms")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    name: str
+    query: str
+    answers: int
+    first_window_ms: int
+    last_window_ms: int
+    def __init__(self, address: _Optional[str] = ..., name: _Optional[str] = ..., query: _Optional[str] = ..., answers: _Optional[int] = ..., first_window_ms: _Optional[int] = ..., last_window_ms: _Optional[int] = ...) -> None: ...
+
+class LookupNamesResponse(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedCompositeFieldContainer[DnsName]
+    def __init__(self, names: _Optional[_Iterable[_Union[DnsName, _Mapping]]] = ...) -> None: ...
+
 class QueryHeavyHittersRequest(_message.Message):
     __slots__ = ("range", "filter", "dimension", "metric", "limit", "exact")
     RANGE_FIELD_NUMBER: _ClassVar[int]

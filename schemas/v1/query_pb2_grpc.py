@@ -64,6 +64,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.LiveTopRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.LiveTopResponse.FromString,
                 _registered_method=True)
+        self.LookupNames = channel.unary_unary(
+                '/netspectra.v1.Query/LookupNames',
+                request_serializer=schemas_dot_v1_dot_query__pb2.LookupNamesRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.LookupNamesResponse.FromString,
+                _registered_method=True)
         self.ListAlerts = channel.unary_unary(
                 '/netspectra.v1.Query/ListAlerts',
                 request_serializer=schemas_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
@@ -140,6 +145,12 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchLive(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupNames(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +243,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.WatchLive,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.LiveTopRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.LiveTopResponse.SerializeToString,
+            ),
+            'LookupNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupNames,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.LookupNamesRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.LookupNamesResponse.SerializeToString,
             ),
             'ListAlerts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAlerts,
@@ -436,6 +452,33 @@ class Query:
             '/netspectra.v1.Query/WatchLive',
             schemas_dot_v1_dot_query__pb2.LiveTopRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.LiveTopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/LookupNames',
+            schemas_dot_v1_dot_query__pb2.LookupNamesRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.LookupNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from schemas.v1 import query_pb2 as pb
 from tests.api.conftest import by_entity, totals
 from tests.conftest import API_WINDOW_S as WINDOW_S
-from tests.support import rows_of
+from tests.support import DNS_T0, capture_windows, rows_of, write_dns_answers_capture
 
 ALL = {"start_ms": 0, "end_ms": 2**52}
 
@@ -255,3 +255,29 @@ def test_health(api):
     with api.http() as c:
         j = c.get("/v1/health").json()
     assert j["store_ok"] and j["status"] == "ok"
+
+
+def test_lookup_names(api, tmp_path, local_stack):
+    """The names DNS responses gave addresses (write_dns_answers_capture), by address, by network
+    and by part of a name in any case (a CNAME chain's start finds the addresses at its end)."""
+    from sinks.clickhouse_native import ClickHouseNative
+    write_dns_answers_capture(tmp_path / "dns.pcap")
+    source = api.source + "#dns"
+    rows = rows_of(capture_windows(tmp_path / "dns.pcap", 10), source)
+    if hasattr(api.service.backend, "store"):
+        api.service.backend.store.write(rows)
+    else:
+        ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}").write(rows)
+    t0 = DNS_T0 * 1000
+    body = {"range": ALL, "source": source, "addresses": ["192.0.2.1"]}
+    g, h = both(api, "LookupNames", "/v1/names", body, body)
+    assert h["names"] == [{"address": "192.0.2.1", "name": "edge.example.net", "query": "www.example.org", "answers": 3,
+                           "first_window_ms": t0, "last_window_ms": t0 + 10_000}]
+    assert [_num(x) for x in g["names"]] == h["names"]
+    h = http_call(api, "/v1/names", {"range": ALL, "source": source, "name": "WWW.Example"})
+    assert [(x["address"], x["answers"]) for x in h["names"]] == [("192.0.2.1", 3), ("2001:db8::1", 2)]
+    h = http_call(api, "/v1/names", {"range": {"start_ms": t0 + 10_000, "end_ms": t0 + 20_000}, "source": source,
+                                     "addresses": ["198.51.100.0/24", "192.0.2.0/24"]})
+    assert [(x["address"], x["name"], x["answers"]) for x in h["names"]] == [
+        ("192.0.2.1", "edge.example.net", 1), ("198.51.100.9", "ns.example.org", 1)]
+    assert http_call(api, "/v1/names", {"range": ALL, "source": source, "name": "nope"})["names"] == []
