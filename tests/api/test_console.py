@@ -143,6 +143,19 @@ def _as_shown(latest: dict, talkers) -> tuple[dict, list]:
     return totals, [(k.decode(), v) for k, v in talkers]
 
 
+def _name(console, addr: str, name: str, query: str) -> None:
+    """A dns_names row in the console's store: `addr` named `name` (asked as `query`) in the newest window."""
+    import numpy as np
+
+    from schemas.addresses import from_text
+    from schemas.clickhouse import table_columns
+    from sinks.chdb_store import ChdbStore
+    ChdbStore(str(console["store_dir"])).insert("dns_names", table_columns(
+        "dns_names", 1, console["rows"][-1].start, console["source"],
+        {"addr": np.frombuffer(from_text(addr), np.uint8).reshape(1, 16), "name": [name], "query": [query],
+         "answers": np.array([3], np.uint64)}))
+
+
 def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts(console, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
@@ -165,9 +178,12 @@ def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts
     assert _shown(page) == _as_shown(*_redis_newest(console))
 
     top = page.query_selector("#talkers tr[data-key]").get_attribute("data-key")
+    _name(console, top, "top.example", "www.top.example")        # a DNS answer named it in the newest window
     page.click(f"#talkers tr[data-key='{top}'] a")
     page.wait_for_selector("#host-peers tr[data-key]")
     assert page.text_content("#host-title") == top and page.query_selector("#chart-host canvas")
+    page.wait_for_selector("#host-names tr[data-key='top.example']")
+    assert page.text_content("#host-names tr[data-key='top.example'] td.key") == "top.example www.top.example"
     shot(page, tmp_path / "host.png")
 
     page.click("nav a[data-page=alerts]")
