@@ -123,6 +123,11 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
          f"SELECT {_ADDR('src')} AS scanner, uniqExact(dport) AS ports, uniqExact(dst) AS destinations, "
          f"sum(packets) AS packets FROM {tiered('flows', 'src, dst, dport, packets', _FLOW_WHERE + ' AND proto IN (6, 17)')} "
          f"GROUP BY src ORDER BY ports DESC, scanner LIMIT 20"),
+        # What DNS answers named the addresses in the range (the dns_names table, flows/dns.py)
+        ("DNS names (A/AAAA answers)", "table",
+         f"SELECT {_ADDR('addr')} AS address, name, query, sum(answers) AS records FROM netspectra.dns_names FINAL "
+         f"WHERE {_WHERE} AND ({_ADDRESS} = '' OR {addr_match_sql('addr', _ADDRESS)}) "
+         f"GROUP BY addr, name, query ORDER BY records DESC, address, name, query LIMIT 50"),
         ("Decode errors and late packets", "timeseries",
          f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
          f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "

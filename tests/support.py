@@ -397,6 +397,15 @@ def dns_answers_written(execute, source: str) -> bool:
     return [tuple(r) for r in got] == want
 
 
+def dns_names_rows(tmp_dir, source: str) -> list:
+    """write_dns_answers_capture's windows as the sinks receive them, with their dns_names table
+    only (for stores whose other tables hold another capture's windows)."""
+    from schemas.window_rows import WindowRows
+    write_dns_answers_capture(tmp_dir / "dns.pcap")
+    return [WindowRows(r.start, r.length_ns, r.complete, {"dns_names": r.tables["dns_names"]})
+            for r in rows_of(capture_windows(tmp_dir / "dns.pcap", 10), source)]
+
+
 def write_dns_answers_capture(path) -> None:
     """DNS responses with address records over two 10 s windows (DNS_ANSWERS): a CNAME chain to
     an A and an AAAA record, twice, a plain A record, a NS answer with its glue A record in the

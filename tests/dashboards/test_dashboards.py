@@ -18,7 +18,7 @@ from dashboards import build
 from schemas.alerts import Alert
 from tests.api.conftest import by_entity, totals
 from tests.conftest import ROOT
-from tests.support import rows_of
+from tests.support import dns_names_rows, rows_of
 
 T0, T1 = 1_600_000_000, 1_900_000_000
 PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
@@ -39,6 +39,7 @@ def chdb_store(api_results, tmp_path_factory):
     results, _ref = api_results
     s = ChdbStore(str(tmp_path_factory.mktemp("dash")), rollups=True)
     s.write(rows_of(results, SOURCE))
+    s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write_alerts([ALERT], SOURCE)
     return s
 
@@ -57,13 +58,14 @@ def rolled(chdb_store, api_results):
 
 
 @pytest.fixture(scope="module")
-def server(api_results, local_stack):
+def server(api_results, local_stack, tmp_path_factory):
     """Debian's 18.16 (the down-level schema) holding the same windows and alert."""
     from sinks.clickhouse_native import ClickHouseNative
     results, _ref = api_results
     _, ports, _ = local_stack
     s = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
     s.write(rows_of(results, SOURCE))
+    s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write_alerts([ALERT], SOURCE)
     return lambda sql: s.client.execute(sql), ports
 
@@ -152,6 +154,10 @@ def test_every_sql_runs_and_the_exact_panels_are_exact(chdb, filtered):
     assert round(sum(b for _, b in bps) * 60) == totals(ref)[1] * 8
     assert rows(expand(PANEL_SQL["Super-spreaders (distinct destinations, largest window)"], T0, T1, variables))
     assert rows(expand(PANEL_SQL["Port scanners (distinct destination ports)"], T0, T1, variables))
+    dns = PANEL_SQL["DNS names (A/AAAA answers)"]
+    assert [tuple(r) for r in rows(expand(dns, T0, T1, {**variables, "address": "192.0.2.1"}))] == [
+        ("192.0.2.1", "edge.example.net", "www.example.org", 3)]            # tests/support.py DNS_ANSWERS
+    assert len(rows(expand(dns, T0, T1, {**variables, "address": ""}))) == 4
     other = {**variables, "source": "another-source"}
     assert rows(expand(PANEL_SQL["Top talkers (exact, bytes)"], T0, T1, other)) == []
     alerts = rows(expand(PANEL_SQL["Alerts"], T0, T1, {**variables, "address": ""}))
