@@ -242,7 +242,8 @@ class PacketBatch:
                 rows = d.pop("row")
                 answers = d.pop("dns_answers", [None] * len(rows))       # before version 4: none
                 batch.l7 = L7Table(row=np.asarray(rows, np.int32),
-                                   dns_answers=[v if v is None else [(r["name"], r["type"], r["value"]) for r in v]
+                                   dns_answers=[v if v is None else [(r["name"], r["type"], r["value"]) for r in v
+                                                                     if r is not None]     # a null record: left out
                                                 for v in answers],
                                    **{k: [(-1 if v is None and k in ("dns_qtype", "dns_rcode", "http_status") else v)
                                           for v in vals] for k, vals in d.items()})

@@ -122,3 +122,15 @@ def test_a_version_3_message_reads_without_dns_answers():
     assert got.l7.dns_answers == [None] * len(b.l7)
     b.l7.dns_answers = [None] * len(b.l7)
     _same(b, got)
+
+
+def test_a_null_dns_record_is_left_out_not_the_message():
+    """A writer's null record inside dns_answers costs that record, not the batch's packets."""
+    from schemas.packet_batch import L7Table
+    from tests.support import batch as udp_batch
+    b = udp_batch([1.0, 2.0])
+    b.l7 = L7Table(row=np.array([1], np.int32), dns_qname=["a.example"], dns_qtype=[1], dns_rcode=[0],
+                   dns_response=[True], dns_answers=[[None, ("a.example", 1, "192.0.2.1")]], http_method=[None],
+                   http_host=[None], http_path=[None], http_status=[-1])
+    got = PacketBatch.from_bytes(b.to_bytes())
+    assert got.l7.dns_answers == [[("a.example", 1, "192.0.2.1")]] and len(got) == 2
