@@ -222,7 +222,7 @@ def _add_collect(sub) -> None:
     c.add_argument("--count", type=int, help="stop after N packets; 0: no limit")
     c.add_argument("--duration", type=float, help="stop after S seconds of capture; 0: no limit")
     c.add_argument("--dry-run", action="store_true", default=None, help="capture and decode only; no Kafka")
-    c.add_argument("--no-l7", action="store_true", default=None, help="skip DNS/HTTP field decoding")
+    c.add_argument("--no-l7", action="store_true", default=None, help="skip DNS/HTTP/TLS field decoding")
     c.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
     c.add_argument("--topic", help="the topic to publish to")
     c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing; 0: it must exist")

@@ -27,13 +27,15 @@ Dense columns (one value per packet):
 | icmp_type, icmp_code | uint8 | ICMP/ICMPv6 type and code (meaningful when proto is 1 or 58)     |
 | status     | uint8        | STATUS_* code below; only STATUS_OK rows are IP packets counted in flows|
 
-Sparse L7 table (one row per packet that carries DNS or an HTTP/1.x start line):
+Sparse L7 table (one row per packet that carries DNS, an HTTP/1.x start line or a TLS hello):
 row (int32 index into the dense columns), dns_qname, dns_qtype, dns_rcode, dns_response,
 dns_answers (a response's A, AAAA and CNAME records: (owner, type, address or canonical name)
-each; collectors/decode/dns.py dns_records), http_method, http_host, http_path, http_status;
-missing values are None / -1.
+each; collectors/decode/dns.py dns_records), http_method, http_host, http_path, http_status,
+tls_hello (1 ClientHello, 2 ServerHello), tls_version, tls_sni, tls_alpn (list), tls_cipher,
+tls_ja3 (JA3, or JA3S for a server), tls_ja4 (collectors/decode/tls.py); missing values are
+None / -1.
 
-Wire format (Kafka message value), version WIRE_VERSION (4):
+Wire format (Kafka message value), version WIRE_VERSION (5):
   b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | u32 crc32
   | zstd(dense | l7)
 where dense and l7 are uncompressed Arrow IPC streams, dense_len and l7_len their sizes, and one
@@ -42,8 +44,8 @@ and the same size (~11 bytes a packet), but ~40% cheaper to read (116 against 17
 measured on 4k-packet messages), and reading is on the engine's hot path. crc32 covers the header
 before it and the compressed body: without it a flipped byte could decompress and parse into
 other packets (tests/schemas: property test), and Kafka's own CRC guards only the broker's copy.
-Versions 1 (no outer frame, buffers compressed inside the IPC streams), 2 (no crc32) and 3 (no
-dns_answers) are still read. A reader rejects a version it does not know, so readers (the
+Versions 1 (no outer frame, buffers compressed inside the IPC streams), 2 (no crc32), 3 (no
+dns_answers) and 4 (no tls_*) are still read. A reader rejects a version it does not know, so readers (the
 engine) are upgraded before writers (the collectors).
 """
 from __future__ import annotations
@@ -55,8 +57,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 WIRE_MAGIC = b"NSPB"
-WIRE_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+WIRE_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MAX_MESSAGE_BYTES = 256 << 20     # decompressed size a header may claim (a corrupt one must not allocate more)
 _CODEC_LEVEL = 1
 _HEADER = struct.Struct("<4sHHIII")
@@ -103,6 +105,13 @@ class L7Table:
     http_host: list = field(default_factory=list)
     http_path: list = field(default_factory=list)
     http_status: list = field(default_factory=list)
+    tls_hello: list = field(default_factory=list)
+    tls_version: list = field(default_factory=list)
+    tls_sni: list = field(default_factory=list)
+    tls_alpn: list = field(default_factory=list)        # of lists of protocol names; None: none offered
+    tls_cipher: list = field(default_factory=list)
+    tls_ja3: list = field(default_factory=list)
+    tls_ja4: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.row.shape[0])
@@ -121,7 +130,14 @@ def l7_arrow_schema():
         ("dns_answers", pa.list_(pa.struct([("name", pa.string()), ("type", pa.uint16()), ("value", pa.string())]))),
         ("http_method", pa.string()), ("http_host", pa.string()),
         ("http_path", pa.string()), ("http_status", pa.int16()),
+        ("tls_hello", pa.int8()), ("tls_version", pa.int32()), ("tls_sni", pa.string()),
+        ("tls_alpn", pa.list_(pa.string())), ("tls_cipher", pa.int32()), ("tls_ja3", pa.string()),
+        ("tls_ja4", pa.string()),
     ])
+
+
+# L7 integer columns whose missing value is -1 in an L7Table and null on the wire
+L7_INT_COLUMNS = ("dns_qtype", "dns_rcode", "http_status", "tls_hello", "tls_version", "tls_cipher")
 
 
 @dataclass
@@ -241,11 +257,16 @@ class PacketBatch:
                 d = t.to_pydict()
                 rows = d.pop("row")
                 answers = d.pop("dns_answers", [None] * len(rows))       # before version 4: none
+                for k in L7Table().value_columns():      # columns of later versions
+                    if k not in d and k != "dns_answers":
+                        d[k] = [None] * len(rows)
+                if "tls_alpn" in d:                      # a null protocol name: left out
+                    d["tls_alpn"] = [v if v is None else [a for a in v if a is not None] for v in d["tls_alpn"]]
                 batch.l7 = L7Table(row=np.asarray(rows, np.int32),
                                    dns_answers=[v if v is None else [(r["name"], r["type"], r["value"]) for r in v
                                                                      if r is not None]     # a null record: left out
                                                 for v in answers],
-                                   **{k: [(-1 if v is None and k in ("dns_qtype", "dns_rcode", "http_status") else v)
+                                   **{k: [(-1 if v is None and k in L7_INT_COLUMNS else v)
                                           for v in vals] for k, vals in d.items()})
                 if len(batch.l7) and (batch.l7.row.min() < 0 or batch.l7.row.max() >= n):
                     raise WireFormatError("L7 row index out of range")

@@ -8,10 +8,13 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 S = 10**9
+# small public captures kept in the repository (their sources and licences: MANIFEST.tsv there)
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def wait_for(cond, timeout: float, what: str, every: float = 0.2) -> None:

@@ -15,7 +15,9 @@ from collectors import protocols as P
 from collectors.decode.dns import parse_dns
 from collectors.decode.fast import fast_decode
 from collectors.decode.http import parse_http
-from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16
+from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16, u32
+from collectors.decode.quic import MIN_INITIAL_DATAGRAM, V1, V2, CryptoAssembly, initial_crypto, is_initial
+from collectors.decode.tls import HelloReassembly, parse_tls
 from collectors.raw_batch import RawBatch
 from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
                                   STATUS_ZERO_LENGTH, L7Table, PacketBatch)
@@ -35,6 +37,10 @@ def _lookup(values, size: int) -> np.ndarray:
 # (the question alone 1.6 us), so past these a batch keeps their questions only.
 DNS_MEMO, DNS_MEMO_BYTES = 4096, 1500     # messages, and the size below which one is remembered
 DNS_RECORDS_PER_BATCH = 1024
+# TLS hellos a batch reads (10-20 us each: extensions walked, JA3/JA4 hashed); a handshake flood
+# past this keeps its packets and flows, not their hellos (tls_hellos_unread).
+TLS_HELLOS_PER_BATCH = 1024
+TLS_HANDSHAKE, TLS_CHANGE_CIPHER_SPEC = 0x16, 0x14     # record types a hello's segment starts with
 _UNSEEN = object()
 _DNS_UDP = _lookup(P.DNS_UDP_PORTS, 65536)
 _DNS_TCP = _lookup(P.DNS_TCP_PORTS, 65536)
@@ -90,22 +96,26 @@ def _frame_columns(raw: RawBatch) -> PacketBatch:
 
 
 class Decoder:
-    """Decode RawBatches; `stats` accumulates per-reason counts over all batches. `l7`: DNS and
-    HTTP fields (True), DNS only ("dns": what the analysis uses), or none."""
+    """Decode RawBatches; `stats` accumulates per-reason counts over all batches. `l7`: DNS, HTTP
+    and TLS fields (True), DNS only ("dns": what the analysis uses), or none."""
 
-    def __init__(self, l7: bool | str = True):
+    def __init__(self, l7: bool | str = True, hellos_per_batch: int = TLS_HELLOS_PER_BATCH):
         self.l7 = bool(l7)
         self.http = l7 is True
         self.fragments = FragmentTable()
         self.stats: Counter = Counter()
         self._dns_seen: dict = {}           # DNS message but its id -> parse_dns's answer (DNS_MEMO)
         self._records_left = DNS_RECORDS_PER_BATCH
+        self.hellos_per_batch = self._hellos_left = hellos_per_batch
+        self.hellos = HelloReassembly()
+        self.quic = CryptoAssembly()
 
     def decode(self, raw: RawBatch) -> PacketBatch:
         """Decode a batch. Common packets take the compiled fast path (fast.py); only the rest goes
         through the column-wise reference decoder below. L7 fields of fast-path packets are then
         decoded on the TCP/UDP subset, from the transport offsets the fast path returns."""
         self._records_left = DNS_RECORDS_PER_BATCH
+        self._hellos_left = self.hellos_per_batch
         if len(raw) == 0:
             return self._decode(raw)
         n = len(raw)
@@ -132,7 +142,7 @@ class Decoder:
                 l3 = raw.off[fast] + 14 + 4 * b.vlan_depth[fast].astype(np.int64)
                 ip_end = np.minimum(raw.off[fast] + raw.caplen[fast], l3 + b.ip_len[fast])
                 self._l7(raw.buf, fast, b.proto[fast], np.ones(fast.size, bool), b.sport[fast].astype(np.int64),
-                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7)
+                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7, b.src[fast], b.dst[fast])
         b.l7 = l7.table()
         return b
 
@@ -213,7 +223,7 @@ class Decoder:
 
         if self.l7:
             ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
-            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7)
+            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7, ip.src, ip.dst)
 
     def _dns(self, msg: bytes):
         """parse_dns with a response's records, remembered by the message but its id (a reflection
@@ -235,7 +245,7 @@ class Decoder:
             self._dns_seen[key] = d
         return d
 
-    def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder") -> None:
+    def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder", src, dst) -> None:
         udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (_DNS_UDP[sport] | _DNS_UDP[dport]) \
             & (l4 + 8 + 12 <= ip_end)
         cand = np.nonzero(udp_dns)[0]
@@ -253,6 +263,14 @@ class Decoder:
                 h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
                 if h is not None:
                     l7.http(int(rows[k]), h)
+            # QUIC Initials: long header, version 1 or 2, a datagram padded to 1200 bytes
+            cand = np.nonzero(has_ports & (proto == P.IPPROTO_UDP) & (l4 + 8 + MIN_INITIAL_DATAGRAM <= ip_end))[0]
+            if cand.size:
+                version = u32(buf, l4[cand] + 9)
+                cand = cand[((u8(buf, l4[cand] + 8) & 0xC0) == 0xC0) & ((version == V1) | (version == V2))]
+            for k in cand.tolist():
+                self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), src[k].tobytes() + dst[k].tobytes()
+                           + int(sport[k] << 16 | dport[k]).to_bytes(4, "big"), int(rows[k]), l7)
         tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
         if not self.http:           # DNS only: no payload offsets of the other TCP packets
             tcp = tcp[_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]]
@@ -271,20 +289,88 @@ class Decoder:
                 l7.dns(int(rows[tcp[k]]), d)
         if not self.http:
             return
-        # HTTP start lines begin with an upper-case token; test the first byte column-wise first.
-        cand = np.nonzero((plen >= 12) & ~tcp_dns)[0]
-        if cand.size:
-            c0 = u8(buf, payload[cand])
-            cand = cand[(c0 >= 0x41) & (c0 <= 0x5A)]
-        for k in cand:
+        # HTTP start lines begin with an upper-case token, TLS records with their type and major
+        # version 3: test the first bytes column-wise first.
+        data = np.nonzero((plen > 0) & ~tcp_dns)[0]
+        cand = data[plen[data] >= 9]
+        c0 = u8(buf, payload[cand])
+        for k in cand[(c0 >= 0x41) & (c0 <= 0x5A) & (plen[cand] >= 12)]:
             h = parse_http(bytes(buf[payload[k]:ip_end[tcp[k]]]))
             if h is not None:
                 l7.http(int(rows[tcp[k]]), h)
+        hello = cand[((c0 == TLS_HANDSHAKE) | (c0 == TLS_CHANGE_CIPHER_SPEC)) & (u8(buf, payload[cand] + 1) == 3)]
+        if hello.size or self.hellos.waiting:
+            self._tls(buf, rows[tcp], sport[tcp], dport[tcp], l4[tcp], payload, ip_end[tcp], src[tcp], dst[tcp],
+                      hello, data, l7)
+
+    def _quic(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
+        """A client's QUIC Initial datagram: its ClientHello once the CRYPTO frames hold it whole."""
+        if not is_initial(datagram[0], int.from_bytes(datagram[1:5], "big")):
+            return
+        if self._hellos_left <= 0:
+            self.stats["tls_hellos_unread"] += 1
+            return
+        self._hellos_left -= 1
+        got = initial_crypto(datagram)
+        if got is None:
+            return
+        given_up = self.quic.given_up
+        hello = self.quic.add(flow + got[0], got[1])
+        if self.quic.given_up > given_up:
+            self.stats["tls_hello_partial"] += self.quic.given_up - given_up
+        if hello is not None:
+            t = parse_tls(b"\x16\x03\x01" + len(hello).to_bytes(2, "big") + hello, "q")
+            if t is not None:
+                l7.tls(row, t)
+
+    def _tls(self, buf, rows, sport, dport, l4, payload, ip_end, src, dst, hello, data, l7: "_L7Builder") -> None:
+        """TLS hellos of TCP segments (`hello`: those that start with a record), and among the
+        segments with data (`data`) those that complete the hellos HelloReassembly waits for
+        (looked for by port pair first, column-wise), in capture order."""
+        seq = u32(buf, l4 + 4)
+        given_up = self.hellos.given_up
+        pairs = (sport << 16) | dport
+        waiting = np.fromiter((int.from_bytes(f[32:], "big") for f in self.hellos.waiting), np.int64,
+                              len(self.hellos.waiting))
+        more = data[np.isin(pairs[data], np.concatenate([waiting, pairs[hello]]))]
+        starts = set(hello.tolist())
+        for k in more.tolist():
+            flow = None
+            if k in starts:
+                start, stop = int(payload[k]), int(ip_end[k])
+                if buf[start] == TLS_CHANGE_CIPHER_SPEC:    # TLS 1.3 middlebox compatibility: a hello may follow
+                    start += 5 + ((int(buf[start + 3]) << 8) | int(buf[start + 4]))
+                if start + 9 <= stop and buf[start] == TLS_HANDSHAKE and buf[start + 5] in (1, 2):
+                    if self._hellos_left <= 0:
+                        self.stats["tls_hellos_unread"] += 1
+                        continue
+                    self._hellos_left -= 1
+                    segment = bytes(buf[start:stop])
+                    t = parse_tls(segment)
+                    if t is None:
+                        continue
+                    if not t.complete:
+                        flow = src[k].tobytes() + dst[k].tobytes() + int(pairs[k]).to_bytes(4, "big")
+                        if self.hellos.start(flow, (int(seq[k]) + start - int(payload[k])) & 0xFFFFFFFF, segment):
+                            continue
+                        self.stats["tls_hello_partial"] += 1
+                    l7.tls(int(rows[k]), t)
+                    continue
+            if self.hellos.waiting:
+                flow = src[k].tobytes() + dst[k].tobytes() + int(pairs[k]).to_bytes(4, "big")
+                whole = self.hellos.add(flow, int(seq[k]), bytes(buf[int(payload[k]):int(ip_end[k])]))
+                if whole is not None:
+                    t = parse_tls(whole)
+                    if t is not None:
+                        l7.tls(int(rows[k]), t)
+        if self.hellos.given_up > given_up:
+            self.stats["tls_hello_partial"] += self.hellos.given_up - given_up
 
 
 class _L7Builder:
     """L7 rows as they are found (one tuple each: cheaper than a list per column), columns at the end."""
-    _NO_INT = -1          # dns_qtype, dns_rcode, http_status when absent
+    _NO_INT = -1          # dns_qtype, dns_rcode, http_status, tls_* numbers when absent
+    _NO_TLS = (_NO_INT, _NO_INT, None, None, _NO_INT, None, None)
 
     def __init__(self):
         self.rows: list[int] = []
@@ -293,11 +379,19 @@ class _L7Builder:
     def dns(self, row, d):
         """A DNS message: its question, and a response's address records (dns_records)."""
         self.rows.append(row)
-        self.vals.append((d.qname, d.qtype, d.rcode, d.response, d.records, None, None, None, self._NO_INT))
+        self.vals.append((d.qname, d.qtype, d.rcode, d.response, d.records, None, None, None, self._NO_INT)
+                         + self._NO_TLS)
 
     def http(self, row, h):
         self.rows.append(row)
-        self.vals.append((None, self._NO_INT, self._NO_INT, None, None, h.method, h.host, h.path, h.status))
+        self.vals.append((None, self._NO_INT, self._NO_INT, None, None, h.method, h.host, h.path, h.status)
+                         + self._NO_TLS)
+
+    def tls(self, row, t):
+        """A TLS ClientHello or ServerHello (collectors/decode/tls.py TlsInfo)."""
+        self.rows.append(row)
+        self.vals.append((None, self._NO_INT, self._NO_INT, None, None, None, None, None, self._NO_INT,
+                          t.hello, t.version, t.sni, t.alpn, t.cipher, t.ja3, t.ja4))
 
     def extend(self, t: L7Table, rows: np.ndarray) -> None:
         """Add a sub-batch's L7 rows; `rows` maps its row numbers to this batch's."""

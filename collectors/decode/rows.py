@@ -11,7 +11,8 @@ ICMP_PROTOS = (1, 58)
 # the columns of a row, in order (`netspectra decode` CSV)
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
-                 "http_host", "http_path", "http_status", "status"]
+                 "http_host", "http_path", "http_status", "tls_sni", "tls_alpn", "tls_ja4", "status"]
+L7_FIELDS = [f for f in DECODE_FIELDS if f.startswith(("dns_", "http_", "tls_"))]
 
 
 def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:
@@ -35,13 +36,12 @@ def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:
             "tcp_flags": cols["tcp_flags"][i] if ip and proto == 6 else "",
             "frag": FRAG_NAMES[cols["frag"][i]] if cols["frag"][i] else "",
             "icmp_type": cols["icmp_type"][i] if icmp else "", "icmp_code": cols["icmp_code"][i] if icmp else "",
-            "dns_qname": "", "dns_qtype": "", "dns_rcode": "", "http_method": "", "http_host": "",
-            "http_path": "", "http_status": "", "status": STATUS_NAMES[cols["status"][i]],
+            **dict.fromkeys(L7_FIELDS, ""), "status": STATUS_NAMES[cols["status"][i]],
         }
         j = l7.get(i)
         if j is not None:
-            for c in ("dns_qname", "dns_qtype", "dns_rcode", "http_method", "http_host", "http_path", "http_status"):
+            for c in L7_FIELDS:
                 v = getattr(b.l7, c)[j]
                 if v is not None and v != -1:
-                    row[c] = v
+                    row[c] = ",".join(v) if isinstance(v, list) else v
         yield row

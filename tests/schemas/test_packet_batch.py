@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
 from schemas.packet_batch import DENSE_COLUMNS, PacketBatch, WireFormatError, concat
+from tests.support import TEST_DATA
 
 
 @pytest.fixture(scope="module")
@@ -97,30 +98,58 @@ def test_versions_1_and_2_messages_still_read(batch):
     _same(batch, PacketBatch.from_bytes(v1))
 
 
-def test_a_version_3_message_reads_without_dns_answers():
-    """Version 3 carried no dns_answers: its L7 rows read with none (None), all else as sent."""
+def _older_message(b: PacketBatch, version: int, dropped: list[str]) -> bytes:
+    """`b` as a writer of `version` sent it: the same message without the L7 columns it lacked."""
     import pyarrow as pa
     import zlib
     from schemas.packet_batch import _CRC, _HEADER
-    from tests.conftest import shared_pcap
 
-    b = Decoder().decode(next(CaptureFile(str(shared_pcap("ppp_DnsPackets.pcap"))).batches()))
-    assert any(b.l7.dns_answers)
-    v4 = b.to_bytes()
-    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(v4, 0)
+    new = b.to_bytes()
+    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(new, 0)
     codec = pa.Codec("zstd")
-    plain = codec.decompress(v4[_HEADER.size + _CRC.size:], decompressed_size=dense_len + l7_len, asbytes=True)
-    l7 = next(iter(pa.ipc.open_stream(plain[dense_len:])))
-    l7 = l7.drop_columns(["dns_answers"])
+    plain = codec.decompress(new[_HEADER.size + _CRC.size:], decompressed_size=dense_len + l7_len, asbytes=True)
+    l7 = next(iter(pa.ipc.open_stream(plain[dense_len:]))).drop_columns(dropped)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, l7.schema) as w:
         w.write_batch(l7)
     old_l7 = sink.getvalue().to_pybytes()
     body = codec.compress(plain[:dense_len] + old_l7, asbytes=True)
-    head = _HEADER.pack(magic, 3, flags, n, dense_len, len(old_l7))
-    got = PacketBatch.from_bytes(head + _CRC.pack(zlib.crc32(body, zlib.crc32(head))) + body)
+    head = _HEADER.pack(magic, version, flags, n, dense_len, len(old_l7))
+    return head + _CRC.pack(zlib.crc32(body, zlib.crc32(head))) + body
+
+
+TLS_COLUMNS = ["tls_hello", "tls_version", "tls_sni", "tls_alpn", "tls_cipher", "tls_ja3", "tls_ja4"]
+
+
+def test_a_version_3_message_reads_without_dns_answers():
+    """Version 3 carried no dns_answers: its L7 rows read with none (None), all else as sent."""
+    from tests.conftest import shared_pcap
+
+    b = Decoder().decode(next(CaptureFile(str(shared_pcap("ppp_DnsPackets.pcap"))).batches()))
+    assert any(b.l7.dns_answers)
+    got = PacketBatch.from_bytes(_older_message(b, 3, ["dns_answers"] + TLS_COLUMNS))
     assert got.l7.dns_answers == [None] * len(b.l7)
     b.l7.dns_answers = [None] * len(b.l7)
+    _same(b, got)
+
+
+def _tls_batch() -> PacketBatch:
+    b = Decoder().decode(next(CaptureFile(str(TEST_DATA / "foxio_tls-sni.pcapng")).batches()))
+    assert sum(h != -1 for h in b.l7.tls_hello) == 84 and any(b.l7.tls_alpn)      # 64 over TCP, 20 over QUIC
+    return b
+
+
+def test_roundtrip_with_tls_hellos():
+    b = _tls_batch()
+    _same(b, PacketBatch.from_bytes(b.to_bytes()))
+
+
+def test_a_version_4_message_reads_without_tls_fields():
+    """Version 4 carried no tls_*: its L7 rows read with none (-1 / None), all else as sent."""
+    b = _tls_batch()
+    got = PacketBatch.from_bytes(_older_message(b, 4, TLS_COLUMNS))
+    for c in TLS_COLUMNS:
+        setattr(b.l7, c, [-1 if c in ("tls_hello", "tls_version", "tls_cipher") else None] * len(b.l7))
     _same(b, got)
 
 
@@ -131,6 +160,7 @@ def test_a_null_dns_record_is_left_out_not_the_message():
     b = udp_batch([1.0, 2.0])
     b.l7 = L7Table(row=np.array([1], np.int32), dns_qname=["a.example"], dns_qtype=[1], dns_rcode=[0],
                    dns_response=[True], dns_answers=[[None, ("a.example", 1, "192.0.2.1")]], http_method=[None],
-                   http_host=[None], http_path=[None], http_status=[-1])
+                   http_host=[None], http_path=[None], http_status=[-1], tls_hello=[-1], tls_version=[-1],
+                   tls_sni=[None], tls_alpn=[None], tls_cipher=[-1], tls_ja3=[None], tls_ja4=[None])
     got = PacketBatch.from_bytes(b.to_bytes())
     assert got.l7.dns_answers == [[("a.example", 1, "192.0.2.1")]] and len(got) == 2
