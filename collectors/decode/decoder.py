@@ -16,8 +16,9 @@ from collectors.decode.dns import parse_dns
 from collectors.decode.fast import fast_decode
 from collectors.decode.http import parse_http
 from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16, u32
-from collectors.decode.quic import MIN_INITIAL_DATAGRAM, V1, V2, CryptoAssembly, initial_crypto, is_initial
-from collectors.decode.tls import HelloReassembly, parse_tls
+from collectors.decode.quic import MIN_INITIAL_DATAGRAM, V1, V2, initial_crypto, is_initial
+from collectors.decode.tls import (DTLS_HANDSHAKE, DTLS_RECORD, HandshakeAssembly, HelloReassembly, dtls_fragment,
+                                   parse_tls)
 from collectors.raw_batch import RawBatch
 from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
                                   STATUS_ZERO_LENGTH, L7Table, PacketBatch)
@@ -108,7 +109,7 @@ class Decoder:
         self._records_left = DNS_RECORDS_PER_BATCH
         self.hellos_per_batch = self._hellos_left = hellos_per_batch
         self.hellos = HelloReassembly()
-        self.quic = CryptoAssembly()
+        self.pieces = HandshakeAssembly()        # QUIC CRYPTO frames, DTLS handshake fragments
 
     def decode(self, raw: RawBatch) -> PacketBatch:
         """Decode a batch. Common packets take the compiled fast path (fast.py); only the rest goes
@@ -271,6 +272,16 @@ class Decoder:
             for k in cand.tolist():
                 self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), src[k].tobytes() + dst[k].tobytes()
                            + int(sport[k] << 16 | dport[k]).to_bytes(4, "big"), int(rows[k]), l7)
+            # DTLS hellos: a handshake record with a DTLS version (0xfeXX) holding a hello (fragment)
+            cand = np.nonzero(has_ports & (proto == P.IPPROTO_UDP)
+                              & (l4 + 8 + DTLS_RECORD + DTLS_HANDSHAKE <= ip_end))[0]
+            if cand.size:
+                h = l4[cand] + 8
+                t = u8(buf, h + DTLS_RECORD)
+                cand = cand[(u8(buf, h) == TLS_HANDSHAKE) & (u8(buf, h + 1) == 0xFE) & ((t == 1) | (t == 2))]
+            for k in cand.tolist():
+                self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), src[k].tobytes() + dst[k].tobytes()
+                           + int(sport[k] << 16 | dport[k]).to_bytes(4, "big"), int(rows[k]), l7)
         tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
         if not self.http:           # DNS only: no payload offsets of the other TCP packets
             tcp = tcp[_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]]
@@ -314,12 +325,29 @@ class Decoder:
         got = initial_crypto(datagram)
         if got is None:
             return
-        given_up = self.quic.given_up
-        hello = self.quic.add(flow + got[0], got[1])
-        if self.quic.given_up > given_up:
-            self.stats["tls_hello_partial"] += self.quic.given_up - given_up
+        self._assembled(flow + got[0], got[1], "q", row, l7)
+
+    def _dtls(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
+        """A DTLS hello, or a fragment of one (read once its fragments make it whole)."""
+        f = dtls_fragment(datagram)
+        if f is None:
+            return
+        if self._hellos_left <= 0:
+            self.stats["tls_hellos_unread"] += 1
+            return
+        self._hellos_left -= 1
+        kind, seq, length, off, data = f
+        header = bytes([kind]) + length.to_bytes(3, "big")
+        self._assembled(flow + b"dtls" + seq.to_bytes(2, "big"), [(0, header), (4 + off, data)], "d", row, l7)
+
+    def _assembled(self, conn: bytes, pieces: list, transport: str, row: int, l7: "_L7Builder") -> None:
+        """Add a hello's pieces (offset, bytes) to what `conn` sent before; read it once whole."""
+        given_up = self.pieces.given_up
+        hello = self.pieces.add(conn, pieces)
+        if self.pieces.given_up > given_up:
+            self.stats["tls_hello_partial"] += self.pieces.given_up - given_up
         if hello is not None:
-            t = parse_tls(b"\x16\x03\x01" + len(hello).to_bytes(2, "big") + hello, "q")
+            t = parse_tls(b"\x16\x03\x03" + len(hello).to_bytes(2, "big") + hello, transport)
             if t is not None:
                 l7.tls(row, t)
 

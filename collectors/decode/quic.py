@@ -4,8 +4,8 @@ does, and the ClientHello its CRYPTO frames carry is read like one over TCP (col
 tls.py; JA4 with "q").
 
 A ClientHello may take several Initial packets (and CRYPTO frames out of order, as Chrome sends
-them): `CryptoAssembly` gathers a connection's CRYPTO data by offset until the hello is whole,
-bounded like TCP's HelloReassembly. A server's Initial is encrypted with keys derived from the
+them): the decoder gathers a connection's CRYPTO data by offset until the hello is whole
+(tls.py HandshakeAssembly, bounded like TCP's HelloReassembly). A server's Initial is encrypted with keys derived from the
 client's first DCID, which its own packets do not carry: its ServerHello is not read.
 """
 from __future__ import annotations
@@ -142,43 +142,3 @@ def _crypto_frames(plain: bytes) -> list[tuple[int, bytes]]:
         else:
             break
     return out
-
-
-class CryptoAssembly:
-    """A connection's Initial CRYPTO data by offset until the ClientHello it starts is whole.
-    Bounded: hellos up to MAX_HELLO_BYTES, at most `size` connections waiting (the oldest given up)."""
-    MAX_HELLO_BYTES = 16384
-
-    def __init__(self, size: int = 4096):
-        self.size = size
-        self.waiting: dict[bytes, dict[int, bytes]] = {}
-        self.given_up = 0
-
-    def add(self, conn: bytes, frames: list[tuple[int, bytes]]) -> bytes | None:
-        """The handshake message (type, length, body) once whole, else None (kept waiting)."""
-        parts = self.waiting.pop(conn, {})
-        for off, data in frames:
-            if off + len(data) <= self.MAX_HELLO_BYTES:
-                parts[off] = data
-        have, pos = [], 0
-        for off in sorted(parts):
-            data = parts[off]
-            if off > pos:
-                break
-            if off + len(data) > pos:
-                have.append(data[pos - off:])
-                pos = off + len(data)
-        stream = b"".join(have)
-        if len(stream) >= 4:
-            need = 4 + int.from_bytes(stream[1:4], "big")
-            if len(stream) >= need:
-                return stream[:need]
-            if need > self.MAX_HELLO_BYTES:
-                self.given_up += 1
-                return None
-        if parts:
-            if len(self.waiting) >= self.size:
-                del self.waiting[next(iter(self.waiting))]
-                self.given_up += 1
-            self.waiting[conn] = parts
-        return None

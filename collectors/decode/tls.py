@@ -109,7 +109,9 @@ def _cipher_parts(raw: bytes) -> tuple[str, int, str]:
 
 
 def parse_tls(payload: bytes, transport: str = "t") -> TlsInfo | None:
-    """A ClientHello or ServerHello at the start of `payload` (a TLS record), else None."""
+    """A ClientHello or ServerHello at the start of `payload` (a TLS record), else None. With
+    transport "d" the hello is DTLS's (a ClientHello has a cookie after its session id), given
+    as a TLS record (dtls_fragment gives its pieces)."""
     if len(payload) < 9 or payload[0] != HANDSHAKE or payload[1] != 3 or payload[5] not in (CLIENT_HELLO,
                                                                                              SERVER_HELLO):
         return None
@@ -127,6 +129,10 @@ def parse_tls(payload: bytes, transport: str = "t") -> TlsInfo | None:
     p += 1 + b[p]                                   # session id
     ciphers = b""
     if kind == CLIENT_HELLO:
+        if transport == "d":
+            if p >= n:
+                return _partial(kind)
+            p += 1 + b[p]                           # cookie
         if p + 2 > n:
             return _partial(kind)
         end = p + 2 + ((b[p] << 8) | b[p + 1])
@@ -203,6 +209,27 @@ def _partial(kind: int) -> TlsInfo:
     return TlsInfo(kind, -1, None, None, -1, None, None, False)
 
 
+DTLS_RECORD, DTLS_HANDSHAKE = 13, 12           # header sizes: a DTLS record's, a handshake fragment's
+
+
+def dtls_fragment(datagram: bytes) -> tuple[int, int, int, int, bytes] | None:
+    """The hello fragment of a datagram's first DTLS record: (type, message sequence, length of
+    the whole message, fragment offset, fragment bytes), or None."""
+    if len(datagram) < DTLS_RECORD + DTLS_HANDSHAKE or datagram[0] != HANDSHAKE or datagram[1] != 0xFE:
+        return None
+    rec_end = min(len(datagram), DTLS_RECORD + ((datagram[11] << 8) | datagram[12]))
+    h = DTLS_RECORD
+    kind = datagram[h]
+    if kind not in (CLIENT_HELLO, SERVER_HELLO):
+        return None
+    length = int.from_bytes(datagram[h + 1:h + 4], "big")
+    seq = (datagram[h + 4] << 8) | datagram[h + 5]
+    off = int.from_bytes(datagram[h + 6:h + 9], "big")
+    size = int.from_bytes(datagram[h + 9:h + 12], "big")
+    start = h + DTLS_HANDSHAKE
+    return kind, seq, length, off, datagram[start:min(rec_end, start + size)]
+
+
 def hello_length(segment: bytes) -> int:
     """Bytes from the record start to the end of the hello its header announces, or 0 when the
     hello does not fit its one record (a handshake fragmented over records is not reassembled)."""
@@ -257,3 +284,45 @@ class HelloReassembly:
             return None
         del self.waiting[flow]
         return bytes(data)
+
+
+class HandshakeAssembly:
+    """A handshake message sent in pieces by offset (a QUIC connection's CRYPTO frames, DTLS
+    handshake fragments), gathered until the message at offset 0 (type, 3-byte length, body) is
+    whole. Bounded: messages up to MAX_HELLO_BYTES, at most `size` connections waiting (the
+    oldest given up)."""
+    MAX_HELLO_BYTES = 16384
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.waiting: dict[bytes, dict[int, bytes]] = {}
+        self.given_up = 0
+
+    def add(self, conn: bytes, frames: list[tuple[int, bytes]]) -> bytes | None:
+        """The handshake message (type, length, body) once whole, else None (kept waiting)."""
+        parts = self.waiting.pop(conn, {})
+        for off, data in frames:
+            if off + len(data) <= self.MAX_HELLO_BYTES:
+                parts[off] = data
+        have, pos = [], 0
+        for off in sorted(parts):
+            data = parts[off]
+            if off > pos:
+                break
+            if off + len(data) > pos:
+                have.append(data[pos - off:])
+                pos = off + len(data)
+        stream = b"".join(have)
+        if len(stream) >= 4:
+            need = 4 + int.from_bytes(stream[1:4], "big")
+            if len(stream) >= need:
+                return stream[:need]
+            if need > self.MAX_HELLO_BYTES:
+                self.given_up += 1
+                return None
+        if parts:
+            if len(self.waiting) >= self.size:
+                del self.waiting[next(iter(self.waiting))]
+                self.given_up += 1
+            self.waiting[conn] = parts
+        return None

@@ -17,8 +17,9 @@ from hypothesis import given, settings, strategies as st
 from collectors import protocols as P
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import TLS_HELLOS_PER_BATCH, Decoder
-from collectors.decode.quic import MIN_INITIAL_DATAGRAM, CryptoAssembly, initial_crypto
-from collectors.decode.tls import CLIENT_HELLO, SERVER_HELLO, HelloReassembly, grease, ja4, parse_tls
+from collectors.decode.quic import MIN_INITIAL_DATAGRAM, initial_crypto
+from collectors.decode.tls import (CLIENT_HELLO, SERVER_HELLO, HandshakeAssembly, HelloReassembly, dtls_fragment, grease,
+                                   ja4, parse_tls)
 from collectors.raw_batch import RawBatch
 from tests.conftest import tshark_fields
 from tests.support import TEST_DATA
@@ -32,10 +33,10 @@ ONLY_OURS = {
     # does not dissect it; it starts a TLS record, and we read it
     ("zeek_hrr.pcap", 11),
 }
-TSHARK = ("frame.number", "tls.handshake.type", "tls.handshake.extensions_server_name", "tls.handshake.extensions_alpn_str",
-          "tls.handshake.ja3", "tls.handshake.ja3s", "tls.handshake.ciphersuite", "tls.handshake.extensions.supported_version",
-          "tls.handshake.version", "tls.handshake.extension.type", "tls.handshake.sig_hash_alg", "ip.src", "ipv6.src",
-          "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport", "udp.srcport", "udp.dstport")
+HELLO_FIELDS = ("type", "extensions_server_name", "extensions_alpn_str", "ja3", "ja3s", "ciphersuite",
+                "extensions.supported_version", "version", "extension.type", "sig_hash_alg", "fragment_length", "length")
+ADDRESSES = ("frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport", "udp.srcport",
+             "udp.dstport")
 EXT_DELEGATED_CREDENTIALS = 34    # carries signature algorithms too: tshark's sig_hash_alg mixes both lists
 
 
@@ -56,23 +57,34 @@ def _hex(values: str) -> list[int]:
 
 
 def _theirs(path) -> dict:
-    """tshark's hellos by frame (the first ClientHello or ServerHello of a frame), in our terms."""
+    """tshark's hellos by frame (the first ClientHello or ServerHello of a frame), in our terms:
+    TLS over TCP, in QUIC ("quic"), and DTLS ("dtls"; a first fragment of a hello, whose fields
+    tshark gives on the frame that completes it, is left out)."""
     out = {}
-    for (number, types, sni, alpn, ja3, ja3s, ciphers, supported, versions, exts, sigs, src4, src6, sport, dst4, dst6,
-         dport, usport, udport) in tshark_fields(path, "tls.handshake.type == 1 || tls.handshake.type == 2", *TSHARK):
-        kind = next(int(t) for t in types.split(",") if t in ("1", "2"))
-        offered = [v for v in _hex(supported) if not grease(v)]
-        version = max(offered) if offered else _hex(versions)[0]
-        ext_types = [int(e) for e in exts.split(",") if e]
-        h = {"tls_hello": kind, "tls_version": version, "tls_sni": sni or None,
-             "tls_alpn": alpn.split(",") if alpn else None,
-             "tls_cipher": _hex(ciphers)[0] if kind == SERVER_HELLO else -1,
-             "tls_ja3": ja3 if kind == CLIENT_HELLO else ja3s,
-             "flow": (src4 or src6, int(sport or usport), dst4 or dst6, int(dport or udport)), "quic": not sport}
-        if kind == CLIENT_HELLO and EXT_DELEGATED_CREDENTIALS not in ext_types:
-            h["ja4_from_fields"] = ja4("q" if h["quic"] else "t", version, 0 in ext_types, _hex(ciphers), ext_types,
-                                       h["tls_alpn"], _hex(sigs))
-        out[int(number)] = h
+    for layer in ("tls", "dtls"):
+        # TLS has no fragment_length: its length field stands in (always "whole")
+        fields = ADDRESSES + tuple(f"{layer}.handshake.{'length' if f == 'fragment_length' and layer == 'tls' else f}"
+                                   for f in HELLO_FIELDS)
+        for (number, src4, src6, sport, dst4, dst6, dport, usport, udport, types, sni, alpn, ja3, ja3s, ciphers, supported,
+             versions, exts, sigs, frag_len, length) in tshark_fields(
+                path, f"{layer}.handshake.type == 1 || {layer}.handshake.type == 2", *fields):
+            kind = next(int(t) for t in types.split(",") if t in ("1", "2"))
+            if layer == "dtls" and not (ja3 or ja3s) and frag_len.split(",")[0] != length.split(",")[0]:
+                continue
+            offered = [v for v in _hex(supported) if not grease(v)]
+            version = max(offered) if offered else _hex(versions)[0]
+            ext_types = [int(e) for e in exts.split(",") if e]
+            transport = "d" if layer == "dtls" else "t" if sport else "q"
+            h = {"tls_hello": kind, "tls_version": version, "tls_sni": sni or None,
+                 "tls_alpn": alpn.split(",") if alpn else None,
+                 "tls_cipher": _hex(ciphers)[0] if kind == SERVER_HELLO else -1,
+                 "tls_ja3": ja3 if kind == CLIENT_HELLO else ja3s,
+                 "flow": (src4 or src6, int(sport or usport), dst4 or dst6, int(dport or udport)),
+                 "quic": transport == "q"}
+            if kind == CLIENT_HELLO and EXT_DELEGATED_CREDENTIALS not in ext_types:
+                h["ja4_from_fields"] = ja4(transport, version, 0 in ext_types, _hex(ciphers), ext_types, h["tls_alpn"],
+                                           _hex(sigs))
+            out[int(number)] = h
     return out
 
 
@@ -318,7 +330,7 @@ def test_a_quic_hello_over_several_initials_is_whole_where_the_last_arrives():
     assert len(clients) == 3 and len({dcid for dcid, _ in clients}) == 1
     hellos = set()
     for order in ((0, 1, 2), (2, 1, 0), (1, 2, 0)):
-        a = CryptoAssembly()
+        a = HandshakeAssembly()
         got = [a.add(b"conn", clients[i][1]) for i in order]
         assert got[:2] == [None, None] and got[2] is not None and not a.waiting
         hellos.add(got[2])
@@ -350,7 +362,25 @@ def test_random_long_headers_never_raise(data):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20000), st.binary(max_size=300)), max_size=8))
 def test_crypto_assembly_never_raises_and_stays_bounded(frames):
-    a = CryptoAssembly(size=2)
+    a = HandshakeAssembly(size=2)
     for i in range(4):
         a.add(bytes([i]), frames)
     assert len(a.waiting) <= 2
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_dtls_records_never_raise(data):
+    f = dtls_fragment(b"\x16\xfe\xfd" + data)
+    if f is not None:
+        kind, _, length, _, piece = f
+        parse_tls(b"\x16\x03\x03" + (4 + len(piece)).to_bytes(2, "big") + bytes([kind]) + length.to_bytes(3, "big")
+                  + piece, "d")
+    Decoder().decode(RawBatch.from_frames([_udp_frame(b"\x16\xfe\xfd" + data)], P.LINK_ETHERNET))
+
+
+def _udp_frame(payload: bytes) -> bytes:
+    udp = dpkt.udp.UDP(sport=40000, dport=4433, data=payload)
+    udp.ulen = 8 + len(payload)
+    ip = dpkt.ip.IP(src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02", p=17, data=udp)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip))
