@@ -48,6 +48,11 @@ _DNS_TCP = _lookup(P.DNS_TCP_PORTS, 65536)
 _PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
 
 
+def _flow(src, dst, row, sport, dport) -> bytes:
+    """A flow's key for the hello assemblies: addresses (of batch row `row`) and ports."""
+    return src[row].tobytes() + dst[row].tobytes() + int(sport << 16 | dport).to_bytes(4, "big")
+
+
 class FragmentTable:
     """(src, dst, proto, IP id) of first fragments -> their ports, bounded in size."""
 
@@ -143,7 +148,7 @@ class Decoder:
                 l3 = raw.off[fast] + 14 + 4 * b.vlan_depth[fast].astype(np.int64)
                 ip_end = np.minimum(raw.off[fast] + raw.caplen[fast], l3 + b.ip_len[fast])
                 self._l7(raw.buf, fast, b.proto[fast], np.ones(fast.size, bool), b.sport[fast].astype(np.int64),
-                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7, b.src[fast], b.dst[fast])
+                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7, b.src, b.dst)
         b.l7 = l7.table()
         return b
 
@@ -224,7 +229,7 @@ class Decoder:
 
         if self.l7:
             ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
-            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7, ip.src, ip.dst)
+            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7, b.src, b.dst)
 
     def _dns(self, msg: bytes):
         """parse_dns with a response's records, remembered by the message but its id (a reflection
@@ -264,24 +269,25 @@ class Decoder:
                 h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
                 if h is not None:
                     l7.http(int(rows[k]), h)
-            # QUIC Initials: long header, version 1 or 2, a datagram padded to 1200 bytes
-            cand = np.nonzero(has_ports & (proto == P.IPPROTO_UDP) & (l4 + 8 + MIN_INITIAL_DATAGRAM <= ip_end))[0]
-            if cand.size:
-                version = u32(buf, l4[cand] + 9)
-                cand = cand[((u8(buf, l4[cand] + 8) & 0xC0) == 0xC0) & ((version == V1) | (version == V2))]
-            for k in cand.tolist():
-                self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), src[k].tobytes() + dst[k].tobytes()
-                           + int(sport[k] << 16 | dport[k]).to_bytes(4, "big"), int(rows[k]), l7)
-            # DTLS hellos: a handshake record with a DTLS version (0xfeXX) holding a hello (fragment)
-            cand = np.nonzero(has_ports & (proto == P.IPPROTO_UDP)
-                              & (l4 + 8 + DTLS_RECORD + DTLS_HANDSHAKE <= ip_end))[0]
-            if cand.size:
-                h = l4[cand] + 8
-                t = u8(buf, h + DTLS_RECORD)
-                cand = cand[(u8(buf, h) == TLS_HANDSHAKE) & (u8(buf, h + 1) == 0xFE) & ((t == 1) | (t == 2))]
-            for k in cand.tolist():
-                self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), src[k].tobytes() + dst[k].tobytes()
-                           + int(sport[k] << 16 | dport[k]).to_bytes(4, "big"), int(rows[k]), l7)
+            # QUIC Initials (long header, version 1 or 2, a datagram padded to 1200 bytes) and DTLS
+            # hellos (a handshake record of a DTLS version 0xfeXX holding a hello or a fragment)
+            udp = np.nonzero(has_ports & (proto == P.IPPROTO_UDP) & (l4 + 8 + DTLS_RECORD + DTLS_HANDSHAKE <= ip_end))[0]
+            if udp.size:
+                first = u8(buf, l4[udp] + 8)
+                quic = udp[((first & 0xC0) == 0xC0) & (l4[udp] + 8 + MIN_INITIAL_DATAGRAM <= ip_end[udp])]
+                if quic.size:
+                    version = u32(buf, l4[quic] + 9)
+                    quic = quic[(version == V1) | (version == V2)]
+                for k in quic.tolist():
+                    self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sport[k], dport[k]),
+                               int(rows[k]), l7)
+                dtls = udp[first == TLS_HANDSHAKE]
+                if dtls.size:
+                    kind = u8(buf, l4[dtls] + 8 + DTLS_RECORD)
+                    dtls = dtls[(u8(buf, l4[dtls] + 9) == 0xFE) & ((kind == 1) | (kind == 2))]
+                for k in dtls.tolist():
+                    self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sport[k], dport[k]),
+                               int(rows[k]), l7)
         tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
         if not self.http:           # DNS only: no payload offsets of the other TCP packets
             tcp = tcp[_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]]
@@ -302,17 +308,18 @@ class Decoder:
             return
         # HTTP start lines begin with an upper-case token, TLS records with their type and major
         # version 3: test the first bytes column-wise first.
-        data = np.nonzero((plen > 0) & ~tcp_dns)[0]
-        cand = data[plen[data] >= 9]
+        cand = np.nonzero((plen >= 9) & ~tcp_dns)[0]
         c0 = u8(buf, payload[cand])
         for k in cand[(c0 >= 0x41) & (c0 <= 0x5A) & (plen[cand] >= 12)]:
             h = parse_http(bytes(buf[payload[k]:ip_end[tcp[k]]]))
             if h is not None:
                 l7.http(int(rows[tcp[k]]), h)
-        hello = cand[((c0 == TLS_HANDSHAKE) | (c0 == TLS_CHANGE_CIPHER_SPEC)) & (u8(buf, payload[cand] + 1) == 3)]
+        hello = cand[(c0 == TLS_HANDSHAKE) | (c0 == TLS_CHANGE_CIPHER_SPEC)]
+        if hello.size:
+            hello = hello[u8(buf, payload[hello] + 1) == 3]
         if hello.size or self.hellos.waiting:
-            self._tls(buf, rows[tcp], sport[tcp], dport[tcp], l4[tcp], payload, ip_end[tcp], src[tcp], dst[tcp],
-                      hello, data, l7)
+            self._tls(buf, rows[tcp], sport[tcp], dport[tcp], l4[tcp], payload, ip_end[tcp], src, dst, hello,
+                      np.nonzero((plen > 0) & ~tcp_dns)[0], l7)
 
     def _quic(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
         """A client's QUIC Initial datagram: its ClientHello once the CRYPTO frames hold it whole."""
@@ -354,7 +361,8 @@ class Decoder:
     def _tls(self, buf, rows, sport, dport, l4, payload, ip_end, src, dst, hello, data, l7: "_L7Builder") -> None:
         """TLS hellos of TCP segments (`hello`: those that start with a record), and among the
         segments with data (`data`) those that complete the hellos HelloReassembly waits for
-        (looked for by port pair first, column-wise), in capture order."""
+        (looked for by port pair first, column-wise), in capture order. `src`, `dst`: the
+        batch's address columns, at `rows`."""
         seq = u32(buf, l4 + 4)
         given_up = self.hellos.given_up
         pairs = (sport << 16) | dport
@@ -363,7 +371,6 @@ class Decoder:
         more = data[np.isin(pairs[data], np.concatenate([waiting, pairs[hello]]))]
         starts = set(hello.tolist())
         for k in more.tolist():
-            flow = None
             if k in starts:
                 start, stop = int(payload[k]), int(ip_end[k])
                 if buf[start] == TLS_CHANGE_CIPHER_SPEC:    # TLS 1.3 middlebox compatibility: a hello may follow
@@ -378,14 +385,14 @@ class Decoder:
                     if t is None:
                         continue
                     if not t.complete:
-                        flow = src[k].tobytes() + dst[k].tobytes() + int(pairs[k]).to_bytes(4, "big")
+                        flow = _flow(src, dst, rows[k], sport[k], dport[k])
                         if self.hellos.start(flow, (int(seq[k]) + start - int(payload[k])) & 0xFFFFFFFF, segment):
                             continue
                         self.stats["tls_hello_partial"] += 1
                     l7.tls(int(rows[k]), t)
                     continue
             if self.hellos.waiting:
-                flow = src[k].tobytes() + dst[k].tobytes() + int(pairs[k]).to_bytes(4, "big")
+                flow = _flow(src, dst, rows[k], sport[k], dport[k])
                 whole = self.hellos.add(flow, int(seq[k]), bytes(buf[int(payload[k]):int(ip_end[k])]))
                 if whole is not None:
                     t = parse_tls(whole)
