@@ -1,9 +1,11 @@
 """TLS ClientHello and ServerHello from the first bytes of a TCP segment: the server name (SNI),
 ALPN, versions, the server's cipher suite, and the JA3/JA3S and JA4 fingerprints.
 
-Only what the segment holds is read (no TCP reassembly): a hello longer than its segment (a
-post-quantum key share makes Chrome's ~1.8 kB) keeps the SNI and ALPN when they come before the
-cut, but has no fingerprint, and counts as `tls_hello_partial`.
+parse_tls reads what it is given: a hello cut short keeps the SNI and ALPN that come before the
+cut, but has no fingerprint. The decoder gives it whole hellos where it can: HelloReassembly
+completes one longer than its TCP segment (a post-quantum key share makes Chrome's ~1.8 kB) from
+the flow's next segments, HandshakeAssembly the pieces of QUIC CRYPTO frames and DTLS fragments;
+what cannot complete counts as `tls_hello_partial`.
 
 JA4 (FoxIO, technical_details/JA4.md) is computed as FoxIO's reference implementations compute it,
 whose values fill the public fingerprint databases; where the spec's text differs they agree with
