@@ -14,6 +14,13 @@ delivers nothing, a `flows.window.Progress` report every `PROGRESS_EVERY_S`:
   local test broker, Tansu, answers it wrongly; the fetch response's high watermark is right.)
 - `quiet_s` is how long the partition has delivered no message.
 
+Read-ahead is bounded (`ReadAlignment`): a partition more than `READ_AHEAD_S` (broker timestamps)
+past the slowest partition of this process still reading waits for it. Windows close on the
+slowest input, so reading further ahead buys nothing but open windows: when one worker stalls (a
+sink waiting for ClickHouse, a roll-up), the others would otherwise keep reading and hold every
+packet since in memory. The broker is the buffer; the engine holds a bounded span of time. Each
+consumer's prefetch is bounded too (`queued.max.messages.kbytes`).
+
 A message the collector sent twice (a retry after a lost acknowledgement: same producer id and
 sequence number in its headers, collectors/publish.py) is dropped here and counted; the recent
 sequence numbers of each producer are part of the partition's recovery state, with its offset.
@@ -31,7 +38,7 @@ from typing import Optional
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 
 from collectors.publish import PRODUCER_HEADER, SEQUENCE_HEADER
@@ -46,7 +53,11 @@ PROGRESS_EVERY_S = 0.25       # progress reports per quiet partition
 FRESH_S = 2.0                 # a fetch response older than this says nothing about now
 STATS_INTERVAL_MS = 250       # librdkafka statistics: where the freshness comes from
 POLL_PAUSE_S = 0.005          # pause after an empty poll (Bytewax would call again at once)
-CONSUMER_CONFIG = {"max.partition.fetch.bytes": "16000000"}
+WAIT_PAUSE_S = 0.02           # pause between two looks while a partition waits for slower ones
+READ_AHEAD_S = 5.0            # how far a partition may read past the slowest of this process
+# A fetch may return a partition's 16 MB (a message holds up to 16k packets); the prefetch queue
+# of each consumer (one per partition) holds about that much, not librdkafka's default 64 MB.
+CONSUMER_CONFIG = {"max.partition.fetch.bytes": "16000000", "queued.max.messages.kbytes": "16384"}
 DEDUP_WINDOW = 4096           # sequence numbers remembered per producer (a retry comes back far sooner)
 DEDUP_PRODUCERS = 64          # producers remembered per partition (each collector run is a new one)
 DUPLICATES: collections.Counter = collections.Counter()     # partition -> messages dropped as repeats
@@ -83,10 +94,45 @@ class Dedup:
         return {pid: set(seqs) for pid, seqs in self.seen.items()}
 
 
+class ReadAlignment:
+    """The partitions of one topic read in this process and the newest broker timestamp each has
+    delivered. A partition more than `ahead_ms` past the oldest of the others still reading (not
+    at the end of their log) waits. The slowest never waits, so reading always goes on; a
+    partition at the end of its log holds nobody back."""
+
+    def __init__(self, ahead_ms: int):
+        self.ahead_ms = ahead_ms
+        self.lock = threading.Lock()              # the workers of the process read it at once
+        self.newest: dict[int, int] = {}          # partition -> newest timestamp delivered (ms)
+        self.ended: dict[int, bool] = {}          # partition -> at the end of its log
+
+    def update(self, part: int, newest_ms: Optional[int], at_end: bool) -> None:
+        with self.lock:
+            if newest_ms is not None:
+                self.newest[part] = max(self.newest.get(part, newest_ms), newest_ms)
+            self.ended[part] = at_end
+
+    def waits(self, part: int) -> bool:
+        with self.lock:
+            mine = self.newest.get(part)
+            if mine is None:
+                return False
+            others = [t for p, t in self.newest.items() if p != part and not self.ended.get(p, False)]
+        return bool(others) and mine - min(others) > self.ahead_ms
+
+    def drop(self, part: int) -> None:
+        with self.lock:
+            self.newest.pop(part, None)
+            self.ended.pop(part, None)
+
+
+
 class PacketSource(FixedPartitionedSource):
-    def __init__(self, brokers: str, topic: str, tail: bool = True, add_config: Optional[dict] = None):
+    def __init__(self, brokers: str, topic: str, tail: bool = True, add_config: Optional[dict] = None,
+                 read_ahead_s: float = READ_AHEAD_S):
         self.brokers, self.topic, self.tail = brokers, topic, tail
         self.add_config = {**CONSUMER_CONFIG, **(add_config or {})}
+        self.align = ReadAlignment(int(read_ahead_s * 1000))     # shared by this process's workers
 
     def list_parts(self) -> list[str]:
         from flows.engine import topic_partitions
@@ -94,12 +140,15 @@ class PacketSource(FixedPartitionedSource):
 
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[tuple]):
         offset, seen = resume_state if resume_state is not None else (OFFSET_BEGINNING, None)
-        return _Partition(self, int(for_part), offset, Dedup(seen))
+        self.align.drop(int(for_part))         # what a run that failed left of it
+        return _Partition(self, int(for_part), offset, Dedup(seen), self.align)
 
 
 class _Partition(StatefulSourcePartition):
-    def __init__(self, src: PacketSource, part: int, offset: int, dedup: Dedup):
+    def __init__(self, src: PacketSource, part: int, offset: int, dedup: Dedup, align: ReadAlignment):
         self.topic, self.part, self.tail = src.topic, part, src.tail
+        self.align = align
+        self.waiting = False
         self.offset = offset                  # next offset to read: the resume state, with dedup's
         self.dedup = dedup
         self.quiet_since = time.monotonic()
@@ -115,6 +164,7 @@ class _Partition(StatefulSourcePartition):
         self.lock = threading.Lock()          # the lag watch's calls against close()
         self.closed = False
         M.touch("netspectra_engine_duplicate_messages_total", partition=str(part))
+        M.touch("netspectra_engine_read_ahead_waiting", partition=str(part))
         if M.enabled():
             LAG_WATCH.add(self)
 
@@ -139,10 +189,13 @@ class _Partition(StatefulSourcePartition):
     def next_batch(self) -> list:
         if self.at_end and not self.tail:
             raise StopIteration
+        if self._wait():
+            return []
         msgs = self.consumer.consume(BATCH_MESSAGES, 0)
         now = time.monotonic()
         out: list = []
         read = read_bytes = 0
+        newest = None
         for m in msgs:
             err = m.error()
             if err is not None and err.code() == ConfluentError._PARTITION_EOF:
@@ -168,6 +221,10 @@ class _Partition(StatefulSourcePartition):
             out.append(wrapped)
             self.quiet_since = now
             self.at_end = False
+            kind, ts = m.timestamp()
+            if kind != TIMESTAMP_NOT_AVAILABLE:
+                newest = ts if newest is None else max(newest, ts)
+        self.align.update(self.part, newest, self.at_end)
         if read:
             M.inc("netspectra_engine_messages_total", read, partition=str(self.part))
             M.inc("netspectra_engine_message_bytes_total", read_bytes, partition=str(self.part))
@@ -176,6 +233,17 @@ class _Partition(StatefulSourcePartition):
             out.append(Progress(self.part, self.caught_up(now), now - self.quiet_since))
         self.awake = None if msgs else datetime.now(timezone.utc) + timedelta(seconds=POLL_PAUSE_S)
         return out
+
+    def _wait(self) -> bool:
+        """Whether this partition is too far ahead of the slowest of the process (ReadAlignment):
+        it reads nothing and reports no progress until the others catch up."""
+        waits = self.align.waits(self.part)
+        if waits != self.waiting:
+            self.waiting = waits
+            M.set("netspectra_engine_read_ahead_waiting", int(waits), partition=str(self.part))
+        if waits:
+            self.awake = datetime.now(timezone.utc) + timedelta(seconds=WAIT_PAUSE_S)
+        return waits
 
     def next_awake(self) -> Optional[datetime]:
         return self.awake
@@ -194,6 +262,7 @@ class _Partition(StatefulSourcePartition):
 
     def close(self) -> None:
         LAG_WATCH.remove(self)
+        self.align.drop(self.part)
         with self.lock:
             self.closed = True
             self.consumer.close()

@@ -34,6 +34,7 @@ METRICS: dict[str, tuple] = {
     "netspectra_engine_duplicate_messages_total": ("counter", "Messages dropped as a producer's retry of one already read", ("partition",)),
     "netspectra_engine_dead_letters_total": ("counter", "Messages that were not packet batches, or consumer errors, sent to the dead-letter topic", ("reason",)),
     "netspectra_engine_consumer_lag_messages": ("gauge", "Messages between the read position and the partition's high watermark", ("partition",)),
+    "netspectra_engine_read_ahead_waiting": ("gauge", "1 while the partition waits for slower ones of its process (read-ahead bound)", ("partition",)),
     "netspectra_engine_packets_total": ("counter", "Frames of the packet batches taken into windows", ()),
     "netspectra_engine_late_packets_total": ("counter", "Packets for windows already past their grace: counted and dropped", ()),
     "netspectra_engine_windows_total": ("counter", "Windows closed (first result), by whether every shard reported", ("complete",)),
