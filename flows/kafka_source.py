@@ -126,7 +126,6 @@ class ReadAlignment:
             self.ended.pop(part, None)
 
 
-
 class PacketSource(FixedPartitionedSource):
     def __init__(self, brokers: str, topic: str, tail: bool = True, add_config: Optional[dict] = None,
                  read_ahead_s: float = READ_AHEAD_S):

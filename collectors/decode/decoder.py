@@ -321,14 +321,21 @@ class Decoder:
             self._tls(buf, rows[tcp], sport[tcp], dport[tcp], l4[tcp], payload, ip_end[tcp], src, dst, hello,
                       np.nonzero((plen > 0) & ~tcp_dns)[0], l7)
 
+    def _take_hello(self) -> bool:
+        """One hello of the batch's budget (TLS_HELLOS_PER_BATCH); once it is spent, False, and
+        the hello is counted as unread."""
+        if self._hellos_left <= 0:
+            self.stats["tls_hellos_unread"] += 1
+            return False
+        self._hellos_left -= 1
+        return True
+
     def _quic(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
         """A client's QUIC Initial datagram: its ClientHello once the CRYPTO frames hold it whole."""
         if not is_initial(datagram[0], int.from_bytes(datagram[1:5], "big")):
             return
-        if self._hellos_left <= 0:
-            self.stats["tls_hellos_unread"] += 1
+        if not self._take_hello():
             return
-        self._hellos_left -= 1
         got = initial_crypto(datagram)
         if got is None:
             return
@@ -339,10 +346,8 @@ class Decoder:
         f = dtls_fragment(datagram)
         if f is None:
             return
-        if self._hellos_left <= 0:
-            self.stats["tls_hellos_unread"] += 1
+        if not self._take_hello():
             return
-        self._hellos_left -= 1
         kind, seq, length, off, data = f
         header = bytes([kind]) + length.to_bytes(3, "big")
         self._assembled(flow + b"dtls" + seq.to_bytes(2, "big"), [(0, header), (4 + off, data)], "d", row, l7)
@@ -376,10 +381,8 @@ class Decoder:
                 if buf[start] == TLS_CHANGE_CIPHER_SPEC:    # TLS 1.3 middlebox compatibility: a hello may follow
                     start += 5 + ((int(buf[start + 3]) << 8) | int(buf[start + 4]))
                 if start + 9 <= stop and buf[start] == TLS_HANDSHAKE and buf[start + 5] in (1, 2):
-                    if self._hellos_left <= 0:
-                        self.stats["tls_hellos_unread"] += 1
+                    if not self._take_hello():
                         continue
-                    self._hellos_left -= 1
                     segment = bytes(buf[start:stop])
                     t = parse_tls(segment)
                     if t is None:
