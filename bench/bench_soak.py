@@ -4,7 +4,8 @@ on this machine (collect -> Tansu -> engine as bench_pipeline runs it -> ClickHo
 The capture (generated: `--flood` of its packets are one-SYN flows from spoofed sources) is
 replayed at `--rate` packets/s, stamped with the send time, looped for `--seconds`. Every
 `--every` seconds the engines' resident and anonymous memory is sampled: after warm-up it must
-stay flat (closed windows released). At the end: the packets and bytes of all windows in
+stay flat (closed windows released; reported as each half's band and the slope). Also reported:
+how long after its end each window was first written (the engine's lag). At the end: the packets and bytes of all windows in
 ClickHouse equal what the collector published (nothing lost, nothing twice; a retimed replay has
 no offline per-flow reference, so exactness is checked on totals), Redis's per-window totals equal
 ClickHouse's, no window is incomplete and no packet was dropped as late.
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,14 +110,18 @@ def main() -> int:
                     for ms in r.zrange(f"ns:{topic}:windows", 0, -1)}
         ch_windows = {w * 10**9: pk for w, pk, *_ in rows}
         warm = [c for c in curve if c["t_s"] >= min(120, args.seconds / 3)]
-        growth = [round(warm[-1]["anon_mb"][i] - warm[0]["anon_mb"][i]) for i in range(len(engines))] if len(warm) > 1 else None
+        firsts = dict(ch.execute("SELECT toUInt64(window_start), toUInt64(min(inserted_at)) FROM netspectra.window_totals "
+                                 "WHERE source = %(s)s GROUP BY window_start", {"s": topic}))
+        lags = [firsts[w] - w - args.window for w, *_ in sorted(rows)]
         out = {"seconds": args.seconds, "rate_pps": args.rate, "flood_share": args.flood,
                "published_packets": sent_pk, "published_bytes": sent_by,
                "clickhouse_packets": sum(x[1] for x in rows), "clickhouse_bytes": sum(x[2] for x in rows),
                "windows": len(rows), "incomplete_windows": sum(1 for x in rows if not x[4]),
                "late_dropped_packets": sum(x[3] for x in rows),
                "redis_windows_equal_clickhouse": all(in_redis.get(w) == pk for w, pk in ch_windows.items()),
-               "anon_mb_growth_after_warmup": growth, "memory_curve": curve}
+               "anon_mb_after_warmup": [memory_trend(warm, i) for i in range(len(engines))],
+               "window_written_after_end_s": {"first": lags[:3], "last": lags[-3:], "max": max(lags, default=None)},
+               "memory_curve": curve}
         out["exact_totals"] = (out["clickhouse_packets"], out["clickhouse_bytes"]) == (sent_pk, sent_by)
         if args.rollups:
             out["rollups"] = rollups_exact(ch, topic)
@@ -123,6 +130,21 @@ def main() -> int:
     finally:
         stack.down(d)
     return 0
+
+
+def memory_trend(samples: list[dict], engine: int) -> dict | None:
+    """An engine's anonymous memory after warm-up: the band (lowest, highest) of each half and
+    the least-squares slope. The engine's memory is a sawtooth (windows allocated, then freed
+    and trimmed every few seconds): one sample against another says little, the band and the
+    slope say whether it grows."""
+    if len(samples) < 4:
+        return None
+    t = np.array([c["t_s"] for c in samples], float)
+    mb = np.array([c["anon_mb"][engine] for c in samples], float)
+    half = len(mb) // 2
+    return {"first_half_mb": [int(mb[:half].min()), int(mb[:half].max())],
+            "second_half_mb": [int(mb[half:].min()), int(mb[half:].max())],
+            "slope_mb_per_min": round(float(np.polyfit(t, mb, 1)[0]) * 60, 1)}
 
 
 def rollups_exact(ch, source: str) -> dict:

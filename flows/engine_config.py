@@ -7,7 +7,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.defaults import IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, TOP_N, WINDOW_S
+from flows.defaults import HEAP_TRIM_S, IDLE_S, LATENESS_S, LIVE_GRACE_S, MAX_FLOWS, SHARDS, TOP_N, WINDOW_S
 from schemas.clickhouse import parse_retention, retention_setting
 from schemas.topics import DEAD_LETTER_TOPIC, LOCAL_KAFKA, PACKETS_TOPIC
 from sinks.redis_state import MAX_BACKLOG
@@ -52,6 +52,8 @@ class EngineConfig(BaseModel):
     backup_interval: int = Field(default=0, ge=0)
     recovery_partitions: int = Field(default=4, ge=1)
     recovery_min_free_mb: float = Field(default=64, ge=0)
+    # memory: seconds between two malloc_trim calls that return freed heap pages (flows/heap.py); 0: never
+    heap_trim: float = Field(default=HEAP_TRIM_S, ge=0)
     # Prometheus metrics: port 0 = none; process i of a cluster on one host listens on port + i
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)

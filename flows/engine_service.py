@@ -36,9 +36,11 @@ class Engine:
     def __init__(self, cfg: EngineConfig):
         self.cfg = cfg
         self.flow = None
+        self.trimmer = None
 
     def start(self) -> None:
         from flows.engine import kafka_flow, serve_metrics, topic_partitions
+        from flows.heap import HeapTrimmer
         from schemas import metrics as M
         errors = self.problems() or self.unreachable()
         if errors:
@@ -51,6 +53,9 @@ class Engine:
         M.enable("engine")          # counted in any case: stats() reads them
         serve_metrics(self.cfg)
         self.flow = kafka_flow(self.cfg)
+        self.trimmer = HeapTrimmer(self.cfg.heap_trim,
+                                   on_trim=lambda s: M.observe("netspectra_engine_heap_trim_seconds", s))
+        self.trimmer.start()
 
     def run(self) -> None:
         """Run the dataflow until the topic's end (stop_at_end; tailing, until stop())."""

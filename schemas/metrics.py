@@ -41,6 +41,7 @@ METRICS: dict[str, tuple] = {
     "netspectra_engine_window_revisions_total": ("counter", "Closed windows written again: late packets within the grace", ()),
     "netspectra_engine_window_flows": ("histogram", "Exact flow records per closed window", (), FLOWS_BUCKETS),
     "netspectra_engine_capped_flows_total": ("counter", "Flow records beyond max_flows: counted and sketched, not kept", ()),
+    "netspectra_engine_heap_trim_seconds": ("histogram", "Time of one malloc_trim that hands the heap's free pages back (flows/heap.py)", (), SECONDS_BUCKETS),
     "netspectra_engine_sketch_bytes": ("gauge", "Serialized size of the newest closed window's sketches (heavy hitters, spread)", ()),
     "netspectra_engine_alerts_total": ("counter", "Alert changes: firing, update, resolved", ("change", "detector")),
     # sinks and notifiers (in the engine's process)
