@@ -5,10 +5,11 @@ The capture (generated: `--flood` of its packets are one-SYN flows from spoofed 
 replayed at `--rate` packets/s, stamped with the send time, looped for `--seconds`. Every
 `--every` seconds the engines' resident and anonymous memory is sampled: after warm-up it must
 stay flat (closed windows released; reported as each half's band and the slope). Also reported:
-how long after its end each window was first written (the engine's lag). At the end: the packets and bytes of all windows in
-ClickHouse equal what the collector published (nothing lost, nothing twice; a retimed replay has
-no offline per-flow reference, so exactness is checked on totals), Redis's per-window totals equal
-ClickHouse's, no window is incomplete and no packet was dropped as late.
+how long after its end each window was first written (the engine's lag). At the end: the
+packets and bytes of all windows in ClickHouse equal what the collector published (nothing
+lost, nothing twice; a retimed replay has no offline per-flow reference, so exactness is
+checked on totals), Redis's per-window totals equal ClickHouse's, no window is incomplete and
+no packet was dropped as late.
 
 With --rollups the engines keep the roll-ups too (engine --rollups), and over the span each
 level says it covers (rollup_marks) it must equal its base table: the flow levels' sums the
