@@ -6,7 +6,7 @@ windows do. Freed, their pages stay in the arena, cut up by the smaller blocks a
 and the engine's resident memory grew with every window: +400-700 MB over 7 minutes of a flood
 soak with roll-ups (bench/bench_soak.py), while what it held stayed near 1 GB (mallinfo2).
 malloc_trim(0) hands the whole free pages inside every arena back (madvise), not only the top of
-the heap: that growth goes (memory that follows the engine's lag is another matter, docs/live.md).
+the heap: that growth goes. (An engine that falls behind holds more in flight; docs/live.md, Soak.)
 It takes 3-280 ms a call there and holds each arena's lock meanwhile: a few seconds apart, not
 after every allocation.
 
