@@ -281,3 +281,20 @@ def test_lookup_names(api, tmp_path, local_stack):
     assert [(x["address"], x["name"], x["answers"]) for x in h["names"]] == [
         ("192.0.2.1", "edge.example.net", 1), ("198.51.100.9", "ns.example.org", 1)]
     assert http_call(api, "/v1/names", {"range": ALL, "source": source, "name": "nope"})["names"] == []
+
+
+def test_answers_become_the_messages_json_format_would_make():
+    """to_message builds messages with their constructors (fast); the result is what
+    json_format.ParseDict makes of the same answer: nested lists, maps, floats, unset fields."""
+    from api import models as m
+    from api.grpc_service import to_message
+    from api.queries import aggregate_rows
+
+    flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, 10, 1500, 2)] * 3, "flows_1m", 60)
+    alert = m.AlertItem(id="a1", source="s", rule="r", detector="syn_flood", severity="high", state="firing",
+                        entity={"dst": "10.0.0.1", "port": "80"}, value=1.5, threshold=1.0, first_seen_ms=1,
+                        last_seen_ms=2, windows=3, evidence_json="{}")
+    for model, cls in ((flows, pb.AggregateFlowsResponse), (m.ListAlertsResponse(alerts=[alert]), pb.ListAlertsResponse),
+                       (m.AggregateFlowsResponse(groups=[]), pb.AggregateFlowsResponse)):
+        assert to_message(model, cls) == json_format.ParseDict(model.model_dump(), cls())
+    assert to_message(flows, pb.AggregateFlowsResponse).groups[0].src == "10.0.0.1"
