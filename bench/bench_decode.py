@@ -59,8 +59,8 @@ def main() -> int:
 
     raws = list(CaptureFile(path).batches())
 
-    def decode_only():
-        dec = Decoder()
+    def decode_only(l7: bool = True):
+        dec = Decoder(l7=l7)
         for raw in raws:
             dec.decode(raw)
 
@@ -69,6 +69,8 @@ def main() -> int:
     rows.append(("reader (numba record walk)", t_walk))
     t_dec = best_of(args.runs, decode_only)
     rows.append(("decoder (numpy columns, batches in memory)", t_dec))
+    # what finding and reading L7 costs (none of this traffic holds any: the scan's cost alone)
+    rows.append(("decoder without L7 (Decoder(l7=False))", best_of(args.runs, lambda: decode_only(False))))
     t_full = best_of(args.runs, full)
     rows.append(("reader + decoder", t_full))
 

@@ -12,12 +12,13 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from collectors import protocols as P
+from collectors.decode import l7_scan as S
 from collectors.decode.dns import parse_dns
 from collectors.decode.fast import fast_decode
 from collectors.decode.http import parse_http
 from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16, u32
-from collectors.decode.quic import MIN_INITIAL_DATAGRAM, V1, V2, initial_crypto, is_initial
-from collectors.decode.tls import (DTLS_HANDSHAKE, DTLS_RECORD, HandshakeAssembly, HelloReassembly, dtls_fragment,
+from collectors.decode.quic import initial_crypto, is_initial
+from collectors.decode.tls import (CHANGE_CIPHER_SPEC, HANDSHAKE, HandshakeAssembly, HelloReassembly, dtls_fragment,
                                    parse_tls)
 from collectors.raw_batch import RawBatch
 from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
@@ -41,10 +42,7 @@ DNS_RECORDS_PER_BATCH = 1024
 # TLS hellos a batch reads (~25 us a TCP hello, ~45 us a QUIC Initial: bench/bench_tls.py); a handshake flood
 # past this keeps its packets and flows, not their hellos (tls_hellos_unread).
 TLS_HELLOS_PER_BATCH = 1024
-TLS_HANDSHAKE, TLS_CHANGE_CIPHER_SPEC = 0x16, 0x14     # record types a hello's segment starts with
 _UNSEEN = object()
-_DNS_UDP = _lookup(P.DNS_UDP_PORTS, 65536)
-_DNS_TCP = _lookup(P.DNS_TCP_PORTS, 65536)
 _PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
 
 
@@ -115,6 +113,21 @@ class Decoder:
         self.hellos_per_batch = self._hellos_left = hellos_per_batch
         self.hellos = HelloReassembly()
         self.pieces = HandshakeAssembly()        # QUIC CRYPTO frames, DTLS handshake fragments
+        self._scratch: dict[str, np.ndarray] = {}
+
+    def _kept(self, name: str, n: int, dtype, zero: bool = True) -> np.ndarray:
+        """n zeros (or, not `zero`, whatever the last batch left) in an array kept for the next
+        batch: a fresh one of a batch's size (~130 kB of int64) is mapped anew by the allocator
+        each time, and writing it page-faults page by page (on this VM that cost the fast path
+        +30%)."""
+        a = self._scratch.get(name)
+        if a is None or a.shape[0] < n:
+            a = self._scratch[name] = np.zeros(n, dtype)
+            return a
+        a = a[:n]
+        if zero:
+            a[:] = 0
+        return a
 
     def decode(self, raw: RawBatch) -> PacketBatch:
         """Decode a batch. Common packets take the compiled fast path (fast.py); only the rest goes
@@ -126,10 +139,15 @@ class Decoder:
             return self._decode(raw)
         n = len(raw)
         b = _frame_columns(raw)
-        slow = np.zeros(n, bool)
-        l4 = np.zeros(n, np.int64)
+        slow = self._kept("slow", n, bool)
+        # offsets read only where kind says (fast-path packets fast_decode wrote them for)
+        l4 = self._kept("l4", n, np.int64, zero=False)
+        ip_end = self._kept("ip_end", n, np.int64, zero=False)
+        kind = self._kept("kind", n if self.l7 else 0, np.uint8)      # l7_scan.py: what each packet may carry
+        seen = np.zeros(1, np.int64)
         fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
-                    b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow, l4)
+                    b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow, l4, ip_end,
+                    self.l7, self.http, kind, seen)
         rows = np.flatnonzero(slow)
         l7 = _L7Builder()
         if rows.size:
@@ -140,15 +158,8 @@ class Decoder:
                 getattr(b, name)[rows] = getattr(sub, name)
             l7.extend(sub.l7, rows)
         self.stats[STATUS_NAMES[STATUS_OK]] += n - rows.size
-        if self.l7:
-            fast = np.flatnonzero(~slow & ((b.proto == P.IPPROTO_TCP) | (b.proto == P.IPPROTO_UDP)))
-            if fast.size:
-                # fast-path packets are Ethernet (+ one tag) carrying unfragmented IP: the IP header
-                # starts 14 or 18 bytes in, and ports are always there
-                l3 = raw.off[fast] + 14 + 4 * b.vlan_depth[fast].astype(np.int64)
-                ip_end = np.minimum(raw.off[fast] + raw.caplen[fast], l3 + b.ip_len[fast])
-                self._l7(raw.buf, fast, b.proto[fast], np.ones(fast.size, bool), b.sport[fast].astype(np.int64),
-                         b.dport[fast].astype(np.int64), l4[fast], ip_end, l7, b.src, b.dst)
+        if self.l7:     # the fast path's packets (the reference decoder's were parsed in _decode)
+            self._parse_l7(raw.buf, None, b.sport, b.dport, l4, ip_end, kind, int(seen[0]), l7, b.src, b.dst)
         b.l7 = l7.table()
         return b
 
@@ -229,7 +240,8 @@ class Decoder:
 
         if self.l7:
             ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
-            self._l7(buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7, b.src, b.dst)
+            self._l7(buf, rows, proto.astype(np.uint8, copy=False), has_ports, sport.astype(np.uint16), dport.astype(np.uint16),
+                     l4.astype(np.int64, copy=False), ip_end.astype(np.int64, copy=False), l7, b.src, b.dst)
 
     def _dns(self, msg: bytes):
         """parse_dns with a response's records, remembered by the message but its id (a reflection
@@ -252,74 +264,55 @@ class Decoder:
         return d
 
     def _l7(self, buf, rows, proto, has_ports, sport, dport, l4, ip_end, l7: "_L7Builder", src, dst) -> None:
-        udp_dns = has_ports & (proto == P.IPPROTO_UDP) & (_DNS_UDP[sport] | _DNS_UDP[dport]) \
-            & (l4 + 8 + 12 <= ip_end)
-        cand = np.nonzero(udp_dns)[0]
-        if cand.size:       # a header counting no question and no record holds nothing: not parsed
-            h = l4[cand] + 8
-            cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
-        for k in cand:
+        """L7 fields of the reference decoder's packets (`rows`: their batch rows); ports, proto
+        and offsets as l7_scan takes them."""
+        kind = np.zeros(proto.shape[0], np.uint8)
+        seen = np.zeros(1, np.int64)
+        S.l7_scan(buf, proto, has_ports, sport, dport, l4, ip_end, self.http, kind, seen)
+        self._parse_l7(buf, rows, sport, dport, l4, ip_end, kind, int(seen[0]), l7, src, dst)
+
+    def _parse_l7(self, buf, rows, sport, dport, l4, ip_end, kind, seen: int, l7: "_L7Builder", src, dst) -> None:
+        """L7 fields of the packets whose kind (l7_scan.py) names a category, category by category:
+        DNS over UDP, SSDP, QUIC, DTLS, DNS over TCP, HTTP, TLS. `seen`: every kind bit set.
+        `rows`: their batch rows (None: their positions)."""
+        if not seen and not self.hellos.waiting:
+            return
+        if rows is None:
+            rows = np.arange(kind.shape[0])
+        payload = np.zeros(kind.shape[0], np.int64)       # TCP payload offsets, where read
+
+        def having(bit: int) -> np.ndarray:
+            if not seen & bit:
+                return np.zeros(0, np.int64)
+            i = np.flatnonzero(kind & bit)
+            if bit >= S.L7_DNS_TCP:
+                payload[i] = l4[i] + (u8(buf, l4[i] + 12) >> 4) * 4
+            return i
+
+        for k in having(S.L7_DNS_UDP).tolist():
             d = self._dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
-        if self.http:
-            ssdp = has_ports & (proto == P.IPPROTO_UDP) & ((sport == P.SSDP_UDP_PORT) | (dport == P.SSDP_UDP_PORT)) \
-                & (l4 + 8 + 12 <= ip_end)
-            for k in np.nonzero(ssdp)[0]:
-                h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
-                if h is not None:
-                    l7.http(int(rows[k]), h)
-            # QUIC Initials (long header, version 1 or 2, a datagram padded to 1200 bytes) and DTLS
-            # hellos (a handshake record of a DTLS version 0xfeXX holding a hello or a fragment)
-            udp = np.nonzero(has_ports & (proto == P.IPPROTO_UDP) & (l4 + 8 + DTLS_RECORD + DTLS_HANDSHAKE <= ip_end))[0]
-            if udp.size:
-                first = u8(buf, l4[udp] + 8)
-                quic = udp[((first & 0xC0) == 0xC0) & (l4[udp] + 8 + MIN_INITIAL_DATAGRAM <= ip_end[udp])]
-                if quic.size:
-                    version = u32(buf, l4[quic] + 9)
-                    quic = quic[(version == V1) | (version == V2)]
-                for k in quic.tolist():
-                    self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sport[k], dport[k]),
-                               int(rows[k]), l7)
-                dtls = udp[first == TLS_HANDSHAKE]
-                if dtls.size:
-                    kind = u8(buf, l4[dtls] + 8 + DTLS_RECORD)
-                    dtls = dtls[(u8(buf, l4[dtls] + 9) == 0xFE) & ((kind == 1) | (kind == 2))]
-                for k in dtls.tolist():
-                    self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sport[k], dport[k]),
-                               int(rows[k]), l7)
-        tcp = np.nonzero(has_ports & (proto == P.IPPROTO_TCP) & (l4 + 20 <= ip_end))[0]
-        if not self.http:           # DNS only: no payload offsets of the other TCP packets
-            tcp = tcp[_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]]
-        if tcp.size == 0:
-            return
-        payload = l4[tcp] + (u8(buf, l4[tcp] + 12) >> 4) * 4
-        plen = ip_end[tcp] - payload
-        tcp_dns = (_DNS_TCP[sport[tcp]] | _DNS_TCP[dport[tcp]]) & (plen >= 14)
-        cand = np.nonzero(tcp_dns)[0]
-        if cand.size:       # as for UDP: a header with no question and no record is not parsed
-            h = payload[cand] + 2
-            cand = cand[(u16(buf, h + 4) | u16(buf, h + 6) | u16(buf, h + 8) | u16(buf, h + 10)) != 0]
-        for k in cand:
-            d = self._dns(bytes(buf[payload[k] + 2:ip_end[tcp[k]]]))
-            if d is not None:
-                l7.dns(int(rows[tcp[k]]), d)
-        if not self.http:
-            return
-        # HTTP start lines begin with an upper-case token, TLS records with their type and major
-        # version 3: test the first bytes column-wise first.
-        cand = np.nonzero((plen >= 9) & ~tcp_dns)[0]
-        c0 = u8(buf, payload[cand])
-        for k in cand[(c0 >= 0x41) & (c0 <= 0x5A) & (plen[cand] >= 12)]:
-            h = parse_http(bytes(buf[payload[k]:ip_end[tcp[k]]]))
+        for k in having(S.L7_SSDP).tolist():
+            h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
             if h is not None:
-                l7.http(int(rows[tcp[k]]), h)
-        hello = cand[(c0 == TLS_HANDSHAKE) | (c0 == TLS_CHANGE_CIPHER_SPEC)]
-        if hello.size:
-            hello = hello[u8(buf, payload[hello] + 1) == 3]
-        if hello.size or self.hellos.waiting:
-            self._tls(buf, rows[tcp], sport[tcp], dport[tcp], l4[tcp], payload, ip_end[tcp], src, dst, hello,
-                      np.nonzero((plen > 0) & ~tcp_dns)[0], l7)
+                l7.http(int(rows[k]), h)
+        for k in having(S.L7_QUIC).tolist():
+            self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], int(sport[k]), int(dport[k])),
+                       int(rows[k]), l7)
+        for k in having(S.L7_DTLS).tolist():
+            self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], int(sport[k]), int(dport[k])),
+                       int(rows[k]), l7)
+        for k in having(S.L7_DNS_TCP).tolist():
+            d = self._dns(bytes(buf[payload[k] + 2:ip_end[k]]))
+            if d is not None:
+                l7.dns(int(rows[k]), d)
+        for k in having(S.L7_HTTP).tolist():
+            h = parse_http(bytes(buf[payload[k]:ip_end[k]]))
+            if h is not None:
+                l7.http(int(rows[k]), h)
+        if seen & S.L7_HELLO or self.hellos.waiting:
+            self._tls(buf, rows, sport, dport, l4, payload, ip_end, src, dst, having(S.L7_HELLO), having(S.L7_TCP_DATA), l7)
 
     def _take_hello(self) -> bool:
         """One hello of the batch's budget (TLS_HELLOS_PER_BATCH); once it is spent, False, and
@@ -368,19 +361,21 @@ class Decoder:
         segments with data (`data`) those that complete the hellos HelloReassembly waits for
         (looked for by port pair first, column-wise), in capture order. `src`, `dst`: the
         batch's address columns, at `rows`."""
-        seq = u32(buf, l4 + 4)
         given_up = self.hellos.given_up
-        pairs = (sport << 16) | dport
         waiting = np.fromiter((int.from_bytes(f[32:], "big") for f in self.hellos.waiting), np.int64,
                               len(self.hellos.waiting))
-        more = data[np.isin(pairs[data], np.concatenate([waiting, pairs[hello]]))]
+
+        def pairs(i):
+            return (sport[i].astype(np.int64) << 16) | dport[i]
+        more = data[np.isin(pairs(data), np.concatenate([waiting, pairs(hello)]))]
+        seq = dict(zip(more.tolist(), u32(buf, l4[more] + 4).tolist()))
         starts = set(hello.tolist())
         for k in more.tolist():
             if k in starts:
                 start, stop = int(payload[k]), int(ip_end[k])
-                if buf[start] == TLS_CHANGE_CIPHER_SPEC:    # TLS 1.3 middlebox compatibility: a hello may follow
+                if buf[start] == CHANGE_CIPHER_SPEC:    # TLS 1.3 middlebox compatibility: a hello may follow
                     start += 5 + ((int(buf[start + 3]) << 8) | int(buf[start + 4]))
-                if start + 9 <= stop and buf[start] == TLS_HANDSHAKE and buf[start + 5] in (1, 2):
+                if start + 9 <= stop and buf[start] == HANDSHAKE and buf[start + 5] in (1, 2):
                     if not self._take_hello():
                         continue
                     segment = bytes(buf[start:stop])
@@ -388,15 +383,15 @@ class Decoder:
                     if t is None:
                         continue
                     if not t.complete:
-                        flow = _flow(src, dst, rows[k], sport[k], dport[k])
-                        if self.hellos.start(flow, (int(seq[k]) + start - int(payload[k])) & 0xFFFFFFFF, segment):
+                        flow = _flow(src, dst, rows[k], int(sport[k]), int(dport[k]))
+                        if self.hellos.start(flow, (seq[k] + start - int(payload[k])) & 0xFFFFFFFF, segment):
                             continue
                         self.stats["tls_hello_partial"] += 1
                     l7.tls(int(rows[k]), t)
                     continue
             if self.hellos.waiting:
-                flow = _flow(src, dst, rows[k], sport[k], dport[k])
-                whole = self.hellos.add(flow, int(seq[k]), bytes(buf[int(payload[k]):int(ip_end[k])]))
+                flow = _flow(src, dst, rows[k], int(sport[k]), int(dport[k]))
+                whole = self.hellos.add(flow, seq[k], bytes(buf[int(payload[k]):int(ip_end[k])]))
                 if whole is not None:
                     t = parse_tls(whole)
                     if t is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from collectors import protocols as P
+from collectors.decode.l7_scan import is_one_of, l7_kind
 from schemas.jit import njit
 
 _LINK_ETHERNET = P.LINK_ETHERNET
@@ -22,24 +23,19 @@ _IPV6_EXT = np.array(P.IPV6_EXT_HEADERS, np.int64)
 PREFETCH = 16     # packets ahead whose headers are read early (see fast_decode)
 
 
-@njit(cache=True, nogil=True)
-def _is_ext(nh, ext):
-    for e in ext:
-        if nh == e:
-            return True
-    return False
-
-
 @njit(cache=True, nogil=True, aot=["void(u1[::1], i8[::1], i8[::1], u2[::1], u2[::1], u1[::1], u2[::1], u1[::1], u1[:, ::1], "
                                     "u1[:, ::1], u1[::1], u2[::1], u2[::1], u4[::1], u1[::1], u2[::1], u1[::1], u1[::1], b1[::1], "
-                                    "i8[::1])"])
+                                    "i8[::1], i8[::1], b1, b1, u1[::1], i8[::1])"])
 def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src, dst, proto, sport, dport,
-                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out):
-    """Fill the columns of fast-path packets and their transport header offset (l4_out, for the L7
-    decoders); set slow[i] for every packet it leaves alone."""
+                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out, ip_end_out, l7, http, kind, seen):
+    """Fill the columns of fast-path packets, their transport header offset and their IP packet's
+    captured end (l4_out, ip_end_out: for the L7 decoders); set slow[i] for every packet it
+    leaves alone. With `l7`, also what each TCP or UDP packet may carry (l7_scan.l7_kind: kind[i],
+    and seen[0] every bit set; `http` False: DNS only), while its headers are in the cache."""
     ext = _IPV6_EXT
     n = off.shape[0]
     touched = np.uint8(0)
+    bits = 0
     for i in range(n):
         o = off[i]
         end = o + caplen[i]
@@ -98,7 +94,7 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
                 continue
             plen = (np.int64(buf[l3 + 4]) << 8) | buf[l3 + 5]
             pr = np.int64(buf[l3 + 6])
-            if (buf[l3] >> 4) != 6 or plen == 0 or _is_ext(pr, ext):
+            if (buf[l3] >> 4) != 6 or plen == 0 or is_one_of(pr, ext):
                 slow[i] = True        # bad header, jumbogram or extension headers
                 continue
             l4 = l3 + 40
@@ -116,6 +112,7 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
             slow[i] = True            # ports cut by the capture: the reference decoder counts it
             continue
         l4_out[i] = l4
+        ip_end_out[i] = min(end, l3 + ip_len[i])
         vlan[i] = vid
         vlan_depth[i] = depth
         eth_type[i] = et
@@ -128,3 +125,9 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
         if is_icmp and l4 + 2 <= end:
             icmp_type[i] = buf[l4]
             icmp_code[i] = buf[l4 + 1]
+        if l7 and (pr == _TCP or pr == _UDP):
+            k = l7_kind(buf, pr, sport[i], dport[i], l4, ip_end_out[i], http)
+            kind[i] = k
+            bits |= k
+    if l7:
+        seen[0] = bits

@@ -19,7 +19,8 @@ from hashlib import md5, sha256
 from struct import unpack_from
 from typing import NamedTuple
 
-HANDSHAKE = 0x16
+HANDSHAKE, CHANGE_CIPHER_SPEC = 0x16, 0x14      # record types a hello's segment starts with (the second:
+# TLS 1.3 middlebox compatibility, a hello may follow it)
 CLIENT_HELLO, SERVER_HELLO = 1, 2
 EXT_SNI, EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIG_ALGS, EXT_ALPN, EXT_VERSIONS = 0, 10, 11, 13, 16, 43
 # JA4's two-character version names (the spec's table); anything else is "00"
