@@ -42,6 +42,8 @@ DNS_RECORDS_PER_BATCH = 1024
 # TLS hellos a batch reads (~25 us a TCP hello, ~45 us a QUIC Initial: bench/bench_tls.py); a handshake flood
 # past this keeps its packets and flows, not their hellos (tls_hellos_unread).
 TLS_HELLOS_PER_BATCH = 1024
+# QUIC clients whose Initial was opened, remembered so that their server's Initials can be (quic.py)
+QUIC_CLIENTS = 4096
 _UNSEEN = object()
 _PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
 
@@ -113,6 +115,8 @@ class Decoder:
         self.hellos_per_batch = self._hellos_left = hellos_per_batch
         self.hellos = HelloReassembly()
         self.pieces = HandshakeAssembly()        # QUIC CRYPTO frames, DTLS handshake fragments
+        # server->client flow + client's source connection ID -> the DCID of the client's Initial
+        self.quic_clients: OrderedDict[bytes, bytes] = OrderedDict()
         self._scratch: dict[str, np.ndarray] = {}
 
     def _kept(self, name: str, n: int, dtype, zero: bool = True) -> np.ndarray:
@@ -298,7 +302,8 @@ class Decoder:
             if h is not None:
                 l7.http(int(rows[k]), h)
         for k in having(S.L7_QUIC).tolist():
-            self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], int(sport[k]), int(dport[k])),
+            sp, dp = int(sport[k]), int(dport[k])
+            self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sp, dp), _flow(dst, src, rows[k], dp, sp),
                        int(rows[k]), l7)
         for k in having(S.L7_DTLS).tolist():
             self._dtls(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], int(sport[k]), int(dport[k])),
@@ -323,16 +328,25 @@ class Decoder:
         self._hellos_left -= 1
         return True
 
-    def _quic(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
-        """A client's QUIC Initial datagram: its ClientHello once the CRYPTO frames hold it whole."""
+    def _quic(self, datagram: bytes, flow: bytes, back: bytes, row: int, l7: "_L7Builder") -> None:
+        """A QUIC Initial datagram: a client's ClientHello, or a server's ServerHello when its
+        client's Initial was opened (quic_clients), once the CRYPTO frames hold it whole. `back`:
+        the flow the other way."""
         if not is_initial(datagram[0], int.from_bytes(datagram[1:5], "big")):
             return
+        client_dcid = self.quic_clients.get(flow + datagram[6:6 + datagram[5]])
         if not self._take_hello():
             return
-        got = initial_crypto(datagram)
+        got = initial_crypto(datagram, client_dcid)
         if got is None:
             return
-        self._assembled(flow + got[0], got[1], "q", row, l7)
+        if client_dcid is None:
+            key = back + got.scid
+            self.quic_clients.pop(key, None)
+            self.quic_clients[key] = got.dcid
+            if len(self.quic_clients) > QUIC_CLIENTS:
+                self.quic_clients.popitem(last=False)
+        self._assembled(flow + got.dcid, got.frames, "q", row, l7)
 
     def _dtls(self, datagram: bytes, flow: bytes, row: int, l7: "_L7Builder") -> None:
         """A DTLS hello, or a fragment of one (read once its fragments make it whole)."""

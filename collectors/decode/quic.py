@@ -5,14 +5,18 @@ tls.py; JA4 with "q").
 
 A ClientHello may take several Initial packets (and CRYPTO frames out of order, as Chrome sends
 them): the decoder gathers a connection's CRYPTO data by offset until the hello is whole
-(tls.py HandshakeAssembly, bounded like TCP's HelloReassembly). A server's Initial is encrypted with keys derived from the
-client's first DCID, which its own packets do not carry: its ServerHello is not read.
+(tls.py HandshakeAssembly, bounded like TCP's HelloReassembly). A server's Initial is protected
+with keys derived from the client's DCID too, which its own packets do not carry: the decoder
+remembers, per client Initial it opened, the DCID by the client's source connection ID (the
+server's packets' destination) and its flow, and opens the server's Initials with it (the
+ServerHello: version, cipher, ALPN, JA3S), as tshark does.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+from typing import NamedTuple
 
 V1, V2 = 0x00000001, 0x6B3343CF
 SALTS = {V1: bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),
@@ -34,20 +38,21 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     return hmac.new(secret, info + b"\x01", hashlib.sha256).digest()[:length]
 
 
-def client_keys(version: int, dcid: bytes):
-    """(AES-GCM cipher, IV, header-protection encryptor) of a client's Initial packets."""
-    k = _KEYS.get((version, dcid))
+def initial_keys(version: int, dcid: bytes, server: bool = False):
+    """(AES-GCM cipher, IV, header-protection encryptor) of a client's Initial packets (or, with
+    `server`, the server's), from the DCID of the client's Initial."""
+    k = _KEYS.get((version, dcid, server))
     if k is None:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         initial = hmac.new(SALTS[version], dcid, hashlib.sha256).digest()
-        secret = _expand_label(initial, b"client in", 32)
+        secret = _expand_label(initial, b"server in" if server else b"client in", 32)
         label = LABELS[version]
         key, iv, hp = (_expand_label(secret, label + b" key", 16), _expand_label(secret, label + b" iv", 12),
                        _expand_label(secret, label + b" hp", 16))
         if len(_KEYS) >= KEYS_MEMO:
             _KEYS.clear()
-        k = _KEYS[(version, dcid)] = (AESGCM(key), iv, Cipher(algorithms.AES(hp), modes.ECB()).encryptor())
+        k = _KEYS[(version, dcid, server)] = (AESGCM(key), iv, Cipher(algorithms.AES(hp), modes.ECB()).encryptor())
     return k
 
 
@@ -65,13 +70,21 @@ def is_initial(first: int, version: int) -> bool:
     return first & 0xC0 == 0xC0 and version in INITIAL_TYPE and (first >> 4) & 3 == INITIAL_TYPE[version]
 
 
-def initial_crypto(datagram: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | None:
-    """(the client's DCID, its CRYPTO frames (offset, data)) of the Initial packets a datagram
-    starts with (coalesced packets after them are left), or None when the first packet is not a
-    client Initial these keys open (a server's, another version, corrupt)."""
+class Initials(NamedTuple):
+    dcid: bytes                         # the first packet's connection IDs
+    scid: bytes
+    frames: list[tuple[int, bytes]]     # CRYPTO frames (offset, data)
+
+
+def initial_crypto(datagram: bytes, client_dcid: bytes | None = None) -> Initials | None:
+    """The CRYPTO frames of the Initial packets a datagram starts with (coalesced packets after
+    them are left), or None when the first packet is not an Initial these keys open (another
+    version, corrupt, or a server's without `client_dcid`). A client's Initials are opened with
+    keys from their own DCID; a server's, given `client_dcid` (the DCID of the client's Initial),
+    with the server's keys from that."""
     from cryptography.exceptions import InvalidTag
     p, n = 0, len(datagram)
-    dcid0, frames = None, []
+    dcid0, scid0, frames = None, None, []
     try:
         while p + 7 <= n:
             first = datagram[p]
@@ -84,14 +97,16 @@ def initial_crypto(datagram: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | N
                 break
             dcid = datagram[q + 1:q + 1 + dl]
             q += 1 + dl
-            q += 1 + datagram[q]                       # source connection id
+            scid = datagram[q + 1:q + 1 + datagram[q]]
+            q += 1 + datagram[q]
             token, q = _varint(datagram, q)
             q += token
             length, q = _varint(datagram, q)
             end = q + length
             if end > n or length < 20:
                 break
-            aead, iv, hp = client_keys(version, dcid)
+            aead, iv, hp = (initial_keys(version, dcid) if client_dcid is None
+                            else initial_keys(version, client_dcid, server=True))
             mask = hp.update(datagram[q + 4:q + 20])
             head = bytearray(datagram[p:q + 4])
             head[0] ^= mask[0] & 0x0F
@@ -106,12 +121,12 @@ def initial_crypto(datagram: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | N
             except InvalidTag:
                 break
             if dcid0 is None:
-                dcid0 = dcid
+                dcid0, scid0 = dcid, scid
             frames += _crypto_frames(plain)
             p = end
     except IndexError:
         pass
-    return (dcid0, frames) if dcid0 is not None else None
+    return Initials(dcid0, scid0, frames) if dcid0 is not None else None
 
 
 def _crypto_frames(plain: bytes) -> list[tuple[int, bytes]]:
