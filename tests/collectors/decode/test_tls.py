@@ -356,6 +356,14 @@ def test_random_long_headers_never_raise(data):
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=7, max_size=1400), st.binary(max_size=20))
+def test_random_server_initials_never_raise(data, client_dcid):
+    """A server's Initial, opened with the keys of a client's DCID the decoder remembered."""
+    assert initial_crypto(b"\xc0\x00\x00\x00\x01" + data, client_dcid) is None
+    assert initial_crypto(b"\xd0\x6b\x33\x43\xcf" + data, client_dcid) is None
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20000), st.binary(max_size=300)), max_size=8))
 def test_crypto_assembly_never_raises_and_stays_bounded(frames):
     a = HandshakeAssembly(size=2)
