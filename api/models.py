@@ -19,7 +19,7 @@ MAX_LIMIT = 10_000
 MAX_BUCKET_S = 366 * 86400
 MAX_BUCKETS = 10_000        # time buckets in one answer (a chart's points, not a data export)
 
-Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan"]
+Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan", "tls_sni"]
 Metric = Literal["bytes", "packets", "flows"]
 HHDimension = Literal["src", "dst", "flow", "port", "proto"]
 HHMetric = Literal["bytes", "packets"]
@@ -122,11 +122,22 @@ class Filter(_Model):
     proto: list[int] = Field(default_factory=list, max_length=256)
     source: str = Field(default="", max_length=4096)
     vlan: list[int] = Field(default_factory=list, max_length=4096, description="outermost VLAN id, 0 = untagged")
+    tls_sni: list[str] = Field(default_factory=list, max_length=256,
+                               description='TLS/QUIC server names: "example.com", or "*.example.com" for every name '
+                                           "under it (flow records only: no roll-up keeps names)")
 
     @field_validator("src", "dst")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
         return [str(network(x)) for x in v]
+
+    @field_validator("tls_sni")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if not x or len(x) > 255 or "*" in x[1:] or (x[0] == "*" and not x.startswith("*."))]
+        if bad:
+            raise ValueError(f"a server name is 1-255 characters, with '*.' only as its start: {bad[0][:80]!r}")
+        return v
 
     @field_validator("sport", "dport", "proto", "vlan")
     @classmethod
@@ -167,6 +178,7 @@ class FlowGroup(_Model):
     bytes: int
     flows: int
     vlan: int = 0
+    tls_sni: str = ""
 
 
 class AggregateFlowsResponse(_Model):

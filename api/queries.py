@@ -25,6 +25,7 @@ from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
 from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, addr_text_sql, marks_sql
 
+FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni")      # m.Filter's record columns
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
 HH_COLUMNS = {"src": {"src"}, "dst": {"dst"}, "flow": {"src", "dst", "sport", "dport", "proto"},
@@ -140,7 +141,7 @@ class Sql:
         self.where.append(self.dialect.range_sql(r, self.params))
         if f.source:
             self.equals("source", f.source, "String")
-        used = {k for k in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, k)}
+        used = {k for k in FILTER_COLUMNS if getattr(f, k)}
         if columns is not None and used - columns:
             raise QueryError(f"filter on {', '.join(sorted(used - columns))} does not apply here "
                              f"(it can on: {', '.join(sorted(columns)) or 'nothing'}); use exact=true")
@@ -150,6 +151,17 @@ class Sql:
         self.int_in("dport", f.dport, "UInt16")
         self.int_in("proto", f.proto, "UInt8")
         self.int_in("vlan", f.vlan, "UInt16")
+        self.names_in("tls_sni", f.tls_sni)
+
+    def names_in(self, col: str, names: list[str]) -> None:
+        """`col` one of `names`, where "*.example.com" stands for every name ending in ".example.com"."""
+        exact = sorted({n for n in names if not n.startswith("*.")})
+        under = sorted({n[1:] for n in names if n.startswith("*.")})
+        # one parameter a name: an Array(String) parameter's text would need quoting of its own
+        alts = [f"{col} IN ({', '.join(self.param(n, 'String') for n in exact)})"] if exact else []
+        alts += [f"endsWith({col}, {self.param(s, 'String')})" for s in under]
+        if alts:
+            self.where.append(f"({' OR '.join(alts)})")
 
     def where_sql(self, without_range: bool = False) -> str:
         """The conditions; `without_range`: all but the time range (pieces that bound themselves)."""
@@ -164,7 +176,7 @@ def used_columns(f: m.Filter, *more) -> set[str]:
     """The record columns a request needs: those it filters on, and `more`; "dst_net" for dst
     when it is only filtered on, with networks no narrower than a dst_nets_* level keeps."""
     asked = set().union(*more)
-    used = {c for c in ("src", "dst", "sport", "dport", "proto", "vlan") if getattr(f, c)} | asked
+    used = {c for c in FILTER_COLUMNS if getattr(f, c)} | asked
     if "dst" in used and "dst" not in asked and all(_wide(m.network(n)) for n in f.dst):
         used = used - {"dst"} | {"dst_net"}
     return used
@@ -452,7 +464,7 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[
             select.append(f"{d.addr_text(dim)} AS {dim}_out" if dim in ("src", "dst") else f"{dim} AS {dim}_out")
             group.append(dim)
         else:
-            select.append("''" if dim in ("src", "dst") else "0")
+            select.append("''" if dim in ("src", "dst", "tls_sni") else "0")
     select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl" if table == "flows" else "sum(flows) AS fl"]
     order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
     limit = m.limit_of(req.limit)
@@ -478,7 +490,7 @@ def aggregate_rows(rows: list[tuple], table: str = "flows", resolution_s: int = 
     group = m.FlowGroup.model_construct
     return m.AggregateFlowsResponse.model_construct(groups=[group(
         bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr), vlan=int(v),
-        packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, pk, by, fl in rows],
+        tls_sni=sni, packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, sni, pk, by, fl in rows],
         table=table, resolution_seconds=resolution_s)
 
 
@@ -590,7 +602,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str | list[Piece]
                    f"{read_from(table, q.where_sql(), [entity, peer])} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter
-            if f.sport or f.dport or f.proto or f.vlan or (f.src and f.dst):
+            if f.sport or f.dport or f.proto or f.vlan or f.tls_sni or (f.src and f.dst):
                 raise QueryError("the spread sketches keep addresses only: filter on src or dst alone, "
                                  "or use exact=true")
             # the sketch table has one address column: a src filter narrows the sources' side,

@@ -128,6 +128,11 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
          f"SELECT {_ADDR('addr')} AS address, name, query, sum(answers) AS records FROM netspectra.dns_names FINAL "
          f"WHERE {_WHERE} AND ({_ADDRESS} = '' OR {addr_match_sql('addr', _ADDRESS)}) "
          f"GROUP BY addr, name, query ORDER BY records DESC, address, name, query LIMIT 50"),
+        # Server names of TLS/QUIC connections (flows/tls.py): a connection's records, both directions
+        ("TLS server names (SNI)", "table",
+         f"SELECT tls_sni AS server_name, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "
+         f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND tls_sni != '' "
+         f"GROUP BY tls_sni ORDER BY bytes DESC, server_name LIMIT 20"),
         ("Decode errors and late packets", "timeseries",
          f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
          f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "

@@ -29,8 +29,9 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
     sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
     summary = CaptureSummary(cfg, rules)
     t = time.perf_counter()
-    # L7 decoding only for what needs it (DNS counts for dns_anomaly)
-    l7 = "dns" if any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules) else False
+    # L7 decoding only for what needs it: the flows' TLS names and DNS names for the store,
+    # DNS counts for dns_anomaly
+    l7 = True if store else "dns" if any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules) else False
     st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7, rollups)
     seconds = time.perf_counter() - t
     src_errors = dict(st.reader.get("errors", {}))

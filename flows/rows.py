@@ -8,6 +8,7 @@ from collectors.protocols import PROTOCOL_NAMES
 from flows.dns import DnsCounts
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.table import sum_by_address, top_by
+from flows.tls import TlsNames
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from schemas.clickhouse import table_columns
@@ -57,7 +58,7 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     tables = {"flows": table_columns("flows", n, r.start, source, {
         "src": t.src_addr(), "dst": t.dst_addr(), "sport": t.sport, "dport": t.dport, "proto": t.proto,
         "vlan": t.vlan, "packets": t.packets, "bytes": t.bytes, "first_seen": t.first_ns, "last_seen": t.last_ns,
-        "tcp_flags": t.tcp_flags})}
+        "tcp_flags": t.tcp_flags, **(r.tls or TlsNames()).columns(t)})}
 
     c = r.counters
     tables["window_totals"] = table_columns("window_totals", 1, r.start, source, {
@@ -73,8 +74,8 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     rows = [("protocol", str(p), pk, by) for p, pk, by in r.protocols()]
     rows += [("port", f"{p}/{port}", pk, by) for p, port, pk, by in r.ports(top_n)]
     named = (r.dns or DnsCounts.empty()).name_rows()       # addresses, owners, questions, records, left out
-    dropped = named[4]
-    rows += [("status", k, v, 0) for k, v in sorted({**c, **({"dns_names_dropped": dropped} if dropped else {})}.items())]
+    dropped = {"dns_names_dropped": named[4], "tls_names_dropped": r.tls.dropped if r.tls else 0}
+    rows += [("status", k, v, 0) for k, v in sorted({**c, **{k: v for k, v in dropped.items() if v}}.items())]
     tables["window_counters"] = table_columns("window_counters", len(rows), r.start, source, {
         "kind": [x[0] for x in rows], "name": [x[1] for x in rows],
         "packets": np.array([x[2] for x in rows], np.uint64), "bytes": np.array([x[3] for x in rows], np.uint64)})

@@ -63,6 +63,30 @@ def _hash_groups(h, keys):
     return ids, rep[:ng]
 
 
+@njit(cache=True, nogil=True, aot=["i8[::1](u8[::1], u8[:, ::1], u8[::1], u8[:, ::1], u8[:, ::1], u8[::1])"])
+def _find_keys(wh, wk, fh, src, dst, pp):
+    """For each flow (hash fh, key src, dst, pp), the row of wk holding its key (m distinct keys:
+    src words, dst words, port_proto; hashes wh), or -1: the m keys in an open-addressing table,
+    every flow probed once, the whole key compared on every hit."""
+    mask, slots, _rep = _open_table(wh.shape[0])
+    for g in range(wh.shape[0]):
+        j = wh[g] & mask
+        while slots[j] != -1:
+            j = (j + np.uint64(1)) & mask
+        slots[j] = g
+    out = np.full(fh.shape[0], -1, np.int64)
+    for i in range(fh.shape[0]):
+        j = fh[i] & mask
+        while slots[j] != -1:
+            g = slots[j]
+            if (wh[g] == fh[i] and wk[g, 0] == src[i, 0] and wk[g, 1] == src[i, 1] and wk[g, 2] == dst[i, 0]
+                    and wk[g, 3] == dst[i, 1] and wk[g, 4] == pp[i]):
+                out[i] = g
+                break
+            j = (j + np.uint64(1)) & mask
+    return out
+
+
 @njit(cache=True, nogil=True, aot=["UniTuple(i8[::1], 2)(i8[::1], i8)"])
 def _counting_order(ids, ng):
     """Rows ordered by group id (stable), and each group's start in that order."""
@@ -287,6 +311,14 @@ class FlowTable:
         r = rep[:ng]
         return FlowTable(self.window[r], src[r], dst[r], self.pp[r], self.fhash[r], pk[:ng], by[:ng], first[:ng],
                          last[:ng], fl[:ng])
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """For each record, the row of `keys` ((m, 5) uint64 distinct flow keys: src words, dst
+        words, port_proto with the VLAN) equal to its key, or -1. One compiled pass."""
+        keys = np.ascontiguousarray(keys, np.uint64).reshape(-1, 5)
+        c = np.ascontiguousarray
+        return _find_keys(flow_hash(keys[:, 0:2], keys[:, 2:4], c(keys[:, 4])), keys, c(self.fhash, np.uint64),
+                          c(self.src, np.uint64), c(self.dst, np.uint64), c(self.pp, np.uint64))
 
     def take(self, rows: np.ndarray) -> "FlowTable":
         return FlowTable(*(getattr(self, f.name)[rows] for f in fields(self)))

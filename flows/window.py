@@ -27,9 +27,10 @@ from typing import Optional
 import numpy as np
 
 from flows.config import WindowConfig
-from flows.dns import DnsCounts
+from flows.l7 import L7Facts
 from flows.sketches import SPREAD_KINDS, HeavyHitters, Spread
 from flows.table import FlowTable, sum_by_address, top_by, window_starts
+from flows.tls import TlsMemory
 from schemas.flow_key import words_to_addr
 from schemas.packet_batch import FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK, PacketBatch
 
@@ -58,7 +59,7 @@ class Chunk:
     max_ts: int                            # newest packet time in the source batch
     counters: dict[int, dict[str, int]]    # window -> counter -> value (carried by shard 0 only)
     origin: int = 0                        # input partition the batch came from
-    dns: dict = field(default_factory=dict)    # window -> DnsCounts of the batch (shard 0 only)
+    l7: dict = field(default_factory=dict)     # window -> L7Facts of the batch (DNS: shard 0; TLS: the flows' shard)
 
 
 def batch_counters(batch: PacketBatch, wins: np.ndarray, starts: list[int]) -> dict[int, dict[str, int]]:
@@ -86,10 +87,10 @@ def split_batch(batch: PacketBatch, cfg: WindowConfig, origin: int = 0) -> list[
         s = np.sort(wins)
         starts = s[np.concatenate(([True], s[1:] != s[:-1]))].tolist()
     counters = batch_counters(batch, wins, starts)
-    dns = DnsCounts.from_batch(batch, wins, starts)
+    l7 = L7Facts.by_shard(L7Facts.from_batch(batch, wins, starts), cfg.shards)
     parts = FlowTable.from_packets(batch, cfg.window_ns).split(cfg.shards)
     max_ts = int(batch.ts_ns.max())
-    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin, dns if i == 0 else {})
+    return [Chunk(i, parts[i], tuple(starts), max_ts, counters if i == 0 else {}, origin, l7[i])
             for i in range(cfg.shards)]
 
 
@@ -111,7 +112,7 @@ class WindowAccum:
         self.compacted_rows = 0
         self.counters: collections.Counter = collections.Counter()
         self.folded: list[Folded] = []          # never modified once made: copies share them
-        self.dns: list = []                     # DnsCounts of its batches (flows/dns.py)
+        self.l7: list = []                      # L7Facts of its batches (flows/l7.py)
 
     def add(self, t: FlowTable) -> None:
         if len(t):
@@ -151,7 +152,7 @@ class WindowAccum:
         a = WindowAccum(self.cfg)
         a.parts, a.rows, a.compacted_rows, a.counters = list(self.parts), self.rows, self.compacted_rows, self.counters.copy()
         a.folded = list(self.folded)
-        a.dns = list(self.dns)
+        a.l7 = list(self.l7)
         return a
 
 
@@ -178,7 +179,7 @@ class ShardPartial:
     revision: bool = False
     # The shard sends nothing more for this window (its grace period is over, or there is none).
     final: bool = True
-    dns: object = None           # DnsCounts (flows/dns.py), None without DNS packets
+    l7: object = None            # L7Facts (flows/l7.py), None without L7 rows
 
 
     def absorb(self, d: "ShardPartial", sk) -> "ShardPartial":
@@ -189,7 +190,7 @@ class ShardPartial:
         else:
             heavy, spread, counters = merge_summaries([self, d], sk)
         return ShardPartial(self.start, self.shard, FlowTable.concat([self.flows, d.flows]).aggregate(), heavy,
-                            spread, counters, False, self.final or d.final, _dns([self, d]))
+                            spread, counters, False, self.final or d.final, L7Facts.combine([self.l7, d.l7]))
 
 
 @dataclass(frozen=True)
@@ -205,14 +206,8 @@ def sketch_flows(flows: FlowTable, sk) -> tuple[HeavyHitters, dict[str, Spread]]
             {"src_spread": Spread.from_flows(flows, "src", sk), "dst_fan_in": Spread.from_flows(flows, "dst", sk)})
 
 
-def _dns(parts) -> object:
-    """The DNS counts of several partials (or accumulators) summed; None when none has any."""
-    have = [p.dns for p in parts if p.dns is not None]
-    return DnsCounts.combine(have) if have else None
-
-
 def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: WindowConfig,
-                 revision: bool = False, final: bool = True, folded: tuple = (), dns: list = ()) -> ShardPartial:
+                 revision: bool = False, final: bool = True, folded: tuple = (), l7: list = ()) -> ShardPartial:
     heavy = spread = None               # small and unfolded: the merger summarises it with the others
     if folded or len(flows) > DEFER_SUMMARY_ROWS:
         heavy, spread = sketch_flows(flows, cfg.sketches)
@@ -221,7 +216,7 @@ def make_partial(start: int, shard: int, flows: FlowTable, counters: dict, cfg: 
             for k in SPREAD_KINDS:
                 spread[k].merge(f.spread[k])
     return ShardPartial(start, shard, flows, heavy, spread, dict(counters), revision, final,
-                        DnsCounts.combine(list(dns)) if dns else None)
+                        L7Facts.combine(l7))
 
 
 class ShardState:
@@ -245,6 +240,16 @@ class ShardState:
         self.drained: dict[int, bool] = {}      # input partition -> caught up and quiet for idle_s
         self.mark = -1                          # the watermark; never moves back
         self.late: collections.Counter = collections.Counter()
+        self.tls = TlsMemory()                  # names of connections seen in closed windows
+
+    def _named(self, rows: FlowTable, l7: list) -> list:
+        """A closing window's L7 facts, with the names of earlier windows' connections that its
+        records continue (flows/tls.py)."""
+        facts = L7Facts.combine(l7)
+        tls = self.__dict__.setdefault("tls", TlsMemory()).name(rows, facts.tls if facts else None)   # older snapshots: none
+        if tls is None:
+            return [facts] if facts else []
+        return [L7Facts(facts.dns if facts else None, tls)]
 
     def watermark(self) -> int:
         """Oldest newest-packet time over the inputs that are not drained. An input that was never
@@ -283,10 +288,10 @@ class ShardState:
                 else:
                     acc = self.open[w] = WindowAccum(self.cfg)
             acc.counters.update(counters)
-            if w in chunk.dns:
-                acc.dns.append(chunk.dns[w])
-                if len(acc.dns) > 64:            # keep a long window's per-batch counts summed
-                    acc.dns = [DnsCounts.combine(acc.dns)]
+            if w in chunk.l7:
+                acc.l7.append(chunk.l7[w])
+                if len(acc.l7) > 64:             # keep a long window's per-batch facts combined
+                    acc.l7 = [L7Facts.combine(acc.l7)]
             acc.add(rows)
         if dropped:
             self._count_late(chunk, dropped)
@@ -310,7 +315,7 @@ class ShardState:
             rows = acc.finish()
             acc.counters["revised_packets"] += int(rows.packets.sum())
             out.append(make_partial(w, self.shard, rows, acc.counters, cfg, revision=True, final=False,
-                                    folded=acc.folded, dns=acc.dns))
+                                    folded=acc.folded, l7=self._named(rows, acc.l7)))
         self.revisions.clear()
         if cfg.grace_ns > 0:
             for w in [w for w in self.closed if w + cfg.window_ns + cfg.lateness_ns + cfg.grace_ns <= self.mark]:
@@ -365,7 +370,7 @@ class ShardState:
                 self.late.clear()
             rows = acc.finish()
             out.append(make_partial(w, self.shard, rows, counters, self.cfg, final=final, folded=acc.folded,
-                                    dns=acc.dns))
+                                    l7=self._named(rows, acc.l7)))
             if final:
                 self._retire(w)
             else:
@@ -383,7 +388,17 @@ class WindowResult:
     counters: dict[str, int] = field(default_factory=dict)
     shards: int = 0              # shards that reported
     complete: bool = True
-    dns: object = None           # DnsCounts of the window's DNS packets (flows/dns.py), None without
+    l7: object = None            # L7Facts of the window's L7 rows (flows/l7.py), None without
+
+    @property
+    def dns(self):
+        """The window's DNS counts (flows/dns.py), None without DNS packets."""
+        return self.l7.dns if self.l7 is not None else None
+
+    @property
+    def tls(self):
+        """The window's flows' TLS names (flows/tls.py), None without ClientHellos."""
+        return self.l7.tls if self.l7 is not None else None
 
     @property
     def packets(self) -> int:
@@ -456,7 +471,7 @@ def merge_partials(partials: list[ShardPartial], cfg: WindowConfig) -> WindowRes
     heavy, spread, counters = merge_summaries(partials, cfg.sketches)
     return WindowResult(partials[0].start, cfg.window_ns, FlowTable.concat([p.flows for p in partials]), heavy,
                         spread, counters, len({p.shard for p in partials}),
-                        len({p.shard for p in partials}) == cfg.shards, _dns(partials))
+                        len({p.shard for p in partials}) == cfg.shards, L7Facts.combine([p.l7 for p in partials]))
 
 
 class WindowMerger:

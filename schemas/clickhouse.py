@@ -105,7 +105,8 @@ _COMMON = """    window_start DateTime64(3, 'UTC'),
 _INSERTED = "    inserted_at DateTime DEFAULT now()"
 
 TABLES = {
-    # Exact per-window flow records, one per unidirectional 5-tuple and VLAN (outermost id, 0 untagged).
+    # Exact per-window flow records, one per unidirectional 5-tuple and VLAN (outermost id, 0 untagged),
+    # with their connection's first ClientHello's server name, JA4 and offered ALPN ('' without; flows/tls.py).
     "flows": (f"""{_COMMON}
     src IPv6,
     dst IPv6,
@@ -118,6 +119,9 @@ TABLES = {
     first_seen DateTime64(9, 'UTC'),
     last_seen DateTime64(9, 'UTC'),
     tcp_flags UInt16,
+    tls_sni LowCardinality(String),
+    tls_ja4 LowCardinality(String),
+    tls_alpn LowCardinality(String),
 {_INSERTED}""", "window_start, source, src, dst, sport, dport, proto, vlan"),
     # One row per window: totals and whether every shard reported.
     "window_totals": (f"""{_COMMON}

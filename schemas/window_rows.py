@@ -4,7 +4,8 @@ flows/rows.py builds it from a window's result once, whatever the number of sink
 know nothing of flow tables or sketches:
 
 - `tables`: table -> column -> values, for the ClickHouse tables of schemas/clickhouse.py
-  (addresses (n, 16) uint8, times int64 ns since the epoch; each writer converts to its types);
+  (addresses (n, 16) uint8, times int64 ns since the epoch, text as a list or, when most rows
+  share a few values, a `Coded` column; each writer converts to its types);
 - `live`: the window's live view for Redis (schemas/redis_keys.py).
 
 Either is left out (empty, None) when no sink of the flow wants it.
@@ -17,6 +18,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.clickhouse import WINDOW_TABLES
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A text column as codes into its distinct values (the flows' TLS names: mostly '' in a
+    window of a million records): no Python object a row until a writer needs one."""
+    codes: np.ndarray           # int32 index into values, a row
+    values: list[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def tolist(self) -> list[str]:
+        return np.array(self.values, dtype=object)[self.codes].tolist()
+
+    def objects(self) -> np.ndarray:
+        """The rows' values as a numpy object array (one fancy index, no Python step a row)."""
+        return np.array(self.values, dtype=object)[self.codes]
 
 
 @dataclass
@@ -64,6 +83,10 @@ def concat_tables(windows: list[WindowRows]) -> dict[str, dict]:
 
 
 def _concat(parts: list):
+    if isinstance(parts[0], Coded):
+        base = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
+        return Coded(np.concatenate([p.codes + np.int32(b) for p, b in zip(parts, base.tolist())]),
+                     [v for p in parts for v in p.values])
     if isinstance(parts[0], list):
         return [x for p in parts for x in p]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -20,7 +20,7 @@ import pyarrow.ipc  # noqa: F401
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, ddl,
                                 engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
 from schemas.fifo import FifoSemaphore
-from schemas.window_rows import WindowRows, concat_tables, window_spans
+from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
 from sinks.rows import alert_tables
 
@@ -90,6 +90,8 @@ def _arrow(cols: dict) -> pa.Table:
             arrays[name] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(v), [None, pa.py_buffer(v.tobytes())])
         elif isinstance(v, list):
             arrays[name] = pa.array(v, pa.string())
+        elif isinstance(v, Coded):                             # read by ClickHouse as its values
+            arrays[name] = pa.DictionaryArray.from_arrays(pa.array(v.codes, pa.int32()), pa.array(v.values, pa.string()))
         else:
             arrays[name] = pa.array(v)
     return pa.table(arrays)
@@ -166,10 +168,13 @@ class ChdbStore:
         names = columns(table_name)
         types = column_types(table_name)
         select = {n: _select(n, types[n]) for n in names}
-        sources = cols["source"]
-        if sources and all(x == sources[0] for x in sources):   # the usual case: send it once
-            select["source"] = sql_string(sources[0])
-            cols = {n: v for n, v in cols.items() if n != "source"}
+        # a text column with one value (the source; the TLS names of a window without hellos):
+        # sent once in the statement, not a value a row (list.count compares in C)
+        same = {n: v[0] for n, v in cols.items() if isinstance(v, list) and v and v.count(v[0]) == len(v)}
+        same |= {n: v.values[0] for n, v in cols.items() if isinstance(v, Coded) and len(v.values) == 1}
+        for n, value in same.items():
+            select[n] = sql_string(value)
+        cols = {n: v for n, v in cols.items() if n not in same}
         # Rows go through an Arrow file: chDB's Python() table function deadlocks when called
         # from a Bytewax worker thread other than the main one.
         tmp = Path(self.path) / f"tmp-insert-{os.getpid()}-{threading.get_ident()}.arrow"

@@ -15,7 +15,7 @@ import numpy as np
 
 from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, check_existing, column_types, ddl,
                                engines_sql, ttl_changes, views)
-from schemas.window_rows import WindowRows, concat_tables, window_spans
+from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from schemas import metrics as M
 from sinks.retry import Backoff
 from sinks.rollups import Rollups
@@ -44,6 +44,8 @@ def _values(cols: dict, types: dict[str, str]) -> list:
             out.append((np.asarray(v, np.int64) // 10 ** (9 - p)).astype(f"datetime64[{_UNIT[p]}]"))
         elif isinstance(v, list):
             out.append(np.array(v, dtype=object))
+        elif isinstance(v, Coded):
+            out.append(v.objects())
         else:
             out.append(np.asarray(v))
     return out

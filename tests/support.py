@@ -409,6 +409,21 @@ def dns_names_rows(tmp_dir, source: str) -> list:
             for r in rows_of(capture_windows(tmp_dir / "dns.pcap", 10), source)]
 
 
+TLS_CAPTURE = TEST_DATA / "foxio_tls-sni.pcapng"      # 79 flows with a ClientHello (TLS and QUIC)
+
+
+def tls_flows_rows(source: str, start_s: int) -> list:
+    """TLS_CAPTURE's windows (one of 10 s) moved to start at `start_s`, with their flows table
+    only (their tls_* columns; for stores whose other tables hold another capture's windows)."""
+    import dataclasses
+
+    from schemas.window_rows import WindowRows
+    results = capture_windows(TLS_CAPTURE, 10)
+    shift = start_s * 10**9 - results[0].start
+    return [WindowRows(r.start, r.length_ns, r.complete, {"flows": r.tables["flows"]})
+            for r in rows_of([dataclasses.replace(r, start=r.start + shift) for r in results], source)]
+
+
 def write_dns_answers_capture(path) -> None:
     """DNS responses with address records over two 10 s windows (DNS_ANSWERS): a CNAME chain to
     an A and an AAAA record, twice, a plain A record, a NS answer with its glue A record in the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+from pathlib import Path
 
 import grpc
 import pytest
@@ -298,3 +299,29 @@ def test_answers_become_the_messages_json_format_would_make():
                        (m.AggregateFlowsResponse(groups=[]), pb.AggregateFlowsResponse)):
         assert to_message(model, cls) == json_format.ParseDict(model.model_dump(), cls())
     assert to_message(flows, pb.AggregateFlowsResponse).groups[0].src == "10.0.0.1"
+
+
+def test_tls_server_names_group_and_filter(api, local_stack):
+    """Flow records carry their connection's server name (flows/tls.py): grouped by it, and
+    filtered by a name or every name under a domain ("*.google.com"), over both transports."""
+    from sinks.clickhouse_native import ClickHouseNative
+    source = api.source + "#tls"
+    rows = rows_of(capture_windows(Path(__file__).resolve().parent.parent / "data" / "foxio_tls-sni.pcapng", 0), source)
+    if hasattr(api.service.backend, "store"):
+        api.service.backend.store.write(rows)
+    else:
+        ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}").write(rows)
+    body = {"range": ALL, "filter": {"source": source, "tls_sni": ["*.google.com", "lastpass.com"]},
+            "group_by": ["tls_sni"], "limit": 100}
+    h = http_call(api, "/v1/flows/aggregate", body)
+    g = grpc_call(api, "AggregateFlows", {**body, "group_by": ["DIMENSION_TLS_SNI"]})
+    got = {x["tls_sni"]: x["flows"] for x in h["groups"]}
+    assert got == {"lastpass.com": 1, "www.google.com": 2, "accounts.google.com": 2, "mtalk.google.com": 1,
+                   "ogs.google.com": 2, "aa.google.com": 2, "history.google.com": 1}
+    assert {x["tls_sni"]: int(x["flows"]) for x in g["groups"]} == got and h["table"] == "flows"
+    every = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source}, "group_by": ["tls_sni"],
+                                                   "limit": 1000})
+    assert sum(x["flows"] for x in every["groups"] if x["tls_sni"]) == 79
+    with api.http() as c:
+        r = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"tls_sni": ["a.*.com"]}})
+    assert r.status_code == 400 and "'*.' only as its start" in r.text

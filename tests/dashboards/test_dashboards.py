@@ -18,7 +18,7 @@ from dashboards import build
 from schemas.alerts import Alert
 from tests.api.conftest import by_entity, totals
 from tests.conftest import ROOT
-from tests.support import dns_names_rows, rows_of
+from tests.support import dns_names_rows, rows_of, tls_flows_rows
 
 T0, T1 = 1_600_000_000, 1_900_000_000
 PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
@@ -30,6 +30,7 @@ expand = build.expand
 ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.10.10"}, 5000, 1000,
               1_700_000_060 * 10**9, 1_700_000_120 * 10**9, 1_700_000_000 * 10**9, 1_700_000_120 * 10**9, "firing", 2)
 SOURCE = "dash-cap"     # the server is shared by the session's tests: this module's windows carry their own source
+TLS_SOURCE, TLS_T0 = "dash-tls", 1_500_000_000        # TLS connections' records, before every other range here
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def chdb_store(api_results, tmp_path_factory):
     s = ChdbStore(str(tmp_path_factory.mktemp("dash")), rollups=True)
     s.write(rows_of(results, SOURCE))
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
+    s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
     s.write_alerts([ALERT], SOURCE)
     return s
 
@@ -66,6 +68,7 @@ def server(api_results, local_stack, tmp_path_factory):
     s = ClickHouseNative(f"127.0.0.1:{ports['clickhouse']}")
     s.write(rows_of(results, SOURCE))
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
+    s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
     s.write_alerts([ALERT], SOURCE)
     return lambda sql: s.client.execute(sql), ports
 
@@ -166,6 +169,22 @@ def test_every_sql_runs_and_the_exact_panels_are_exact(chdb, filtered):
     assert rows(expand(PANEL_SQL["Alerts"], T0, T1, {**variables, "address": "10.10.10.11"})) == []
     assert rows(expand(PANEL_SQL["Alerts"], T0, 1_700_000_000 - 1, variables)) == []      # it starts after the range
     assert rows(expand(PANEL_SQL["Alerts"], T0, T1, other)) == []
+
+
+def test_tls_server_names_panel_sums_each_names_connections(chdb, server):
+    """Both directions of every connection under its name, most bytes first, on both schemas."""
+    import collections
+    want = collections.Counter()
+    for w in tls_flows_rows(TLS_SOURCE, TLS_T0):
+        f = w.tables["flows"]
+        for sni, b in zip(f["tls_sni"].tolist(), f["bytes"].tolist()):
+            if sni:
+                want[sni] += b
+    q = expand(PANEL_SQL["TLS server names (SNI)"], TLS_T0, TLS_T0 + 3600,
+               {"source": TLS_SOURCE, "address": "", "protocol": "", "vlan": ""})
+    got = [tuple(r) for r in chdb[0](q)]
+    assert len(want) > 20 and [(r[0], r[1]) for r in got] == sorted(want.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    assert [tuple(map(_norm, r)) for r in server[0](q)] == [tuple(map(_norm, r)) for r in got]
 
 
 def _norm(v):

@@ -1,0 +1,45 @@
+"""What a window keeps of its packets' L7 rows beside its flow records: per-host DNS counts and
+names (flows/dns.py, carried by shard 0) and the flows' TLS names (flows/tls.py, each by the
+shard of its flow), from batch to window as one value, combined as partials are."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from flows.dns import DnsCounts
+from flows.tls import TlsNames
+
+
+@dataclass(frozen=True)
+class L7Facts:
+    dns: Optional[DnsCounts] = None
+    tls: Optional[TlsNames] = None
+
+    @staticmethod
+    def from_batch(batch, wins, starts: list[int]) -> dict[int, "L7Facts"]:
+        """window start -> what the batch's L7 rows in that window say."""
+        if not len(batch.l7):
+            return {}
+        dns, tls = DnsCounts.from_batch(batch, wins, starts), TlsNames.from_batch(batch, wins, starts)
+        return {w: L7Facts(dns.get(w), tls.get(w)) for w in dns.keys() | tls.keys()}
+
+    @staticmethod
+    def by_shard(facts: dict[int, "L7Facts"], shards: int) -> list[dict[int, "L7Facts"]]:
+        """Per shard, window -> its part: the DNS counts to shard 0, each flow's TLS names to its shard."""
+        out: list[dict] = [{} for _ in range(shards)]
+        for w, f in facts.items():
+            tls = f.tls.split(shards) if f.tls is not None else [None] * shards
+            for i in range(shards):
+                dns = f.dns if i == 0 else None
+                if dns is not None or tls[i] is not None:
+                    out[i][w] = L7Facts(dns, tls[i])
+        return out
+
+    @staticmethod
+    def combine(parts) -> Optional["L7Facts"]:
+        """Several batches' or partials' facts as one; None when none has any."""
+        parts = [p for p in parts if p is not None]
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        dns = [p.dns for p in parts if p.dns is not None]
+        return L7Facts(DnsCounts.combine(dns) if dns else None, TlsNames.combine([p.tls for p in parts]))

@@ -1,0 +1,152 @@
+"""The TLS names of flow records: per flow, the server name (SNI), JA4 and offered ALPN of its
+connection's first ClientHello (TLS over TCP, or a QUIC or DTLS Initial), from the decoder's L7
+rows.
+
+A flow record is one direction; the names are the connection's, so a hello names its flow and
+the reverse one (the server's answers): a name then selects the downloads as well as the
+requests, as a probe's bidirectional flow would. Earliest hello wins (by packet time, then by
+value), so any order of batches, shards and revisions gives the same names. A connection lasts
+longer than a window: each shard remembers the names of the connections whose hello it saw
+(TlsMemory, the most recently seen MAX_TLS_FLOWS flow keys), and names their records in later
+windows too.
+
+The decoder parsed each hello in Python already (collectors/decode/tls.py), so hellos are
+gathered with a dict here, at a fraction of that cost; a window's flow records are matched to
+them in one compiled pass (flows/table.py FlowTable.find), and the names are coded columns
+(schemas/window_rows.py Coded): no Python step per flow record. A window keeps at most
+MAX_TLS_FLOWS flow keys with a hello; the others' hellos are counted in `tls_names_dropped`.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collectors.decode.tls import CLIENT_HELLO
+from schemas.flow_key import addr_words, flow_hash, port_proto, shard_of
+from schemas.window_rows import Coded
+
+MAX_TLS_FLOWS = 100_000     # flow keys with a name a window (and a shard's memory) keeps: a TLS flood has more
+TLS_COLUMNS = ("tls_sni", "tls_ja4", "tls_alpn")      # the flows table's columns they fill
+
+
+@dataclass(frozen=True)
+class TlsNames:
+    # (src word 0, src word 1, dst word 0, dst word 1, port_proto) -> (ts_ns, sni, ja4, alpn)
+    hellos: dict = field(default_factory=dict)
+    dropped: int = 0            # hellos left out past MAX_TLS_FLOWS
+
+    def __len__(self) -> int:
+        return len(self.hellos)
+
+    @staticmethod
+    def from_batch(batch, wins: np.ndarray, starts: list[int]) -> dict[int, "TlsNames"]:
+        """window start -> the first ClientHello of each connection of the batch in that window,
+        under its flow key and the reverse one."""
+        l7 = batch.l7
+        if not len(l7) or not l7.tls_hello:
+            return {}
+        idx = np.flatnonzero(np.asarray(l7.tls_hello, np.int64) == CLIENT_HELLO)
+        if not len(idx):
+            return {}
+        rows = l7.row[idx].astype(np.int64)
+        src, dst = addr_words(batch.src[rows]), addr_words(batch.dst[rows])
+        sp, dp, pr, vl = batch.sport[rows], batch.dport[rows], batch.proto[rows], batch.vlan[rows]
+        pp, back = port_proto(sp, dp, pr, vl).tolist(), port_proto(dp, sp, pr, vl).tolist()
+        s0, s1, d0, d1 = src[:, 0].tolist(), src[:, 1].tolist(), dst[:, 0].tolist(), dst[:, 1].tolist()
+        sni, ja4, alpn = l7.tls_sni, l7.tls_ja4, l7.tls_alpn
+        out: dict[int, dict] = {}
+        dropped: dict[int, int] = {}
+        for j, (i, ts, w) in enumerate(zip(idx.tolist(), batch.ts_ns[rows].tolist(), wins[rows].tolist())):
+            names = out.setdefault(w, {})
+            v = (ts, sni[i] or "", ja4[i] or "", ",".join(alpn[i] or ()))
+            lost = _keep(names, (s0[j], s1[j], d0[j], d1[j], pp[j]), v)
+            lost += _keep(names, (d0[j], d1[j], s0[j], s1[j], back[j]), v)
+            dropped[w] = dropped.get(w, 0) + min(lost, 1)
+        return {w: TlsNames(h, dropped[w]) for w, h in out.items()}
+
+    @staticmethod
+    def combine(parts: list) -> "TlsNames | None":
+        parts = [p for p in parts if p is not None]
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        hellos = dict(parts[0].hellos)
+        dropped = sum(p.dropped for p in parts)
+        for p in parts[1:]:
+            for k, v in p.hellos.items():
+                dropped += _keep(hellos, k, v)
+        return TlsNames(hellos, dropped)
+
+    def keys(self) -> np.ndarray:
+        """(m, 5) uint64: the flow keys named."""
+        return np.array(list(self.hellos), np.uint64).reshape(-1, 5)
+
+    def split(self, shards: int) -> list["TlsNames | None"]:
+        """One part a shard: each flow key's name to the shard of its records (flow_key.shard_of)."""
+        if shards == 1:
+            return [self]
+        k = self.keys()
+        shard = shard_of(flow_hash(k[:, 0:2], k[:, 2:4], k[:, 4].copy()), shards).tolist()
+        parts: list[dict] = [{} for _ in range(shards)]
+        for s, (key, v) in zip(shard, self.hellos.items()):
+            parts[s][key] = v
+        return [TlsNames(p, self.dropped if i == 0 else 0) if p or (i == 0 and self.dropped) else None
+                for i, p in enumerate(parts)]
+
+    def columns(self, flows) -> dict[str, Coded]:
+        """The flows table's TLS_COLUMNS for a FlowTable: each record's names, '' without;
+        coded, so a window without hellos costs three arrays of zeros."""
+        n = len(flows)
+        out = {c: Coded(np.zeros(n, np.int32), [""]) for c in TLS_COLUMNS}
+        if not self.hellos or not n:
+            return out
+        row = flows.find(self.keys())           # each record's entry of `hellos`, or -1
+        hit = np.flatnonzero(row >= 0)
+        for i, c in enumerate(TLS_COLUMNS):
+            values: dict[str, int] = {"": 0}
+            code = np.array([values.setdefault(v[1 + i], len(values)) for v in self.hellos.values()], np.int32)
+            out[c].codes[hit] = code[row[hit]]
+            out[c] = Coded(out[c].codes, list(values))
+        return out
+
+
+class TlsMemory:
+    """One shard's names of the connections whose hellos it saw in windows it closed: a window's
+    records of such a connection get them, with no hello of their own. The MAX_TLS_FLOWS flow keys
+    most recently seen are kept (in the recovery snapshot with the rest of the shard's state)."""
+
+    def __init__(self):
+        self.names: OrderedDict = OrderedDict()
+
+    def name(self, flows, window: "TlsNames | None") -> "TlsNames | None":
+        """The window's names joined by those remembered for its records; then remember the window's."""
+        found = {}
+        if self.names and len(flows):
+            keys = list(self.names)
+            row = flows.find(np.array(keys, np.uint64))
+            for j in np.unique(row[row >= 0]).tolist():
+                found[keys[j]] = self.names[keys[j]]
+                self.names.move_to_end(keys[j])
+        if window is not None:
+            for k, v in window.hellos.items():
+                have = self.names.get(k)
+                if have is None or v < have:
+                    self.names[k] = v
+                self.names.move_to_end(k)
+            while len(self.names) > MAX_TLS_FLOWS:
+                self.names.popitem(last=False)
+        return TlsNames.combine([TlsNames(found), window]) if found else window
+
+
+def _keep(names: dict, key: tuple, value: tuple) -> int:
+    """Keep the earlier of `value` and what `names` holds for `key` (new keys up to MAX_TLS_FLOWS);
+    1 when it was left out."""
+    have = names.get(key)
+    if have is None:
+        if len(names) >= MAX_TLS_FLOWS:
+            return 1
+        names[key] = value
+    elif value < have:
+        names[key] = value
+    return 0
