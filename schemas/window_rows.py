@@ -83,10 +83,10 @@ def concat_tables(windows: list[WindowRows]) -> dict[str, dict]:
 
 
 def _concat(parts: list):
-    if isinstance(parts[0], Coded):
-        base = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
-        return Coded(np.concatenate([p.codes + np.int32(b) for p, b in zip(parts, base.tolist())]),
-                     [v for p in parts for v in p.values])
+    if isinstance(parts[0], Coded):         # values stay distinct (a dictionary column must not repeat one)
+        values: dict[str, int] = {}
+        codes = [np.array([values.setdefault(v, len(values)) for v in p.values], np.int32)[p.codes] for p in parts]
+        return Coded(np.concatenate(codes), list(values))
     if isinstance(parts[0], list):
         return [x for p in parts for x in p]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
