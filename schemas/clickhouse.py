@@ -413,6 +413,22 @@ EXISTING_COLUMNS_SQL = (f"SELECT table, name FROM system.columns WHERE database 
                         f"AND table IN ({', '.join(repr(t) for t in TABLES)})")
 
 
+# Columns added to a table after it was released: a writer adds them to an older table
+# (ALTER TABLE ... ADD COLUMN: its rows read the type's default, ''), where any other missing
+# column stops it (check_existing).
+ADDED_COLUMNS = {"flows": ("tls_sni", "tls_ja4", "tls_alpn")}
+
+
+def add_columns_sql(rows, legacy: bool = False) -> list[str]:
+    """ALTER statements adding ADDED_COLUMNS to existing tables that lack them. `rows`: (table,
+    column) pairs from EXISTING_COLUMNS_SQL."""
+    have: dict[str, set[str]] = {}
+    for table, name in rows:
+        have.setdefault(table, set()).add(name)
+    return [f"ALTER TABLE {DATABASE}.{t} ADD COLUMN {c} {column_types(t, legacy)[c]}"
+            for t, added in ADDED_COLUMNS.items() if t in have for c in added if c not in have[t]]
+
+
 def check_existing(rows) -> None:
     """Raise when tables that already exist lack columns of this DDL (CREATE TABLE IF NOT EXISTS
     leaves an older table as it was). `rows`: (table, column) pairs from EXISTING_COLUMNS_SQL."""

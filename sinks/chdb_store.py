@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, check_existing, column_types, columns, ddl,
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, add_columns_sql, check_existing, column_types, columns, ddl,
                                 engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
 from schemas.fifo import FifoSemaphore
 from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
@@ -134,6 +134,9 @@ class ChdbStore:
             self._sessions = _ACTIVE[self.path]
             self.sess = self._sessions.writer
         for stmt in ddl(retention=retention):
+            self.query(stmt)
+        for stmt in add_columns_sql(self.rows(EXISTING_COLUMNS_SQL)):
+            log.info("schema: %s", stmt)
             self.query(stmt)
         check_existing(self.rows(EXISTING_COLUMNS_SQL))
         if retention:               # the tables' TTLs are read only when a retention is set

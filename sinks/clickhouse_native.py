@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, check_existing, column_types, ddl,
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, add_columns_sql, check_existing, column_types, ddl,
                                engines_sql, ttl_changes, views)
 from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from schemas import metrics as M
@@ -72,6 +72,9 @@ class ClickHouseNative:
         version = self.client.execute("SELECT version()")[0][0]
         legacy = int(version.split(".")[0]) < 19
         for stmt in ddl(self.database, legacy=legacy, retention=self.retention):
+            self.client.execute(stmt)
+        for stmt in add_columns_sql(self.client.execute(EXISTING_COLUMNS_SQL), legacy):
+            log.info("schema: %s", stmt)
             self.client.execute(stmt)
         check_existing(self.client.execute(EXISTING_COLUMNS_SQL))
         if legacy and self.retention:

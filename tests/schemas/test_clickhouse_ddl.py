@@ -1,5 +1,5 @@
 """The DDL against an existing database: a table written by an older schema is reported, not
-written into with columns missing."""
+written into with columns missing; columns added since (ADDED_COLUMNS) are added by the writers."""
 from __future__ import annotations
 
 import pytest
@@ -13,6 +13,32 @@ def test_current_tables_pass_and_old_ones_are_named():
     old = [(t, c) for t, c in rows if c != "vlan"]
     with pytest.raises(SchemaMismatch, match=r"missing flows\.vlan"):
         check_existing(old)
+
+
+def test_writers_add_the_columns_added_since_to_older_tables(tmp_path, local_stack):
+    """A store written before the flows' TLS names: opened by a writer, it gains the columns,
+    its rows read '' and new rows keep their names (chDB and the 18.16 server)."""
+    from sinks.chdb_store import ChdbStore
+    from sinks.clickhouse_native import ClickHouseNative
+    from tests.support import tls_flows_rows
+
+    old = "ALTER TABLE {db}.flows DROP COLUMN tls_sni, DROP COLUMN tls_ja4, DROP COLUMN tls_alpn"
+    path = str(tmp_path / "old")
+    store = ChdbStore(path)
+    store.write(tls_flows_rows("before", 1_500_000_000))
+    store.sess.query(old.format(db=DATABASE))
+    store = ChdbStore(path)
+    store.write(tls_flows_rows("after", 1_500_000_000))
+    assert store.rows(f"SELECT source, countIf(tls_sni != '') FROM {DATABASE}.flows GROUP BY source ORDER BY source") \
+        == [("after", 79), ("before", 0)]
+
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    sink.write(tls_flows_rows("ddl-before", 1_500_000_000))
+    sink.client.execute(old.format(db=sink.database))
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    sink.write(tls_flows_rows("ddl-after", 1_500_000_000))
+    assert sink.client.execute(f"SELECT source, countIf(tls_sni != '') FROM {sink.database}.flows "
+                               "WHERE source LIKE 'ddl-%' GROUP BY source ORDER BY source") == [("ddl-after", 79), ("ddl-before", 0)]
 
 
 def test_chdb_store_refuses_a_store_from_an_older_schema(tmp_path):
