@@ -238,7 +238,7 @@ async function loadHost(addr) {
   const r = await hostRange();
   const range = { start_ms: r.start_ms, end_ms: r.end_ms };
   const agg = (filter, extra) => api("/v1/flows/aggregate", { range, filter: { source: S.source, ...filter }, ...extra });
-  const [sent, recv, peers, ports, out, inb, alerts, names] = await Promise.all([
+  const [sent, recv, peers, ports, out, inb, alerts, names, tls] = await Promise.all([
     agg({ src: [addr] }, { bucket_seconds: r.seconds }),
     agg({ dst: [addr] }, { bucket_seconds: r.seconds }),
     agg({ src: [addr] }, { group_by: ["dst"], limit: 10 }),
@@ -247,6 +247,8 @@ async function loadHost(addr) {
     agg({ dst: [addr] }, { group_by: ["src", "sport", "dst", "dport", "proto"], limit: 10 }),
     api(`/v1/alerts?${q({ address: addr, start_ms: r.end_ms - 7 * 8.64e7, end_ms: r.end_ms + 1 })}`),
     api("/v1/names", { range, addresses: [addr], source: S.source, limit: 10 }),
+    // its connections' TLS/QUIC server names (a record's own, or its connection's: both directions)
+    agg({ src: [addr] }, { group_by: ["tls_sni"], limit: 11 }),
   ]);
   if (!current()) return;
   const times = [...new Set([...sent.groups, ...recv.groups].map((g) => g.bucket_ms))].sort((a, b) => a - b);
@@ -263,6 +265,8 @@ async function loadHost(addr) {
   // the record's owner, and the question asked when a CNAME chain led there
   rankTable("host-names", names.names.map((n) => [esc(n.name) + (n.query === n.name ? "" : ` <small>${esc(n.query)}</small>`),
                                                   n.answers, n.name]), count);
+  rankTable("host-tls", tls.groups.filter((g) => g.tls_sni).slice(0, 10).map((g) => [esc(g.tls_sni), g.bytes, g.tls_sni,
+                                                                                     `${count(g.flows)} flows`]), bytes);
 }
 
 async function loadAlerts() {

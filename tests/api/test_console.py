@@ -156,6 +156,22 @@ def _name(console, addr: str, name: str, query: str) -> None:
          "answers": np.array([3], np.uint64)}))
 
 
+def _tls_name(console, addr: str, sni: str) -> None:
+    """One of `addr`'s flow records in the store written again with a TLS server name (the same
+    key and counts: it replaces the record, the totals stay)."""
+    from schemas.addresses import from_text
+    from sinks.chdb_store import ChdbStore
+    for w in console["rows"][-2::-1]:
+        f = w.tables["flows"]
+        i = next((i for i in range(len(f["src"])) if bytes(f["src"][i]) == from_text(addr)), None)
+        if i is not None:
+            one = {c: [v[i]] if isinstance(v, list) else v[i:i + 1] for c, v in f.items() if not c.startswith("tls_")}
+            ChdbStore(str(console["store_dir"])).insert("flows", {**one, "tls_sni": [sni], "tls_ja4": [""],
+                                                                  "tls_alpn": ["h2"]})
+            return
+    raise AssertionError(f"{addr} has no flow record in the store")
+
+
 def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts(console, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
@@ -179,11 +195,14 @@ def test_now_page_is_exact_follows_the_next_window_and_leads_to_hosts_and_alerts
 
     top = page.query_selector("#talkers tr[data-key]").get_attribute("data-key")
     _name(console, top, "top.example", "www.top.example")        # a DNS answer named it in the newest window
+    _tls_name(console, top, "secure.example")                      # and one of its connections had this SNI
     page.click(f"#talkers tr[data-key='{top}'] a")
     page.wait_for_selector("#host-peers tr[data-key]")
     assert page.text_content("#host-title") == top and page.query_selector("#chart-host canvas")
     page.wait_for_selector("#host-names tr[data-key='top.example']")
     assert page.text_content("#host-names tr[data-key='top.example'] td.key") == "top.example www.top.example"
+    page.wait_for_selector("#host-tls tr[data-key='secure.example']")
+    assert len(page.query_selector_all("#host-tls tr[data-key]")) == 1
     shot(page, tmp_path / "host.png")
 
     page.click("nav a[data-page=alerts]")

@@ -291,7 +291,8 @@ def test_answers_become_the_messages_json_format_would_make():
     from api.grpc_service import to_message
     from api.queries import aggregate_rows
 
-    flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, 10, 1500, 2)] * 3, "flows_1m", 60)
+    flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, "example.com", 10, 1500, 2)] * 3,
+                           "flows_1m", 60)
     alert = m.AlertItem(id="a1", source="s", rule="r", detector="syn_flood", severity="high", state="firing",
                         entity={"dst": "10.0.0.1", "port": "80"}, value=1.5, threshold=1.0, first_seen_ms=1,
                         last_seen_ms=2, windows=3, evidence_json="{}")
