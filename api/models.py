@@ -19,7 +19,7 @@ MAX_LIMIT = 10_000
 MAX_BUCKET_S = 366 * 86400
 MAX_BUCKETS = 10_000        # time buckets in one answer (a chart's points, not a data export)
 
-Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan", "tls_sni"]
+Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn"]
 Metric = Literal["bytes", "packets", "flows"]
 HHDimension = Literal["src", "dst", "flow", "port", "proto"]
 HHMetric = Literal["bytes", "packets"]
@@ -131,6 +131,10 @@ class Filter(_Model):
     def _networks(cls, v: list[str]) -> list[str]:
         return [str(network(x)) for x in v]
 
+    tls_ja4: list[str] = Field(default_factory=list, max_length=256, description="JA4 fingerprints, exactly")
+    tls_alpn: list[str] = Field(default_factory=list, max_length=256,
+                                description='offered ALPN lists as text ("h2,http/1.1"), exactly')
+
     @field_validator("tls_sni")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
@@ -179,6 +183,8 @@ class FlowGroup(_Model):
     flows: int
     vlan: int = 0
     tls_sni: str = ""
+    tls_ja4: str = ""
+    tls_alpn: str = ""
 
 
 class AggregateFlowsResponse(_Model):

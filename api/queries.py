@@ -25,7 +25,8 @@ from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
 from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, addr_text_sql, marks_sql
 
-FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni")      # m.Filter's record columns
+FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn")   # m.Filter's
+TEXT_DIMENSIONS = ("src", "dst", "tls_sni", "tls_ja4", "tls_alpn")       # grouped by as text ('' when not)
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
 HH_COLUMNS = {"src": {"src"}, "dst": {"dst"}, "flow": {"src", "dst", "sport", "dport", "proto"},
@@ -152,11 +153,13 @@ class Sql:
         self.int_in("proto", f.proto, "UInt8")
         self.int_in("vlan", f.vlan, "UInt16")
         self.names_in("tls_sni", f.tls_sni)
+        self.names_in("tls_ja4", f.tls_ja4, wildcards=False)
+        self.names_in("tls_alpn", f.tls_alpn, wildcards=False)
 
-    def names_in(self, col: str, names: list[str]) -> None:
-        """`col` one of `names`, where "*.example.com" stands for every name ending in ".example.com"."""
-        exact = sorted({n for n in names if not n.startswith("*.")})
-        under = sorted({n[1:] for n in names if n.startswith("*.")})
+    def names_in(self, col: str, names: list[str], wildcards: bool = True) -> None:
+        """`col` one of `names`, where (`wildcards`) "*.example.com" stands for every name ending in ".example.com"."""
+        exact = sorted({n for n in names if not (wildcards and n.startswith("*."))})
+        under = sorted({n[1:] for n in names if wildcards and n.startswith("*.")})
         # one parameter a name: an Array(String) parameter's text would need quoting of its own
         alts = [f"{col} IN ({', '.join(self.param(n, 'String') for n in exact)})"] if exact else []
         alts += [f"endsWith({col}, {self.param(s, 'String')})" for s in under]
@@ -464,7 +467,7 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[
             select.append(f"{d.addr_text(dim)} AS {dim}_out" if dim in ("src", "dst") else f"{dim} AS {dim}_out")
             group.append(dim)
         else:
-            select.append("''" if dim in ("src", "dst", "tls_sni") else "0")
+            select.append("''" if dim in TEXT_DIMENSIONS else "0")
     select += ["sum(packets) AS pk", "sum(bytes) AS by", "count() AS fl" if table == "flows" else "sum(flows) AS fl"]
     order = {"bytes": "by", "packets": "pk", "flows": "fl"}[req.order_by]
     limit = m.limit_of(req.limit)
@@ -490,7 +493,8 @@ def aggregate_rows(rows: list[tuple], table: str = "flows", resolution_s: int = 
     group = m.FlowGroup.model_construct
     return m.AggregateFlowsResponse.model_construct(groups=[group(
         bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr), vlan=int(v),
-        tls_sni=sni, packets=int(pk), bytes=int(by), flows=int(fl)) for b, s, t, sp, dp, pr, v, sni, pk, by, fl in rows],
+        tls_sni=sni, tls_ja4=ja4, tls_alpn=alpn, packets=int(pk), bytes=int(by), flows=int(fl))
+        for b, s, t, sp, dp, pr, v, sni, ja4, alpn, pk, by, fl in rows],
         table=table, resolution_seconds=resolution_s)
 
 
@@ -602,7 +606,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str | list[Piece]
                    f"{read_from(table, q.where_sql(), [entity, peer])} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter
-            if f.sport or f.dport or f.proto or f.vlan or f.tls_sni or (f.src and f.dst):
+            if f.sport or f.dport or f.proto or f.vlan or f.tls_sni or f.tls_ja4 or f.tls_alpn or (f.src and f.dst):
                 raise QueryError("the spread sketches keep addresses only: filter on src or dst alone, "
                                  "or use exact=true")
             # the sketch table has one address column: a src filter narrows the sources' side,

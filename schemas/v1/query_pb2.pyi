@@ -17,6 +17,8 @@ class Dimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DIMENSION_PROTO: _ClassVar[Dimension]
     DIMENSION_VLAN: _ClassVar[Dimension]
     DIMENSION_TLS_SNI: _ClassVar[Dimension]
+    DIMENSION_TLS_JA4: _ClassVar[Dimension]
+    DIMENSION_TLS_ALPN: _ClassVar[Dimension]
 
 class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -47,6 +49,8 @@ DIMENSION_DPORT: Dimension
 DIMENSION_PROTO: Dimension
 DIMENSION_VLAN: Dimension
 DIMENSION_TLS_SNI: Dimension
+DIMENSION_TLS_JA4: Dimension
+DIMENSION_TLS_ALPN: Dimension
 METRIC_UNSPECIFIED: Metric
 METRIC_BYTES: Metric
 METRIC_PACKETS: Metric
@@ -76,7 +80,7 @@ class TimeRange(_message.Message):
     def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., last: _Optional[str] = ...) -> None: ...
 
 class Filter(_message.Message):
-    __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan", "tls_sni")
+    __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan", "tls_sni", "tls_ja4", "tls_alpn")
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
     SPORT_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +89,8 @@ class Filter(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     VLAN_FIELD_NUMBER: _ClassVar[int]
     TLS_SNI_FIELD_NUMBER: _ClassVar[int]
+    TLS_JA4_FIELD_NUMBER: _ClassVar[int]
+    TLS_ALPN_FIELD_NUMBER: _ClassVar[int]
     src: _containers.RepeatedScalarFieldContainer[str]
     dst: _containers.RepeatedScalarFieldContainer[str]
     sport: _containers.RepeatedScalarFieldContainer[int]
@@ -93,7 +99,9 @@ class Filter(_message.Message):
     source: str
     vlan: _containers.RepeatedScalarFieldContainer[int]
     tls_sni: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., vlan: _Optional[_Iterable[int]] = ..., tls_sni: _Optional[_Iterable[str]] = ...) -> None: ...
+    tls_ja4: _containers.RepeatedScalarFieldContainer[str]
+    tls_alpn: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., vlan: _Optional[_Iterable[int]] = ..., tls_sni: _Optional[_Iterable[str]] = ..., tls_ja4: _Optional[_Iterable[str]] = ..., tls_alpn: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AggregateFlowsRequest(_message.Message):
     __slots__ = ("range", "filter", "group_by", "bucket_seconds", "order_by", "limit")
@@ -112,7 +120,7 @@ class AggregateFlowsRequest(_message.Message):
     def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[Dimension, str]]] = ..., bucket_seconds: _Optional[int] = ..., order_by: _Optional[_Union[Metric, str]] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class FlowGroup(_message.Message):
-    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows", "vlan", "tls_sni")
+    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows", "vlan", "tls_sni", "tls_ja4", "tls_alpn")
     BUCKET_MS_FIELD_NUMBER: _ClassVar[int]
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +132,8 @@ class FlowGroup(_message.Message):
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     VLAN_FIELD_NUMBER: _ClassVar[int]
     TLS_SNI_FIELD_NUMBER: _ClassVar[int]
+    TLS_JA4_FIELD_NUMBER: _ClassVar[int]
+    TLS_ALPN_FIELD_NUMBER: _ClassVar[int]
     bucket_ms: int
     src: str
     dst: str
@@ -135,7 +145,9 @@ class FlowGroup(_message.Message):
     flows: int
     vlan: int
     tls_sni: str
-    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ..., tls_sni: _Optional[str] = ...) -> None: ...
+    tls_ja4: str
+    tls_alpn: str
+    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ..., tls_sni: _Optional[str] = ..., tls_ja4: _Optional[str] = ..., tls_alpn: _Optional[str] = ...) -> None: ...
 
 class AggregateFlowsResponse(_message.Message):
     __slots__ = ("groups", "table", "resolution_seconds")

@@ -291,8 +291,8 @@ def test_answers_become_the_messages_json_format_would_make():
     from api.grpc_service import to_message
     from api.queries import aggregate_rows
 
-    flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, "example.com", 10, 1500, 2)] * 3,
-                           "flows_1m", 60)
+    flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, "example.com", "t13d1516h2_x_y", "h2",
+                             10, 1500, 2)] * 3, "flows_1m", 60)
     alert = m.AlertItem(id="a1", source="s", rule="r", detector="syn_flood", severity="high", state="firing",
                         entity={"dst": "10.0.0.1", "port": "80"}, value=1.5, threshold=1.0, first_seen_ms=1,
                         last_seen_ms=2, windows=3, evidence_json="{}")
@@ -323,6 +323,13 @@ def test_tls_server_names_group_and_filter(api, local_stack):
     every = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source}, "group_by": ["tls_sni"],
                                                    "limit": 1000})
     assert sum(x["flows"] for x in every["groups"] if x["tls_sni"]) == 79
+    quic = "q13d0310h3_55b375c5d22e_cd85d2d88918"         # Chrome's QUIC fingerprint in that capture
+    by_ja4 = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source, "tls_ja4": [quic]},
+                                                    "group_by": ["tls_ja4", "tls_alpn", "proto"], "limit": 10})
+    assert [(x["tls_ja4"], x["tls_alpn"], x["proto"]) for x in by_ja4["groups"]] == [(quic, "h3", 17)]
+    g = grpc_call(api, "AggregateFlows", {"range": ALL, "filter": {"source": source, "tls_alpn": ["h3"]},
+                                          "group_by": ["DIMENSION_TLS_JA4"]})
+    assert [(x["tls_ja4"], int(x["flows"])) for x in g["groups"]] == [(quic, by_ja4["groups"][0]["flows"])]
     with api.http() as c:
         r = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"tls_sni": ["a.*.com"]}})
     assert r.status_code == 400 and "'*.' only as its start" in r.text
