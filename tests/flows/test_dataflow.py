@@ -78,3 +78,25 @@ def _same_summaries(store, in_process):
     from schemas.addresses import to_text
     ours = {(r.start, k, to_text(a), round(e, 6)) for r in in_process for k in r.spread for a, e, _, _ in r.spread[k].top(3)}
     assert {(int(w), k, a, round(float(e), 6)) for w, k, a, e in sp} == ours
+
+
+def test_tls_names_through_the_dataflow_equal_the_local_pipelines():
+    """The flows' TLS names (flows/tls.py) through the Bytewax dataflow (2 shards, 1 s windows:
+    connections over several windows) are the local pipeline's."""
+    from flows.rows import result_tables
+    from tests.support import TEST_DATA, capture_windows
+
+    path = TEST_DATA / "zeek_tls13-ech.pcap"
+
+    def names(results):
+        out = {}
+        for r in results:
+            t = result_tables(r, "x", 10)["flows"]
+            for i, sni, ja4 in zip(range(len(t["dport"])), t["tls_sni"].tolist(), t["tls_ja4"].tolist()):
+                out[(r.start, bytes(t["src"][i]), bytes(t["dst"][i]), int(t["sport"][i]), int(t["dport"][i]))] = (sni, ja4)
+        return out
+    results = []
+    run_main(build_flow(CaptureSource(str(path), l7=True), WindowConfig(window_s=1, shards=2), [], on_result=results.append))
+    got = names(results)
+    assert got == names(capture_windows(path, 1, shards=2))
+    assert sum(1 for v in got.values() if v[0]) >= 4         # both directions, over several windows
