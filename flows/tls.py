@@ -7,7 +7,7 @@ the reverse one (the server's answers): a name then selects the downloads as wel
 requests, as a probe's bidirectional flow would. Earliest hello wins (by packet time, then by
 value), so any order of batches, shards and revisions gives the same names. A connection lasts
 longer than a window: each shard remembers the names of the connections whose hello it saw
-(TlsMemory, the most recently seen MAX_TLS_FLOWS flow keys), and names their records in later
+(TlsMemory, the TLS_MEMORY_KEYS flow keys seen most recently), and names their records in later
 windows too.
 
 The decoder parsed each hello in Python already (collectors/decode/tls.py), so hellos are
@@ -27,7 +27,11 @@ from collectors.decode.tls import CLIENT_HELLO
 from schemas.flow_key import addr_words, flow_hash, port_proto, shard_of
 from schemas.window_rows import Coded
 
-MAX_TLS_FLOWS = 100_000     # flow keys with a name a window (and a shard's memory) keeps: a TLS flood has more
+MAX_TLS_FLOWS = 100_000     # flow keys with a name a window keeps: a TLS flood has more
+# Flow keys a shard remembers (the most recently seen: a connection's records keep its key fresh):
+# ~0.6 kB each in memory and ~75 B in the recovery snapshot (measured with 100k), so ~30 MB and
+# ~4 MB a shard when full, for 25k connections (both directions) with a record in recent windows.
+TLS_MEMORY_KEYS = 50_000
 TLS_COLUMNS = ("tls_sni", "tls_ja4", "tls_alpn")      # the flows table's columns they fill
 
 
@@ -113,8 +117,8 @@ class TlsNames:
 
 class TlsMemory:
     """One shard's names of the connections whose hellos it saw in windows it closed: a window's
-    records of such a connection get them, with no hello of their own. The MAX_TLS_FLOWS flow keys
-    most recently seen are kept (in the recovery snapshot with the rest of the shard's state)."""
+    records of such a connection get them, with no hello of their own. The TLS_MEMORY_KEYS flow
+    keys most recently seen are kept (in the recovery snapshot with the rest of the shard's state)."""
 
     def __init__(self):
         self.names: OrderedDict = OrderedDict()
@@ -134,7 +138,7 @@ class TlsMemory:
                 if have is None or v < have:
                     self.names[k] = v
                 self.names.move_to_end(k)
-            while len(self.names) > MAX_TLS_FLOWS:
+            while len(self.names) > TLS_MEMORY_KEYS:
                 self.names.popitem(last=False)
         return TlsNames.combine([TlsNames(found), window]) if found else window
 
