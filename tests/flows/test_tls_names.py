@@ -7,6 +7,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -134,3 +135,27 @@ def test_past_max_tls_flows_hellos_are_counted_not_kept(monkeypatch):
     assert sum(1 for v in t["flows"]["tls_sni"].tolist() if v) == 2        # the capture has no answers
     counters = dict(zip(zip(t["window_counters"]["kind"], t["window_counters"]["name"]), t["window_counters"]["packets"]))
     assert counters[("status", "tls_names_dropped")] == 83
+
+
+class _Records:
+    """Flow records as TlsMemory reads them: their keys' rows among the keys it asks for."""
+    def __init__(self, *keys):
+        self.keys = keys
+
+    def __len__(self):
+        return len(self.keys)
+
+    def find(self, keys):
+        rows = [tuple(k) for k in keys.tolist()]
+        return np.array([rows.index(k) if k in rows else -1 for k in self.keys], np.int64)
+
+
+def test_a_shard_forgets_the_connections_it_has_not_seen_for_longest(monkeypatch):
+    monkeypatch.setattr(T, "TLS_MEMORY_KEYS", 3)
+    a, a_back, b, b_back = ((i, 0, 0, 0, 0) for i in range(1, 5))
+    mem = T.TlsMemory()
+    assert mem.name(_Records(a), T.TlsNames({a: (1, "a.example", "", ""), a_back: (1, "a.example", "", "")})) is not None
+    second = mem.name(_Records(a, b), T.TlsNames({b: (2, "b.example", "", ""), b_back: (2, "b.example", "", "")}))
+    assert second.hellos[a] == (1, "a.example", "", "")          # a's record in a later window: named
+    assert list(mem.names) == [a, b, b_back]                     # a seen again, a's answers not: forgotten
+    assert mem.name(_Records(a_back), None) is None
