@@ -31,7 +31,7 @@ class Coded:
         return len(self.codes)
 
     def tolist(self) -> list[str]:
-        return np.array(self.values, dtype=object)[self.codes].tolist()
+        return self.objects().tolist()
 
     def objects(self) -> np.ndarray:
         """The rows' values as a numpy object array (one fancy index, no Python step a row)."""

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, add_columns_sql, check_existing, column_types, columns, ddl,
-                                engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, add_columns_sql, check_existing, column_types,
+                                columns, ddl, engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
 from schemas.fifo import FifoSemaphore
 from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
