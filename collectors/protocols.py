@@ -54,6 +54,7 @@ PROTOCOL_NAMES = {IPPROTO_ICMP: "icmp", 2: "igmp", 4: "ipip", IPPROTO_TCP: "tcp"
 DNS_UDP_PORTS = (53, 5353, 5355)
 DNS_TCP_PORTS = (53,)
 SSDP_UDP_PORT = 1900   # HTTP over UDP (SSDP M-SEARCH / NOTIFY)
+SIP_PORTS = (5060,)    # SIP over UDP or TCP (5061 is SIP over TLS: its hellos are read, not its messages)
 
 # Capture-file sanity bounds.
 MAX_RECORD_BYTES = 262144  # libpcap's MAXIMUM_SNAPLEN; a larger record header means a corrupt file

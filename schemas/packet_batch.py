@@ -27,15 +27,15 @@ Dense columns (one value per packet):
 | icmp_type, icmp_code | uint8 | ICMP/ICMPv6 type and code (meaningful when proto is 1 or 58)     |
 | status     | uint8        | STATUS_* code below; only STATUS_OK rows are IP packets counted in flows|
 
-Sparse L7 table (one row per packet that carries DNS, an HTTP/1.x start line or a TLS hello):
+Sparse L7 table (one row per packet that carries DNS, an HTTP/1.x or SIP start line or a TLS hello):
 row (int32 index into the dense columns), dns_qname, dns_qtype, dns_rcode, dns_response,
 dns_answers (a response's A, AAAA and CNAME records: (owner, type, address or canonical name)
 each; collectors/decode/dns.py dns_records), http_method, http_host, http_path, http_status,
 tls_hello (1 ClientHello, 2 ServerHello), tls_version, tls_sni, tls_alpn (list), tls_cipher,
-tls_ja3 (JA3, or JA3S for a server), tls_ja4 (collectors/decode/tls.py); missing values are
-None / -1.
+tls_ja3 (JA3, or JA3S for a server), tls_ja4 (collectors/decode/tls.py), sip_method, sip_status,
+sip_call_id, sip_from, sip_to (collectors/decode/sip.py); missing values are None / -1.
 
-Wire format (Kafka message value), version WIRE_VERSION (5):
+Wire format (Kafka message value), version WIRE_VERSION (6):
   b"NSPB" | u16 version | u16 flags | u32 packets | u32 dense_len | u32 l7_len | u32 crc32
   | zstd(dense | l7)
 where dense and l7 are uncompressed Arrow IPC streams, dense_len and l7_len their sizes, and one
@@ -45,7 +45,7 @@ measured on 4k-packet messages), and reading is on the engine's hot path. crc32 
 before it and the compressed body: without it a flipped byte could decompress and parse into
 other packets (tests/schemas: property test), and Kafka's own CRC guards only the broker's copy.
 Versions 1 (no outer frame, buffers compressed inside the IPC streams), 2 (no crc32), 3 (no
-dns_answers) and 4 (no tls_*) are still read. A reader rejects a version it does not know, so readers (the
+dns_answers), 4 (no tls_*) and 5 (no sip_*) are still read. A reader rejects a version it does not know, so readers (the
 engine) are upgraded before writers (the collectors).
 """
 from __future__ import annotations
@@ -57,8 +57,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 WIRE_MAGIC = b"NSPB"
-WIRE_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+WIRE_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 MAX_MESSAGE_BYTES = 256 << 20     # decompressed size a header may claim (a corrupt one must not allocate more)
 _CODEC_LEVEL = 1
 _HEADER = struct.Struct("<4sHHIII")
@@ -112,6 +112,11 @@ class L7Table:
     tls_cipher: list = field(default_factory=list)
     tls_ja3: list = field(default_factory=list)
     tls_ja4: list = field(default_factory=list)
+    sip_method: list = field(default_factory=list)
+    sip_status: list = field(default_factory=list)
+    sip_call_id: list = field(default_factory=list)
+    sip_from: list = field(default_factory=list)
+    sip_to: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.row.shape[0])
@@ -133,11 +138,13 @@ def l7_arrow_schema():
         ("tls_hello", pa.int8()), ("tls_version", pa.int32()), ("tls_sni", pa.string()),
         ("tls_alpn", pa.list_(pa.string())), ("tls_cipher", pa.int32()), ("tls_ja3", pa.string()),
         ("tls_ja4", pa.string()),
+        ("sip_method", pa.string()), ("sip_status", pa.int16()), ("sip_call_id", pa.string()),
+        ("sip_from", pa.string()), ("sip_to", pa.string()),
     ])
 
 
 # L7 integer columns whose missing value is -1 in an L7Table and null on the wire
-L7_INT_COLUMNS = ("dns_qtype", "dns_rcode", "http_status", "tls_hello", "tls_version", "tls_cipher")
+L7_INT_COLUMNS = ("dns_qtype", "dns_rcode", "http_status", "tls_hello", "tls_version", "tls_cipher", "sip_status")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from collectors.decode.fast import fast_decode
 from collectors.decode.http import parse_http
 from collectors.decode.layers import IPResult, ipv4, ipv6, link_layer, u8, u16, u32
 from collectors.decode.quic import initial_crypto, is_initial
+from collectors.decode.sip import parse_sip
 from collectors.decode.tls import (CHANGE_CIPHER_SPEC, HANDSHAKE, HandshakeAssembly, HelloReassembly, dtls_fragment,
                                    parse_tls)
 from collectors.raw_batch import RawBatch
@@ -297,10 +298,8 @@ class Decoder:
             d = self._dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
-        for k in having(S.L7_SSDP).tolist():
-            h = parse_http(bytes(buf[l4[k] + 8:ip_end[k]]))
-            if h is not None:
-                l7.http(int(rows[k]), h)
+        for k in having(S.L7_UDP_TEXT).tolist():
+            self._text(bytes(buf[l4[k] + 8:ip_end[k]]), int(sport[k]), int(dport[k]), int(rows[k]), l7)
         for k in having(S.L7_QUIC).tolist():
             sp, dp = int(sport[k]), int(dport[k])
             self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sp, dp), _flow(dst, src, rows[k], dp, sp),
@@ -313,11 +312,21 @@ class Decoder:
             if d is not None:
                 l7.dns(int(rows[k]), d)
         for k in having(S.L7_HTTP).tolist():
-            h = parse_http(bytes(buf[payload[k]:ip_end[k]]))
-            if h is not None:
-                l7.http(int(rows[k]), h)
+            self._text(bytes(buf[payload[k]:ip_end[k]]), int(sport[k]), int(dport[k]), int(rows[k]), l7)
         if seen & S.L7_HELLO or self.hellos.waiting:
             self._tls(buf, rows, sport, dport, l4, payload, ip_end, src, dst, having(S.L7_HELLO), having(S.L7_TCP_DATA), l7)
+
+    @staticmethod
+    def _text(payload: bytes, sport: int, dport: int, row: int, l7: "_L7Builder") -> None:
+        """A text protocol's start line: SIP on its port, HTTP elsewhere."""
+        if sport in P.SIP_PORTS or dport in P.SIP_PORTS:
+            s = parse_sip(payload)
+            if s is not None:
+                l7.sip(row, s)
+            return
+        h = parse_http(payload)
+        if h is not None:
+            l7.http(row, h)
 
     def _take_hello(self) -> bool:
         """One hello of the batch's budget (TLS_HELLOS_PER_BATCH); once it is spent, False, and
@@ -418,6 +427,7 @@ class _L7Builder:
     """L7 rows as they are found (one tuple each: cheaper than a list per column), columns at the end."""
     _NO_INT = -1          # dns_qtype, dns_rcode, http_status, tls_* numbers when absent
     _NO_TLS = (_NO_INT, _NO_INT, None, None, _NO_INT, None, None)
+    _NO_SIP = (None, _NO_INT, None, None, None)
 
     def __init__(self):
         self.rows: list[int] = []
@@ -427,18 +437,24 @@ class _L7Builder:
         """A DNS message: its question, and a response's address records (dns_records)."""
         self.rows.append(row)
         self.vals.append((d.qname, d.qtype, d.rcode, d.response, d.records, None, None, None, self._NO_INT)
-                         + self._NO_TLS)
+                         + self._NO_TLS + self._NO_SIP)
 
     def http(self, row, h):
         self.rows.append(row)
         self.vals.append((None, self._NO_INT, self._NO_INT, None, None, h.method, h.host, h.path, h.status)
-                         + self._NO_TLS)
+                         + self._NO_TLS + self._NO_SIP)
 
     def tls(self, row, t):
         """A TLS ClientHello or ServerHello (collectors/decode/tls.py TlsInfo)."""
         self.rows.append(row)
         self.vals.append((None, self._NO_INT, self._NO_INT, None, None, None, None, None, self._NO_INT,
-                          t.hello, t.version, t.sni, t.alpn, t.cipher, t.ja3, t.ja4))
+                          t.hello, t.version, t.sni, t.alpn, t.cipher, t.ja3, t.ja4) + self._NO_SIP)
+
+    def sip(self, row, s):
+        """A SIP request or response (collectors/decode/sip.py SipInfo)."""
+        self.rows.append(row)
+        self.vals.append((None, self._NO_INT, self._NO_INT, None, None, None, None, None, self._NO_INT)
+                         + self._NO_TLS + (s.method, s.status, s.call_id, s.from_uri, s.to_uri))
 
     def extend(self, t: L7Table, rows: np.ndarray) -> None:
         """Add a sub-batch's L7 rows; `rows` maps its row numbers to this batch's."""

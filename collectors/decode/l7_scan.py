@@ -1,6 +1,6 @@
 """Which packets of a batch may carry L7 fields: one compiled pass, before any Python per packet.
 
-The L7 decoders (DNS, HTTP, TLS, QUIC, DTLS) are Python, called for a few packets a batch. Which
+The L7 decoders (DNS, HTTP, SIP, TLS, QUIC, DTLS) are Python, called for a few packets a batch. Which
 ones used to be found with numpy masks over every TCP and UDP packet: some sixty passes over the
 batch, ~55 ns a packet, which cost as much as decoding it on traffic that holds none (a flood, a
 bulk transfer). l7_kind reads a packet's transport header and first payload bytes once and
@@ -19,7 +19,7 @@ from schemas.jit import njit
 
 # What a packet may carry (kind bits): each is parsed by the decoder, in this order.
 L7_DNS_UDP = 1      # a DNS port, a header counting a question or a record
-L7_SSDP = 2         # HTTP over UDP (SSDP)
+L7_UDP_TEXT = 2     # a text protocol over UDP: HTTP (SSDP's port) or SIP (its port)
 L7_QUIC = 4         # a QUIC v1/v2 long header in a datagram padded as an Initial is
 L7_DTLS = 8         # a DTLS handshake record holding a hello or a fragment of one
 L7_DNS_TCP = 16     # DNS over TCP, as L7_DNS_UDP (after the 2-byte length)
@@ -29,6 +29,7 @@ L7_TCP_DATA = 128   # any other TCP payload: what completes a hello that waits f
 
 _UDP, _TCP = P.IPPROTO_UDP, P.IPPROTO_TCP
 _SSDP = P.SSDP_UDP_PORT
+_SIP = np.array(P.SIP_PORTS, np.int64)
 _DTLS_MIN = DTLS_RECORD + DTLS_HANDSHAKE
 _DNS_UDP = np.array(P.DNS_UDP_PORTS, np.int64)
 _DNS_TCP = np.array(P.DNS_TCP_PORTS, np.int64)
@@ -62,8 +63,8 @@ def l7_kind(buf, pr, sp, dp, a, e, http):
         if (is_one_of(sp, _DNS_UDP) or is_one_of(dp, _DNS_UDP)) and h + 12 <= e and _counts_something(buf, h):
             k |= L7_DNS_UDP
         if http:
-            if (sp == _SSDP or dp == _SSDP) and h + 12 <= e:
-                k |= L7_SSDP
+            if (sp == _SSDP or dp == _SSDP or is_one_of(sp, _SIP) or is_one_of(dp, _SIP)) and h + 12 <= e:
+                k |= L7_UDP_TEXT
             if h + _DTLS_MIN <= e:
                 first = buf[h]
                 if (first & 0xC0) == 0xC0 and h + MIN_INITIAL_DATAGRAM <= e:

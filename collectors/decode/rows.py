@@ -11,8 +11,9 @@ ICMP_PROTOS = (1, 58)
 # the columns of a row, in order (`netspectra decode` CSV)
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
-                 "http_host", "http_path", "http_status", "tls_sni", "tls_alpn", "tls_ja4", "status"]
-L7_FIELDS = [f for f in DECODE_FIELDS if f.startswith(("dns_", "http_", "tls_"))]
+                 "http_host", "http_path", "http_status", "tls_sni", "tls_alpn", "tls_ja4", "sip_method", "sip_status",
+                 "sip_call_id", "sip_from", "sip_to", "status"]
+L7_FIELDS = [f for f in DECODE_FIELDS if f.startswith(("dns_", "http_", "tls_", "sip_"))]
 
 
 def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:

@@ -15,10 +15,10 @@ from flows import tls as T
 from flows.rows import result_tables
 from schemas.addresses import to_text
 from tests.conftest import tshark_fields
-from tests.support import capture_windows
+from tests.support import TLS_CAPTURES, capture_windows
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-CAPTURES = sorted(p.name for p in DATA.glob("*.pcap*"))
+CAPTURES = TLS_CAPTURES
 
 
 def _flows(path, **kw) -> dict:

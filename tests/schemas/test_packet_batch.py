@@ -119,6 +119,7 @@ def _older_message(b: PacketBatch, version: int, dropped: list[str]) -> bytes:
 
 
 TLS_COLUMNS = ["tls_hello", "tls_version", "tls_sni", "tls_alpn", "tls_cipher", "tls_ja3", "tls_ja4"]
+SIP_COLUMNS = ["sip_method", "sip_status", "sip_call_id", "sip_from", "sip_to"]
 
 
 def test_a_version_3_message_reads_without_dns_answers():
@@ -127,7 +128,7 @@ def test_a_version_3_message_reads_without_dns_answers():
 
     b = Decoder().decode(next(CaptureFile(str(shared_pcap("ppp_DnsPackets.pcap"))).batches()))
     assert any(b.l7.dns_answers)
-    got = PacketBatch.from_bytes(_older_message(b, 3, ["dns_answers"] + TLS_COLUMNS))
+    got = PacketBatch.from_bytes(_older_message(b, 3, ["dns_answers"] + TLS_COLUMNS + SIP_COLUMNS))
     assert got.l7.dns_answers == [None] * len(b.l7)
     b.l7.dns_answers = [None] * len(b.l7)
     _same(b, got)
@@ -147,9 +148,20 @@ def test_roundtrip_with_tls_hellos():
 def test_a_version_4_message_reads_without_tls_fields():
     """Version 4 carried no tls_*: its L7 rows read with none (-1 / None), all else as sent."""
     b = _tls_batch()
-    got = PacketBatch.from_bytes(_older_message(b, 4, TLS_COLUMNS))
+    got = PacketBatch.from_bytes(_older_message(b, 4, TLS_COLUMNS + SIP_COLUMNS))
     for c in TLS_COLUMNS:
         setattr(b.l7, c, [-1 if c in ("tls_hello", "tls_version", "tls_cipher") else None] * len(b.l7))
+    _same(b, got)
+
+
+def test_sip_rows_round_trip_and_a_version_5_message_reads_without_them():
+    """Version 5 carried no sip_*: its L7 rows read with none (-1 / None), all else as sent."""
+    b = Decoder().decode(next(CaptureFile(str(TEST_DATA / "zeek_sip_wireshark.pcap")).batches()))
+    assert sum(m is not None for m in b.l7.sip_method) == 47 and sum(s != -1 for s in b.l7.sip_status) == 34
+    _same(b, PacketBatch.from_bytes(b.to_bytes()))
+    got = PacketBatch.from_bytes(_older_message(b, 5, SIP_COLUMNS))
+    for c in SIP_COLUMNS:
+        setattr(b.l7, c, [-1 if c == "sip_status" else None] * len(b.l7))
     _same(b, got)
 
 
@@ -161,6 +173,7 @@ def test_a_null_dns_record_is_left_out_not_the_message():
     b.l7 = L7Table(row=np.array([1], np.int32), dns_qname=["a.example"], dns_qtype=[1], dns_rcode=[0],
                    dns_response=[True], dns_answers=[[None, ("a.example", 1, "192.0.2.1")]], http_method=[None],
                    http_host=[None], http_path=[None], http_status=[-1], tls_hello=[-1], tls_version=[-1],
-                   tls_sni=[None], tls_alpn=[None], tls_cipher=[-1], tls_ja3=[None], tls_ja4=[None])
+                   tls_sni=[None], tls_alpn=[None], tls_cipher=[-1], tls_ja3=[None], tls_ja4=[None], sip_method=[None],
+                   sip_status=[-1], sip_call_id=[None], sip_from=[None], sip_to=[None])
     got = PacketBatch.from_bytes(b.to_bytes())
     assert got.l7.dns_answers == [[("a.example", 1, "192.0.2.1")]] and len(got) == 2

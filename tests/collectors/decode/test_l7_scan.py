@@ -13,6 +13,7 @@ from collectors.decode import l7_scan as S
 from collectors.decode.decoder import Decoder
 from collectors.decode.dns import parse_dns
 from collectors.decode.http import parse_http
+from collectors.decode.sip import parse_sip
 from collectors.decode.tls import parse_tls
 from collectors.raw_batch import RawBatch
 from tests.conftest import SHARED_NAMES, shared_pcap
@@ -45,6 +46,7 @@ def _kinds(frames: list[bytes], http: bool = True) -> list[int]:
 payloads = st.one_of(
     st.binary(max_size=80),
     st.sampled_from([b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"NOTIFY * HTTP/1.1\r\n\r\n",
+                     b"INVITE sip:b@x SIP/2.0\r\nCall-ID: 1\r\n\r\n", b"SIP/2.0 180 Ringing\r\n\r\n",
                      bytes(dpkt.dns.DNS(id=7, qd=[dpkt.dns.DNS.Q(name="example.org")]))]),
     st.builds(lambda head, tail: head + tail,
               st.sampled_from([b"\x16\x03\x01", b"\x16\x03\x03", b"\x14\x03\x03\x00\x01\x01\x16\x03\x03"]),
@@ -52,12 +54,13 @@ payloads = st.one_of(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([6, 17]), st.sampled_from([53, 80, 443, 1900, 5353, 40000]),
-                          st.sampled_from([53, 80, 443, 1900, 40001]), payloads), min_size=1, max_size=20))
+@given(st.lists(st.tuples(st.sampled_from([6, 17]), st.sampled_from([53, 80, 443, 1900, 5060, 5353, 40000]),
+                          st.sampled_from([53, 80, 443, 1900, 5060, 40001]), payloads), min_size=1, max_size=20))
 def test_the_scan_names_every_packet_a_parser_reads(packets):
-    """No false negatives: a payload the DNS, HTTP or TLS parser reads carries the bit that makes
-    the decoder call that parser (DNS: on a DNS port, its header counting something; HTTP: a
-    start line's first letter; TLS: a handshake record), and TCP payloads carry L7_TCP_DATA."""
+    """No false negatives: a payload the DNS, HTTP, SIP or TLS parser reads carries the bit that
+    makes the decoder call that parser (DNS: on a DNS port, its header counting something; HTTP
+    and SIP: a start line's first letter, or over UDP the SSDP or SIP port; TLS: a handshake
+    record), and TCP payloads carry L7_TCP_DATA."""
     kinds = _kinds([_frame(*p) for p in packets])
     for (proto, sport, dport, data), k in zip(packets, kinds):
         dns_port = {sport, dport} & set(P.DNS_UDP_PORTS if proto == 17 else P.DNS_TCP_PORTS)
@@ -65,14 +68,16 @@ def test_the_scan_names_every_packet_a_parser_reads(packets):
             if dns_port and len(data) >= 12 and any(data[4:12]) and parse_dns(data) is not None:
                 assert k & S.L7_DNS_UDP
             if P.SSDP_UDP_PORT in (sport, dport) and len(data) >= 12 and parse_http(data) is not None:
-                assert k & S.L7_SSDP
+                assert k & S.L7_UDP_TEXT
+            if {sport, dport} & set(P.SIP_PORTS) and len(data) >= 12 and parse_sip(data) is not None:
+                assert k & S.L7_UDP_TEXT
             assert not k & (S.L7_DNS_TCP | S.L7_HTTP | S.L7_HELLO | S.L7_TCP_DATA)
             continue
-        assert not k & (S.L7_DNS_UDP | S.L7_SSDP | S.L7_QUIC | S.L7_DTLS)
+        assert not k & (S.L7_DNS_UDP | S.L7_UDP_TEXT | S.L7_QUIC | S.L7_DTLS)
         if dns_port and len(data) >= 14:
             continue        # DNS over TCP: read as DNS only
         assert bool(k & S.L7_TCP_DATA) == (len(data) > 0)
-        if len(data) >= 12 and parse_http(data) is not None:
+        if len(data) >= 12 and (parse_http(data) is not None or parse_sip(data) is not None):
             assert k & S.L7_HTTP
         if parse_tls(data) is not None:
             assert k & S.L7_HELLO
@@ -83,7 +88,7 @@ def test_dns_only_scans_name_dns_alone():
     frames = [_frame(17, 40000, 53, dns), _frame(6, 40000, 53, len(dns).to_bytes(2, "big") + dns),
               _frame(6, 40000, 80, b"GET / HTTP/1.1\r\n\r\n"), _frame(17, 1900, 1900, b"NOTIFY * HTTP/1.1\r\n\r\n")]
     assert _kinds(frames, http=False) == [S.L7_DNS_UDP, S.L7_DNS_TCP, 0, 0]
-    assert _kinds(frames) == [S.L7_DNS_UDP, S.L7_DNS_TCP, S.L7_HTTP | S.L7_TCP_DATA, S.L7_SSDP]
+    assert _kinds(frames) == [S.L7_DNS_UDP, S.L7_DNS_TCP, S.L7_HTTP | S.L7_TCP_DATA, S.L7_UDP_TEXT]
 
 
 def _l7_rows(t) -> list[tuple]:

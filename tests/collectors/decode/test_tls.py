@@ -22,10 +22,10 @@ from collectors.decode.tls import (CLIENT_HELLO, SERVER_HELLO, HandshakeAssembly
                                    ja4, parse_tls)
 from collectors.raw_batch import RawBatch
 from tests.conftest import tshark_fields
-from tests.support import TEST_DATA
+from tests.support import TEST_DATA, TLS_CAPTURES
 
 DATA = TEST_DATA
-CAPTURES = sorted(p.name for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng"))
+CAPTURES = TLS_CAPTURES
 PUBLISHED = json.loads((DATA / "foxio_ja4_published.json").read_text())
 # Frames where we and tshark differ, and why.
 ONLY_OURS = {
