@@ -123,6 +123,11 @@ class TlsMemory:
     def __init__(self):
         self.names: OrderedDict = OrderedDict()
 
+    def copy(self) -> "TlsMemory":
+        m = TlsMemory()
+        m.names = self.names.copy()         # its values are tuples: shared, never modified
+        return m
+
     def name(self, flows, window: "TlsNames | None") -> "TlsNames | None":
         """The window's names joined by those remembered for its records; then remember the window's."""
         found = {}

@@ -148,6 +148,11 @@ class WindowAccum:
                         "sketches and capped_* counters (max_flows %d)", cap, self.cfg.max_flows)
         return t.take(keep)
 
+    def __setstate__(self, state: dict) -> None:
+        if "dns" in state:          # a snapshot from before the L7 facts (flows/l7.py): DNS counts alone
+            state["l7"] = [L7Facts(dns=d) for d in state.pop("dns")]
+        self.__dict__.update(state)
+
     def copy(self) -> "WindowAccum":
         a = WindowAccum(self.cfg)
         a.parts, a.rows, a.compacted_rows, a.counters = list(self.parts), self.rows, self.compacted_rows, self.counters.copy()
@@ -181,6 +186,11 @@ class ShardPartial:
     final: bool = True
     l7: object = None            # L7Facts (flows/l7.py), None without L7 rows
 
+    def __setstate__(self, state: dict) -> None:
+        if "dns" in state:          # a snapshot from before the L7 facts (flows/l7.py): DNS counts alone
+            d = state.pop("dns")
+            state["l7"] = L7Facts(dns=d) if d is not None else None
+        self.__dict__.update(state)
 
     def absorb(self, d: "ShardPartial", sk) -> "ShardPartial":
         """This partial with a revision's rows added (exact: flow rows re-aggregated by key)."""
@@ -246,7 +256,7 @@ class ShardState:
         """A closing window's L7 facts, with the names of earlier windows' connections that its
         records continue (flows/tls.py)."""
         facts = L7Facts.combine(l7)
-        tls = self.__dict__.setdefault("tls", TlsMemory()).name(rows, facts.tls if facts else None)   # older snapshots: none
+        tls = self.tls.name(rows, facts.tls if facts else None)
         if tls is None:
             return [facts] if facts else []
         return [L7Facts(facts.dns if facts else None, tls)]
@@ -336,8 +346,12 @@ class ShardState:
         s.open = {w: acc.copy() for w, acc in self.open.items()}
         s.revisions = {w: acc.copy() for w, acc in self.revisions.items()}
         s.closed, s.retired, s.clocks, s.drained = self.closed.copy(), self.retired.copy(), dict(self.clocks), dict(self.drained)
-        s.mark, s.late = self.mark, self.late.copy()
+        s.mark, s.late, s.tls = self.mark, self.late.copy(), self.tls.copy()
         return s
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("tls", TlsMemory())        # a snapshot from before the TLS names
+        self.__dict__.update(state)
 
     def flush(self) -> list:
         """End of input: close every open window and send what is pending."""

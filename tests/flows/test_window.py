@@ -182,3 +182,37 @@ def test_a_merger_writes_an_incomplete_window_and_again_when_the_rest_arrive():
             m.add(p)
     full = m.result()
     assert full.complete and full.packets == 3 and m.done
+
+
+def test_a_snapshot_from_before_the_l7_facts_restores():
+    """Recovery snapshots of the version before flows/l7.py held DNS counts as `dns` and no TLS
+    memory: restored by this version, they read as L7 facts, and the shard gets an empty memory."""
+    import pickle
+
+    from flows.dns import DnsCounts
+    from flows.l7 import L7Facts
+    from flows.window import WindowAccum, make_partial
+
+    cfg = WindowConfig(window_s=10)
+    counts = DnsCounts.empty()
+    acc = WindowAccum(cfg)
+    del acc.__dict__["l7"]
+    acc.__dict__["dns"] = [counts]
+    part = make_partial(0, 0, split_batch(batch([1.0]), cfg)[0].flows, {}, cfg)
+    del part.__dict__["l7"]
+    part.__dict__["dns"] = counts
+    shard = ShardState(0, cfg)
+    del shard.__dict__["tls"]
+    acc, part, shard = pickle.loads(pickle.dumps((acc, part, shard)))
+    (facts,) = acc.l7
+    assert isinstance(facts, L7Facts) and isinstance(facts.dns, DnsCounts) and facts.tls is None
+    assert isinstance(part.l7, L7Facts) and isinstance(part.l7.dns, DnsCounts) and part.l7.tls is None
+    assert not shard.tls.names
+
+
+def test_a_shards_snapshot_keeps_its_tls_memory():
+    import pickle
+    shard = ShardState(0, WindowConfig(window_s=10))
+    shard.tls.names[(1, 2, 3, 4, 5)] = (1, "a.example", "t13d", "h2")
+    copy = pickle.loads(pickle.dumps(shard.copy()))
+    assert copy.tls.names == shard.tls.names and copy.tls.names is not shard.tls.names
