@@ -20,6 +20,13 @@ LINK_NAMES = {
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)   # 802.1Q, 802.1ad (QinQ), legacy QinQ
+ETH_MPLS = (0x8847, 0x8848)                # unicast, multicast
+ETH_PPPOE_SESSION = 0x8864
+ETH_TEB = 0x6558                           # transparent Ethernet bridging (an Ethernet frame inside)
+ETH_ERSPAN_2 = 0x88BE                      # ERSPAN type I (no GRE sequence number) or II
+ETH_ERSPAN_3 = 0x22EB
+ETH_PPP = 0x880B                           # PPP in enhanced GRE (PPTP)
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
 
 # BSD loopback address families meaning IPv6 (values differ per OS).
 AF_INET = 2
@@ -27,9 +34,12 @@ AF_INET6_VALUES = (10, 24, 28, 30)
 
 # IP protocol numbers.
 IPPROTO_ICMP = 1
+IPPROTO_IPIP = 4       # IPv4 inside (IPv4 or IPv6)
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
+IPPROTO_IPV6 = 41      # IPv6 inside (6in4, 6in6)
+IPPROTO_GRE = 47
 IPPROTO_SCTP = 132
 # IPv6 extension headers walked to reach the transport header (RFC 8200 order; 44 = fragment).
 IPV6_EXT_HOPOPTS = 0
@@ -55,6 +65,11 @@ DNS_UDP_PORTS = (53, 5353, 5355)
 DNS_TCP_PORTS = (53,)
 SSDP_UDP_PORT = 1900   # HTTP over UDP (SSDP M-SEARCH / NOTIFY)
 SIP_PORTS = (5060,)    # SIP over UDP or TCP (5061 is SIP over TLS: its hellos are read, not its messages)
+
+# Tunnels' UDP ports (by destination port; collector options add VXLAN ports).
+VXLAN_PORT = 4789
+GENEVE_PORT = 6081
+GTPU_PORT = 2152
 
 # Capture-file sanity bounds.
 MAX_RECORD_BYTES = 262144  # libpcap's MAXIMUM_SNAPLEN; a larger record header means a corrupt file

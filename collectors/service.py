@@ -18,6 +18,7 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from collectors import protocols as P
 from schemas import metrics as M
 from schemas.packet_batch import STATUS_NAMES, STATUS_OK
 from schemas.probes import PROBE_TIMEOUT_S, kafka_problem
@@ -48,6 +49,9 @@ class CollectorConfig(BaseModel):
     # output
     dry_run: bool = False
     l7: bool = True
+    # tunnels left in their carrier (collectors/decode/tunnels.py KINDS), and VXLAN's UDP ports
+    decap_off: list[str] = Field(default_factory=list)
+    vxlan_ports: list[int] = Field(default_factory=lambda: [P.VXLAN_PORT])
     kafka: str = LOCAL_KAFKA
     topic: str = PACKETS_TOPIC
     partitions: int = Field(default=0, ge=0)         # create the topic with this many if missing
@@ -64,7 +68,12 @@ class CollectorConfig(BaseModel):
     def _one_source(self):
         if bool(self.pcap) == bool(self.interface):
             raise ValueError("give one of pcap (a capture file) or interface (live capture)")
+        self.decap()            # unknown tunnel kinds, ports out of range: one line naming the fix
         return self
+
+    def decap(self):
+        from collectors.decode.tunnels import Decap
+        return Decap(off=frozenset(self.decap_off), vxlan_ports=tuple(self.vxlan_ports))
 
 
 class CollectorError(Exception):
@@ -197,7 +206,7 @@ class Collector:
         from collectors.decode.decoder import Decoder
         c, stop = self.cfg, self.flag
         batches, capture_stats, close = self._source
-        dec, totals, pub = Decoder(l7=c.l7), self.totals, self.pub
+        dec, totals, pub = Decoder(l7=c.l7, decap=c.decap()), self.totals, self.pub
         t, cpu = time.perf_counter(), time.process_time()
         for raw in batches:
             if c.count:     # stop exactly at `count`

@@ -102,6 +102,21 @@ def _add_decode(sub) -> None:
     d.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="row format (default csv)")
     d.add_argument("--limit", type=int, default=0, help="stop after N packets (0 = all)")
     d.add_argument("--summary", action="store_true", help="print only totals and error counts (JSON)")
+    _add_decap(d)
+
+
+def _add_decap(p) -> None:
+    from collectors.decode.tunnels import KINDS
+
+    def kinds(text):
+        return [k.strip() for k in text.split(",") if k.strip()]
+
+    def ports(text):
+        return [int(x) for x in text.split(",") if x.strip()]
+    p.add_argument("--no-decap", dest="decap_off", type=kinds, metavar="KINDS",
+                   help=f"leave these tunnels' packets in their carrier (comma list of {', '.join(KINDS)}; "
+                   "default: all taken out)")
+    p.add_argument("--vxlan-ports", type=ports, metavar="PORTS", help="VXLAN's UDP ports (comma list; default 4789)")
 
 
 def _add_analyze(sub) -> None:
@@ -223,6 +238,7 @@ def _add_collect(sub) -> None:
     c.add_argument("--duration", type=float, help="stop after S seconds of capture; 0: no limit")
     c.add_argument("--dry-run", action="store_true", default=None, help="capture and decode only; no Kafka")
     c.add_argument("--no-l7", action="store_true", default=None, help="skip DNS/HTTP/TLS field decoding")
+    _add_decap(c)
     c.add_argument("--kafka", help=f"bootstrap servers (default: the local stack, {LOCAL_KAFKA})")
     c.add_argument("--topic", help="the topic to publish to")
     c.add_argument("--partitions", type=int, help="create the topic with N partitions if missing; 0: it must exist")
@@ -426,7 +442,13 @@ def cmd_decode(args) -> int:
     cap = open_capture(args.pcap, "decode")
     if cap is None:
         return 2
-    dec = Decoder()
+    from collectors.decode.tunnels import Decap
+    try:
+        decap = Decap(off=frozenset(args.decap_off or ()), vxlan_ports=tuple(args.vxlan_ports or Decap().vxlan_ports))
+    except ValueError as e:
+        print(f"netspectra decode: {e}", file=sys.stderr)
+        return 2
+    dec = Decoder(decap=decap)
     out = sys.stdout
     writer = None
     if not args.summary and args.format == "csv":

@@ -29,7 +29,8 @@ JIT_ENV = "NETSPECTRA_JIT"
 SMALL_CAPTURE_BYTES = 512 * 1024    # at most ~6,500 packets (80 B each with their headers): < 0.4 s
 AOT_MODULE = "schemas._kernels"
 # The modules holding kernels compiled ahead of time: their text makes the source hash.
-KERNEL_MODULES = ("schemas.flow_key", "collectors.walkers", "collectors.decode.fast", "collectors.decode.l7_scan", "flows.table", "flows.hll")
+KERNEL_MODULES = ("schemas.flow_key", "collectors.walkers", "collectors.decode.fast", "collectors.decode.l7_scan",
+                  "collectors.decode.tunnels", "flows.table", "flows.hll")
 _ROOT = Path(__file__).resolve().parent.parent
 
 _python = False

@@ -30,6 +30,10 @@ class Coded:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def __getitem__(self, rows) -> "Coded":
+        """Some of its rows (a slice or an index array), coded as they were."""
+        return Coded(self.codes[rows], self.values)
+
     def tolist(self) -> list[str]:
         return self.objects().tolist()
 

@@ -62,13 +62,14 @@ def synth_pcap(tmp_path_factory) -> Path:
 FlowKey = tuple  # (src, dst, sport, dport, proto)
 
 
-def decode_flows(path, drop_unmatched_fragments=False, iface=None):
+def decode_flows(path, drop_unmatched_fragments=False, iface=None, decap=None):
     """Per unidirectional 5-tuple packets and bytes (IP total length), straight from the decoder.
 
     drop_unmatched_fragments leaves out later fragments whose first fragment never appeared
-    (pmacct drops them; NetSpectra counts them with ports 0); iface keeps one interface only."""
+    (pmacct drops them; NetSpectra counts them with ports 0); iface keeps one interface only;
+    decap: the decoder's tunnels (collectors/decode/tunnels.py Decap; default all)."""
     pk, by = collections.Counter(), collections.Counter()
-    dec = Decoder()
+    dec = Decoder(decap=decap)
     for raw in CaptureFile(str(path)).batches():
         b = dec.decode(raw)
         ok = b.status == 0
@@ -90,7 +91,18 @@ PMACCT_UNREADABLE = {"ppp_many_interfaces-1.pcapng": None, "ppp_pcapng-example_2
 
 
 def pmacct_flows(path, workdir: Path) -> tuple[collections.Counter, collections.Counter]:
-    """pmacctd's per-5-tuple packets/bytes (the configuration of ../shared/peers/pmacctd.conf)."""
+    """pmacctd's per-5-tuple packets/bytes (the configuration of ../shared/peers/pmacctd.conf).
+    Run once per capture in a session (pmacctd takes ~4 s to exit, whatever the capture); copies."""
+    if str(path) not in _PMACCT:
+        _PMACCT[str(path)] = _pmacct_flows(path, workdir)
+    pk, by = _PMACCT[str(path)]
+    return pk.copy(), by.copy()
+
+
+_PMACCT: dict[str, tuple] = {}
+
+
+def _pmacct_flows(path, workdir: Path) -> tuple[collections.Counter, collections.Counter]:
     pmacctd = require_tool("pmacctd")
     out = workdir / "pmacct.csv"
     conf = workdir / "pmacctd.conf"

@@ -15,9 +15,10 @@ import numpy as np
 S = 10**9
 # small public captures kept in the repository (their sources and licences: MANIFEST.tsv there)
 TEST_DATA = Path(__file__).resolve().parent / "data"
-# The captures of tests/data with TLS, QUIC or DTLS hellos (the others hold SIP: zeek_sip*)
+# The captures of tests/data with TLS, QUIC or DTLS hellos (the others hold SIP, zeek_sip*, or tunnels, zeek_tun*)
 TLS_CAPTURES = sorted(p.name for p in TEST_DATA.iterdir()
-                      if p.suffix in (".pcap", ".pcapng") and not p.name.startswith("zeek_sip"))
+                      if p.suffix in (".pcap", ".pcapng") and not p.name.startswith(("zeek_sip", "zeek_tun")))
+TUNNEL_CAPTURES = sorted(p.name for p in TEST_DATA.glob("zeek_tun_*.pcap"))
 
 
 def wait_for(cond, timeout: float, what: str, every: float = 0.2) -> None:

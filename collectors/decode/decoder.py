@@ -21,9 +21,11 @@ from collectors.decode.quic import initial_crypto, is_initial
 from collectors.decode.sip import parse_sip
 from collectors.decode.tls import (CHANGE_CIPHER_SPEC, HANDSHAKE, HandshakeAssembly, HelloReassembly, dtls_fragment,
                                    parse_tls)
+from collectors.decode.tunnels import DECAP_REASONS, MAX_DEPTH, Decap, decapsulate
 from collectors.raw_batch import RawBatch
-from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES, STATUS_OK,
-                                  STATUS_ZERO_LENGTH, L7Table, PacketBatch)
+from schemas.packet_batch import (DENSE_COLUMNS, FRAG_FIRST, FRAG_LATER, FRAG_LATER_UNMATCHED, STATUS_NAMES,
+                                  STATUS_NON_IP, STATUS_OK, STATUS_ZERO_LENGTH, TUNNEL_MPLS, TUNNEL_NAMES, TUNNEL_PPPOE,
+                                  L7Table, PacketBatch, TunnelTable)
 
 FRAGMENT_TABLE_SIZE = 65536   # datagrams remembered for fragment attribution (oldest evicted first)
 
@@ -47,6 +49,10 @@ TLS_HELLOS_PER_BATCH = 1024
 QUIC_CLIENTS = 4096
 _UNSEEN = object()
 _PORT_PROTOS = _lookup(P.PORT_PROTOCOLS, 256)
+# An inner packet's columns replace its carrier's; the frame's own (time, interface, sizes) stay.
+_INNER_COLUMNS = [c for c in DENSE_COLUMNS if c not in ("ts_ns", "iface", "link", "cap_len", "wire_len", "vlan",
+                                                        "vlan_depth")]
+_STATUS_NAME_SET = frozenset(STATUS_NAMES.values())
 
 
 def _flow(src, dst, row, sport, dport) -> bytes:
@@ -106,7 +112,8 @@ class Decoder:
     """Decode RawBatches; `stats` accumulates per-reason counts over all batches. `l7`: DNS, HTTP
     and TLS fields (True), DNS only ("dns": what the analysis uses), or none."""
 
-    def __init__(self, l7: bool | str = True, hellos_per_batch: int = TLS_HELLOS_PER_BATCH):
+    def __init__(self, l7: bool | str = True, hellos_per_batch: int = TLS_HELLOS_PER_BATCH, decap: Decap | None = None):
+        self.decap = decap if decap is not None else Decap()      # tunnels taken out (tunnels.py)
         self.l7 = bool(l7)
         self.http = l7 is True
         self.fragments = FragmentTable()
@@ -140,35 +147,51 @@ class Decoder:
         decoded on the TCP/UDP subset, from the transport offsets the fast path returns."""
         self._records_left = DNS_RECORDS_PER_BATCH
         self._hellos_left = self.hellos_per_batch
+        return self._decode_all(raw, 0)
+
+    def _decode_all(self, raw: RawBatch, depth: int) -> PacketBatch:
+        """decode, for frames inside `depth` tunnels (their scratch arrays are their own)."""
         if len(raw) == 0:
-            return self._decode(raw)
+            return self._decode(raw, depth)
         n = len(raw)
         b = _frame_columns(raw)
-        slow = self._kept("slow", n, bool)
+        slow = self._kept(f"slow{depth}", n, bool)
         # offsets read only where kind says (fast-path packets fast_decode wrote them for)
-        l4 = self._kept("l4", n, np.int64, zero=False)
-        ip_end = self._kept("ip_end", n, np.int64, zero=False)
-        kind = self._kept("kind", n if self.l7 else 0, np.uint8)      # l7_scan.py: what each packet may carry
-        seen = np.zeros(1, np.int64)
+        l4 = self._kept(f"l4{depth}", n, np.int64, zero=False)
+        ip_end = self._kept(f"ip_end{depth}", n, np.int64, zero=False)
+        kind = self._kept(f"kind{depth}", n if self.l7 else 0, np.uint8)      # l7_scan.py: what each packet may carry
+        carrier = self._kept(f"carrier{depth}", n, np.uint8)                 # a tunnel's kind, for carriers
+        seen = np.zeros(2, np.int64)
+        d = self.decap
         fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
                     b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow, l4, ip_end,
-                    self.l7, self.http, kind, seen)
+                    self.l7, self.http, kind, seen, carrier, d.by_proto, d.ports, d.by_port[d.ports])
         rows = np.flatnonzero(slow)
         l7 = _L7Builder()
         if rows.size:
             sub = self._decode(RawBatch(buf=raw.buf, off=raw.off[rows], caplen=raw.caplen[rows],
                                         wirelen=raw.wirelen[rows], ts_ns=raw.ts_ns[rows], link=raw.link[rows],
-                                        iface=raw.iface[rows]))
+                                        iface=raw.iface[rows]), depth)
             for name in DENSE_COLUMNS:
                 getattr(b, name)[rows] = getattr(sub, name)
             l7.extend(sub.l7, rows)
+            if len(sub.tunnels):
+                b.tunnels = sub.tunnels.select(np.arange(len(sub.tunnels)), rows[sub.tunnels.row])
         self.stats[STATUS_NAMES[STATUS_OK]] += n - rows.size
+        if seen[1]:             # tunnel carriers among the fast path's packets
+            c = np.flatnonzero(carrier)
+            pos = l4[c] + np.where(b.proto[c] == P.IPPROTO_UDP, 8, 0)
+            slow_env, b.tunnels = b.tunnels, TunnelTable()
+            self._take_out(raw, b, l7, [c, pos, carrier[c], ip_end[c], raw.off[c] + raw.wirelen[c]], depth)
+            if len(slow_env):
+                b.tunnels = TunnelTable.concat([slow_env, b.tunnels], [0, 0])
+                b.tunnels = b.tunnels.select(np.argsort(b.tunnels.row, kind="stable"), np.sort(b.tunnels.row))
         if self.l7:     # the fast path's packets (the reference decoder's were parsed in _decode)
             self._parse_l7(raw.buf, None, b.sport, b.dport, l4, ip_end, kind, int(seen[0]), l7, b.src, b.dst)
         b.l7 = l7.table()
         return b
 
-    def _decode(self, raw: RawBatch) -> PacketBatch:
+    def _decode(self, raw: RawBatch, depth: int = 0) -> PacketBatch:
         n = len(raw)
         buf, off = raw.buf, raw.off
         end = off + raw.caplen
@@ -180,21 +203,103 @@ class Decoder:
         b.vlan_depth[:] = lk.vlan_depth
         b.eth_type[:] = np.maximum(lk.eth_type, 0)
         l7 = _L7Builder()
+        carriers = []           # tunnel carriers: (rows, tunnel header offsets, kinds, captured ends, wire ends)
         for ver, parse, ethertype in ((4, ipv4, P.ETH_IPV4), (6, ipv6, P.ETH_IPV6)):
             rows = np.nonzero((lk.eth_type == ethertype) & (status == 0))[0]
             if rows.size:
                 ip = parse(buf, rows, off, lk.l3, end, raw.wirelen, status, self.stats)
                 if ip.rows.size:
-                    self._transport(b, buf, end, lk.l3, ip, ver, l7)
+                    r, pos, kinds, ip_end = self._transport(b, buf, end, lk.l3, ip, ver, l7)
+                    carriers.append((r, pos, kinds, ip_end, off[r] + raw.wirelen[r]))
+        link_kind = np.zeros(n, np.uint8)
+        for ethertypes, k in ((P.ETH_MPLS, TUNNEL_MPLS), ((P.ETH_PPPOE_SESSION,), TUNNEL_PPPOE)):
+            if self.decap.enabled[k]:
+                link_kind[np.isin(lk.eth_type, ethertypes) & (status == STATUS_NON_IP)] = k
+        rows = np.flatnonzero(link_kind)
+        if rows.size:
+            carriers.append((rows, lk.l3[rows], link_kind[rows], end[rows], off[rows] + raw.wirelen[rows]))
         b.status[:] = status
         counts = np.bincount(status, minlength=len(STATUS_NAMES))
         for code, name in STATUS_NAMES.items():
             if counts[code]:
                 self.stats[name] += int(counts[code])
+        carriers = [c for c in carriers if c[0].size]
+        if carriers:
+            self._take_out(raw, b, l7, [np.concatenate(c) for c in zip(*carriers)], depth)
         b.l7 = l7.table()
         return b
 
-    def _transport(self, b: PacketBatch, buf, end, l3, ip: IPResult, ver: int, l7: "_L7Builder") -> None:
+    def _take_out(self, raw: RawBatch, b: PacketBatch, l7: "_L7Builder", carriers: list, depth: int) -> None:
+        """Replace the carriers' columns with their inner packets' (decoded as a batch of their own,
+        nested tunnels too) and note their envelopes in b.tunnels. `carriers`: rows, tunnel header
+        offsets, kinds, captured ends and the frames' wire ends. A carrier whose tunnel header or
+        inner packet is not whole stays what it is (an outer flow, or a non-IP frame), counted."""
+        rows, pos, kind, cend, wend = carriers
+        if depth >= MAX_DEPTH:
+            self.stats["tunnel_too_deep"] += int(rows.size)
+            return
+        order = np.argsort(rows, kind="stable")
+        rows, pos, kind, cend, wend = rows[order], pos[order], kind[order], cend[order], wend[order]
+        k = rows.size
+        inner, link, got_kind = np.zeros(k, np.int64), np.zeros(k, np.uint16), np.zeros(k, np.uint8)
+        tid, why = np.zeros(k, np.uint32), np.zeros(k, np.uint8)
+        decapsulate(raw.buf, pos.astype(np.int64), cend.astype(np.int64), kind.astype(np.uint8), self.decap.enabled,
+                    inner, link, got_kind, tid, why)
+        if why.any():
+            for (code, kk), c in Counter(zip(why.tolist(), got_kind.tolist())).items():
+                if code:
+                    self.stats[f"tunnel_{TUNNEL_NAMES[kk]}_{DECAP_REASONS[code]}"] += c
+        go = np.flatnonzero(why == 0)
+        if not go.size:
+            return
+        r = rows[go]
+        caplen = cend[go] - inner[go]
+        sub = RawBatch(buf=raw.buf, off=inner[go], caplen=caplen, wirelen=np.maximum(wend[go] - inner[go], caplen),
+                       ts_ns=raw.ts_ns[r], link=link[go], iface=raw.iface[r])
+        outer_stats, self.stats = self.stats, Counter()
+        try:
+            got = self._decode_all(sub, depth + 1)
+        finally:
+            inner_stats, self.stats = self.stats, outer_stats
+        for name, c in inner_stats.items():      # an inner packet left in its carrier: counted by why
+            if name != "ok":
+                self.stats[f"tunnel_inner_{name}" if name in _STATUS_NAME_SET else name] += c
+        good = np.flatnonzero(got.status == STATUS_OK)
+        if not good.size:
+            return
+        whole = good.size == len(got)                # every inner packet whole: no gathers
+        sel = slice(None) if whole else good
+        rg = r[sel]
+        was_non_ip = int((b.status[rg] == STATUS_NON_IP).sum())     # MPLS, PPPoE: IP packets now
+        if was_non_ip:
+            self.stats[STATUS_NAMES[STATUS_NON_IP]] -= was_non_ip
+            self.stats[STATUS_NAMES[STATUS_OK]] += was_non_ip
+            if not self.stats[STATUS_NAMES[STATUS_NON_IP]]:
+                del self.stats[STATUS_NAMES[STATUS_NON_IP]]
+        env = TunnelTable(rg.astype(np.int32), got_kind[go][sel], tid[go][sel], np.ones(good.size, np.uint8),
+                          b.src[rg], b.dst[rg])
+        if len(got.tunnels):                     # nested: the innermost envelope, one level deeper
+            at = np.searchsorted(good, got.tunnels.row)
+            hit = (at < good.size) & (good[np.minimum(at, good.size - 1)] == got.tunnels.row)
+            at, nested = at[hit], np.flatnonzero(hit)
+            for c in ("kind", "tid", "outer_src", "outer_dst"):
+                getattr(env, c)[at] = getattr(got.tunnels, c)[nested]
+            env.depth[at] = got.tunnels.depth[nested] + 1
+        for c in _INNER_COLUMNS:
+            getattr(b, c)[rg] = getattr(got, c)[sel]
+        tagged = got.vlan_depth[sel] > 0         # the inner frame's VLAN when it has one, else the carrier's
+        if tagged.any():
+            b.vlan[rg[tagged]] = got.vlan[sel][tagged]
+            b.vlan_depth[rg[tagged]] = got.vlan_depth[sel][tagged]
+        if len(got.l7):
+            keep = np.flatnonzero(got.status[got.l7.row] == STATUS_OK)
+            l7.extend(L7Table(got.l7.row[keep], **{c: [getattr(got.l7, c)[i] for i in keep]
+                                                    for c in got.l7.value_columns()}), r)
+        b.tunnels = env
+
+    def _transport(self, b: PacketBatch, buf, end, l3, ip: IPResult, ver: int, l7: "_L7Builder") -> tuple:
+        """Transport and L7 columns of IP packets; returns the tunnel carriers among them (rows,
+        tunnel header offsets, kinds, captured ends) for _take_out."""
         rows, l4 = ip.rows, ip.l4
         rend = end[rows]
         proto = ip.proto
@@ -243,10 +348,21 @@ class Decoder:
         b.sport[rows] = sport
         b.dport[rows] = dport
 
+        ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
         if self.l7:
-            ip_end = np.minimum(rend, l3[rows] + ip.ip_len)
             self._l7(buf, rows, proto.astype(np.uint8, copy=False), has_ports, sport.astype(np.uint16), dport.astype(np.uint16),
                      l4.astype(np.int64, copy=False), ip_end.astype(np.int64, copy=False), l7, b.src, b.dst)
+        kind = self.decap.by_proto[proto]
+        udp = has_ports & (proto == P.IPPROTO_UDP)
+        kind[udp] = self.decap.by_port[dport[udp]]
+        tunnel = kind != 0
+        if tunnel.any():
+            frag = tunnel & ip.is_frag       # a fragment of a carrier stays an outer packet
+            if frag.any():
+                self.stats["tunnel_fragment"] += int(frag.sum())
+            i = np.flatnonzero(tunnel & ~ip.is_frag & ip.l4_ok)
+            return rows[i], np.where(udp[i], l4[i] + 8, l4[i]), kind[i], ip_end[i]
+        return (np.zeros(0, np.int64),) * 4
 
     def _dns(self, msg: bytes):
         """parse_dns with a response's records, remembered by the message but its id (a reflection
@@ -474,7 +590,7 @@ def warm_up(l7: bool = True) -> None:
     """Compile (or load from numba's cache) the decode kernels now: a live capture calls this
     before its clock starts, so that --duration and --count measure capturing, not compiling
     (several seconds on a fresh install). Frames for the fast path (UDP with a DNS query, TCP),
-    a VLAN tag, and the slow path (an IPv4 fragment pair, IPv6)."""
+    a VLAN tag, the slow path (an IPv4 fragment pair, IPv6), and a packet in VXLAN (tunnels.py)."""
     import dpkt
 
     def eth(ip, tagged=False) -> bytes:
@@ -494,4 +610,7 @@ def warm_up(l7: bool = True) -> None:
               eth(dpkt.ip.IP(p=dpkt.ip.IP_PROTO_UDP, id=9, offset=2, data=bytes(udp)[16:], **v4)),
               eth(dpkt.ip6.IP6(src=b"\x20" + b"\x00" * 15, dst=b"\x20" + b"\x00" * 14 + b"\x01", nxt=17, hlim=64,
                                data=udp))]
+    vxlan = b"\x08\0\0\0\0\0\x01\0" + frames[0]
+    frames.append(eth(dpkt.ip.IP(p=dpkt.ip.IP_PROTO_UDP, data=dpkt.udp.UDP(sport=40000, dport=P.VXLAN_PORT, data=vxlan),
+                                 **v4)))
     Decoder(l7=l7).decode(RawBatch.from_frames(frames, P.LINK_ETHERNET))

@@ -25,17 +25,23 @@ PREFETCH = 16     # packets ahead whose headers are read early (see fast_decode)
 
 @njit(cache=True, nogil=True, aot=["void(u1[::1], i8[::1], i8[::1], u2[::1], u2[::1], u1[::1], u2[::1], u1[::1], u1[:, ::1], "
                                     "u1[:, ::1], u1[::1], u2[::1], u2[::1], u4[::1], u1[::1], u2[::1], u1[::1], u1[::1], b1[::1], "
-                                    "i8[::1], i8[::1], b1, b1, u1[::1], i8[::1])"])
+                                    "i8[::1], i8[::1], b1, b1, u1[::1], i8[::1], u1[::1], u1[::1], i8[::1], u1[::1])"])
 def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src, dst, proto, sport, dport,
-                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out, ip_end_out, l7, http, kind, seen):
+                ip_len, ttl, tcp_flags, icmp_type, icmp_code, slow, l4_out, ip_end_out, l7, http, kind, seen,
+                carrier, tun_proto, tun_ports, tun_port_kinds):
     """Fill the columns of fast-path packets, their transport header offset and their IP packet's
     captured end (l4_out, ip_end_out: for the L7 decoders); set slow[i] for every packet it
     leaves alone. With `l7`, also what each TCP or UDP packet may carry (l7_scan.l7_kind: kind[i],
-    and seen[0] every bit set; `http` False: DNS only), while its headers are in the cache."""
+    and seen[0] every bit set; `http` False: DNS only), while its headers are in the cache.
+    A tunnel carrier is decoded as the outer packet it is, and carrier[i] set to its kind
+    (tunnels.Decap's kinds by IP protocol, and by UDP destination port: a few ports, compared,
+    where a 64 kB table by port missed the cache), seen[1] counting them: the decoder then takes
+    their packets out (no L7 kind for a carrier: what it carries is read from the inner packet)."""
     ext = _IPV6_EXT
     n = off.shape[0]
     touched = np.uint8(0)
     bits = 0
+    carriers = 0
     for i in range(n):
         o = off[i]
         end = o + caplen[i]
@@ -111,6 +117,15 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
         if (pr == _TCP or pr == _UDP) and l4 + 4 > end:
             slow[i] = True            # ports cut by the capture: the reference decoder counts it
             continue
+        tk = tun_proto[pr]
+        if pr == _UDP:
+            dp = (np.int64(buf[l4 + 2]) << 8) | buf[l4 + 3]
+            for j in range(tun_ports.shape[0]):
+                if dp == tun_ports[j]:
+                    tk = tun_port_kinds[j]
+        if tk != 0:
+            carrier[i] = tk
+            carriers += 1
         l4_out[i] = l4
         ip_end_out[i] = min(end, l3 + ip_len[i])
         vlan[i] = vid
@@ -125,9 +140,10 @@ def fast_decode(buf, off, caplen, link, vlan, vlan_depth, eth_type, ip_ver, src,
         if is_icmp and l4 + 2 <= end:
             icmp_type[i] = buf[l4]
             icmp_code[i] = buf[l4 + 1]
-        if l7 and (pr == _TCP or pr == _UDP):
+        if l7 and (pr == _TCP or pr == _UDP) and tk == 0:
             k = l7_kind(buf, pr, sport[i], dport[i], l4, ip_end_out[i], http)
             kind[i] = k
             bits |= k
     if l7:
         seen[0] = bits
+    seen[1] = carriers

@@ -5,14 +5,16 @@ from typing import Iterator
 
 from collectors.protocols import LINK_NAMES
 from schemas.addresses import column_to_text
-from schemas.packet_batch import FRAG_NAMES, STATUS_NAMES, PacketBatch
+from schemas.packet_batch import FRAG_NAMES, STATUS_NAMES, TUNNEL_NAMES, PacketBatch
 
 ICMP_PROTOS = (1, 58)
 # the columns of a row, in order (`netspectra decode` CSV)
 DECODE_FIELDS = ["ts", "iface", "link", "vlan", "src", "dst", "proto", "sport", "dport", "ip_len", "tcp_flags",
                  "frag", "icmp_type", "icmp_code", "dns_qname", "dns_qtype", "dns_rcode", "http_method",
                  "http_host", "http_path", "http_status", "tls_sni", "tls_alpn", "tls_ja4", "sip_method", "sip_status",
-                 "sip_call_id", "sip_from", "sip_to", "status"]
+                 "sip_call_id", "sip_from", "sip_to", "tunnel", "tunnel_id", "tunnel_depth", "outer_src", "outer_dst",
+                 "status"]
+TUNNEL_FIELDS = ["tunnel", "tunnel_id", "tunnel_depth", "outer_src", "outer_dst"]
 L7_FIELDS = [f for f in DECODE_FIELDS if f.startswith(("dns_", "http_", "tls_", "sip_"))]
 
 
@@ -20,6 +22,9 @@ def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:
     n = len(b) if not limit else min(limit, len(b))
     src, dst = column_to_text(b.src[:n]), column_to_text(b.dst[:n])
     l7 = {int(r): i for i, r in enumerate(b.l7.row) if r < n}
+    t = b.tunnels
+    env = {int(r): i for i, r in enumerate(t.row) if r < n}
+    outer_src, outer_dst = column_to_text(t.outer_src), column_to_text(t.outer_dst)
     cols = {name: getattr(b, name)[:n].tolist() for name in
             ("ts_ns", "iface", "link", "vlan", "ip_ver", "proto", "sport", "dport", "ip_len", "tcp_flags",
              "frag", "icmp_type", "icmp_code", "status")}
@@ -37,8 +42,14 @@ def batch_rows(b: PacketBatch, limit: int = 0) -> Iterator[dict]:
             "tcp_flags": cols["tcp_flags"][i] if ip and proto == 6 else "",
             "frag": FRAG_NAMES[cols["frag"][i]] if cols["frag"][i] else "",
             "icmp_type": cols["icmp_type"][i] if icmp else "", "icmp_code": cols["icmp_code"][i] if icmp else "",
-            **dict.fromkeys(L7_FIELDS, ""), "status": STATUS_NAMES[cols["status"][i]],
+            **dict.fromkeys(L7_FIELDS, ""), **dict.fromkeys(TUNNEL_FIELDS, ""),
+            "status": STATUS_NAMES[cols["status"][i]],
         }
+        k = env.get(i)
+        if k is not None:
+            row.update(tunnel=TUNNEL_NAMES[int(t.kind[k])], tunnel_id=int(t.tid[k]), tunnel_depth=int(t.depth[k]),
+                       outer_src=outer_src[k] if outer_src[k] != "::" else "",
+                       outer_dst=outer_dst[k] if outer_dst[k] != "::" else "")
         j = l7.get(i)
         if j is not None:
             for c in L7_FIELDS:

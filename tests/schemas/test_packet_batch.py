@@ -1,14 +1,16 @@
 """Packet-batch wire format: lossless round trip, versioned, corrupt input rejected cleanly."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
-from schemas.packet_batch import DENSE_COLUMNS, PacketBatch, WireFormatError, concat
-from tests.support import TEST_DATA
+from schemas.packet_batch import DENSE_COLUMNS, PacketBatch, TunnelTable, WireFormatError, concat
+from tests.support import TEST_DATA, TUNNEL_CAPTURES
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,8 @@ def _same(a: PacketBatch, b: PacketBatch):
     assert a.l7.row.tolist() == b.l7.row.tolist()
     for c in a.l7.value_columns():
         assert getattr(a.l7, c) == getattr(b.l7, c), c
+    for f in fields(TunnelTable):
+        assert np.array_equal(getattr(a.tunnels, f.name), getattr(b.tunnels, f.name)), f.name
 
 
 def test_roundtrip(batch):
@@ -54,9 +58,17 @@ def test_garbage_is_rejected(data):
         PacketBatch.from_bytes(data)
 
 
+@pytest.fixture(scope="module")
+def tunnelled():
+    """Every tunnel capture's packets in one batch: a message with a tunnel table."""
+    return concat([Decoder().decode(raw) for n in TUNNEL_CAPTURES for raw in CaptureFile(str(TEST_DATA / n)).batches()])
+
+
 @settings(max_examples=100, deadline=None)
-@given(pos=st.integers(0, 10_000), val=st.integers(0, 255))
-def test_a_corrupted_message_is_rejected_never_parsed_into_other_packets(batch, pos, val):
+@given(pos=st.integers(0, 10_000), val=st.integers(0, 255), tunnels=st.booleans())
+def test_a_corrupted_message_is_rejected_never_parsed_into_other_packets(batch, tunnelled, pos, val, tunnels):
+    if tunnels:
+        batch = tunnelled
     data = bytearray(batch.to_bytes())
     data[pos % len(data)] ^= val or 1
     try:
@@ -77,11 +89,12 @@ def test_versions_1_and_2_messages_still_read(batch):
     """Version 1: no outer zstd frame, Arrow's per-buffer zstd inside the IPC streams.
     Version 2: the zstd frame without the crc32 of version 3."""
     import pyarrow as pa
-    from schemas.packet_batch import _CRC, _HEADER
+    from schemas.packet_batch import _CRC, _HEADER, _TUNNEL_LEN
 
-    v3 = batch.to_bytes()
-    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(v3, 0)
-    frame = v3[_HEADER.size + _CRC.size:]
+    v7 = batch.to_bytes()
+    magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(v7, 0)
+    assert _TUNNEL_LEN.unpack_from(v7, _HEADER.size) == (0,)       # no tunnels
+    frame = v7[_HEADER.size + _TUNNEL_LEN.size + _CRC.size:]
     _same(batch, PacketBatch.from_bytes(_HEADER.pack(magic, 2, flags, n, dense_len, l7_len) + frame))
     plain = pa.Codec("zstd").decompress(frame, decompressed_size=dense_len + l7_len, asbytes=True)
 
@@ -99,15 +112,18 @@ def test_versions_1_and_2_messages_still_read(batch):
 
 
 def _older_message(b: PacketBatch, version: int, dropped: list[str]) -> bytes:
-    """`b` as a writer of `version` sent it: the same message without the L7 columns it lacked."""
+    """`b` as a writer of `version` (3-6) sent it: the same message without the L7 columns it
+    lacked, and without the tunnel table (version 7)."""
     import pyarrow as pa
     import zlib
-    from schemas.packet_batch import _CRC, _HEADER
+    from schemas.packet_batch import _CRC, _HEADER, _TUNNEL_LEN
 
     new = b.to_bytes()
     magic, _, flags, n, dense_len, l7_len = _HEADER.unpack_from(new, 0)
+    (tun_len,) = _TUNNEL_LEN.unpack_from(new, _HEADER.size)
     codec = pa.Codec("zstd")
-    plain = codec.decompress(new[_HEADER.size + _CRC.size:], decompressed_size=dense_len + l7_len, asbytes=True)
+    plain = codec.decompress(new[_HEADER.size + _TUNNEL_LEN.size + _CRC.size:],
+                             decompressed_size=dense_len + l7_len + tun_len, asbytes=True)[:dense_len + l7_len]
     l7 = next(iter(pa.ipc.open_stream(plain[dense_len:]))).drop_columns(dropped)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, l7.schema) as w:
@@ -162,6 +178,17 @@ def test_sip_rows_round_trip_and_a_version_5_message_reads_without_them():
     got = PacketBatch.from_bytes(_older_message(b, 5, SIP_COLUMNS))
     for c in SIP_COLUMNS:
         setattr(b.l7, c, [-1 if c == "sip_status" else None] * len(b.l7))
+    _same(b, got)
+
+
+def test_a_version_6_message_reads_without_tunnels():
+    """Version 6 had no tunnel table: its packets read as sent, with no envelopes."""
+    b = Decoder().decode(next(CaptureFile(str(TEST_DATA / "zeek_tun_vxlan-encapsulated-http.pcap")).batches()))
+    assert len(b.tunnels) == 12
+    _same(b, PacketBatch.from_bytes(b.to_bytes()))
+    got = PacketBatch.from_bytes(_older_message(b, 6, []))
+    assert len(got.tunnels) == 0
+    b.tunnels = got.tunnels
     _same(b, got)
 
 

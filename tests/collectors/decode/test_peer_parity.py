@@ -13,6 +13,7 @@ from tests.conftest import (PMACCT_UNREADABLE, SHARED_NAMES, SHARED_PCAPS, decod
                             tshark_dns_records, tshark_fields)
 from collectors.capture_file import CaptureFile
 from collectors.decode.decoder import Decoder
+from collectors.decode.tunnels import Decap
 
 
 
@@ -25,12 +26,29 @@ def test_flows_match_pmacct(name, tmp_path):
         if iface is None:
             assert not theirs_p
             return
-        ours_p, ours_b, _ = decode_flows(path, iface=iface)
+        ours_p, ours_b, _ = decode_flows(path, iface=iface, decap=Decap.none())
     else:
         # pmacct drops later fragments whose first fragment it never saw; we count them (ports 0).
-        ours_p, ours_b, dec = decode_flows(path, drop_unmatched_fragments=True)
+        # pmacct keys tunnelled packets on their carrier: so do we with decapsulation off.
+        ours_p, ours_b, dec = decode_flows(path, drop_unmatched_fragments=True, decap=Decap.none())
     assert ours_p == theirs_p
     assert ours_b == theirs_b
+
+
+@pytest.mark.parametrize("name, moved, control", [("merged_public_large_162k.pcap", 2, 15),
+                                                  ("stopddos_amp.dns.RRSIG.fragmented.pcap", 1, 0)])
+def test_decapsulation_moves_only_tunnelled_packets(name, moved, control):
+    """With tunnels taken out (the default), the only packets keyed otherwise than pmacct keys
+    them are those tshark finds IP inside GRE in (PPTP's PPP with IP: 2, IP in GRE: 1); PPTP
+    control (LCP, IPCP, PAP) and bare acknowledgements stay GRE packets, counted."""
+    path = shared_pcap(name)
+    on_p, _, dec = decode_flows(path)
+    off_p, _, _ = decode_flows(path, decap=Decap.none())
+    assert sum(on_p.values()) == sum(off_p.values())
+    assert sum((off_p - on_p).values()) == sum((on_p - off_p).values()) == moved
+    layers = [p for (p,) in tshark_fields(path, "gre", "frame.protocols")]
+    assert sum(":gre:ip:" in p or ":gre:ppp:ip:" in p for p in layers) == moved
+    assert dec.stats["tunnel_gre_not_data"] == len(layers) - moved == control
 
 
 @pytest.mark.parametrize("name", SHARED_NAMES)
