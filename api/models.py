@@ -14,12 +14,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.packet_batch import TUNNEL_NAMES
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_BUCKET_S = 366 * 86400
 MAX_BUCKETS = 10_000        # time buckets in one answer (a chart's points, not a data export)
 
-Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn"]
+TUNNELS = [TUNNEL_NAMES[k] for k in sorted(TUNNEL_NAMES)]       # "" (none) first
+Dimension = Literal["src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel",
+                    "tunnel_id"]
 Metric = Literal["bytes", "packets", "flows"]
 HHDimension = Literal["src", "dst", "flow", "port", "proto"]
 HHMetric = Literal["bytes", "packets"]
@@ -134,6 +138,19 @@ class Filter(_Model):
     tls_ja4: list[str] = Field(default_factory=list, max_length=256, description="JA4 fingerprints, exactly")
     tls_alpn: list[str] = Field(default_factory=list, max_length=256,
                                 description='offered ALPN lists as text ("h2,http/1.1"), exactly')
+    tunnel: list[str] = Field(default_factory=list, max_length=16,
+                              description=f"the tunnel the packets came out of: {', '.join(TUNNELS[1:])}, or '' for "
+                                          "none (flow records only: no roll-up keeps tunnels)")
+    tunnel_id: list[int] = Field(default_factory=list, max_length=4096,
+                                 description="VNI, GRE key, ERSPAN session, MPLS bottom label, PPPoE session or TEID")
+
+    @field_validator("tunnel")
+    @classmethod
+    def _tunnels(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in TUNNELS]
+        if bad:
+            raise ValueError(f"unknown tunnel {bad[0][:40]!r} (known: {', '.join(TUNNELS[1:])}, or '' for none)")
+        return v
 
     @field_validator("tls_sni")
     @classmethod
@@ -143,7 +160,7 @@ class Filter(_Model):
             raise ValueError(f"a server name is 1-255 characters, with '*.' only as its start: {bad[0][:80]!r}")
         return v
 
-    @field_validator("sport", "dport", "proto", "vlan")
+    @field_validator("sport", "dport", "proto", "vlan", "tunnel_id")
     @classmethod
     def _in_range(cls, v: list[int], info) -> list[int]:
         name, top = _INT_RANGES[info.field_name]
@@ -153,7 +170,7 @@ class Filter(_Model):
 
 
 _INT_RANGES = {"sport": ("ports", 65535), "dport": ("ports", 65535), "proto": ("protocols", 255),
-               "vlan": ("VLAN ids", 4095)}
+               "vlan": ("VLAN ids", 4095), "tunnel_id": ("tunnel ids", 2**32 - 1)}
 
 
 def _limit() -> int:
@@ -185,6 +202,8 @@ class FlowGroup(_Model):
     tls_sni: str = ""
     tls_ja4: str = ""
     tls_alpn: str = ""
+    tunnel: str = ""
+    tunnel_id: int = 0
 
 
 class AggregateFlowsResponse(_Model):

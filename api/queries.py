@@ -25,8 +25,9 @@ from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
 from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, addr_text_sql, marks_sql
 
-FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn")   # m.Filter's
-TEXT_DIMENSIONS = ("src", "dst", "tls_sni", "tls_ja4", "tls_alpn")       # grouped by as text ('' when not)
+FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel",
+                  "tunnel_id")   # m.Filter's
+TEXT_DIMENSIONS = ("src", "dst", "tls_sni", "tls_ja4", "tls_alpn", "tunnel")       # grouped by as text ('' when not)
 HH_DIMENSION_NAMES = {"src": "src", "dst": "dst", "flow": "flow", "port": "dport", "proto": "proto"}
 # Columns a heavy-hitter row of each dimension carries (a filter on any other is meaningless there).
 HH_COLUMNS = {"src": {"src"}, "dst": {"dst"}, "flow": {"src", "dst", "sport", "dport", "proto"},
@@ -155,6 +156,8 @@ class Sql:
         self.names_in("tls_sni", f.tls_sni)
         self.names_in("tls_ja4", f.tls_ja4, wildcards=False)
         self.names_in("tls_alpn", f.tls_alpn, wildcards=False)
+        self.names_in("tunnel", f.tunnel, wildcards=False)
+        self.int_in("tunnel_id", f.tunnel_id, "UInt32")
 
     def names_in(self, col: str, names: list[str], wildcards: bool = True) -> None:
         """`col` one of `names`, where (`wildcards`) "*.example.com" stands for every name ending in ".example.com"."""
@@ -493,8 +496,9 @@ def aggregate_rows(rows: list[tuple], table: str = "flows", resolution_s: int = 
     group = m.FlowGroup.model_construct
     return m.AggregateFlowsResponse.model_construct(groups=[group(
         bucket_ms=int(b), src=address(s), dst=address(t), sport=int(sp), dport=int(dp), proto=int(pr), vlan=int(v),
-        tls_sni=sni, tls_ja4=ja4, tls_alpn=alpn, packets=int(pk), bytes=int(by), flows=int(fl))
-        for b, s, t, sp, dp, pr, v, sni, ja4, alpn, pk, by, fl in rows],
+        tls_sni=sni, tls_ja4=ja4, tls_alpn=alpn, tunnel=tun, tunnel_id=int(tid), packets=int(pk), bytes=int(by),
+        flows=int(fl))
+        for b, s, t, sp, dp, pr, v, sni, ja4, alpn, tun, tid, pk, by, fl in rows],
         table=table, resolution_seconds=resolution_s)
 
 
@@ -606,7 +610,7 @@ def spreaders(req: m.QuerySpreadersRequest, d: Dialect, table: str | list[Piece]
                    f"{read_from(table, q.where_sql(), [entity, peer])} GROUP BY {entity} ORDER BY n DESC, {entity} LIMIT {limit}")
         else:
             f = req.filter
-            if f.sport or f.dport or f.proto or f.vlan or f.tls_sni or f.tls_ja4 or f.tls_alpn or (f.src and f.dst):
+            if any(getattr(f, c) for c in FILTER_COLUMNS if c not in ("src", "dst")) or (f.src and f.dst):
                 raise QueryError("the spread sketches keep addresses only: filter on src or dst alone, "
                                  "or use exact=true")
             # the sketch table has one address column: a src filter narrows the sources' side,

@@ -7,13 +7,16 @@ import numpy as np
 from collectors.protocols import PROTOCOL_NAMES
 from flows.dns import DnsCounts
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
-from flows.table import sum_by_address, top_by
+from flows.table import TUNNEL_SHIFT, sum_by_address, top_by
 from flows.tls import TlsNames
 from flows.window import WindowResult
 from schemas.addresses import column_to_text, to_text
 from schemas.clickhouse import table_columns
 from schemas.flow_key import words_to_addr
-from schemas.window_rows import LiveWindow, WindowRows
+from schemas.packet_batch import TUNNEL_NAMES
+from schemas.window_rows import Coded, LiveWindow, WindowRows
+
+_TUNNEL_VALUES = [TUNNEL_NAMES[k] for k in range(len(TUNNEL_NAMES))]     # a kind's code is its index
 
 _ZERO16 = bytes(16)
 MAX_LIVE_HOSTS = 10_000      # hosts of a window kept in the live view (Redis): the heaviest by bytes
@@ -58,7 +61,10 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     tables = {"flows": table_columns("flows", n, r.start, source, {
         "src": t.src_addr(), "dst": t.dst_addr(), "sport": t.sport, "dport": t.dport, "proto": t.proto,
         "vlan": t.vlan, "packets": t.packets, "bytes": t.bytes, "first_seen": t.first_ns, "last_seen": t.last_ns,
-        "tcp_flags": t.tcp_flags, **(r.tls or TlsNames()).columns(t)})}
+        "tcp_flags": t.tcp_flags, **(r.tls or TlsNames()).columns(t),
+        "tunnel": (Coded((t.tun >> TUNNEL_SHIFT).astype(np.int32), _TUNNEL_VALUES) if t.tun.any()
+                   else Coded(np.zeros(n, np.int32), [""])),        # no tunnel: one value, sent once
+        "tunnel_id": (t.tun & np.uint64(0xFFFFFFFF)).astype(np.uint32)})}
 
     c = r.counters
     tables["window_totals"] = table_columns("window_totals", 1, r.start, source, {

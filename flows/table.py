@@ -1,9 +1,10 @@
 """Exact flow records as numpy columns, and the group-by that builds them.
 
-A FlowTable holds one row per (window, unidirectional 5-tuple, VLAN) with packets, bytes (IP total
-length), first/last seen and the OR of TCP flags. It is built from a packet batch and merged
-with other tables by the same exact group-by, so per-batch partial tables combine into final
-per-window records without a Python object per packet or per flow.
+A FlowTable holds one row per (window, unidirectional 5-tuple, VLAN, tunnel) with packets, bytes
+(IP total length), first/last seen and the OR of TCP flags; `tun` (tunnel_key) keeps two tenants'
+equal private 5-tuples apart when their packets came out of different tunnels. It is built from
+a packet batch and merged with other tables by the same exact group-by, so per-batch partial
+tables combine into final per-window records without a Python object per packet or per flow.
 
 Flow aggregation is a compiled hash aggregation on a 64-bit hash of the key that compares the
 full key on every hit, so results are exact even when hashes collide; `group_rows` groups the
@@ -18,7 +19,14 @@ import numpy as np
 from schemas.flow_key import (VLAN_SHIFT, addr_words, flow_hash, mix, port_proto, pp_dport, pp_proto, pp_sport, shard_of,
                               words_to_addr)
 from schemas.jit import njit
-from schemas.packet_batch import STATUS_OK, PacketBatch
+from schemas.packet_batch import STATUS_OK, PacketBatch, TunnelTable
+
+TUNNEL_SHIFT = np.uint64(32)
+
+
+def tunnel_key(t: TunnelTable) -> np.ndarray:
+    """kind << 32 | tunnel id, per tunnel-table row (0: no tunnel)."""
+    return (t.kind.astype(np.uint64) << TUNNEL_SHIFT) | t.tid.astype(np.uint64)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -195,8 +203,9 @@ def window_starts(ts_ns: np.ndarray, window_ns: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, aot=["Tuple((i8, i8[::1], u8[::1], u8[::1], i8[::1], i8[::1], u2[::1]))(u8[::1], i8[::1], "
-                                    "u8[:, ::1], u8[:, ::1], u8[::1], u8[::1], u8[::1], i8[::1], i8[::1], u2[::1])"])
-def _aggregate_rows(key, window, src, dst, pp, packets, nbytes, first_ns, last_ns, flags):
+                                    "u8[:, ::1], u8[:, ::1], u8[::1], u8[::1], u8[::1], u8[::1], i8[::1], i8[::1], "
+                                    "u2[::1])"])
+def _aggregate_rows(key, window, src, dst, pp, tun, packets, nbytes, first_ns, last_ns, flags):
     """Hash aggregation (open addressing on the 64-bit key hash, full key compared on every hit,
     so a hash collision only costs a probe). One pass, ~15 ns a row."""
     n = key.shape[0]
@@ -223,7 +232,8 @@ def _aggregate_rows(key, window, src, dst, pp, packets, nbytes, first_ns, last_n
                 break
             r = rep[g]
             if (key[r] == key[i] and window[r] == window[i] and pp[r] == pp[i] and src[r, 0] == src[i, 0]
-                    and src[r, 1] == src[i, 1] and dst[r, 0] == dst[i, 0] and dst[r, 1] == dst[i, 1]):
+                    and src[r, 1] == src[i, 1] and dst[r, 0] == dst[i, 0] and dst[r, 1] == dst[i, 1]
+                    and tun[r] == tun[i]):
                 pk[g] += packets[i]
                 by[g] += nbytes[i]
                 first[g] = min(first[g], first_ns[i])
@@ -240,7 +250,8 @@ class FlowTable:
     src: np.ndarray         # (n, 2) uint64 address words
     dst: np.ndarray         # (n, 2) uint64 address words
     pp: np.ndarray          # uint64 port_proto(sport, dport, proto, vlan)
-    fhash: np.ndarray       # uint64 flow_hash of the flow key (sharding; window not included)
+    tun: np.ndarray         # uint64 tunnel_key of the packets' tunnel, 0 for none
+    fhash: np.ndarray       # uint64 flow_hash of src, dst, pp (sharding; neither window nor tunnel included)
     packets: np.ndarray     # uint64
     bytes: np.ndarray       # uint64
     first_ns: np.ndarray    # int64
@@ -272,11 +283,16 @@ class FlowTable:
     def dst_addr(self) -> np.ndarray:
         return words_to_addr(self.dst)
 
+    def __setstate__(self, state: dict) -> None:
+        if "tun" not in state:      # a recovery snapshot from before tunnels: none
+            state["tun"] = np.zeros(len(state["window"]), np.uint64)
+        self.__dict__.update(state)
+
     @classmethod
     def empty(cls) -> "FlowTable":
         return cls(np.zeros(0, np.int64), np.zeros((0, 2), np.uint64), np.zeros((0, 2), np.uint64),
                    np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint64),
-                   np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint16))
+                   np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint16))
 
     @classmethod
     def from_packets(cls, batch: PacketBatch, window_ns: int) -> "FlowTable":
@@ -291,8 +307,11 @@ class FlowTable:
         sw, dw = addr_words(src), addr_words(dst)
         pp = port_proto(sp, dp, pr, vl)
         n = len(pp)
-        raw = cls(window_starts(ts, window_ns), sw, dw, pp, flow_hash(sw, dw, pp), np.ones(n, np.uint64),
-                  ln.astype(np.uint64), ts, ts, fl.astype(np.uint16))
+        tun = np.zeros(len(batch), np.uint64)
+        if len(batch.tunnels):
+            tun[batch.tunnels.row] = tunnel_key(batch.tunnels)
+        raw = cls(window_starts(ts, window_ns), sw, dw, pp, tun if ok.all() else tun[ok], flow_hash(sw, dw, pp),
+                  np.ones(n, np.uint64), ln.astype(np.uint64), ts, ts, fl.astype(np.uint16))
         return raw.aggregate()
 
     def aggregate(self) -> "FlowTable":
@@ -304,17 +323,18 @@ class FlowTable:
         key = mix(self.fhash, self.window)
         src, dst = np.ascontiguousarray(self.src), np.ascontiguousarray(self.dst)
         ng, rep, pk, by, first, last, fl = _aggregate_rows(
-            key, self.window, src, dst, self.pp, self.packets, self.bytes, self.first_ns, self.last_ns,
-            self.tcp_flags)
+            key, self.window, src, dst, self.pp, np.ascontiguousarray(self.tun, np.uint64), self.packets, self.bytes,
+            self.first_ns, self.last_ns, self.tcp_flags)
         if ng == len(self):
             return self
         r = rep[:ng]
-        return FlowTable(self.window[r], src[r], dst[r], self.pp[r], self.fhash[r], pk[:ng], by[:ng], first[:ng],
-                         last[:ng], fl[:ng])
+        return FlowTable(self.window[r], src[r], dst[r], self.pp[r], self.tun[r], self.fhash[r], pk[:ng], by[:ng],
+                         first[:ng], last[:ng], fl[:ng])
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """For each record, the row of `keys` ((m, 5) uint64 distinct flow keys: src words, dst
-        words, port_proto with the VLAN) equal to its key, or -1. One compiled pass."""
+        words, port_proto with the VLAN) equal to its key, or -1 (its tunnel not compared: the
+        records of one 5-tuple in two tunnels find the same row). One compiled pass."""
         keys = np.ascontiguousarray(keys, np.uint64).reshape(-1, 5)
         c = np.ascontiguousarray
         return _find_keys(flow_hash(keys[:, 0:2], keys[:, 2:4], c(keys[:, 4])), keys, c(self.fhash, np.uint64),
@@ -325,7 +345,8 @@ class FlowTable:
 
     def sorted(self) -> "FlowTable":
         """Rows in a canonical order (window, then key), so equal tables compare equal."""
-        order = np.lexsort((self.pp, self.dst[:, 1], self.dst[:, 0], self.src[:, 1], self.src[:, 0], self.window))
+        order = np.lexsort((self.tun, self.pp, self.dst[:, 1], self.dst[:, 0], self.src[:, 1], self.src[:, 0],
+                            self.window))
         return self.take(order)
 
     def split(self, shards: int) -> list["FlowTable"]:

@@ -105,7 +105,8 @@ _COMMON = """    window_start DateTime64(3, 'UTC'),
 _INSERTED = "    inserted_at DateTime DEFAULT now()"
 
 TABLES = {
-    # Exact per-window flow records, one per unidirectional 5-tuple and VLAN (outermost id, 0 untagged),
+    # Exact per-window flow records, one per unidirectional 5-tuple, VLAN (outermost id, 0 untagged) and
+    # tunnel (the innermost one its packets came out of: kind, '' for none, and id; schemas/packet_batch.py),
     # with their connection's first ClientHello's server name, JA4 and offered ALPN ('' without; flows/tls.py).
     "flows": (f"""{_COMMON}
     src IPv6,
@@ -122,7 +123,9 @@ TABLES = {
     tls_sni LowCardinality(String),
     tls_ja4 LowCardinality(String),
     tls_alpn LowCardinality(String),
-{_INSERTED}""", "window_start, source, src, dst, sport, dport, proto, vlan"),
+    tunnel LowCardinality(String),
+    tunnel_id UInt32,
+{_INSERTED}""", "window_start, source, src, dst, sport, dport, proto, vlan, tunnel, tunnel_id"),
     # One row per window: totals and whether every shard reported.
     "window_totals": (f"""{_COMMON}
     window_seconds Float64,
@@ -414,9 +417,11 @@ EXISTING_COLUMNS_SQL = (f"SELECT table, name FROM system.columns WHERE database 
 
 
 # Columns added to a table after it was released: a writer adds them to an older table
-# (ALTER TABLE ... ADD COLUMN: its rows read the type's default, ''), where any other missing
-# column stops it (check_existing).
-ADDED_COLUMNS = {"flows": ("tls_sni", "tls_ja4", "tls_alpn")}
+# (ALTER TABLE ... ADD COLUMN: its rows read the type's default, '' or 0), where any other missing
+# column stops it (check_existing). Those of them in the table's sorting key join an older table's
+# key in the same statement (MODIFY ORDER BY; not on 18.16, which cannot: there records of one
+# 5-tuple in two tunnels in one window may be merged into one).
+ADDED_COLUMNS = {"flows": ("tls_sni", "tls_ja4", "tls_alpn", "tunnel", "tunnel_id")}
 
 
 def add_columns_sql(rows, legacy: bool = False) -> list[str]:
@@ -425,8 +430,18 @@ def add_columns_sql(rows, legacy: bool = False) -> list[str]:
     have: dict[str, set[str]] = {}
     for table, name in rows:
         have.setdefault(table, set()).add(name)
-    return [f"ALTER TABLE {DATABASE}.{t} ADD COLUMN {c} {column_types(t, legacy)[c]}"
-            for t, added in ADDED_COLUMNS.items() if t in have for c in added if c not in have[t]]
+    out = []
+    for t, added in ADDED_COLUMNS.items():
+        missing = [c for c in added if t in have and c not in have[t]]
+        if not missing:
+            continue
+        types = column_types(t, legacy)
+        changes = [f"ADD COLUMN {c} {types[c]}" for c in missing]
+        order = [c.strip() for c in TABLES[t][1].split(",")]
+        if not legacy and set(missing) & set(order) and set(order) - set(missing) <= have[t]:
+            changes.append(f"MODIFY ORDER BY ({TABLES[t][1]})")
+        out.append(f"ALTER TABLE {DATABASE}.{t} " + ", ".join(changes))
+    return out
 
 
 def check_existing(rows) -> None:

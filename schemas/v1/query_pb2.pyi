@@ -19,6 +19,8 @@ class Dimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DIMENSION_TLS_SNI: _ClassVar[Dimension]
     DIMENSION_TLS_JA4: _ClassVar[Dimension]
     DIMENSION_TLS_ALPN: _ClassVar[Dimension]
+    DIMENSION_TUNNEL: _ClassVar[Dimension]
+    DIMENSION_TUNNEL_ID: _ClassVar[Dimension]
 
 class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +53,8 @@ DIMENSION_VLAN: Dimension
 DIMENSION_TLS_SNI: Dimension
 DIMENSION_TLS_JA4: Dimension
 DIMENSION_TLS_ALPN: Dimension
+DIMENSION_TUNNEL: Dimension
+DIMENSION_TUNNEL_ID: Dimension
 METRIC_UNSPECIFIED: Metric
 METRIC_BYTES: Metric
 METRIC_PACKETS: Metric
@@ -80,7 +84,7 @@ class TimeRange(_message.Message):
     def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., last: _Optional[str] = ...) -> None: ...
 
 class Filter(_message.Message):
-    __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan", "tls_sni", "tls_ja4", "tls_alpn")
+    __slots__ = ("src", "dst", "sport", "dport", "proto", "source", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel", "tunnel_id")
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
     SPORT_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +95,8 @@ class Filter(_message.Message):
     TLS_SNI_FIELD_NUMBER: _ClassVar[int]
     TLS_JA4_FIELD_NUMBER: _ClassVar[int]
     TLS_ALPN_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_ID_FIELD_NUMBER: _ClassVar[int]
     src: _containers.RepeatedScalarFieldContainer[str]
     dst: _containers.RepeatedScalarFieldContainer[str]
     sport: _containers.RepeatedScalarFieldContainer[int]
@@ -101,7 +107,9 @@ class Filter(_message.Message):
     tls_sni: _containers.RepeatedScalarFieldContainer[str]
     tls_ja4: _containers.RepeatedScalarFieldContainer[str]
     tls_alpn: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., vlan: _Optional[_Iterable[int]] = ..., tls_sni: _Optional[_Iterable[str]] = ..., tls_ja4: _Optional[_Iterable[str]] = ..., tls_alpn: _Optional[_Iterable[str]] = ...) -> None: ...
+    tunnel: _containers.RepeatedScalarFieldContainer[str]
+    tunnel_id: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, src: _Optional[_Iterable[str]] = ..., dst: _Optional[_Iterable[str]] = ..., sport: _Optional[_Iterable[int]] = ..., dport: _Optional[_Iterable[int]] = ..., proto: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., vlan: _Optional[_Iterable[int]] = ..., tls_sni: _Optional[_Iterable[str]] = ..., tls_ja4: _Optional[_Iterable[str]] = ..., tls_alpn: _Optional[_Iterable[str]] = ..., tunnel: _Optional[_Iterable[str]] = ..., tunnel_id: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AggregateFlowsRequest(_message.Message):
     __slots__ = ("range", "filter", "group_by", "bucket_seconds", "order_by", "limit")
@@ -120,7 +128,7 @@ class AggregateFlowsRequest(_message.Message):
     def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[Dimension, str]]] = ..., bucket_seconds: _Optional[int] = ..., order_by: _Optional[_Union[Metric, str]] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class FlowGroup(_message.Message):
-    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows", "vlan", "tls_sni", "tls_ja4", "tls_alpn")
+    __slots__ = ("bucket_ms", "src", "dst", "sport", "dport", "proto", "packets", "bytes", "flows", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel", "tunnel_id")
     BUCKET_MS_FIELD_NUMBER: _ClassVar[int]
     SRC_FIELD_NUMBER: _ClassVar[int]
     DST_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +142,8 @@ class FlowGroup(_message.Message):
     TLS_SNI_FIELD_NUMBER: _ClassVar[int]
     TLS_JA4_FIELD_NUMBER: _ClassVar[int]
     TLS_ALPN_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_ID_FIELD_NUMBER: _ClassVar[int]
     bucket_ms: int
     src: str
     dst: str
@@ -147,7 +157,9 @@ class FlowGroup(_message.Message):
     tls_sni: str
     tls_ja4: str
     tls_alpn: str
-    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ..., tls_sni: _Optional[str] = ..., tls_ja4: _Optional[str] = ..., tls_alpn: _Optional[str] = ...) -> None: ...
+    tunnel: str
+    tunnel_id: int
+    def __init__(self, bucket_ms: _Optional[int] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., flows: _Optional[int] = ..., vlan: _Optional[int] = ..., tls_sni: _Optional[str] = ..., tls_ja4: _Optional[str] = ..., tls_alpn: _Optional[str] = ..., tunnel: _Optional[str] = ..., tunnel_id: _Optional[int] = ...) -> None: ...
 
 class AggregateFlowsResponse(_message.Message):
     __slots__ = ("groups", "table", "resolution_seconds")

@@ -292,7 +292,7 @@ def test_answers_become_the_messages_json_format_would_make():
     from api.queries import aggregate_rows
 
     flows = aggregate_rows([(60_000, "::ffff:10.0.0.1", "2001:db8::1", 0, 443, 6, 7, "example.com", "t13d1516h2_x_y", "h2",
-                             10, 1500, 2)] * 3, "flows_1m", 60)
+                             "vxlan", 4242, 10, 1500, 2)] * 3, "flows_1m", 60)
     alert = m.AlertItem(id="a1", source="s", rule="r", detector="syn_flood", severity="high", state="firing",
                         entity={"dst": "10.0.0.1", "port": "80"}, value=1.5, threshold=1.0, first_seen_ms=1,
                         last_seen_ms=2, windows=3, evidence_json="{}")
@@ -300,6 +300,44 @@ def test_answers_become_the_messages_json_format_would_make():
                        (m.AggregateFlowsResponse(groups=[]), pb.AggregateFlowsResponse)):
         assert to_message(model, cls) == json_format.ParseDict(model.model_dump(), cls())
     assert to_message(flows, pb.AggregateFlowsResponse).groups[0].src == "10.0.0.1"
+
+
+def test_tunnels_group_and_filter(api, local_stack):
+    """Flow records of packets taken out of tunnels keep the tunnel's kind and id: grouped by
+    them, filtered on them (none: ''), over both transports; an unknown kind is a 400."""
+    from collectors.capture_file import CaptureFile
+    from collectors.decode.decoder import Decoder
+    from schemas.packet_batch import TUNNEL_NAMES
+    from sinks.clickhouse_native import ClickHouseNative
+    from tests.support import TEST_DATA
+    source = api.source + "#tunnels"
+    want = collections.Counter()                # (kind, id) -> packets, from the decoder's envelopes
+    for name in ("zeek_tun_vxlan.pcap", "zeek_tun_mixed-vlan-mpls.pcap", "zeek_tun_gre-pptp.pcap"):
+        path = TEST_DATA / name
+        rows = rows_of(capture_windows(path, 0), source)
+        if hasattr(api.service.backend, "store"):
+            api.service.backend.store.write(rows)
+        else:
+            ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}").write(rows)
+        for raw in CaptureFile(str(path)).batches():
+            b = Decoder().decode(raw)
+            t = b.tunnels
+            want.update(zip([TUNNEL_NAMES[k] for k in t.kind.tolist()], t.tid.tolist()))
+            want[("", 0)] += int((b.status == 0).sum()) - len(t)
+    body = {"range": ALL, "filter": {"source": source}, "group_by": ["tunnel", "tunnel_id"], "limit": 100}
+    h = http_call(api, "/v1/flows/aggregate", body)
+    assert {(x["tunnel"], x["tunnel_id"]): x["packets"] for x in h["groups"]} == want
+    assert want[("vxlan", 123)] == 8 and want[("mpls", 29)] == 11 and want[("gre", 6016)] == 1
+    g = grpc_call(api, "AggregateFlows", {"range": ALL, "filter": {"source": source, "tunnel": ["vxlan", "gre"],
+                                                                   "tunnel_id": [123, 17]},
+                                          "group_by": ["DIMENSION_TUNNEL", "DIMENSION_TUNNEL_ID", "DIMENSION_SRC"]})
+    got = sorted((x["tunnel"], x["tunnel_id"], x["src"], int(x["packets"])) for x in g["groups"])
+    assert got == [("gre", 17, "8.8.8.8", 1), ("vxlan", 123, "10.0.0.1", 4), ("vxlan", 123, "10.0.0.2", 4)]
+    none = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source, "tunnel": [""]}})
+    assert none["groups"][0]["packets"] == want[("", 0)] and none["table"] == "flows"
+    with api.http() as c:
+        r = c.post("/v1/flows/aggregate", json={"range": ALL, "filter": {"tunnel": ["vxlan-gpe"]}})
+    assert r.status_code == 400 and "unknown tunnel 'vxlan-gpe'" in r.text
 
 
 def test_tls_server_names_group_and_filter(api, local_stack):

@@ -143,7 +143,8 @@ def _table(pairs) -> FlowTable:
     from schemas.flow_key import addr_words, flow_hash, port_proto
     z = np.zeros(n, np.uint16)
     sw, dw, pp = addr_words(src), addr_words(dst), port_proto(z, z, np.full(n, 6, np.uint8))
-    t = FlowTable(np.zeros(n, np.int64), sw, dw, pp, flow_hash(sw, dw, pp), np.ones(n, np.uint64),
+    t = FlowTable(np.zeros(n, np.int64), sw, dw, pp, np.zeros(n, np.uint64), flow_hash(sw, dw, pp),
+                  np.ones(n, np.uint64),
                   np.ones(n, np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint16))
     return t.aggregate()
 

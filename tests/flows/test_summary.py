@@ -22,7 +22,8 @@ def table(rows) -> FlowTable:
     dport = np.array([r[2] for r in rows], np.uint16)
     proto = np.array([r[3] for r in rows], np.uint8)
     sw, dw, pp = addr_words(src), addr_words(dst), port_proto(np.zeros(n, np.uint16), dport, proto)
-    return FlowTable(np.zeros(n, np.int64), sw, dw, pp, flow_hash(sw, dw, pp), np.ones(n, np.uint64),
+    return FlowTable(np.zeros(n, np.int64), sw, dw, pp, np.zeros(n, np.uint64), flow_hash(sw, dw, pp),
+                     np.ones(n, np.uint64),
                      np.ones(n, np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint16)).aggregate()
 
 

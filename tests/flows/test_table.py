@@ -91,13 +91,45 @@ def test_aggregation_is_exact_when_every_hash_collides():
     pp = np.zeros(n, np.uint64)
     ts = np.arange(n, dtype=np.int64)
     ng, rep, pk, by, first, last, fl = _aggregate_rows(np.zeros(n, np.uint64), window, src, dst, pp,
-                                                       np.ones(n, np.uint64), np.full(n, 10, np.uint64), ts, ts,
+                                                       np.zeros(n, np.uint64), np.ones(n, np.uint64),
+                                                       np.full(n, 10, np.uint64), ts, ts,
                                                        np.array([1, 2, 4, 8, 16, 32], np.uint16))
     assert ng == 3
     assert rep[:3].tolist() == [0, 1, 3]
     assert pk[:3].tolist() == [3, 2, 1] and by[:3].tolist() == [30, 20, 10]
     assert first[:3].tolist() == [0, 1, 3] and last[:3].tolist() == [5, 4, 3]
     assert fl[:3].tolist() == [1 | 4 | 32, 2 | 16, 8]
+    tun = np.array([0, 0, 0, 0, 0, 7], np.uint64)      # the last row came out of a tunnel: a key of its own
+    ng, rep, pk = _aggregate_rows(np.zeros(n, np.uint64), window, src, dst, pp, tun, np.ones(n, np.uint64),
+                                  np.full(n, 10, np.uint64), ts, ts, np.zeros(n, np.uint16))[:3]
+    assert ng == 4 and rep[:4].tolist() == [0, 1, 3, 5] and pk[:4].tolist() == [2, 2, 1, 1]
+
+
+def test_the_tunnel_is_part_of_the_flow_key():
+    """Two tenants' identical inner 5-tuples in two VXLAN segments are two flow records each way,
+    one when their VNIs are equal; the tunnel columns of the flows table say which."""
+    from collectors.capture_file import CaptureFile
+    from collectors.decode.decoder import Decoder
+    from collectors.raw_batch import RawBatch
+    from flows.rows import result_tables
+    from flows.window import LocalPipeline, WindowConfig
+    from tests.support import TEST_DATA
+    raw = next(CaptureFile(str(TEST_DATA / "zeek_tun_vxlan-encapsulated-http.pcap")).batches())
+    frames = [bytes(raw.buf[o:o + c]) for o, c in zip(raw.off.tolist(), raw.caplen.tolist())]
+
+    def flows(vni: int):
+        other = [f[:46] + vni.to_bytes(3, "big") + f[49:] for f in frames]      # VXLAN's VNI at 46-48
+        b = Decoder().decode(RawBatch.from_frames(frames + other, 1, list(range(2 * len(frames)))))
+        return FlowTable.from_packets(b, 10**9), b
+    same, _ = flows(1)
+    two, batch = flows(77)
+    assert len(two) == 2 * len(same) == 4 and two.packets.sum() == same.packets.sum() == 24
+    assert sorted((two.tun & np.uint64(0xFFFFFFFF)).tolist()) == [1, 1, 77, 77]
+    pipe = LocalPipeline(WindowConfig(window_s=0, shards=2))
+    (res,) = pipe.feed(batch) + pipe.flush()
+    cols = result_tables(res, "s", 10)["flows"]
+    got = sorted(zip(cols["tunnel"].tolist(), cols["tunnel_id"].tolist(), cols["packets"].tolist()))
+    assert got == [("vxlan", 1, 5), ("vxlan", 1, 7), ("vxlan", 77, 5), ("vxlan", 77, 7)]
 
 
 def test_vlan_is_part_of_the_flow_key(synth_pcap):

@@ -51,3 +51,39 @@ def test_chdb_store_refuses_a_store_from_an_older_schema(tmp_path):
                      "ENGINE = MergeTree ORDER BY window_start")
     with pytest.raises(SchemaMismatch, match=r"older NetSpectra \(missing flows\.dst"):
         ChdbStore(path)
+
+
+def _before_tunnels(create: str) -> str:
+    """A flows table's CREATE statement as the version before tunnels wrote it."""
+    import re
+    create = re.sub(r"\s*`?tunnel(_id)?`? (LowCardinality\(String\)|String|UInt32),", "", create)
+    return create.replace(", tunnel, tunnel_id", "")
+
+
+def test_a_store_from_before_tunnels_gains_them_in_its_sorting_key(tmp_path, local_stack):
+    """Opened by a writer, an older flows table gains the tunnel columns, in its sorting key on
+    chDB (so records of one 5-tuple in two tunnels stay two rows through merges), and read ''/0."""
+    from sinks.chdb_store import ChdbStore
+    from sinks.clickhouse_native import ClickHouseNative
+    from tests.support import tls_flows_rows
+
+    path = str(tmp_path / "old")
+    store = ChdbStore(path)
+    create = _before_tunnels(store.rows(f"SHOW CREATE TABLE {DATABASE}.flows")[0][0])
+    assert "tunnel" not in create
+    store.sess.query(f"DROP TABLE {DATABASE}.flows")
+    store.sess.query(create)
+    store = ChdbStore(path)
+    (after,) = store.rows(f"SHOW CREATE TABLE {DATABASE}.flows")[0]
+    assert "ORDER BY (window_start, source, src, dst, sport, dport, proto, vlan, tunnel, tunnel_id)" in after
+    store.write(tls_flows_rows("after", 1_500_000_000))
+    assert store.rows(f"SELECT count(), countIf(tunnel = '' AND tunnel_id = 0) FROM {DATABASE}.flows") == [(79, 79)]
+
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    create = _before_tunnels(sink.client.execute(f"SHOW CREATE TABLE {sink.database}.flows")[0][0])
+    sink.client.execute(f"DROP TABLE {sink.database}.flows")
+    sink.client.execute(create)
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    sink.write(tls_flows_rows("tun-after", 1_500_000_000))
+    assert sink.client.execute(f"SELECT count(), countIf(tunnel = '' AND tunnel_id = 0) FROM {sink.database}.flows "
+                               "WHERE source = 'tun-after'") == [(79, 79)]
