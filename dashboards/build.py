@@ -133,6 +133,11 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
          f"SELECT tls_sni AS server_name, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "
          f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND tls_sni != '' "
          f"GROUP BY tls_sni ORDER BY bytes DESC, server_name LIMIT 20"),
+        # Packets taken out of tunnels (collectors/decode/tunnels.py): per tunnel kind and id
+        ("Tunnels (kind and id)", "table",
+         f"SELECT tunnel, tunnel_id, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "
+         f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND tunnel != '' "
+         f"GROUP BY tunnel, tunnel_id ORDER BY bytes DESC, tunnel, tunnel_id LIMIT 20"),
         ("Decode errors and late packets", "timeseries",
          f"SELECT {_TIME} AS time, name, sum(packets) AS packets "
          f"FROM netspectra.window_counters FINAL WHERE {_WHERE} AND kind = 'status' "

@@ -18,13 +18,15 @@ class AnalysisRun:
 
 
 def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int = 1, on_progress=None,
-                 top: int = 10, export: str | None = None, rules=None, rollups: bool = False) -> AnalysisRun:
+                 top: int = 10, export: str | None = None, rules=None, rollups: bool = False,
+                 decap=None) -> AnalysisRun:
     """The window stages over one capture; window results into the chDB `store` when one is given
     (with no store, chDB is not even imported: the report needs only the summary). One worker
     runs the stages in this thread (flows.window.LocalPipeline, no Bytewax to start); more run
     the Bytewax dataflow with that many worker threads. Results are the same either way.
     `on_progress` gets the reader's stats (flows.capture_reader.SourceStats) as it goes.
-    `rollups`: also keep the store's roll-ups (sinks/rollups.py; off: a capture's range is short)."""
+    `rollups`: also keep the store's roll-ups (sinks/rollups.py; off: a capture's range is short).
+    `decap`: the tunnels taken out (collectors/decode/tunnels.py Decap; default all)."""
     from collectors.capture_file import sniff_format
     sniff_format(pcap)     # not a capture: CaptureFormatError here, not deep inside a worker
     summary = CaptureSummary(cfg, rules)
@@ -32,7 +34,8 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
     # L7 decoding only for what needs it: the flows' TLS names and DNS names for the store,
     # DNS counts for dns_anomaly
     l7 = True if store else "dns" if any(r.detector == "dns_anomaly" for r in summary.alerts.rules.rules) else False
-    st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7, rollups)
+    st = (_run_local if workers <= 1 else _run_bytewax)(pcap, cfg, store, workers, summary, on_progress, l7, rollups,
+                                                        decap)
     seconds = time.perf_counter() - t
     src_errors = dict(st.reader.get("errors", {}))
     if st.decoder.get("l4_truncated"):       # a decoder finding that is not a packet status
@@ -52,12 +55,12 @@ def run_analysis(pcap: str, cfg: WindowConfig, store: str | None, workers: int =
 STORE_BUFFER_ROWS = 1_000_000       # flow rows per chDB write (an INSERT costs ~10 ms whatever its size)
 
 
-def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False):
+def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False, decap=None):
     from flows.capture_reader import CaptureReader
     from flows.rows import window_rows
     from flows.window import LocalPipeline
 
-    reader = CaptureReader(pcap, l7=l7, on_progress=on_progress)
+    reader = CaptureReader(pcap, l7=l7, on_progress=on_progress, decap=decap)
     pipe = LocalPipeline(cfg)
     db = None
     if store:
@@ -82,14 +85,14 @@ def _run_local(pcap, cfg, store, workers, summary, on_progress, l7=False, rollup
     return reader.stats
 
 
-def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False):
+def _run_bytewax(pcap, cfg, store, workers, summary, on_progress, l7=False, rollups=False, decap=None):
     from bytewax.testing import cluster_main
 
     from flows.dataflow import build_flow
     from flows.sources import CaptureSource
     from sinks.bytewax_sinks import StoreSink
 
-    source = CaptureSource(pcap, l7=l7, on_progress=on_progress)
+    source = CaptureSource(pcap, l7=l7, on_progress=on_progress, decap=decap)
     sinks = [StoreSink(store, pcap, buffer_rows=STORE_BUFFER_ROWS, rollups=rollups)] if store else []
     cluster_main(build_flow(source, cfg, sinks, pcap, on_result=summary.add), [], 0, worker_count_per_proc=workers)
     return source.stats

@@ -31,11 +31,11 @@ class CaptureReader:
 
     def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool | str = False, skip: int = 0,
                  stats: Optional[SourceStats] = None,
-                 on_progress: Optional[Callable[[SourceStats], None]] = None):
+                 on_progress: Optional[Callable[[SourceStats], None]] = None, decap=None):
         # The window analysis uses no DNS/HTTP fields, so by default they are not decoded.
         self.cap = CaptureFile(path, batch_size)
         self.raw = self.cap.batches()
-        self.decoder = Decoder(l7=l7)
+        self.decoder = Decoder(l7=l7, decap=decap)      # decap: the tunnels taken out (None: all)
         self.stats = stats or SourceStats(file_bytes=os.path.getsize(path))
         self.on_progress = on_progress
         self.read = 0

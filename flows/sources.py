@@ -21,8 +21,9 @@ class CaptureSource(FixedPartitionedSource[PacketBatch, int]):
     """One partition reading a pcap/pcapng file; its resume state is the batches already read."""
 
     def __init__(self, path: str, batch_size: int = DEFAULT_BATCH, l7: bool | str = False,
-                 on_progress: Optional[Callable[[SourceStats], None]] = None):
+                 on_progress: Optional[Callable[[SourceStats], None]] = None, decap=None):
         self.l7 = l7
+        self.decap = decap
         self.path = path
         self.batch_size = batch_size
         self.on_progress = on_progress
@@ -37,7 +38,7 @@ class CaptureSource(FixedPartitionedSource[PacketBatch, int]):
 
 class _CapturePartition(StatefulSourcePartition[PacketBatch, int]):
     def __init__(self, src: CaptureSource, skip: int):
-        self.reader = CaptureReader(src.path, src.batch_size, src.l7, skip, src.stats, src.on_progress)
+        self.reader = CaptureReader(src.path, src.batch_size, src.l7, skip, src.stats, src.on_progress, src.decap)
 
     def next_batch(self):
         batch = self.reader.next_batch()

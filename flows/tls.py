@@ -102,16 +102,17 @@ class TlsNames:
         """The flows table's TLS_COLUMNS for a FlowTable: each record's names, '' without;
         coded, so a window without hellos costs three arrays of zeros."""
         n = len(flows)
-        out = {c: Coded(np.zeros(n, np.int32), [""]) for c in TLS_COLUMNS}
         if not self.hellos or not n:
-            return out
+            return {c: Coded(np.zeros(n, np.int32), [""]) for c in TLS_COLUMNS}
         row = flows.find(self.keys())           # each record's entry of `hellos`, or -1
         hit = np.flatnonzero(row >= 0)
+        out = {}
         for i, c in enumerate(TLS_COLUMNS):
             values: dict[str, int] = {"": 0}
             code = np.array([values.setdefault(v[1 + i], len(values)) for v in self.hellos.values()], np.int32)
-            out[c].codes[hit] = code[row[hit]]
-            out[c] = Coded(out[c].codes, list(values))
+            codes = np.zeros(n, np.int32)
+            codes[hit] = code[row[hit]]
+            out[c] = Coded(codes, list(values))
         return out
 
 

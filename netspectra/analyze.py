@@ -126,10 +126,11 @@ def cmd_analyze(args) -> int:
     from flows.analysis import run_analysis
     from flows.config import WindowConfig
     from flows.sketches import SketchConfig
-    from netspectra.cli import rules_or_report
+    from netspectra.cli import decap_of, rules_or_report
 
     rules = rules_or_report(args.rules, "analyze")
-    if rules is None:
+    decap = decap_of(args, "analyze")
+    if rules is None or decap is None:
         return 2
 
     cfg = WindowConfig(window_s=args.window, lateness_s=args.lateness, shards=args.shards, top_n=max(100, args.top),
@@ -142,7 +143,7 @@ def cmd_analyze(args) -> int:
     bar = _Progress() if not args.json and sys.stderr.isatty() else None
     try:
         run = run_analysis(args.pcap, cfg, store, workers=args.workers, top=args.top, export=args.export,
-                           on_progress=bar.update if bar else None, rules=rules, rollups=args.rollups)
+                           on_progress=bar.update if bar else None, rules=rules, rollups=args.rollups, decap=decap)
     except (CaptureFormatError, OSError) as e:
         print(f"netspectra analyze: {e}", file=sys.stderr)
         return 1

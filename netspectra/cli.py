@@ -114,9 +114,19 @@ def _add_decap(p) -> None:
     def ports(text):
         return [int(x) for x in text.split(",") if x.strip()]
     p.add_argument("--no-decap", dest="decap_off", type=kinds, metavar="KINDS",
-                   help=f"leave these tunnels' packets in their carrier (comma list of {', '.join(KINDS)}; "
-                   "default: all taken out)")
+                   help=f"leave these tunnels' packets in their carrier (comma list of {', '.join(KINDS)}, "
+                   "or all; default: all taken out)")
     p.add_argument("--vxlan-ports", type=ports, metavar="PORTS", help="VXLAN's UDP ports (comma list; default 4789)")
+
+
+def decap_of(args, command: str):
+    """The tunnels --no-decap and --vxlan-ports leave taken out; None after one line on stderr."""
+    from collectors.decode.tunnels import Decap
+    try:
+        return Decap(off=frozenset(args.decap_off or ()), vxlan_ports=tuple(args.vxlan_ports or Decap().vxlan_ports))
+    except ValueError as e:
+        print(f"netspectra {command}: {e}", file=sys.stderr)
+        return None
 
 
 def _add_analyze(sub) -> None:
@@ -133,6 +143,7 @@ def _add_analyze(sub) -> None:
     a.add_argument("--rollups", action="store_true",
                    help="also keep the store's minute/hour/day roll-ups (default off: a capture's range is short)")
     a.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads (default 1)")
+    _add_decap(a)
     a.add_argument("--shards", type=int, default=SHARDS,
                    help=f"state shards (default {SHARDS}; results do not depend on workers)")
     a.add_argument("--max-flows", type=int, default=MAX_FLOWS, help="exact flow records kept per window; "
@@ -442,11 +453,8 @@ def cmd_decode(args) -> int:
     cap = open_capture(args.pcap, "decode")
     if cap is None:
         return 2
-    from collectors.decode.tunnels import Decap
-    try:
-        decap = Decap(off=frozenset(args.decap_off or ()), vxlan_ports=tuple(args.vxlan_ports or Decap().vxlan_ports))
-    except ValueError as e:
-        print(f"netspectra decode: {e}", file=sys.stderr)
+    decap = decap_of(args, "decode")
+    if decap is None:
         return 2
     dec = Decoder(decap=decap)
     out = sys.stdout

@@ -419,10 +419,24 @@ TLS_CAPTURE = TEST_DATA / "foxio_tls-sni.pcapng"      # 79 flows with a ClientHe
 def tls_flows_rows(source: str, start_s: int) -> list:
     """TLS_CAPTURE's windows (one of 10 s) moved to start at `start_s`, with their flows table
     only (their tls_* columns; for stores whose other tables hold another capture's windows)."""
+    return capture_flows_rows(TLS_CAPTURE, source, start_s)
+
+
+TUNNEL_FLOWS = ("zeek_tun_vxlan.pcap", "zeek_tun_mixed-vlan-mpls.pcap", "zeek_tun_gre-pptp.pcap")
+
+
+def tunnel_flows_rows(source: str, start_s: int) -> list:
+    """TUNNEL_FLOWS's windows as tls_flows_rows makes them, one capture an hour from `start_s`."""
+    return [w for i, name in enumerate(TUNNEL_FLOWS) for w in capture_flows_rows(TEST_DATA / name, source,
+                                                                                  start_s + 3600 * i)]
+
+
+def capture_flows_rows(path, source: str, start_s: int) -> list:
+    """A capture's windows (one of 10 s) moved to start at `start_s`, with their flows table only."""
     import dataclasses
 
     from schemas.window_rows import WindowRows
-    results = capture_windows(TLS_CAPTURE, 10)
+    results = capture_windows(path, 10)
     shift = start_s * 10**9 - results[0].start
     return [WindowRows(r.start, r.length_ns, r.complete, {"flows": r.tables["flows"]})
             for r in rows_of([dataclasses.replace(r, start=r.start + shift) for r in results], source)]

@@ -80,3 +80,26 @@ def test_a_mistyped_option_prints_the_subcommands_usage():
                          text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.startswith("usage: netspectra engine ")
     assert res.stderr.strip().endswith("netspectra engine: error: unrecognized arguments: --windoww 3")
+
+
+def test_tunnels_are_taken_out_unless_switched_off():
+    """decode and analyze take packets out of tunnels (envelope columns printed); --no-decap
+    leaves the named kinds (or all) in their carriers; an unknown kind is one line, exit 2."""
+    from tests.support import TEST_DATA
+    path = str(TEST_DATA / "zeek_tun_vxlan-encapsulated-http.pcap")
+    rows = list(csv.DictReader(io.StringIO(run("decode", path).stdout)))
+    assert {(r["tunnel"], r["tunnel_id"], r["outer_src"], r["dport"]) for r in rows if r["src"] == "172.16.11.201"} \
+        == {("vxlan", "1", "10.1.200.131", "80")}
+    rows = list(csv.DictReader(io.StringIO(run("decode", path, "--no-decap", "vxlan").stdout)))
+    assert {r["dport"] for r in rows} == {"4789"} and not any(r["tunnel"] for r in rows)
+    talkers = {}
+    for flags in ((), ("--no-decap", "all")):
+        res = run("analyze", path, "--window", "0", "--json", *flags)
+        assert res.returncode == 0, res.stderr
+        talkers[flags] = {t["src"] for t in json.loads(res.stdout)["top_talkers"]}
+    assert talkers[()] == {"172.16.11.201", "54.86.237.188"} and "10.1.200.131" in talkers[("--no-decap", "all")]
+    for cmd in ("decode", "analyze"):
+        res = run(cmd, path, "--no-decap", "vxlan,bogus")
+        assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+            f"netspectra {cmd}: unknown tunnel kind 'bogus' (known: vxlan, geneve, gre, erspan, ipip, mpls, pppoe, gtpu, "
+            "or all)"]

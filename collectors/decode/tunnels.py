@@ -271,15 +271,17 @@ class Decap:
     """Which tunnels the decoder takes packets out of (all by default), and on which UDP ports.
     Tables indexed by IP protocol and by UDP destination port give a carrier's kind (0: none),
     read by the fast path (fast.py) and the reference decoder alike."""
-    off: frozenset = frozenset()                  # TUNNEL_NAMES of the kinds left as they are
+    off: frozenset = frozenset()                  # TUNNEL_NAMES of the kinds left as they are ("all": every one)
     vxlan_ports: tuple = (P.VXLAN_PORT,)
     geneve_ports: tuple = (P.GENEVE_PORT,)
     gtpu_ports: tuple = (P.GTPU_PORT,)
 
     def __post_init__(self):
+        if "all" in self.off:
+            object.__setattr__(self, "off", frozenset(KINDS))
         unknown = set(self.off) - set(KINDS)
         if unknown:
-            raise ValueError(f"unknown tunnel kind {sorted(unknown)[0]!r} (known: {', '.join(KINDS)})")
+            raise ValueError(f"unknown tunnel kind {sorted(unknown)[0]!r} (known: {', '.join(KINDS)}, or all)")
         enabled = np.zeros(len(TUNNEL_NAMES), bool)
         for name, k in KINDS.items():
             enabled[k] = name not in self.off

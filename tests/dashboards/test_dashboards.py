@@ -18,7 +18,7 @@ from dashboards import build
 from schemas.alerts import Alert
 from tests.api.conftest import by_entity, totals
 from tests.conftest import ROOT
-from tests.support import dns_names_rows, rows_of, tls_flows_rows
+from tests.support import dns_names_rows, rows_of, tls_flows_rows, tunnel_flows_rows
 
 T0, T1 = 1_600_000_000, 1_900_000_000
 PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
@@ -31,6 +31,7 @@ ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.1
               1_700_000_060 * 10**9, 1_700_000_120 * 10**9, 1_700_000_000 * 10**9, 1_700_000_120 * 10**9, "firing", 2)
 SOURCE = "dash-cap"     # the server is shared by the session's tests: this module's windows carry their own source
 TLS_SOURCE, TLS_T0 = "dash-tls", 1_500_000_000        # TLS connections' records, before every other range here
+TUN_SOURCE, TUN_T0 = "dash-tun", 1_500_100_000        # tunnelled packets' records, likewise
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def chdb_store(api_results, tmp_path_factory):
     s.write(rows_of(results, SOURCE))
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
+    s.write(tunnel_flows_rows(TUN_SOURCE, TUN_T0))
     s.write_alerts([ALERT], SOURCE)
     return s
 
@@ -69,6 +71,7 @@ def server(api_results, local_stack, tmp_path_factory):
     s.write(rows_of(results, SOURCE))
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
+    s.write(tunnel_flows_rows(TUN_SOURCE, TUN_T0))
     s.write_alerts([ALERT], SOURCE)
     return lambda sql: s.client.execute(sql), ports
 
@@ -184,6 +187,23 @@ def test_tls_server_names_panel_sums_each_names_connections(chdb, server):
                {"source": TLS_SOURCE, "address": "", "protocol": "", "vlan": ""})
     got = [tuple(r) for r in chdb[0](q)]
     assert len(want) > 20 and [(r[0], r[1]) for r in got] == sorted(want.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    assert [tuple(map(_norm, r)) for r in server[0](q)] == [tuple(map(_norm, r)) for r in got]
+
+
+def test_tunnels_panel_sums_each_tunnel(chdb, server):
+    """Every tunnel's records (kind and id), most bytes first; none outside tunnels; both schemas."""
+    import collections
+    want = collections.Counter()
+    for w in tunnel_flows_rows(TUN_SOURCE, TUN_T0):
+        f = w.tables["flows"]
+        for kind, tid, b in zip(f["tunnel"].tolist(), f["tunnel_id"].tolist(), f["bytes"].tolist()):
+            if kind:
+                want[(kind, tid)] += b
+    q = expand(PANEL_SQL["Tunnels (kind and id)"], TUN_T0, TUN_T0 + 4 * 3600,
+               {"source": TUN_SOURCE, "address": "", "protocol": "", "vlan": ""})
+    got = [tuple(r) for r in chdb[0](q)]
+    assert want == {("vxlan", 123): 672, ("mpls", 29): 470, ("gre", 17): 174, ("gre", 6016): 99}
+    assert [((r[0], r[1]), r[2]) for r in got] == sorted(want.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
     assert [tuple(map(_norm, r)) for r in server[0](q)] == [tuple(map(_norm, r)) for r in got]
 
 
