@@ -19,7 +19,7 @@ class WindowConfig:
     top_n: int = TOP_N              # heavy hitters, spreaders and ports kept per window
     # Exact flow records kept per window (over all shards; 0 = no limit). Beyond it a shard keeps
     # its heaviest flows (bytes) and folds the rest into the window's sketches and counters
-    # (capped_*): totals stay exact, memory stays bounded (~90 bytes a record, docs/analysis.md).
+    # (capped_*): totals stay exact, memory stays bounded (~98 bytes a record, docs/analysis.md).
     max_flows: int = MAX_FLOWS
     sketches: SketchConfig = field(default_factory=SketchConfig)
     # Input partitions (Kafka partitions) feeding the flow. A shard's event-time clock is the
