@@ -206,6 +206,10 @@ class QueryServicer(pb_grpc.QueryServicer):
     def LookupNames(self, req, context):
         return to_message(self.service.lookup_names(req), pb.LookupNamesResponse)
 
+    @rpc("read", m.ListSipCallsRequest)
+    def ListSipCalls(self, req, context):
+        return to_message(self.service.list_sip_calls(req), pb.ListSipCallsResponse)
+
     @rpc("read", m.ListAlertsRequest)
     def ListAlerts(self, req, context):
         return to_message(self.service.list_alerts(req), pb.ListAlertsResponse)

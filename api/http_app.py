@@ -160,6 +160,10 @@ def create_app(service: QueryService, config: ApiConfig | AiServerConfig, ai=Non
     def lookup_names(req: m.LookupNamesRequest):
         return call(service.lookup_names, req)
 
+    @routes.post("/v1/sip/calls", response_model=m.ListSipCallsResponse, responses=ERRORS, dependencies=[read])
+    def list_sip_calls(req: m.ListSipCallsRequest):
+        return call(service.list_sip_calls, req)
+
     @routes.post("/v1/spreaders", response_model=m.QuerySpreadersResponse, responses=ERRORS, dependencies=[read])
     def spreaders(req: m.QuerySpreadersRequest):
         return call(service.spreaders, req)

@@ -461,6 +461,54 @@ class LookupNamesResponse(_Model):
     names: list[DnsName]
 
 
+class ListSipCallsRequest(_Model):
+    """The SIP calls seen in the range (the sip_calls table, flows/sip.py), one per Call-ID over
+    the range's windows, earliest first. The filters are optional and combine; each is about the
+    call as a whole (its first message, first request, last final response)."""
+    range: TimeRange
+    call_id: list[str] = Field(default_factory=list, max_length=256, description="exact Call-IDs; empty = any")
+    uri: str = Field(default="", max_length=255, description="part of the From or To URI, any case; empty = any")
+    method: list[str] = Field(default_factory=list, max_length=32,
+                              description="the first request's method (INVITE, REGISTER...); empty = any")
+    status: list[int] = Field(default_factory=list, max_length=64,
+                              description="the last final response's code, 0 for none; empty = any")
+    addresses: list[str] = Field(default_factory=list, max_length=256,
+                                 description="the first message's source or destination in these addresses or networks")
+    source: str = Field(default="", max_length=4096)
+    limit: int = _limit()
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        return [str(network(x)) for x in v]
+
+    @field_validator("status")
+    @classmethod
+    def _codes(cls, v: list[int]) -> list[int]:
+        for c in v:
+            if not (c == 0 or 100 <= c <= 699):
+                raise ValueError(f"not a SIP status code (100-699, or 0 for none): {c}")
+        return v
+
+
+class SipCall(_Model):
+    call_id: str
+    method: str = Field(description="the first request's method ('' when only responses were seen)")
+    from_uri: str = Field(description="the first message's From address")
+    to_uri: str
+    src: str = Field(description="the first message's source address")
+    dst: str
+    first_seen_ns: int
+    last_seen_ns: int
+    requests: int = Field(description="requests seen, retransmissions too")
+    responses: int
+    status: int = Field(description="the last final response's code (200 or more), 0 for none")
+
+
+class ListSipCallsResponse(_Model):
+    calls: list[SipCall]
+
+
 class ListAlertsRequest(_Model):
     """Alerts active at some time in the range (first seen before its end, last seen after its start)."""
     range: TimeRange

@@ -653,6 +653,39 @@ def name_rows(rows: list[tuple]) -> m.LookupNamesResponse:
                                         for a, n, qn, c, f, la in rows])
 
 
+def list_sip_calls(req: m.ListSipCallsRequest, d: Dialect) -> tuple[str, dict]:
+    """The calls' rows over the range's windows joined per Call-ID (flows/sip.py): the first
+    message's fields by first_seen, the first request's method, the last final response."""
+    q = Sql(d)
+    q.filters(req.range, m.Filter(source=req.source))
+    q.names_in("call_id", req.call_id, wildcards=False)
+    having = Sql(d, q.params)
+    having.names_in("m", req.method, wildcards=False)
+    having.int_in("st", req.status, "UInt16")
+    if req.uri:
+        p = having.param(req.uri, "String")
+        having.where.append(f"(positionCaseInsensitive(fu, {p}) > 0 OR positionCaseInsensitive(tu, {p}) > 0)")
+    ends = [Sql(d, q.params), Sql(d, q.params)]
+    ends[0].addr_in("s", req.addresses)
+    ends[1].addr_in("t", req.addresses)
+    if req.addresses:
+        having.where.append(f"({ends[0].where_sql()} OR {ends[1].where_sql()})")
+    sql = (f"SELECT call_id, argMinIf(method, method_seen, method != '') AS m, argMin(from_uri, first_seen) AS fu, "
+           f"argMin(to_uri, first_seen) AS tu, argMin(src, first_seen) AS s, argMin(dst, first_seen) AS t, "
+           f"{d.addr_text('s')}, {d.addr_text('t')}, {d.ns('min(first_seen)')} AS f, {d.ns('max(last_seen)')}, "
+           f"sum(requests), sum(responses), argMaxIf(status, status_seen, status > 0) AS st "
+           f"FROM {DATABASE}.sip_calls FINAL WHERE {q.where_sql()} GROUP BY call_id HAVING {having.where_sql()} "
+           f"ORDER BY f, call_id LIMIT {m.limit_of(req.limit)}")
+    return sql, q.params
+
+
+def sip_call_rows(rows: list[tuple]) -> m.ListSipCallsResponse:
+    return m.ListSipCallsResponse(calls=[
+        m.SipCall(call_id=c, method=me, from_uri=fu, to_uri=tu, src=address(s), dst=address(t), first_seen_ns=int(f),
+                  last_seen_ns=int(la), requests=int(rq), responses=int(rs), status=int(st))
+        for c, me, fu, tu, _s, _t, s, t, f, la, rq, rs, st in rows])
+
+
 def list_alerts(req: m.ListAlertsRequest, d: Dialect) -> tuple[str, dict]:
     """Alerts active in the range: first seen (window_start, their first window) before its end,
     last seen after its start."""

@@ -265,6 +265,10 @@ class QueryService:
     def lookup_names(self, req: m.LookupNamesRequest) -> m.LookupNamesResponse:
         return self._cached(req, lambda: q.name_rows(self.backend.rows(*q.lookup_names(req, self.dialect))))
 
+    # ---- SIP calls (the sip_calls table) --------------------------------------------------------
+    def list_sip_calls(self, req: m.ListSipCallsRequest) -> m.ListSipCallsResponse:
+        return self._cached(req, lambda: q.sip_call_rows(self.backend.rows(*q.list_sip_calls(req, self.dialect))))
+
     # ---- alerts (the engine's alerts table; live changes from Redis) ---------------------------
     def list_alerts(self, req: m.ListAlertsRequest) -> m.ListAlertsResponse:
         return self._cached(req, lambda: q.alert_rows(self.backend.rows(*q.list_alerts(req, self.dialect))))

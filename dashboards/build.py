@@ -133,6 +133,15 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
          f"SELECT tls_sni AS server_name, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "
          f"FROM netspectra.flows FINAL WHERE {_FLOW_WHERE} AND tls_sni != '' "
          f"GROUP BY tls_sni ORDER BY bytes DESC, server_name LIMIT 20"),
+        # SIP calls (flows/sip.py), their windows' rows joined per Call-ID as the API's ListSipCalls
+        # does; the address variable matches the first message's source or destination
+        ("SIP calls (latest first)", "table",
+         f"SELECT call_id AS sip_call, argMinIf(method, method_seen, method != '') AS first_method, "
+         f"argMin(from_uri, first_seen) AS caller, argMin(to_uri, first_seen) AS callee, "
+         f"argMaxIf(status, status_seen, status > 0) AS final_status, sum(requests) AS requests_seen, "
+         f"sum(responses) AS responses_seen FROM netspectra.sip_calls FINAL WHERE {_WHERE} GROUP BY call_id "
+         f"HAVING {_ADDRESS} = '' OR {addr_match_sql('argMin(src, first_seen)', _ADDRESS)} "
+         f"OR {addr_match_sql('argMin(dst, first_seen)', _ADDRESS)} ORDER BY min(first_seen) DESC, sip_call LIMIT 50"),
         # Packets taken out of tunnels (collectors/decode/tunnels.py): per tunnel kind and id
         ("Tunnels (kind and id)", "table",
          f"SELECT tunnel, tunnel_id, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "

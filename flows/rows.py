@@ -6,6 +6,7 @@ import numpy as np
 
 from collectors.protocols import PROTOCOL_NAMES
 from flows.dns import DnsCounts
+from flows.sip import SipCalls
 from flows.sketches import HH_DIMENSIONS, HH_METRICS, SPREAD_KINDS, parse_key
 from flows.table import TUNNEL_SHIFT, sum_by_address, top_by
 from flows.tls import TlsNames
@@ -80,7 +81,9 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
     rows = [("protocol", str(p), pk, by) for p, pk, by in r.protocols()]
     rows += [("port", f"{p}/{port}", pk, by) for p, port, pk, by in r.ports(top_n)]
     named = (r.dns or DnsCounts.empty()).name_rows()       # addresses, owners, questions, records, left out
-    dropped = {"dns_names_dropped": named[4], "tls_names_dropped": r.tls.dropped if r.tls else 0}
+    sip = r.sip or SipCalls()
+    dropped = {"dns_names_dropped": named[4], "tls_names_dropped": r.tls.dropped if r.tls else 0,
+               "sip_calls_dropped": sip.dropped, "sip_no_call_id": sip.no_call_id}
     rows += [("status", k, v, 0) for k, v in sorted({**c, **{k: v for k, v in dropped.items() if v}}.items())]
     tables["window_counters"] = table_columns("window_counters", len(rows), r.start, source, {
         "kind": [x[0] for x in rows], "name": [x[1] for x in rows],
@@ -107,6 +110,7 @@ def result_tables(r: WindowResult, source: str, top_n: int) -> dict[str, dict]:
         ("lower_bound", np.float64), ("upper_bound", np.float64)]))
     tables["dns_names"] = table_columns("dns_names", len(named[1]), r.start, source,
                                         dict(zip(("addr", "name", "query", "answers"), named)))
+    tables["sip_calls"] = table_columns("sip_calls", len(sip), r.start, source, sip.table_columns())
     return tables
 
 

@@ -21,7 +21,7 @@ The three stages the dataflow runs, each testable alone:
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -259,7 +259,7 @@ class ShardState:
         tls = self.tls.name(rows, facts.tls if facts else None)
         if tls is None:
             return [facts] if facts else []
-        return [L7Facts(facts.dns if facts else None, tls)]
+        return [replace(facts, tls=tls) if facts else L7Facts(tls=tls)]
 
     def watermark(self) -> int:
         """Oldest newest-packet time over the inputs that are not drained. An input that was never
@@ -408,6 +408,11 @@ class WindowResult:
     def dns(self):
         """The window's DNS counts (flows/dns.py), None without DNS packets."""
         return self.l7.dns if self.l7 is not None else None
+
+    @property
+    def sip(self):
+        """The window's SIP calls (flows/sip.py), None without SIP messages."""
+        return self.l7.sip if self.l7 is not None else None
 
     @property
     def tls(self):

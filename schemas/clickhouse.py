@@ -179,6 +179,24 @@ TABLES = {
     query String,
     answers UInt64,
 {_INSERTED}""", "window_start, source, addr, name, query"),
+    # SIP calls of the window (flows/sip.py): per Call-ID, its first message's From, To and
+    # addresses, its first request's method, its last final response (0: none), messages counted;
+    # method_seen and status_seen (0: none) let a range join its windows' rows.
+    "sip_calls": (f"""{_COMMON}
+    call_id String,
+    method LowCardinality(String),
+    from_uri String,
+    to_uri String,
+    src IPv6,
+    dst IPv6,
+    first_seen DateTime64(9, 'UTC'),
+    last_seen DateTime64(9, 'UTC'),
+    requests UInt64,
+    responses UInt64,
+    status UInt16,
+    method_seen DateTime64(9, 'UTC'),
+    status_seen DateTime64(9, 'UTC'),
+{_INSERTED}""", "window_start, source, call_id"),
     # Alerts (flows/alerts.py): one row per alert, rewritten as it changes; `version` grows with
     # every change, so the newest state wins however rows arrive (a replay re-sends older ones).
     # window_start is the alert's first window (first_seen), fixed for its life; the entity's

@@ -136,6 +136,31 @@ def tshark_fields(path, display_filter: str, *fields: str) -> list[tuple[str, ..
     return [tuple((line.split("\t") + [""] * len(fields))[:len(fields)]) for line in res.stdout.splitlines()]
 
 
+def tshark_sip_calls(path, window_s: float = 0) -> dict[tuple[int, str], tuple]:
+    """tshark's SIP messages joined per (window start in ns, 0 for the whole capture; Call-ID) as
+    flows/sip.py documents them, in a plain loop: (method of the first request, From and To and
+    source and destination of the first message, first and last time in ns, requests, responses,
+    last final response's code or 0)."""
+    calls: dict[tuple[int, str], dict] = {}
+    for t, s4, d4, s6, d6, method, status, cid, frm, to in tshark_fields(
+            path, "sip", "frame.time_epoch", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "sip.Method",
+            "sip.Status-Code", "sip.Call-ID", "sip.from.addr", "sip.to.addr"):
+        whole, frac = t.split(".")
+        ns = int(whole) * 10**9 + int(frac.ljust(9, "0")[:9])
+        win = ns // int(window_s * 10**9) * int(window_s * 10**9) if window_s else 0
+        c = calls.setdefault((win, cid), {"first": None, "req": None, "fin": None, "last": ns, "n": [0, 0]})
+        if c["first"] is None or ns < c["first"][0]:
+            c["first"] = (ns, frm, to, s4 or s6, d4 or d6)
+        if method and (c["req"] is None or ns < c["req"][0]):
+            c["req"] = (ns, method)
+        if status and int(status) >= 200 and (c["fin"] is None or ns >= c["fin"][0]):
+            c["fin"] = (ns, int(status))
+        c["last"] = max(c["last"], ns)
+        c["n"][0 if method else 1] += 1
+    return {k: ((c["req"] or (0, ""))[1], *c["first"][1:], c["first"][0], c["last"], *c["n"], (c["fin"] or (0, 0))[1])
+            for k, c in calls.items() if k[1]}
+
+
 def tshark_dns_records(path, display_filter: str) -> dict[int, list[tuple[str, int, str]]]:
     """tshark's A, AAAA and CNAME records per frame (number -> [(owner, type, value)]): the owners
     of those types among every record's (dns.resp.name, dns.resp.type), each with the next value

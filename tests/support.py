@@ -431,6 +431,16 @@ def tunnel_flows_rows(source: str, start_s: int) -> list:
                                                                                   start_s + 3600 * i)]
 
 
+SIP_CAPTURE = TEST_DATA / "zeek_sip_wireshark.pcap"       # 6 calls (REGISTER and INVITE) over 25 minutes of 2005
+
+
+def sip_calls_rows(source: str) -> list:
+    """SIP_CAPTURE's windows (one of 60 s) as the sinks receive them, with their sip_calls table only."""
+    from schemas.window_rows import WindowRows
+    return [WindowRows(r.start, r.length_ns, r.complete, {"sip_calls": r.tables["sip_calls"]})
+            for r in rows_of(capture_windows(SIP_CAPTURE, 60), source)]
+
+
 def capture_flows_rows(path, source: str, start_s: int) -> list:
     """A capture's windows (one of 10 s) moved to start at `start_s`, with their flows table only."""
     import dataclasses

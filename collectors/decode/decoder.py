@@ -45,6 +45,9 @@ DNS_RECORDS_PER_BATCH = 1024
 # TLS hellos a batch reads (~25 us a TCP hello, ~45 us a QUIC Initial: bench/bench_tls.py); a handshake flood
 # past this keeps its packets and flows, not their hellos (tls_hellos_unread).
 TLS_HELLOS_PER_BATCH = 1024
+# SIP messages a batch reads (~14 us each, 3 more to join into calls: bench/bench_sip.py); an INVITE
+# or scanner flood past this keeps its packets and flows, not their messages (sip_unread).
+SIP_MESSAGES_PER_BATCH = 1024
 # QUIC clients whose Initial was opened, remembered so that their server's Initials can be (quic.py)
 QUIC_CLIENTS = 4096
 _UNSEEN = object()
@@ -121,6 +124,7 @@ class Decoder:
         self._dns_seen: dict = {}           # DNS message but its id -> parse_dns's answer (DNS_MEMO)
         self._records_left = DNS_RECORDS_PER_BATCH
         self.hellos_per_batch = self._hellos_left = hellos_per_batch
+        self._sip_left = SIP_MESSAGES_PER_BATCH
         self.hellos = HelloReassembly()
         self.pieces = HandshakeAssembly()        # QUIC CRYPTO frames, DTLS handshake fragments
         # server->client flow + client's source connection ID -> the DCID of the client's Initial
@@ -147,6 +151,7 @@ class Decoder:
         decoded on the TCP/UDP subset, from the transport offsets the fast path returns."""
         self._records_left = DNS_RECORDS_PER_BATCH
         self._hellos_left = self.hellos_per_batch
+        self._sip_left = SIP_MESSAGES_PER_BATCH
         return self._decode_all(raw, 0)
 
     def _decode_all(self, raw: RawBatch, depth: int) -> PacketBatch:
@@ -414,8 +419,8 @@ class Decoder:
             d = self._dns(bytes(buf[l4[k] + 8:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
-        for k in having(S.L7_UDP_TEXT).tolist():
-            self._text(bytes(buf[l4[k] + 8:ip_end[k]]), int(sport[k]), int(dport[k]), int(rows[k]), l7)
+        i = having(S.L7_UDP_TEXT)
+        self._texts(buf, i, l4[i] + 8, ip_end[i], sport[i], dport[i], rows[i], l7)
         for k in having(S.L7_QUIC).tolist():
             sp, dp = int(sport[k]), int(dport[k])
             self._quic(bytes(buf[l4[k] + 8:ip_end[k]]), _flow(src, dst, rows[k], sp, dp), _flow(dst, src, rows[k], dp, sp),
@@ -427,22 +432,31 @@ class Decoder:
             d = self._dns(bytes(buf[payload[k] + 2:ip_end[k]]))
             if d is not None:
                 l7.dns(int(rows[k]), d)
-        for k in having(S.L7_HTTP).tolist():
-            self._text(bytes(buf[payload[k]:ip_end[k]]), int(sport[k]), int(dport[k]), int(rows[k]), l7)
+        i = having(S.L7_HTTP)
+        self._texts(buf, i, payload[i], ip_end[i], sport[i], dport[i], rows[i], l7)
         if seen & S.L7_HELLO or self.hellos.waiting:
             self._tls(buf, rows, sport, dport, l4, payload, ip_end, src, dst, having(S.L7_HELLO), having(S.L7_TCP_DATA), l7)
 
-    @staticmethod
-    def _text(payload: bytes, sport: int, dport: int, row: int, l7: "_L7Builder") -> None:
-        """A text protocol's start line: SIP on its port, HTTP elsewhere."""
-        if sport in P.SIP_PORTS or dport in P.SIP_PORTS:
-            s = parse_sip(payload)
-            if s is not None:
-                l7.sip(row, s)
+    def _texts(self, buf, idx, start, end, sport, dport, rows, l7: "_L7Builder") -> None:
+        """Text protocols' start lines (payloads buf[start:end] of the packets `idx`): SIP on its
+        port, at most the batch's SIP_MESSAGES_PER_BATCH (the rest counted at once as sip_unread:
+        a flood costs no Python step a packet past it), HTTP elsewhere."""
+        if not len(idx):
             return
-        h = parse_http(payload)
-        if h is not None:
-            l7.http(row, h)
+        sip = np.isin(sport, P.SIP_PORTS) | np.isin(dport, P.SIP_PORTS)
+        over = sip & (np.cumsum(sip) > self._sip_left)
+        if over.any():
+            self.stats["sip_unread"] += int(over.sum())
+        self._sip_left = max(self._sip_left - int(sip.sum()), 0)
+        for a, z, is_sip, row in zip(start[~over].tolist(), end[~over].tolist(), sip[~over].tolist(), rows[~over].tolist()):
+            if is_sip:
+                s = parse_sip(bytes(buf[a:z]))
+                if s is not None:
+                    l7.sip(row, s)
+            else:
+                h = parse_http(bytes(buf[a:z]))
+                if h is not None:
+                    l7.http(row, h)
 
     def _take_hello(self) -> bool:
         """One hello of the batch's budget (TLS_HELLOS_PER_BATCH); once it is spent, False, and

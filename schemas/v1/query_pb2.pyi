@@ -261,6 +261,58 @@ class LookupNamesResponse(_message.Message):
     names: _containers.RepeatedCompositeFieldContainer[DnsName]
     def __init__(self, names: _Optional[_Iterable[_Union[DnsName, _Mapping]]] = ...) -> None: ...
 
+class ListSipCallsRequest(_message.Message):
+    __slots__ = ("range", "call_id", "uri", "method", "status", "addresses", "source", "limit")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    range: TimeRange
+    call_id: _containers.RepeatedScalarFieldContainer[str]
+    uri: str
+    method: _containers.RepeatedScalarFieldContainer[str]
+    status: _containers.RepeatedScalarFieldContainer[int]
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    limit: int
+    def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., call_id: _Optional[_Iterable[str]] = ..., uri: _Optional[str] = ..., method: _Optional[_Iterable[str]] = ..., status: _Optional[_Iterable[int]] = ..., addresses: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SipCall(_message.Message):
+    __slots__ = ("call_id", "method", "from_uri", "to_uri", "src", "dst", "first_seen_ns", "last_seen_ns", "requests", "responses", "status")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    FROM_URI_FIELD_NUMBER: _ClassVar[int]
+    TO_URI_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    method: str
+    from_uri: str
+    to_uri: str
+    src: str
+    dst: str
+    first_seen_ns: int
+    last_seen_ns: int
+    requests: int
+    responses: int
+    status: int
+    def __init__(self, call_id: _Optional[str] = ..., method: _Optional[str] = ..., from_uri: _Optional[str] = ..., to_uri: _Optional[str] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., requests: _Optional[int] = ..., responses: _Optional[int] = ..., status: _Optional[int] = ...) -> None: ...
+
+class ListSipCallsResponse(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[SipCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[SipCall, _Mapping]]] = ...) -> None: ...
+
 class QueryHeavyHittersRequest(_message.Message):
     __slots__ = ("range", "filter", "dimension", "metric", "limit", "exact")
     RANGE_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class QueryStub:
                 request_serializer=schemas_dot_v1_dot_query__pb2.LookupNamesRequest.SerializeToString,
                 response_deserializer=schemas_dot_v1_dot_query__pb2.LookupNamesResponse.FromString,
                 _registered_method=True)
+        self.ListSipCalls = channel.unary_unary(
+                '/netspectra.v1.Query/ListSipCalls',
+                request_serializer=schemas_dot_v1_dot_query__pb2.ListSipCallsRequest.SerializeToString,
+                response_deserializer=schemas_dot_v1_dot_query__pb2.ListSipCallsResponse.FromString,
+                _registered_method=True)
         self.ListAlerts = channel.unary_unary(
                 '/netspectra.v1.Query/ListAlerts',
                 request_serializer=schemas_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
@@ -151,6 +156,12 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LookupNames(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSipCalls(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,6 +259,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.LookupNames,
                     request_deserializer=schemas_dot_v1_dot_query__pb2.LookupNamesRequest.FromString,
                     response_serializer=schemas_dot_v1_dot_query__pb2.LookupNamesResponse.SerializeToString,
+            ),
+            'ListSipCalls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSipCalls,
+                    request_deserializer=schemas_dot_v1_dot_query__pb2.ListSipCallsRequest.FromString,
+                    response_serializer=schemas_dot_v1_dot_query__pb2.ListSipCallsResponse.SerializeToString,
             ),
             'ListAlerts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAlerts,
@@ -479,6 +495,33 @@ class Query:
             '/netspectra.v1.Query/LookupNames',
             schemas_dot_v1_dot_query__pb2.LookupNamesRequest.SerializeToString,
             schemas_dot_v1_dot_query__pb2.LookupNamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSipCalls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netspectra.v1.Query/ListSipCalls',
+            schemas_dot_v1_dot_query__pb2.ListSipCallsRequest.SerializeToString,
+            schemas_dot_v1_dot_query__pb2.ListSipCallsResponse.FromString,
             options,
             channel_credentials,
             insecure,

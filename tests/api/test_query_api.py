@@ -12,7 +12,7 @@ from google.protobuf import json_format
 
 from schemas.v1 import query_pb2 as pb
 from tests.api.conftest import by_entity, totals
-from tests.conftest import API_WINDOW_S as WINDOW_S
+from tests.conftest import API_WINDOW_S as WINDOW_S, tshark_sip_calls
 from tests.support import DNS_T0, capture_windows, rows_of, write_dns_answers_capture
 
 ALL = {"start_ms": 0, "end_ms": 2**52}
@@ -282,6 +282,41 @@ def test_lookup_names(api, tmp_path, local_stack):
     assert [(x["address"], x["name"], x["answers"]) for x in h["names"]] == [
         ("192.0.2.1", "edge.example.net", 1), ("198.51.100.9", "ns.example.org", 1)]
     assert http_call(api, "/v1/names", {"range": ALL, "source": source, "name": "nope"})["names"] == []
+
+
+def test_list_sip_calls(api, local_stack):
+    """A public capture's SIP calls (a REGISTER dialog refreshed over 25 minutes, INVITEs
+    cancelled, refused and unanswered) joined over its 60 s windows: equal to tshark's messages
+    joined per Call-ID (tests/conftest.py tshark_sip_calls); each filter, over gRPC and HTTP."""
+    from sinks.clickhouse_native import ClickHouseNative
+    path = Path(__file__).resolve().parent.parent / "data" / "zeek_sip_wireshark.pcap"
+    source = api.source + "#sip"
+    rows = rows_of(capture_windows(path, 60), source)
+    if hasattr(api.service.backend, "store"):
+        api.service.backend.store.write(rows)
+    else:
+        ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}").write(rows)
+    keys = ("method", "from_uri", "to_uri", "src", "dst", "first_seen_ns", "last_seen_ns", "requests", "responses",
+            "status")
+    want = sorted(({"call_id": c, **dict(zip(keys, v))} for (_, c), v in tshark_sip_calls(path).items()),
+                  key=lambda x: (x["first_seen_ns"], x["call_id"]))
+    assert len(want) == 6 and {x["method"] for x in want} == {"REGISTER", "INVITE"}
+    body = {"range": ALL, "source": source}
+    g, h = both(api, "ListSipCalls", "/v1/sip/calls", body, body)
+    assert h["calls"] == want
+    assert [_num(x) for x in g["calls"]] == want
+
+    def ids(**f):
+        return [x["call_id"] for x in http_call(api, "/v1/sip/calls", {**body, **f})["calls"]]
+    invites = [x["call_id"] for x in want if x["method"] == "INVITE"]
+    assert ids(method=["INVITE"]) == invites and ids(method=["BYE"]) == []
+    assert ids(uri="0097239287") == [x["call_id"] for x in want if "0097239287" in x["to_uri"]] != []
+    assert ids(status=[408, 480]) == [x["call_id"] for x in want if x["status"] in (408, 480)] != []
+    assert ids(addresses=["200.68.120.0/24"]) == ["105090259-446faf7a@192.168.1.2"]
+    assert ids(call_id=[want[-1]["call_id"]], limit=1) == [want[-1]["call_id"]]
+    with api.http() as c:
+        r = c.post("/v1/sip/calls", json={**body, "status": [42]})
+    assert r.status_code == 400 and "not a SIP status code" in r.json()["error"]
 
 
 def test_answers_become_the_messages_json_format_would_make():

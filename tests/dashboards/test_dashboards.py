@@ -18,7 +18,8 @@ from dashboards import build
 from schemas.alerts import Alert
 from tests.api.conftest import by_entity, totals
 from tests.conftest import ROOT
-from tests.support import dns_names_rows, rows_of, tls_flows_rows, tunnel_flows_rows
+from tests.conftest import tshark_sip_calls
+from tests.support import SIP_CAPTURE, dns_names_rows, rows_of, sip_calls_rows, tls_flows_rows, tunnel_flows_rows
 
 T0, T1 = 1_600_000_000, 1_900_000_000
 PANEL_SQL = {title: sql for title, _kind, sql in build.PANELS}
@@ -32,6 +33,7 @@ ALERT = Alert("feedbeef", "syn_flood", "syn_flood", "critical", {"dst": "10.10.1
 SOURCE = "dash-cap"     # the server is shared by the session's tests: this module's windows carry their own source
 TLS_SOURCE, TLS_T0 = "dash-tls", 1_500_000_000        # TLS connections' records, before every other range here
 TUN_SOURCE, TUN_T0 = "dash-tun", 1_500_100_000        # tunnelled packets' records, likewise
+SIP_SOURCE = "dash-sip"                                 # SIP calls, at their capture's times (2005)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,7 @@ def chdb_store(api_results, tmp_path_factory):
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
     s.write(tunnel_flows_rows(TUN_SOURCE, TUN_T0))
+    s.write(sip_calls_rows(SIP_SOURCE))
     s.write_alerts([ALERT], SOURCE)
     return s
 
@@ -72,6 +75,7 @@ def server(api_results, local_stack, tmp_path_factory):
     s.write(dns_names_rows(tmp_path_factory.mktemp("dash-dns"), SOURCE))
     s.write(tls_flows_rows(TLS_SOURCE, TLS_T0))
     s.write(tunnel_flows_rows(TUN_SOURCE, TUN_T0))
+    s.write(sip_calls_rows(SIP_SOURCE))
     s.write_alerts([ALERT], SOURCE)
     return lambda sql: s.client.execute(sql), ports
 
@@ -207,6 +211,20 @@ def test_tunnels_panel_sums_each_tunnel(chdb, server):
     assert [tuple(map(_norm, r)) for r in server[0](q)] == [tuple(map(_norm, r)) for r in got]
 
 
+def test_sip_calls_panel_joins_each_calls_windows(chdb, server):
+    """Every call of the capture, latest first, equal to tshark's messages joined per Call-ID;
+    the address variable keeps the calls whose first message it sent or received; both schemas."""
+    calls = tshark_sip_calls(SIP_CAPTURE)
+    want = [(c, v[0], v[1], v[2], v[9], v[7], v[8]) for (_, c), v in sorted(calls.items(), key=lambda kv: (-kv[1][5], kv[0][1]))]
+    variables = {"source": SIP_SOURCE, "address": "", "protocol": "", "vlan": ""}
+    q = expand(PANEL_SQL["SIP calls (latest first)"], 1_100_000_000, 1_200_000_000, variables)
+    got = [tuple(r) for r in chdb[0](q)]
+    assert len(want) == 6 and got == want
+    assert [tuple(map(_norm, r)) for r in server[0](q)] == [tuple(map(_norm, r)) for r in got]
+    q = expand(PANEL_SQL["SIP calls (latest first)"], 1_100_000_000, 1_200_000_000, {**variables, "address": "200.68.120.81"})
+    assert [r[0] for r in chdb[0](q)] == [r[0] for r in server[0](q)] == ["105090259-446faf7a@192.168.1.2"]
+
+
 def _norm(v):
     """A value as either server returns it, made comparable: times as epoch seconds, numbers as numbers."""
     if isinstance(v, dt.datetime):
@@ -237,9 +255,10 @@ def test_the_1816_server_answers_every_sql_as_chdb_does(chdb, server, interval_s
             ours = sorted(tuple(map(_norm, r[:keep])) for r in rows(q))
             theirs = sorted(tuple(map(_norm, r[:keep])) for r in on_server(q))
             assert ours == theirs, sql
-            # every panel has something to show, but alerts, decode errors, TLS names and tunnels (a
-            # clean, generated capture has none; test_tls_server_names_panel... and test_tunnels_panel... have some)
+            # every panel has something to show, but alerts, decode errors, TLS names, tunnels and SIP
+            # calls (a clean, generated capture has none; test_tls_server_names_panel... and the like have some)
             assert ours or "alerts" in sql or "kind = 'status'" in sql or "tls_sni" in sql or "tunnel" in sql \
+                or "sip_calls" in sql \
                 or filtered, sql
 
 

@@ -93,3 +93,19 @@ def test_the_decoder_reads_sip_on_its_port_over_udp_and_tcp_only(tmp_path):
     (raw,) = CaptureFile(str(path), 4096).batches()
     t = Decoder().decode(raw).l7
     assert [(r, m) for r, m in zip(t.row.tolist(), t.http_method) if m] == [(2, "OPTIONS")]   # off the SIP port: HTTP
+
+
+def test_a_flood_past_the_batch_budget_is_counted_not_read(monkeypatch):
+    """An INVITE flood: SIP_MESSAGES_PER_BATCH messages a batch are read, the rest counted
+    (sip_unread); their packets are decoded all the same, and the next batch reads again."""
+    from collectors.decode import decoder as D
+    from collectors.raw_batch import RawBatch
+    monkeypatch.setattr(D, "SIP_MESSAGES_PER_BATCH", 3)
+    msg = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: c@x\r\n\r\n"
+    frames = [_frame(17, 5060 + i % 2, 5060, msg) for i in range(5)]
+    dec = Decoder()
+    for _ in range(2):
+        b = dec.decode(RawBatch.from_frames(frames, 1))
+        assert len(b.ts_ns) == 5 and sum(m == "INVITE" for m in b.l7.sip_method) == 3
+    assert dec.stats["sip_unread"] == 4
+
