@@ -10,9 +10,9 @@ import ipaddress
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.packet_batch import TUNNEL_NAMES
 
@@ -47,6 +47,10 @@ def problems(e, whole: str) -> str:
     """A pydantic ValidationError as one line: `field.path: message; ...` (`whole` when the
     error is about the request as a whole)."""
     return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or whole}: {err['msg']}" for err in e.errors())
+
+
+# Addresses or CIDRs, each as its network's text ("10.1.2.3/8" -> "10.0.0.0/8")
+Networks = Annotated[list[str], AfterValidator(lambda v: [str(network(x)) for x in v])]
 
 
 def single_address(text: str) -> str:
@@ -119,8 +123,8 @@ def _bound(ms: int, text: str, name: str) -> int:
 
 
 class Filter(_Model):
-    src: list[str] = Field(default_factory=list, max_length=256)
-    dst: list[str] = Field(default_factory=list, max_length=256)
+    src: Networks = Field(default_factory=list, max_length=256)
+    dst: Networks = Field(default_factory=list, max_length=256)
     sport: list[int] = Field(default_factory=list, max_length=1024)
     dport: list[int] = Field(default_factory=list, max_length=1024)
     proto: list[int] = Field(default_factory=list, max_length=256)
@@ -129,11 +133,6 @@ class Filter(_Model):
     tls_sni: list[str] = Field(default_factory=list, max_length=256,
                                description='TLS/QUIC server names: "example.com", or "*.example.com" for every name '
                                            "under it (flow records only: no roll-up keeps names)")
-
-    @field_validator("src", "dst")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        return [str(network(x)) for x in v]
 
     tls_ja4: list[str] = Field(default_factory=list, max_length=256, description="JA4 fingerprints, exactly")
     tls_alpn: list[str] = Field(default_factory=list, max_length=256,
@@ -437,15 +436,10 @@ class LookupNamesRequest(_Model):
     the A or AAAA record's owner and the question asked (a CNAME chain's start), with the records
     that said so. Both filters are optional and combine."""
     range: TimeRange
-    addresses: list[str] = Field(default_factory=list, max_length=256, description="addresses or networks; empty = any")
+    addresses: Networks = Field(default_factory=list, max_length=256, description="addresses or networks; empty = any")
     name: str = Field(default="", max_length=255, description="part of the owner or question, any case; empty = any")
     source: str = Field(default="", max_length=4096)
     limit: int = _limit()
-
-    @field_validator("addresses")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        return [str(network(x)) for x in v]
 
 
 class DnsName(_Model):
@@ -472,15 +466,10 @@ class ListSipCallsRequest(_Model):
                               description="the first request's method (INVITE, REGISTER...); empty = any")
     status: list[int] = Field(default_factory=list, max_length=64,
                               description="the last final response's code, 0 for none; empty = any")
-    addresses: list[str] = Field(default_factory=list, max_length=256,
+    addresses: Networks = Field(default_factory=list, max_length=256,
                                  description="the first message's source or destination in these addresses or networks")
     source: str = Field(default="", max_length=4096)
     limit: int = _limit()
-
-    @field_validator("addresses")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        return [str(network(x)) for x in v]
 
     @field_validator("status")
     @classmethod

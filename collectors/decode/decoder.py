@@ -170,7 +170,7 @@ class Decoder:
         d = self.decap
         fast_decode(raw.buf, raw.off, raw.caplen, raw.link, b.vlan, b.vlan_depth, b.eth_type, b.ip_ver, b.src, b.dst,
                     b.proto, b.sport, b.dport, b.ip_len, b.ttl, b.tcp_flags, b.icmp_type, b.icmp_code, slow, l4, ip_end,
-                    self.l7, self.http, kind, seen, carrier, d.by_proto, d.ports, d.by_port[d.ports])
+                    self.l7, self.http, kind, seen, carrier, d.by_proto, d.ports, d.port_kinds)
         rows = np.flatnonzero(slow)
         l7 = _L7Builder()
         if rows.size:

@@ -298,11 +298,9 @@ class Decap:
         object.__setattr__(self, "enabled", enabled)
         object.__setattr__(self, "by_proto", by_proto)
         object.__setattr__(self, "by_port", by_port)
-        object.__setattr__(self, "ports", np.flatnonzero(by_port).astype(np.int64))    # for the fast path
-
-    @property
-    def any(self) -> bool:
-        return bool(self.enabled.any())
+        ports = np.flatnonzero(by_port).astype(np.int64)         # for the fast path: the ports and their kinds
+        object.__setattr__(self, "ports", ports)
+        object.__setattr__(self, "port_kinds", by_port[ports])
 
     @classmethod
     def none(cls) -> "Decap":
