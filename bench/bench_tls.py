@@ -9,6 +9,11 @@ Ours: the decoder (SNI, ALPN, versions, JA3, JA4 per hello), batches in memory, 
 per-batch budget (the cost of a hello) and once with the default one (what a handshake flood
 costs: the hellos past it are counted, not read). tshark: `-Y tls.handshake.type==1 -T fields`
 with SNI and JA3, which dissects every layer (more work than ours), best of --runs.
+
+Then the names' memory of a shard (flows/tls.py TlsMemory) at its worst: full (TLS_MEMORY_KEYS
+connections), 1,000 new hellos a window and 10 remembered connections with records in it; the
+time of each window close (the compiled match against the records, FlowTable.find, is left out:
+it is one pass whatever the memory holds).
 """
 from __future__ import annotations
 
@@ -82,7 +87,43 @@ def main() -> int:
         for label, t, read in rows:
             ratio = f"  {peer / t:6.1f}x tshark" if peer else ""
             print(f"  {label:45s} {args.hellos / t:12,.0f} packets/s  {read:9,} hellos read{ratio}")
+    memory()
     return 0
+
+
+def memory(closes: int = 30) -> None:
+    import time
+
+    import numpy as np
+
+    from flows import tls as T
+    rng = np.random.default_rng(1)
+
+    class Records:          # a window's records as TlsMemory reads them; 10 of them remembered
+        def __len__(self):
+            return 1_000_000
+
+        def find(self, keys):
+            np.ascontiguousarray(keys, np.uint64)
+            out = np.full(1000, -1, np.int64)
+            out[:10] = np.arange(10)
+            return out
+
+    def window(i: int):
+        keys = [tuple(r) for r in rng.integers(0, 2**62, (1000, 5), dtype=np.uint64).tolist()]
+        return T.TlsNames({k: (i, "a.example", "t13d", "h2") for k in keys})
+
+    mem = T.TlsMemory()
+    for i in range(T.TLS_MEMORY_KEYS // 1000 + 10):
+        mem.name(Records(), window(i))
+    times = []
+    for i in range(closes):
+        w = window(i)
+        t = time.perf_counter()
+        mem.name(Records(), w)
+        times.append(time.perf_counter() - t)
+    print(f"names' memory of a shard, full ({len(mem.names):,} keys), 1,000 new hellos a window: "
+          f"{np.median(times) * 1e3:.1f} ms a window close (median of {closes}), {max(times) * 1e3:.1f} ms at most")
 
 
 def measure(path: str, args) -> list[tuple[str, float, int]]:

@@ -119,33 +119,60 @@ class TlsNames:
 class TlsMemory:
     """One shard's names of the connections whose hellos it saw in windows it closed: a window's
     records of such a connection get them, with no hello of their own. The TLS_MEMORY_KEYS flow
-    keys most recently seen are kept (in the recovery snapshot with the rest of the shard's state)."""
+    keys most recently seen are kept (in the recovery snapshot with the rest of the shard's state).
+
+    The keys are also kept as an array for FlowTable.find, grown by each window's new keys: one
+    made from the whole memory at every close cost ~40 ms a shard with a full memory. Keys
+    forgotten since stay in it (a hit on one is checked against `names`) until they are most of
+    it; then it is made again."""
 
     def __init__(self):
         self.names: OrderedDict = OrderedDict()
+        self._rows: list = []               # the array's keys, row by row: every key of `names`, and forgotten ones
+        self._keys = np.zeros((0, 5), np.uint64)
+
+    def __getstate__(self):
+        return {"names": self.names}        # the array is made again on restore
+
+    def __setstate__(self, state):
+        self.names = state["names"]
+        self._rows = list(self.names)
+        self._keys = np.array(self._rows, np.uint64).reshape(-1, 5)
 
     def copy(self) -> "TlsMemory":
         m = TlsMemory()
         m.names = self.names.copy()         # its values are tuples: shared, never modified
+        m._rows, m._keys = list(self._rows), self._keys      # the array is replaced, never written
         return m
 
     def name(self, flows, window: "TlsNames | None") -> "TlsNames | None":
         """The window's names joined by those remembered for its records; then remember the window's."""
         found = {}
         if self.names and len(flows):
-            keys = list(self.names)
-            row = flows.find(np.array(keys, np.uint64))
+            if len(self._rows) > 2 * len(self.names):
+                self.__setstate__({"names": self.names})
+            row = flows.find(self._keys)
             for j in np.unique(row[row >= 0]).tolist():
-                found[keys[j]] = self.names[keys[j]]
-                self.names.move_to_end(keys[j])
+                k = self._rows[j]
+                v = self.names.get(k)
+                if v is not None:
+                    found[k] = v
+            for k in sorted(found):         # seen in the same window: the smaller key counts as older
+                self.names.move_to_end(k)
         if window is not None:
+            new = []
             for k, v in window.hellos.items():
                 have = self.names.get(k)
+                if have is None:
+                    new.append(k)
                 if have is None or v < have:
                     self.names[k] = v
                 self.names.move_to_end(k)
             while len(self.names) > TLS_MEMORY_KEYS:
                 self.names.popitem(last=False)
+            if new:
+                self._rows.extend(new)
+                self._keys = np.concatenate([self._keys, np.array(new, np.uint64).reshape(-1, 5)])
         return TlsNames.combine([TlsNames(found), window]) if found else window
 
 

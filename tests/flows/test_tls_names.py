@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,35 @@ def test_a_shard_forgets_the_connections_it_has_not_seen_for_longest(monkeypatch
     assert second.hellos[a] == (1, "a.example", "", "")          # a's record in a later window: named
     assert list(mem.names) == [a, b, b_back]                     # a seen again, a's answers not: forgotten
     assert mem.name(_Records(a_back), None) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 9), max_size=6), st.lists(st.integers(0, 9), max_size=4)),
+                max_size=30))
+def test_the_memory_names_as_a_plain_lru_would(windows):
+    """Whatever windows come (records of some keys, hellos of others; keys forgotten, seen again,
+    the key array made again; copies and snapshots between), the names equal those of a plain
+    LRU of TLS_MEMORY_KEYS keys (keys seen in one window: the smaller one older)."""
+    import collections
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(T, "TLS_MEMORY_KEYS", 3)
+        _same_as_lru(windows, T.TlsMemory(), collections.OrderedDict())
+
+
+def _same_as_lru(windows, mem, lru) -> None:
+    for i, (records, hellos) in enumerate(windows):
+        keys = [(k, 0, 0, 0, 0) for k in dict.fromkeys(records)]
+        names = T.TlsNames({(k, 0, 0, 0, 0): (i, f"{k}.example", "", "") for k in hellos})
+        got = mem.name(_Records(*keys), names if hellos else None)
+        want = {k: lru[k] for k in keys if k in lru}
+        for k in sorted(want):
+            lru.move_to_end(k)
+        for k, v in names.hellos.items():
+            lru[k] = min(v, lru.get(k, v))
+            lru.move_to_end(k)
+        while len(lru) > 3:
+            lru.popitem(last=False)
+        want.update({k: min(v, want.get(k, v)) for k, v in names.hellos.items()})
+        assert (got.hellos if got is not None else {}) == want
+        assert mem.names == lru
+        mem = pickle.loads(pickle.dumps(mem)) if i % 7 == 3 else mem.copy() if i % 5 == 4 else mem
