@@ -238,6 +238,8 @@ class FlowWindow(_Model):
     last_seen_ns: int
     tcp_flags: int
     vlan: int
+    tunnel: str = Field(default="", description="the tunnel the packets came out of ('' none): one record a tunnel")
+    tunnel_id: int = 0
 
 
 class TraceFlowResponse(_Model):

@@ -515,14 +515,15 @@ def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
         args += [q.param(req.sport, "UInt16"), q.param(req.dport, "UInt16"), q.param(req.proto, "UInt8")]
         q.where.append(f"{FLOW_KEY_HASH} = cityHash64({', '.join(args)})")
     sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags, "
-           f"vlan FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} ORDER BY window_start, source, vlan"
-           f"{d.key_index_final}")
+           f"vlan, tunnel, tunnel_id FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} "
+           f"ORDER BY window_start, source, vlan, tunnel, tunnel_id{d.key_index_final}")
     return sql, q.params
 
 
 def trace_rows(rows: list[tuple]) -> m.TraceFlowResponse:
     wins = [m.FlowWindow(window_start_ms=int(w), source=s, packets=int(pk), bytes=int(by), first_seen_ns=int(f),
-                         last_seen_ns=int(la), tcp_flags=int(fl), vlan=int(v)) for w, s, pk, by, f, la, fl, v in rows]
+                         last_seen_ns=int(la), tcp_flags=int(fl), vlan=int(v), tunnel=tk, tunnel_id=int(ti))
+            for w, s, pk, by, f, la, fl, v, tk, ti in rows]
     flags = 0
     for w in wins:
         flags |= w.tcp_flags

@@ -190,7 +190,7 @@ class TraceFlowRequest(_message.Message):
     def __init__(self, range: _Optional[_Union[TimeRange, _Mapping]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., sport: _Optional[int] = ..., dport: _Optional[int] = ..., proto: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FlowWindow(_message.Message):
-    __slots__ = ("window_start_ms", "source", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags", "vlan")
+    __slots__ = ("window_start_ms", "source", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags", "vlan", "tunnel", "tunnel_id")
     WINDOW_START_MS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,8 @@ class FlowWindow(_message.Message):
     LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
     TCP_FLAGS_FIELD_NUMBER: _ClassVar[int]
     VLAN_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_ID_FIELD_NUMBER: _ClassVar[int]
     window_start_ms: int
     source: str
     packets: int
@@ -207,7 +209,9 @@ class FlowWindow(_message.Message):
     last_seen_ns: int
     tcp_flags: int
     vlan: int
-    def __init__(self, window_start_ms: _Optional[int] = ..., source: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ..., vlan: _Optional[int] = ...) -> None: ...
+    tunnel: str
+    tunnel_id: int
+    def __init__(self, window_start_ms: _Optional[int] = ..., source: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., tcp_flags: _Optional[int] = ..., vlan: _Optional[int] = ..., tunnel: _Optional[str] = ..., tunnel_id: _Optional[int] = ...) -> None: ...
 
 class TraceFlowResponse(_message.Message):
     __slots__ = ("windows", "packets", "bytes", "first_seen_ns", "last_seen_ns", "tcp_flags")

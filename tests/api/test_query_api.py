@@ -368,6 +368,14 @@ def test_tunnels_group_and_filter(api, local_stack):
                                           "group_by": ["DIMENSION_TUNNEL", "DIMENSION_TUNNEL_ID", "DIMENSION_SRC"]})
     got = sorted((x["tunnel"], x["tunnel_id"], x["src"], int(x["packets"])) for x in g["groups"])
     assert got == [("gre", 17, "8.8.8.8", 1), ("vxlan", 123, "10.0.0.1", 4), ("vxlan", 123, "10.0.0.2", 4)]
+    # TraceFlow tells a 5-tuple's tunnels apart: each record with its tunnel's kind and id
+    h = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source, "tunnel": ["vxlan"]},
+                                               "group_by": ["src", "dst", "sport", "dport", "proto"], "limit": 1})
+    five = {k: h["groups"][0][k] for k in ("src", "dst", "sport", "dport", "proto")}
+    g, h = both(api, "TraceFlow", "/v1/flows/trace", {"range": ALL, "source": source, **five},
+                {"range": ALL, "source": source, **five})
+    assert h["windows"] and {(w["tunnel"], w["tunnel_id"]) for w in h["windows"]} == {("vxlan", 123)}
+    assert [(w["tunnel"], w["tunnel_id"]) for w in g["windows"]] == [(w["tunnel"], w["tunnel_id"]) for w in h["windows"]]
     none = http_call(api, "/v1/flows/aggregate", {"range": ALL, "filter": {"source": source, "tunnel": [""]}})
     assert none["groups"][0]["packets"] == want[("", 0)] and none["table"] == "flows"
     with api.http() as c:
