@@ -110,7 +110,7 @@ def memory(closes: int = 30) -> None:
             return out
 
     def window(i: int):
-        keys = [tuple(r) for r in rng.integers(0, 2**62, (1000, 5), dtype=np.uint64).tolist()]
+        keys = [tuple(r) for r in rng.integers(0, 2**62, (1000, 6), dtype=np.uint64).tolist()]
         return T.TlsNames({k: (i, "a.example", "t13d", "h2") for k in keys})
 
     mem = T.TlsMemory()

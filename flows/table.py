@@ -29,6 +29,14 @@ def tunnel_key(t: TunnelTable) -> np.ndarray:
     return (t.kind.astype(np.uint64) << TUNNEL_SHIFT) | t.tid.astype(np.uint64)
 
 
+def packet_tunnels(batch) -> np.ndarray:
+    """Each packet's tunnel_key of a batch (0: not out of a tunnel)."""
+    tun = np.zeros(len(batch), np.uint64)
+    if len(batch.tunnels):
+        tun[batch.tunnels.row] = tunnel_key(batch.tunnels)
+    return tun
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _open_table(n):
     """An open-addressing table for n keys: slot mask (a power of two, at most half full), slots
@@ -71,11 +79,11 @@ def _hash_groups(h, keys):
     return ids, rep[:ng]
 
 
-@njit(cache=True, nogil=True, aot=["i8[::1](u8[::1], u8[:, ::1], u8[::1], u8[:, ::1], u8[:, ::1], u8[::1])"])
-def _find_keys(wh, wk, fh, src, dst, pp):
-    """For each flow (hash fh, key src, dst, pp), the row of wk holding its key (m distinct keys:
-    src words, dst words, port_proto; hashes wh), or -1: the m keys in an open-addressing table,
-    every flow probed once, the whole key compared on every hit."""
+@njit(cache=True, nogil=True, aot=["i8[::1](u8[::1], u8[:, ::1], u8[::1], u8[:, ::1], u8[:, ::1], u8[::1], u8[::1])"])
+def _find_keys(wh, wk, fh, src, dst, pp, tun):
+    """For each flow (hash fh, key src, dst, pp, tun), the row of wk holding its key (m keys: src
+    words, dst words, port_proto, tunnel key; hashes wh), or -1: the m keys in an open-addressing
+    table, every flow probed once, the whole key compared on every hit."""
     mask, slots, _rep = _open_table(wh.shape[0])
     for g in range(wh.shape[0]):
         j = wh[g] & mask
@@ -88,7 +96,7 @@ def _find_keys(wh, wk, fh, src, dst, pp):
         while slots[j] != -1:
             g = slots[j]
             if (wh[g] == fh[i] and wk[g, 0] == src[i, 0] and wk[g, 1] == src[i, 1] and wk[g, 2] == dst[i, 0]
-                    and wk[g, 3] == dst[i, 1] and wk[g, 4] == pp[i]):
+                    and wk[g, 3] == dst[i, 1] and wk[g, 4] == pp[i] and wk[g, 5] == tun[i]):
                 out[i] = g
                 break
             j = (j + np.uint64(1)) & mask
@@ -307,9 +315,7 @@ class FlowTable:
         sw, dw = addr_words(src), addr_words(dst)
         pp = port_proto(sp, dp, pr, vl)
         n = len(pp)
-        tun = np.zeros(len(batch), np.uint64)
-        if len(batch.tunnels):
-            tun[batch.tunnels.row] = tunnel_key(batch.tunnels)
+        tun = packet_tunnels(batch)
         raw = cls(window_starts(ts, window_ns), sw, dw, pp, tun if ok.all() else tun[ok], flow_hash(sw, dw, pp),
                   np.ones(n, np.uint64), ln.astype(np.uint64), ts, ts, fl.astype(np.uint16))
         return raw.aggregate()
@@ -332,13 +338,12 @@ class FlowTable:
                          first[:ng], last[:ng], fl[:ng])
 
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """For each record, the row of `keys` ((m, 5) uint64 distinct flow keys: src words, dst
-        words, port_proto with the VLAN) equal to its key, or -1 (its tunnel not compared: the
-        records of one 5-tuple in two tunnels find the same row). One compiled pass."""
-        keys = np.ascontiguousarray(keys, np.uint64).reshape(-1, 5)
+        """For each record, the row of `keys` ((m, 6) uint64 flow keys: src words, dst words,
+        port_proto with the VLAN, tunnel_key) equal to its key, or -1. One compiled pass."""
+        keys = np.ascontiguousarray(keys, np.uint64).reshape(-1, 6)
         c = np.ascontiguousarray
         return _find_keys(flow_hash(keys[:, 0:2], keys[:, 2:4], c(keys[:, 4])), keys, c(self.fhash, np.uint64),
-                          c(self.src, np.uint64), c(self.dst, np.uint64), c(self.pp, np.uint64))
+                          c(self.src, np.uint64), c(self.dst, np.uint64), c(self.pp, np.uint64), c(self.tun, np.uint64))
 
     def take(self, rows: np.ndarray) -> "FlowTable":
         return FlowTable(*(getattr(self, f.name)[rows] for f in fields(self)))

@@ -2,9 +2,10 @@
 connection's first ClientHello (TLS over TCP, or a QUIC or DTLS Initial), from the decoder's L7
 rows.
 
-A flow record is one direction; the names are the connection's, so a hello names its flow and
-the reverse one (the server's answers): a name then selects the downloads as well as the
-requests, as a probe's bidirectional flow would. Earliest hello wins (by packet time, then by
+Flow keys hold the tunnel (flows/table.py): a hello in one tenant's VXLAN segment names that
+tenant's connection only. A flow record is one direction; the names are the connection's, so a
+hello names its flow and the reverse one (the server's answers): a name then selects the
+downloads as well as the requests, as a probe's bidirectional flow would. Earliest hello wins (by packet time, then by
 value), so any order of batches, shards and revisions gives the same names. A connection lasts
 longer than a window: each shard remembers the names of the connections whose hello it saw
 (TlsMemory, the TLS_MEMORY_KEYS flow keys seen most recently), and names their records in later
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collectors.decode.tls import CLIENT_HELLO
+from flows.table import packet_tunnels
 from schemas.flow_key import addr_words, flow_hash, port_proto, shard_of
 from schemas.window_rows import Coded
 
@@ -37,9 +39,16 @@ TLS_COLUMNS = ("tls_sni", "tls_ja4", "tls_alpn")      # the flows table's column
 
 @dataclass(frozen=True)
 class TlsNames:
-    # (src word 0, src word 1, dst word 0, dst word 1, port_proto) -> (ts_ns, sni, ja4, alpn)
+    # (src word 0, src word 1, dst word 0, dst word 1, port_proto, tunnel_key) -> (ts_ns, sni, ja4, alpn)
     hellos: dict = field(default_factory=dict)
     dropped: int = 0            # hellos left out past MAX_TLS_FLOWS
+
+    def __setstate__(self, state):
+        # a snapshot from before tunnels keyed flows: 5-word keys, out of no tunnel
+        hellos = state["hellos"]
+        if hellos and len(next(iter(hellos))) == 5:
+            state = {**state, "hellos": {k + (0,): v for k, v in hellos.items()}}
+        self.__dict__.update(state)
 
     def __len__(self) -> int:
         return len(self.hellos)
@@ -59,14 +68,15 @@ class TlsNames:
         sp, dp, pr, vl = batch.sport[rows], batch.dport[rows], batch.proto[rows], batch.vlan[rows]
         pp, back = port_proto(sp, dp, pr, vl).tolist(), port_proto(dp, sp, pr, vl).tolist()
         s0, s1, d0, d1 = src[:, 0].tolist(), src[:, 1].tolist(), dst[:, 0].tolist(), dst[:, 1].tolist()
+        tun = packet_tunnels(batch)[rows].tolist()
         sni, ja4, alpn = l7.tls_sni, l7.tls_ja4, l7.tls_alpn
         out: dict[int, dict] = {}
         dropped: dict[int, int] = {}
         for j, (i, ts, w) in enumerate(zip(idx.tolist(), batch.ts_ns[rows].tolist(), wins[rows].tolist())):
             names = out.setdefault(w, {})
             v = (ts, sni[i] or "", ja4[i] or "", ",".join(alpn[i] or ()))
-            lost = _keep(names, (s0[j], s1[j], d0[j], d1[j], pp[j]), v)
-            lost += _keep(names, (d0[j], d1[j], s0[j], s1[j], back[j]), v)
+            lost = _keep(names, (s0[j], s1[j], d0[j], d1[j], pp[j], tun[j]), v)
+            lost += _keep(names, (d0[j], d1[j], s0[j], s1[j], back[j], tun[j]), v)
             dropped[w] = dropped.get(w, 0) + min(lost, 1)
         return {w: TlsNames(h, dropped[w]) for w, h in out.items()}
 
@@ -83,8 +93,8 @@ class TlsNames:
         return TlsNames(hellos, dropped)
 
     def keys(self) -> np.ndarray:
-        """(m, 5) uint64: the flow keys named."""
-        return np.array(list(self.hellos), np.uint64).reshape(-1, 5)
+        """(m, 6) uint64: the flow keys named."""
+        return np.array(list(self.hellos), np.uint64).reshape(-1, 6)
 
     def split(self, shards: int) -> list["TlsNames | None"]:
         """One part a shard: each flow key's name to the shard of its records (flow_key.shard_of)."""
@@ -129,15 +139,18 @@ class TlsMemory:
     def __init__(self):
         self.names: OrderedDict = OrderedDict()
         self._rows: list = []               # the array's keys, row by row: every key of `names`, and forgotten ones
-        self._keys = np.zeros((0, 5), np.uint64)
+        self._keys = np.zeros((0, 6), np.uint64)
 
     def __getstate__(self):
         return {"names": self.names}        # the array is made again on restore
 
     def __setstate__(self, state):
-        self.names = state["names"]
+        names = state["names"]
+        if names and len(next(iter(names))) == 5:      # a snapshot from before tunnels keyed flows
+            names = OrderedDict((k + (0,), v) for k, v in names.items())
+        self.names = names
         self._rows = list(self.names)
-        self._keys = np.array(self._rows, np.uint64).reshape(-1, 5)
+        self._keys = np.array(self._rows, np.uint64).reshape(-1, 6)
 
     def copy(self) -> "TlsMemory":
         m = TlsMemory()
@@ -172,7 +185,7 @@ class TlsMemory:
                 self.names.popitem(last=False)
             if new:
                 self._rows.extend(new)
-                self._keys = np.concatenate([self._keys, np.array(new, np.uint64).reshape(-1, 5)])
+                self._keys = np.concatenate([self._keys, np.array(new, np.uint64).reshape(-1, 6)])
         return TlsNames.combine([TlsNames(found), window]) if found else window
 
 

@@ -153,7 +153,7 @@ class _Records:
 
 def test_a_shard_forgets_the_connections_it_has_not_seen_for_longest(monkeypatch):
     monkeypatch.setattr(T, "TLS_MEMORY_KEYS", 3)
-    a, a_back, b, b_back = ((i, 0, 0, 0, 0) for i in range(1, 5))
+    a, a_back, b, b_back = ((i, 0, 0, 0, 0, 0) for i in range(1, 5))
     mem = T.TlsMemory()
     assert mem.name(_Records(a), T.TlsNames({a: (1, "a.example", "", ""), a_back: (1, "a.example", "", "")})) is not None
     second = mem.name(_Records(a, b), T.TlsNames({b: (2, "b.example", "", ""), b_back: (2, "b.example", "", "")}))
@@ -177,8 +177,8 @@ def test_the_memory_names_as_a_plain_lru_would(windows):
 
 def _same_as_lru(windows, mem, lru) -> None:
     for i, (records, hellos) in enumerate(windows):
-        keys = [(k, 0, 0, 0, 0) for k in dict.fromkeys(records)]
-        names = T.TlsNames({(k, 0, 0, 0, 0): (i, f"{k}.example", "", "") for k in hellos})
+        keys = [(k, 0, 0, 0, 0, 0) for k in dict.fromkeys(records)]
+        names = T.TlsNames({(k, 0, 0, 0, 0, 0): (i, f"{k}.example", "", "") for k in hellos})
         got = mem.name(_Records(*keys), names if hellos else None)
         want = {k: lru[k] for k in keys if k in lru}
         for k in sorted(want):
@@ -192,3 +192,43 @@ def _same_as_lru(windows, mem, lru) -> None:
         assert (got.hellos if got is not None else {}) == want
         assert mem.names == lru
         mem = pickle.loads(pickle.dumps(mem)) if i % 7 == 3 else mem.copy() if i % 5 == 4 else mem
+
+
+def test_a_name_stays_in_its_tunnel():
+    """Two tenants' equal 5-tuples in two VXLAN segments: the hello in VNI 1 names that
+    connection's records, not the other tenant's (the flow key holds the tunnel); a snapshot
+    from before tunnels (5-word keys) reads as out of no tunnel."""
+    import struct
+
+    import dpkt
+
+    from collectors.decode.decoder import Decoder
+    from collectors.raw_batch import RawBatch
+    from flows.window import LocalPipeline, WindowConfig
+    from tests.support import TEST_DATA
+    with open(TEST_DATA / "foxio_tls12.pcap", "rb") as f:
+        hello = next(bytes(fr) for _, fr in dpkt.pcap.Reader(f)
+                     if isinstance(dpkt.ethernet.Ethernet(fr).data.data, dpkt.tcp.TCP)
+                     and dpkt.ethernet.Ethernet(fr).data.data.data[:1] == b"\x16"
+                     and dpkt.ethernet.Ethernet(fr).data.data.data[5:6] == b"\x01")
+    tcp_data = dpkt.ethernet.Ethernet(hello).data.data.data
+    other = hello[:len(hello) - len(tcp_data)] + bytes(len(tcp_data))     # the same segment, not a hello
+
+    def vxlan(vni: int, inner: bytes) -> bytes:
+        udp = dpkt.udp.UDP(sport=50000, dport=4789, data=struct.pack("!BBHI", 8, 0, 0, vni << 8) + inner)
+        udp.ulen = len(bytes(udp))
+        ip = dpkt.ip.IP(src=b"\xc0\x00\x02\x01", dst=b"\xc0\x00\x02\x02", p=17, data=udp)
+        return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip))
+    b = Decoder().decode(RawBatch.from_frames([vxlan(1, hello), vxlan(77, other)], 1, [10**9, 2 * 10**9]))
+    pipe = LocalPipeline(WindowConfig(window_s=10, shards=2))
+    (res,) = pipe.feed(b) + pipe.flush()
+    cols = result_tables(res, "s", 10)["flows"]
+    got = sorted(zip(cols["tunnel_id"].tolist(), cols["tls_sni"].tolist()))
+    assert len(got) == 2 and got[0][0] == 1 and got[0][1] != "" and got[1] == (77, "")
+    old = pickle.loads(pickle.dumps(res.tls))
+    old.__dict__["hellos"] = {k[:5]: v for k, v in res.tls.hellos.items()}
+    assert pickle.loads(pickle.dumps(old)).hellos == {k[:5] + (0,): v for k, v in res.tls.hellos.items()}
+    mem = T.TlsMemory()
+    mem.names.update({k[:5]: v for k, v in res.tls.hellos.items()})
+    assert set(pickle.loads(pickle.dumps(mem)).names) == {k[:5] + (0,) for k in res.tls.hellos}
+

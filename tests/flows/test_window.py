@@ -213,6 +213,6 @@ def test_a_snapshot_from_before_the_l7_facts_restores():
 def test_a_shards_snapshot_keeps_its_tls_memory():
     import pickle
     shard = ShardState(0, WindowConfig(window_s=10))
-    shard.tls.names[(1, 2, 3, 4, 5)] = (1, "a.example", "t13d", "h2")
+    shard.tls.names[(1, 2, 3, 4, 5, 6)] = (1, "a.example", "t13d", "h2")
     copy = pickle.loads(pickle.dumps(shard.copy()))
     assert copy.tls.names == shard.tls.names and copy.tls.names is not shard.tls.names
