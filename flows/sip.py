@@ -24,8 +24,6 @@ import numpy as np
 MAX_CALLS = 100_000
 _NO_REQUEST = (1 << 63, "")         # (time, method): no request seen
 _NO_FINAL = (-1, 0)                 # (time, status): no final response seen
-COLUMNS = ("call_id", "method", "from_uri", "to_uri", "src", "dst", "first_seen", "last_seen", "requests",
-           "responses", "status", "method_seen", "status_seen")
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class SipCalls:
         return SipCalls(calls, dropped, sum(p.no_call_id for p in parts))
 
     def table_columns(self) -> dict:
-        """The sip_calls table's COLUMNS, sorted by Call-ID (times in ns, 0 when none)."""
+        """The sip_calls table's columns (schemas/clickhouse.py), sorted by Call-ID (times in ns, 0 when none)."""
         items = sorted(self.calls.items())
         first = [v[0] for _, v in items]
         req = [v[1] for _, v in items]

@@ -5,11 +5,11 @@ rows.
 Flow keys hold the tunnel (flows/table.py): a hello in one tenant's VXLAN segment names that
 tenant's connection only. A flow record is one direction; the names are the connection's, so a
 hello names its flow and the reverse one (the server's answers): a name then selects the
-downloads as well as the requests, as a probe's bidirectional flow would. Earliest hello wins (by packet time, then by
-value), so any order of batches, shards and revisions gives the same names. A connection lasts
-longer than a window: each shard remembers the names of the connections whose hello it saw
-(TlsMemory, the TLS_MEMORY_KEYS flow keys seen most recently), and names their records in later
-windows too.
+downloads as well as the requests, as a probe's bidirectional flow would. Earliest hello wins
+(by packet time, then by value), so any order of batches, shards and revisions gives the same
+names. A connection lasts longer than a window: each shard remembers the names of the
+connections whose hello it saw (TlsMemory, the TLS_MEMORY_KEYS flow keys seen most recently),
+and names their records in later windows too.
 
 The decoder parsed each hello in Python already (collectors/decode/tls.py), so hellos are
 gathered with a dict here, at a fraction of that cost; a window's flow records are matched to
