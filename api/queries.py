@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, addr_text_sql, marks_sql
+from schemas.clickhouse import (DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, SIP_CALL_SQL,
+                                addr_text_sql, marks_sql)
 
 FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel",
                   "tunnel_id")   # m.Filter's
@@ -671,10 +672,10 @@ def list_sip_calls(req: m.ListSipCallsRequest, d: Dialect) -> tuple[str, dict]:
     ends[1].addr_in("t", req.addresses)
     if req.addresses:
         having.where.append(f"({ends[0].where_sql()} OR {ends[1].where_sql()})")
-    sql = (f"SELECT call_id, argMinIf(method, method_seen, method != '') AS m, argMin(from_uri, first_seen) AS fu, "
-           f"argMin(to_uri, first_seen) AS tu, argMin(src, first_seen) AS s, argMin(dst, first_seen) AS t, "
-           f"{d.addr_text('s')}, {d.addr_text('t')}, {d.ns('min(first_seen)')} AS f, {d.ns('max(last_seen)')}, "
-           f"sum(requests), sum(responses), argMaxIf(status, status_seen, status > 0) AS st "
+    c = SIP_CALL_SQL
+    sql = (f"SELECT call_id, {c['method']} AS m, {c['from_uri']} AS fu, {c['to_uri']} AS tu, {c['src']} AS s, "
+           f"{c['dst']} AS t, {d.addr_text('s')}, {d.addr_text('t')}, {d.ns('min(first_seen)')} AS f, "
+           f"{d.ns('max(last_seen)')}, sum(requests), sum(responses), {c['status']} AS st "
            f"FROM {DATABASE}.sip_calls FINAL WHERE {q.where_sql()} GROUP BY call_id HAVING {having.where_sql()} "
            f"ORDER BY f, call_id LIMIT {m.limit_of(req.limit)}")
     return sql, q.params

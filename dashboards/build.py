@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from schemas.clickhouse import MARKS, ROLLUPS, addr_display_sql, addr_match_sql
+from schemas.clickhouse import MARKS, ROLLUPS, SIP_CALL_SQL, addr_display_sql, addr_match_sql
 
 OUT = Path(__file__).resolve().parent / "json" / "netspectra.json"
 PIPELINE_OUT = Path(__file__).resolve().parent / "json" / "netspectra-pipeline.json"
@@ -136,12 +136,12 @@ def panels(records_only: bool = False) -> list[tuple[str, str, str]]:
         # SIP calls (flows/sip.py), their windows' rows joined per Call-ID as the API's ListSipCalls
         # does; the address variable matches the first message's source or destination
         ("SIP calls (latest first)", "table",
-         f"SELECT call_id AS sip_call, argMinIf(method, method_seen, method != '') AS first_method, "
-         f"argMin(from_uri, first_seen) AS caller, argMin(to_uri, first_seen) AS callee, "
-         f"argMaxIf(status, status_seen, status > 0) AS final_status, sum(requests) AS requests_seen, "
+         f"SELECT call_id AS sip_call, {SIP_CALL_SQL['method']} AS first_method, "
+         f"{SIP_CALL_SQL['from_uri']} AS caller, {SIP_CALL_SQL['to_uri']} AS callee, "
+         f"{SIP_CALL_SQL['status']} AS final_status, sum(requests) AS requests_seen, "
          f"sum(responses) AS responses_seen FROM netspectra.sip_calls FINAL WHERE {_WHERE} GROUP BY call_id "
-         f"HAVING {_ADDRESS} = '' OR {addr_match_sql('argMin(src, first_seen)', _ADDRESS)} "
-         f"OR {addr_match_sql('argMin(dst, first_seen)', _ADDRESS)} ORDER BY min(first_seen) DESC, sip_call LIMIT 50"),
+         f"HAVING {_ADDRESS} = '' OR {addr_match_sql(SIP_CALL_SQL['src'], _ADDRESS)} "
+         f"OR {addr_match_sql(SIP_CALL_SQL['dst'], _ADDRESS)} ORDER BY min(first_seen) DESC, sip_call LIMIT 50"),
         # Packets taken out of tunnels (collectors/decode/tunnels.py): per tunnel kind and id
         ("Tunnels (kind and id)", "table",
          f"SELECT tunnel, tunnel_id, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flow_records "

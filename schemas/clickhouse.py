@@ -359,6 +359,13 @@ FLOW_KEY_HASH = "cityHash64(src, dst, sport, dport, proto)"
 INDEXES = {"flows": [f"INDEX flow_key {FLOW_KEY_HASH} TYPE bloom_filter(0.01) GRANULARITY 1"]}
 
 
+# A call over several windows (the sip_calls rows of a range, flows/sip.py): each field joined
+# as one expression, read by the API (ListSipCalls) and the dashboards alike.
+SIP_CALL_SQL = {"method": "argMinIf(method, method_seen, method != '')", "from_uri": "argMin(from_uri, first_seen)",
+                "to_uri": "argMin(to_uri, first_seen)", "src": "argMin(src, first_seen)",
+                "dst": "argMin(dst, first_seen)", "status": "argMaxIf(status, status_seen, status > 0)"}
+
+
 # Down-level types for ClickHouse servers before 19.x (Debian's 18.16), derived from the one DDL
 # above: addresses as their 16 bytes, times as integer ns / whole seconds, no TTL.
 LEGACY_TYPES = {"IPv6": "FixedString(16)", "DateTime64(9, 'UTC')": "UInt64",
