@@ -407,10 +407,8 @@ def dns_answers_written(execute, source: str) -> bool:
 def dns_names_rows(tmp_dir, source: str) -> list:
     """write_dns_answers_capture's windows as the sinks receive them, with their dns_names table
     only (for stores whose other tables hold another capture's windows)."""
-    from schemas.window_rows import WindowRows
     write_dns_answers_capture(tmp_dir / "dns.pcap")
-    return [WindowRows(r.start, r.length_ns, r.complete, {"dns_names": r.tables["dns_names"]})
-            for r in rows_of(capture_windows(tmp_dir / "dns.pcap", 10), source)]
+    return only_table(rows_of(capture_windows(tmp_dir / "dns.pcap", 10), source), "dns_names")
 
 
 TLS_CAPTURE = TEST_DATA / "foxio_tls-sni.pcapng"      # 79 flows with a ClientHello (TLS and QUIC)
@@ -436,20 +434,22 @@ SIP_CAPTURE = TEST_DATA / "zeek_sip_wireshark.pcap"       # 6 calls (REGISTER an
 
 def sip_calls_rows(source: str) -> list:
     """SIP_CAPTURE's windows (one of 60 s) as the sinks receive them, with their sip_calls table only."""
-    from schemas.window_rows import WindowRows
-    return [WindowRows(r.start, r.length_ns, r.complete, {"sip_calls": r.tables["sip_calls"]})
-            for r in rows_of(capture_windows(SIP_CAPTURE, 60), source)]
+    return only_table(rows_of(capture_windows(SIP_CAPTURE, 60), source), "sip_calls")
 
 
 def capture_flows_rows(path, source: str, start_s: int) -> list:
     """A capture's windows (one of 10 s) moved to start at `start_s`, with their flows table only."""
     import dataclasses
-
-    from schemas.window_rows import WindowRows
     results = capture_windows(path, 10)
     shift = start_s * 10**9 - results[0].start
-    return [WindowRows(r.start, r.length_ns, r.complete, {"flows": r.tables["flows"]})
-            for r in rows_of([dataclasses.replace(r, start=r.start + shift) for r in results], source)]
+    return only_table(rows_of([dataclasses.replace(r, start=r.start + shift) for r in results], source), "flows")
+
+
+def only_table(rows: list, table: str) -> list:
+    """Window rows with one of their tables only (for stores whose other tables hold another
+    capture's windows)."""
+    from schemas.window_rows import WindowRows
+    return [WindowRows(r.start, r.length_ns, r.complete, {table: r.tables[table]}) for r in rows]
 
 
 def write_dns_answers_capture(path) -> None:
