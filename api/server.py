@@ -127,6 +127,10 @@ class ApiServer:
             raise ApiStartError(errors)
         try:        # bound before anything is announced: a busy port is this one line
             self.socket = socket.create_server((c.host, c.http_port))
+            # answers go out at once: uvicorn writes a response's head and body apart, and without
+            # this (asyncio sets it only on sockets it makes) the body waits for the client's
+            # delayed ACK, ~40 ms on every keep-alive request; Linux gives accepted sockets the listener's
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if c.grpc_port:         # asked before gRPC tries it (its own failure logs a C-level line too)
                 socket.create_server((c.host, c.grpc_port)).close()
         except OSError as e:

@@ -100,3 +100,23 @@ def test_error_messages_are_capped(api):
     assert len(body) < 1_000_000
     status, text = answer(request(api, post("/v1/flows/aggregate", len(body)), body))
     assert status == 400 and len(text) < 1000
+
+
+def test_the_api_sends_answers_without_delay(tmp_path):
+    """`netspectra api` binds its HTTP port itself, where asyncio sets no TCP_NODELAY: a
+    keep-alive client then waited ~40 ms (its delayed ACK) for every answer's body. The listener
+    has it, and its connections with it (Linux)."""
+    from api.server import ApiServer
+    grpc_port, http_port = _free_ports(2)
+    server = ApiServer(ApiConfig(store=str(tmp_path / "store"), grpc_port=grpc_port, http_port=http_port, tokens=TOKENS))
+    server.start()
+    try:
+        assert server.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        c = socket.create_connection(("127.0.0.1", http_port))
+        conn, _ = server.socket.accept()
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        conn.close()
+        c.close()
+    finally:
+        server.grpc.stop(0)
+        server.socket.close()
