@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 from api import models as m
 from schemas.addresses import V4_PREFIX, from_text, to_text
-from schemas.clickhouse import (DATABASE, FLOW_KEY_HASH, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, SIP_CALL_SQL,
-                                addr_text_sql, marks_sql)
+from schemas.clickhouse import (DATABASE, FLOW_KEYS, NET_PREFIXES, ROLLUP_VALUES, ROLLUPS, SIP_CALL_SQL,
+                                addr_text_sql, flow_key_sql, marks_sql)
 
 FILTER_COLUMNS = ("src", "dst", "sport", "dport", "proto", "vlan", "tls_sni", "tls_ja4", "tls_alpn", "tunnel",
                   "tunnel_id")   # m.Filter's
@@ -44,15 +44,13 @@ class QueryError(ValueError):
 @dataclass(frozen=True)
 class Dialect:
     legacy: bool = False        # Debian's 18.16: down-level column types
-    # SETTINGS of a FINAL read through a skip index of sort-key columns only (TraceFlow's): every
-    # version of a row has the same key, so no granule the index skips can hold one. Servers
-    # that know `use_skip_indexes_if_final_exact_mode` otherwise re-read every granule sharing
-    # key ranges with those selected (on 100M records, 376 granules for 126). api/store.py
-    # sets it where the server has that setting.
-    key_index_final: str = ""
 
     def addr(self, param: str) -> str:
         return f"unhex({{{param}:String}})" if self.legacy else f"toIPv6({{{param}:String}})"
+
+    def addr_bytes(self, param: str) -> str:
+        """An address parameter in the address columns' own type (what a hash of them takes)."""
+        return f"toFixedString({self.addr(param)}, 16)" if self.legacy else self.addr(param)
 
     def addr_value(self, addr16: bytes) -> str:
         return addr16.hex() if self.legacy else str(ipaddress.IPv6Address(addr16))
@@ -320,6 +318,10 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
     def rows_read(pieces: list[Piece]) -> float:
         return sum(density(p.table) * (p.end_s - p.start_s) for p in pieces)
 
+    def empty(a: int, b: int) -> bool:
+        """No source has a window starting in [a, b): every table holds no row there."""
+        return not any(first < b and last >= a for first, last, _ in windows)
+
     def cost(pieces: list[Piece]) -> float:
         """Rows read, and READ_ROWS for each table read (read_from reads each table once)."""
         return rows_read(pieces) + READ_ROWS * len({(p.table, p.sign) for p in pieces})
@@ -338,8 +340,8 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
 
     @memoised
     def cover(a: int, b: int, tiers: list[int]) -> list[Piece]:
-        """[a, b) from tiers[0] and finer."""
-        if a >= b:
+        """[a, b) from tiers[0] and finer (nothing where no source has windows: nothing to read)."""
+        if a >= b or empty(a, b):
             return []
         if not tiers:
             return [Piece(base, 0, a, b)]
@@ -347,6 +349,8 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
         ia, ib = -(-a // res) * res, b // res * res
         for table in (t for t, r in usable if r == res and ia < ib):
             lo, hi = covered(table, res, ia, ib)
+            if lo < hi and empty(lo, hi):        # whole buckets without windows: no read at all
+                return cover(a, lo, tiers) + cover(hi, b, tiers)
             # a coarser level is not always smaller: a week of one family can hold more rows
             # than the days of another (the totals' days: 60 rows a month)
             if lo < hi and rows_read([Piece(table, res, lo, hi)]) <= rows_read(cover(lo, hi, tiers[1:])):
@@ -372,13 +376,15 @@ def plan(candidates: list[tuple[str, int]], marks: list[tuple], extents: list[tu
                 return whole if cost(whole) < cost(direct) else direct
         return direct
 
+    if not windows:
+        return [Piece(base, 0, *seconds(rng))]       # nothing anywhere: the base's empty read
     out: list[Piece] = []
     for p in cover(*seconds(rng), sorted({r for _, r in usable}, reverse=True)):
         if out and out[-1][:2] == p[:2] and out[-1].sign == p.sign and out[-1].end_s == p.start_s:
             out[-1] = out[-1]._replace(end_s=p.end_s)         # one range, not two (a read's bounds)
         else:
             out.append(p)
-    return out
+    return out or [Piece(base, 0, *seconds(rng))]     # the extents' windows all outside the range
 
 
 def seconds(rng: m.TimeRange) -> tuple[int, int]:
@@ -411,10 +417,12 @@ def is_signed(table: str | list[Piece]) -> bool:
     return not isinstance(table, str) and any(p.sign < 0 for p in table)
 
 
-def read_from(table: str | list[Piece], where: str, columns: list[str]) -> str:
+def read_from(table: str | list[Piece], where: str, columns: list[str], bounded: bool = True) -> str:
     """A query's "FROM ... WHERE": one table, or the pieces of a plan, each read for its part of
-    the range (`columns`: what the query reads; the records count one flow each)."""
-    table = one_table(table)
+    the range (`columns`: what the query reads; the records count one flow each). `bounded`:
+    `where` holds the range (else the pieces' own bounds are all there is)."""
+    if bounded:
+        table = one_table(table)
     if isinstance(table, str):
         return f"{DATABASE}.{table} FINAL WHERE {where}"
     parts = []
@@ -455,7 +463,9 @@ def check_buckets(req: m.AggregateFlowsRequest, extents: list[tuple]) -> None:
 
 
 def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[Piece] = "flows") -> tuple[str, dict]:
-    table = one_table(table)
+    a, b = seconds(req.range)       # buckets read whole past the range (nothing there, or subtracted)
+    beyond = not isinstance(table, str) and any(p.start_s < a or p.end_s > b for p in table)
+    table = table if beyond else one_table(table)
     q = Sql(d)
     q.filters(req.range, req.filter)
     dims = list(dict.fromkeys(req.group_by))
@@ -477,7 +487,7 @@ def aggregate_flows(req: m.AggregateFlowsRequest, d: Dialect, table: str | list[
     limit = m.limit_of(req.limit)
     signed = is_signed(table)
     sql = (f"SELECT {', '.join(select)} FROM "
-           f"{read_from(table, q.where_sql(without_range=signed), ['window_start', *dims, *_values('flows')])}")
+           f"{read_from(table, q.where_sql(without_range=beyond), ['window_start', *dims, *_values('flows')], not beyond)}")
     if group:
         sql += f" GROUP BY {', '.join(group)}"
         if signed:          # a key only in what is subtracted sums to nothing (every record has packets)
@@ -505,19 +515,29 @@ def aggregate_rows(rows: list[tuple], table: str = "flows", resolution_s: int = 
 
 def trace_flow(req: m.TraceFlowRequest, d: Dialect) -> tuple[str, dict]:
     q = Sql(d)
+    # flow_keys' rows of the range (and source), whose windows it holds in whole seconds
+    a, b = seconds(req.range)
+    keys = [f"window_start >= toDateTime({q.param(a, 'UInt32')}, 'UTC')",
+            f"window_start < toDateTime({q.param(b, 'UInt32')}, 'UTC')"]
+    if req.source:
+        keys.append(f"source = {q.param(req.source, 'String')}")
     q.filters(req.range, m.Filter(source=req.source))
     q.addr_in("src", [req.src])
     q.addr_in("dst", [req.dst])
     q.equals("sport", req.sport, "UInt16")
     q.equals("dport", req.dport, "UInt16")
     q.equals("proto", req.proto, "UInt8")
-    if not d.legacy:     # the flow_key skip index (schemas/clickhouse.py INDEXES): the same expression
-        args = [d.addr(q.name(d.addr_value(_bounds(m.network(a))[0]))) for a in (req.src, req.dst)]
-        args += [q.param(req.sport, "UInt16"), q.param(req.dport, "UInt16"), q.param(req.proto, "UInt8")]
-        q.where.append(f"{FLOW_KEY_HASH} = cityHash64({', '.join(args)})")
+    # the windows its hash is in (schemas/clickhouse.py FLOW_KEYS), typed as the records' columns
+    # (18.16's parameters are literals: 80 would be a UInt8 and hash otherwise)
+    addrs = [d.addr_bytes(q.name(d.addr_value(_bounds(m.network(a))[0]))) for a in (req.src, req.dst)]
+    key = flow_key_sql(*addrs, f"toUInt16({q.param(req.sport, 'UInt16')})",
+                       f"toUInt16({q.param(req.dport, 'UInt16')})", f"toUInt8({q.param(req.proto, 'UInt8')})")
+    window = "window_start" if d.legacy else "toDateTime(window_start)"      # a window of 100 ms too
+    q.where.append(f"{window} IN (SELECT window_start FROM {DATABASE}.{FLOW_KEYS} "
+                   f"WHERE key_hash = {key} AND {' AND '.join(keys)})")
     sql = (f"SELECT {d.window_ms()}, source, packets, bytes, {d.ns('first_seen')}, {d.ns('last_seen')}, tcp_flags, "
            f"vlan, tunnel, tunnel_id FROM {DATABASE}.flows FINAL WHERE {q.where_sql()} "
-           f"ORDER BY window_start, source, vlan, tunnel, tunnel_id{d.key_index_final}")
+           f"ORDER BY window_start, source, vlan, tunnel, tunnel_id")
     return sql, q.params
 
 

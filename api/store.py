@@ -35,17 +35,6 @@ class _Backend:
             return False
 
 
-KEY_INDEX_SETTING = "use_skip_indexes_if_final_exact_mode"
-
-
-def _dialect(legacy: bool, rows) -> Dialect:
-    """The server's dialect; `rows(sql, params)` reads from it."""
-    if legacy:
-        return Dialect(legacy=True)
-    known = rows(f"SELECT count() FROM system.settings WHERE name = '{KEY_INDEX_SETTING}'", {})[0][0]
-    return Dialect(key_index_final=f" SETTINGS {KEY_INDEX_SETTING} = 0" if known else "")
-
-
 class ChdbBackend(_Backend):
     """chDB session of a data directory (the tables are created when missing)."""
 
@@ -53,7 +42,7 @@ class ChdbBackend(_Backend):
         from sinks.chdb_store import ChdbStore
 
         self.store = ChdbStore(path)
-        self.dialect = _dialect(False, self.rows)
+        self.dialect = Dialect()
         self.name = f"chdb:{self.store.path}"
 
     def version(self) -> int:
@@ -94,7 +83,7 @@ class NativeBackend(_Backend):
         self._connect = lambda: clickhouse_client(self.address, connect_timeout=connect_timeout,
                                                   send_receive_timeout=30)
         version = self._client().execute("SELECT version()")[0][0]
-        self.dialect = _dialect(int(version.split(".")[0]) < 19, self.rows)
+        self.dialect = Dialect(legacy=int(version.split(".")[0]) < 19)
         check_existing(self.rows(EXISTING_COLUMNS_SQL, {}))
         self.name = f"clickhouse:{self.address}"
 

@@ -240,7 +240,21 @@ TABLES[MARKS] = ("""    level LowCardinality(String),
     until DateTime64(3, 'UTC'),
     version UInt64,
     inserted_at DateTime DEFAULT now()""", "level, source", "version")
-WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, *ROLLUPS)]      # the tables every window writes
+# Where each 5-tuple's records are (TraceFlow's index): a row per record's window, keyed by the low
+# 32 bits of its hash (flow_key_sql), written by a materialized view of the records (flow_keys_sql).
+# Sorted by the key, "one flow over a month" reads a granule a day here, then only its windows'
+# records; a bloom filter on the records read its whole index (125 MB for 100M records) instead.
+# A superset is harmless (a hash shared by two flows: a window read more), a row missing is not:
+# it lives as long as the records (RETENTION_TABLE), is deleted with them (TABLES), and is made
+# from the records of a store written before it (flow_keys_sql backfill).
+FLOW_KEYS = "flow_keys"
+TABLES[FLOW_KEYS] = ("""    window_start DateTime('UTC') CODEC(T64, ZSTD(1)),
+    source LowCardinality(String),
+    key_hash UInt32 CODEC(Delta, ZSTD(1)),
+    inserted_at DateTime DEFAULT now()""", "key_hash, window_start, source")
+RETENTION_TABLE = {FLOW_KEYS: "flows"}      # a table kept as long as another
+WINDOW_TABLES = [t for t in TABLES if t not in ("alerts", MARKS, FLOW_KEYS, *ROLLUPS)]  # the tables every window writes
+RESULT_TABLES = [t for t in TABLES if t != FLOW_KEYS]        # what a store holds of the windows (export)
 
 
 def marks_sql(database: str = DATABASE) -> str:
@@ -253,7 +267,12 @@ def retention_s(table: str) -> int:
     return (ROLLUPS[table].keep_days if table in ROLLUPS else RETENTION_DAYS) * 86400
 
 
-TTL_TABLES = [t for t in TABLES if t != MARKS]        # the tables with a retention
+TTL_TABLES = [t for t in TABLES if t not in (MARKS, *RETENTION_TABLE)]       # the tables with a retention set
+
+
+def _kept(retention: dict[str, int]) -> dict[str, int]:
+    """A retention setting with the tables kept as long as another (RETENTION_TABLE) added."""
+    return {**retention, **{t: retention[o] for t, o in RETENTION_TABLE.items() if o in retention}}
 
 
 def retention_setting(days: dict[str, float]) -> dict[str, int]:
@@ -286,6 +305,7 @@ def ttl_changes(database: str, engines: list[tuple[str, str]], retention: dict[s
     """ALTERs for the tables whose TTL is not the retention set (`engines`: system.tables' name,
     engine_full of the database): tables made before keep theirs otherwise (CREATE IF NOT
     EXISTS). The partitions stay as they were made. Modern servers only (18.16 has no TTL)."""
+    retention = _kept(retention)
     now = {name: int(m.group(1)) for name, full in engines
            if (m := re.search(r"TTL inserted_at \+ toIntervalSecond\((\d+)\)", full))}
     return [f"ALTER TABLE {database}.{t} MODIFY TTL inserted_at + INTERVAL {sec} SECOND"
@@ -345,18 +365,17 @@ def _engine(table: str, order: str, version: str, legacy: bool, retention: dict)
     engine = f"ENGINE = ReplacingMergeTree({version})\n"
     if table == MARKS:          # a handful of rows, kept
         return engine + f"ORDER BY ({order})"
-    keep = retention.get(table, retention_s(table))
+    keep = _kept(retention).get(table, retention_s(table))
     engine += f"PARTITION BY {_partition(keep)}\nORDER BY ({order})"
     if legacy:                  # 18.16: no TTL
         return engine
     return engine + f"\nTTL inserted_at + INTERVAL {keep} SECOND\nSETTINGS ttl_only_drop_parts = 1"
 
 
-# Data-skipping indices (modern servers only). A 5-tuple's records lie scattered over the time-
-# ordered table; a bloom filter of its hash per granule lets "one flow over a long range" read
-# only the granules that hold it. Queries must filter on this same expression (api/queries.py).
-FLOW_KEY_HASH = "cityHash64(src, dst, sport, dport, proto)"
-INDEXES = {"flows": [f"INDEX flow_key {FLOW_KEY_HASH} TYPE bloom_filter(0.01) GRANULARITY 1"]}
+def flow_key_sql(src: str = "src", dst: str = "dst", sport: str = "sport", dport: str = "dport",
+                 proto: str = "proto") -> str:
+    """flow_keys' key_hash of a 5-tuple: of the records' columns, or of values of their types."""
+    return f"toUInt32(bitAnd(cityHash64({src}, {dst}, {sport}, {dport}, {proto}), 4294967295))"
 
 
 # A call over several windows (the sip_calls rows of a range, flows/sip.py): each field joined
@@ -416,15 +435,35 @@ def ddl(database: str = DATABASE, legacy: bool = False, retention: dict | None =
         if legacy:
             for modern, old in LEGACY_TYPES.items():
                 cols = cols.replace(f" {modern},", f" {old},")
-        else:
-            cols = ",\n".join([cols] + [f"    {ix}" for ix in INDEXES.get(name, [])])
+            cols = _CODEC.sub("", cols)         # 18.16 has no column codecs
         stmts.append(f"CREATE TABLE IF NOT EXISTS {database}.{name} (\n{cols}\n)\n{engine}")
     return stmts
 
 
+_CODEC = re.compile(r" CODEC\((?:[^()]|\([^()]*\))*\)")
+
+
 def views(database: str = DATABASE) -> list[str]:
-    """The readable views; created once the tables are known to be this DDL's (check_existing)."""
-    return [_readable_view(database, t) for t in TABLES if "IPv6" in column_types(t).values()]
+    """The readable views, and flow_keys' materialized view; created once the tables are known to
+    be this DDL's (check_existing)."""
+    return [_readable_view(database, t) for t in TABLES if "IPv6" in column_types(t).values()] + \
+        flow_keys_sql(database)[:1]
+
+
+def flow_keys_sql(database: str = DATABASE) -> list[str]:
+    """flow_keys' materialized view (every INSERT into the records writes their keys), and the
+    backfill of a store written before it (run when backfill_sql says so)."""
+    select = (f"SELECT toDateTime(window_start) AS window_start, source, {flow_key_sql()} AS key_hash, "
+              f"inserted_at FROM {database}.flows")         # inserted_at: expires with its records
+    return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{FLOW_KEYS}_mv TO {database}.{FLOW_KEYS} AS {select}",
+            f"INSERT INTO {database}.{FLOW_KEYS} (window_start, source, key_hash, inserted_at) {select}"]
+
+
+def backfill_sql(database: str = DATABASE) -> str:
+    """1 when flow_keys is to be made from the records (they hold rows, it none: a store written
+    before it), else 0."""
+    return (f"SELECT (SELECT count() FROM {database}.flows) > 0 "
+            f"AND (SELECT count() FROM {database}.{FLOW_KEYS}) = 0")
 
 
 def column_types(table: str, legacy: bool = False) -> dict[str, str]:
@@ -432,7 +471,7 @@ def column_types(table: str, legacy: bool = False) -> dict[str, str]:
     out = {}
     for line in TABLES[table][0].splitlines():
         if line.strip():
-            name, typ = line.strip().rstrip(",").split(" ", 1)
+            name, typ = _CODEC.sub("", line.strip().rstrip(",")).split(" ", 1)
             out[name] = LEGACY_TYPES.get(typ, typ) if legacy else typ
     return out
 

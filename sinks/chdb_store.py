@@ -17,8 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, TABLES, add_columns_sql, check_existing, column_types,
-                                columns, ddl, engines_sql, insert_settings_sql, sql_string, ttl_changes, views)
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, RESULT_TABLES, TABLES, add_columns_sql, backfill_sql,
+                                check_existing, column_types, columns, ddl, engines_sql, flow_keys_sql,
+                                insert_settings_sql, sql_string, ttl_changes, views)
 from schemas.fifo import FifoSemaphore
 from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from sinks.rollups import Rollups
@@ -145,6 +146,9 @@ class ChdbStore:
                 self.query(stmt)
         for stmt in views():
             self.query(stmt)
+        if self.rows(backfill_sql())[0][0]:
+            log.info("flow_keys: made from the records of a store written before it")
+            self.query(flow_keys_sql()[1])
         self.rollups = Rollups(self.query, self.rows, legacy=False) if rollups else None
 
     def write(self, windows: list[WindowRows]) -> None:
@@ -226,7 +230,7 @@ class ChdbStore:
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         where = f"WHERE source = {sql_string(source)}" if source is not None else ""
-        for table in TABLES:
+        for table in RESULT_TABLES:
             types = column_types(table)
             cols = [address_text(c) + f" AS {c}" if types[c] == "IPv6" else c
                     for c in columns(table) if c != "source" or source is None]

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, add_columns_sql, check_existing, column_types, ddl,
-                               engines_sql, ttl_changes, views)
+from schemas.clickhouse import (DATABASE, EXISTING_COLUMNS_SQL, INSERT_SETTINGS, add_columns_sql, backfill_sql,
+                               check_existing, column_types, ddl, engines_sql, flow_keys_sql, ttl_changes, views)
 from schemas.window_rows import Coded, WindowRows, concat_tables, window_spans
 from schemas import metrics as M
 from sinks.retry import Backoff
@@ -86,6 +86,9 @@ class ClickHouseNative:
                 self.client.execute(stmt)
         for stmt in views(self.database):
             self.client.execute(stmt)
+        if self.client.execute(backfill_sql(self.database))[0][0]:
+            log.info("flow_keys: made from the records of a store written before it")
+            self.client.execute(flow_keys_sql(self.database)[1])
         if self.rollups is None and self.keep_rollups:      # kept over reconnects: what is marked stays marked
             self.rollups = Rollups(lambda sql: self.client.execute(sql), lambda sql: self.client.execute(sql),
                                    legacy, self.database)

@@ -84,8 +84,8 @@ def test_analyze_report_export_store_and_sql(synth_pcap, tmp_path):
         header = next(csv.reader(f))
     assert header == ["window_start", "src", "dst", "sport", "dport", "proto", "vlan", "packets", "bytes",
                       "first_seen", "last_seen", "tcp_flags", "tls_sni", "tls_ja4", "tls_alpn", "tunnel", "tunnel_id"]
-    from schemas.clickhouse import TABLES
-    assert {p.name for p in export.iterdir()} == {f"{t}.csv" for t in TABLES}      # alerts.csv among them
+    from schemas.clickhouse import RESULT_TABLES
+    assert {p.name for p in export.iterdir()} == {f"{t}.csv" for t in RESULT_TABLES}      # alerts.csv among them
     ref = reference_windows(synth_pcap, 0)[0]
     pk, by = export_flows(export / "flows.csv")
     assert pk == collections.Counter({k: v[0] for k, v in ref.items()})

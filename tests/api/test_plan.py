@@ -124,3 +124,22 @@ def _by_hour(windows: list[tuple[str, int]]) -> dict:
     for src, t in windows:
         out.setdefault((src, (T0 + t) // q.HOUR_S), []).append(T0 + t)
     return out
+
+
+def test_nothing_is_read_where_no_source_has_windows():
+    """Records from 01:00 of day 0 to 00:01 of day 2, asked from 00:01:30 of day 0 to 00:00:30 of
+    day 3: no read of the minutes and seconds before 01:00 nor of those after day 2's first
+    minutes (whole days and hours past the windows cost nothing more: one read each level)."""
+    spans = _everywhere(T0, T0 + 10 * D)
+    assert _plan(T0 + 90, T0 + 3 * D + 30, spans, [("a", T0 + H, T0 + 2 * D + 60)]) == \
+        [Piece("protocols_1h", H, T0 + H, T0 + D), Piece("protocols_1d", D, T0 + D, T0 + 3 * D)]
+    assert _plan(T0 + 90, T0 + D + 30, spans, [("a", T0 + H, T0 + D - 60)]) == [Piece("protocols_1h", H, T0 + H, T0 + D)]
+
+
+def test_a_bucket_whose_rest_holds_no_windows_is_read_whole_without_subtracting():
+    """Windows from 05:00 of day 0 to 13:00 of day 1, asked from 04:00:30 to 18:00:00: day 0
+    whole (nothing before 05:00 to subtract), then day 1 less the hours past 13:00... which hold
+    nothing either: both days, one read."""
+    spans = _everywhere(T0, T0 + 10 * D)
+    got = _subtracting(T0 + 4 * H + 30, T0 + D + 18 * H, spans, [("a", T0 + 5 * H, T0 + D + 13 * H)])
+    assert got == [Piece("protocols_1d", D, T0, T0 + 2 * D)]

@@ -52,24 +52,26 @@ def _minutes(results) -> m.TimeRange:
     return m.TimeRange(start_ms=first // MIN * MIN, end_ms=(last // MIN + 1) * MIN)
 
 
-@pytest.mark.parametrize("body,table", [
-    ({}, "protocols_1m"), ({"group_by": ["src"], "limit": 20}, "sources_1m"),
-    ({"group_by": ["dst", "dport", "proto"], "limit": 50}, "flows_1m"),
-    ({"bucket_seconds": 60}, "protocols_1m"), ({"bucket_seconds": 120, "group_by": ["proto"]}, "protocols_1m"),
-    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_nets_1m"),
-    ({"filter": {"src": ["10.0.0.0/8"]}, "group_by": ["dport"]}, "flows_1m"),
-    ({"filter": {"vlan": [0], "dport": [53]}, "group_by": ["proto"]}, "traffic_1m"),
-    ({"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5}, "sources_1m"),
+@pytest.mark.parametrize("body,table,res", [
+    ({}, "protocols_1h", 3600), ({"group_by": ["src"], "limit": 20}, "sources_1h", 3600),
+    ({"group_by": ["dst", "dport", "proto"], "limit": 50}, "dst_ports_1h", 3600),
+    ({"bucket_seconds": 60}, "protocols_1m", 60), ({"bucket_seconds": 120, "group_by": ["proto"]}, "protocols_1m", 60),
+    ({"filter": {"dst": ["10.0.0.0/8"], "proto": [6]}, "group_by": ["dport"]}, "dst_nets_1h", 3600),
+    ({"filter": {"src": ["10.0.0.0/8"]}, "group_by": ["dport"]}, "flows_1h", 3600),
+    ({"filter": {"vlan": [0], "dport": [53]}, "group_by": ["proto"]}, "traffic_1h", 3600),
+    ({"filter": {"vlan": [0]}, "order_by": "flows", "group_by": ["src"], "limit": 5}, "sources_1h", 3600),
 ], ids=["totals", "by-src", "by-dst-port", "buckets", "2-min-by-proto", "dst-net-by-port", "src-net-by-port",
         "port-by-proto", "vlan-by-flows"])
-def test_a_minute_aligned_range_is_answered_by_the_minute_rollup_exactly(service, body, table):
+def test_a_capture_alone_in_its_hour_is_answered_by_the_smallest_rollup_exactly(service, body, table, res):
     """Without addresses or ports asked for, the protocols' roll-up answers; with ports, the
     address-free one; with addresses but no port, the port-free one; a destination network by
-    port, the one with destinations cut to their networks; with both, the one that keeps them."""
+    port, the one with destinations cut to their networks; with both, the one that keeps them.
+    Sums: from the hour level (the capture's minutes are all its hour holds: nothing to subtract);
+    minutes asked for: from the minute level."""
     svc, results = service
     req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), **body))
     got = svc.aggregate_flows(req)
-    assert (got.table, got.resolution_seconds) == (table, 60)
+    assert (got.table, got.resolution_seconds) == (table, res)
     _assert_as_records(svc, req, got)
 
 
@@ -102,13 +104,13 @@ def test_a_rollup_that_is_not_smaller_than_the_records_is_not_read(service):
     answer what needs addresses."""
     svc, results = service
     rows = dict(svc.backend.rows(q.ROWS_SQL, {}))
-    q.MAX_ROWS_SHARE = min(rows["flows_1m"], rows["hosts_1m"], rows["sources_1m"]) / rows["flows"] - 0.01
+    q.MAX_ROWS_SHARE = min(rows[f"{t}_{r}"] for t in ("flows", "hosts", "sources") for r in ("1m", "1h")) / rows["flows"] - 0.01
     try:
         svc._marks_cache = None
         req = _of_cap(m.AggregateFlowsRequest(range=_minutes(results), group_by=["src"]))
         assert svc.aggregate_flows(req).table == "flows"
         # the address-free roll-up stays small whatever the addresses do: it still answers without them
-        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "protocols_1m"
+        assert svc.aggregate_flows(_of_cap(m.AggregateFlowsRequest(range=_minutes(results)))).table == "protocols_1h"
     finally:
         q.MAX_ROWS_SHARE = 1.0
 
@@ -125,7 +127,7 @@ def test_what_a_source_has_not_rolled_up_yet_comes_from_the_records(service):
     got = svc.aggregate_flows(req)
     assert got.table == "protocols_1m+flows"
     _assert_as_records(svc, req, got)
-    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "protocols_1m"
+    assert svc.aggregate_flows(m.AggregateFlowsRequest(range=r, filter=m.Filter(source="cap"))).table == "protocols_1h"
 
 
 PIECES = [
@@ -143,9 +145,10 @@ PIECES = [
 def _edges(results) -> tuple[list, m.TimeRange]:
     """The capture's windows copied around a whole hour H, so that the range [H - 97 s,
     H + 3695 s) holds windows in every piece: seconds before a whole minute, a whole minute, the
-    hour, a minute past it, seconds past that."""
+    hour, a minute past it, seconds past that; and in the hours at its edges outside it."""
     h = (results[-1].start // 10**9 // 3600 + 2) * 3600
-    starts = [h - 95, h - 55, h - 15, h + 1800, h + 3605, h + 3645, h + 3685]
+    # and one window in each edge hour outside the range: a bucket read whole has those to subtract
+    starts = [h - 3000, h - 95, h - 55, h - 15, h + 1800, h + 3605, h + 3645, h + 3685, h + 5000]
     copies = [dataclasses.replace(results[i % len(results)], start=t * 10**9) for i, t in enumerate(starts)]
     return copies, m.TimeRange(start_ms=(h - 97) * 1000, end_ms=(h + 3695) * 1000)
 
@@ -349,12 +352,10 @@ def test_more_time_buckets_than_an_answer_holds_is_one_clear_error(service):
 
 
 def test_a_traced_flow_is_its_windows_newest_version(service):
-    """TraceFlow reads through the 5-tuple's skip index under FINAL without re-reading the
-    granules next to those it selects (Dialect.key_index_final): a window written twice, its
+    """TraceFlow reads the windows flow_keys names under FINAL: a window written twice, its
     records revised, still answers once per window, with the newest values."""
     from sinks.chdb_store import ChdbStore
     svc, results = service
-    assert svc.dialect.key_index_final        # chDB knows the setting
     windows = rows_of(results, "revised")
     store = ChdbStore(svc.backend.store.path)
     store.write(windows)
@@ -371,3 +372,24 @@ def test_a_traced_flow_is_its_windows_newest_version(service):
     assert len(cap.windows) > 1 and again.packets == 2 * cap.packets and again.bytes == 2 * cap.bytes
     assert [(w.window_start_ms, w.vlan, w.packets) for w in again.windows] == \
         [(w.window_start_ms, w.vlan, 2 * w.packets) for w in cap.windows]
+
+
+def test_a_traced_flow_in_windows_off_whole_seconds(service):
+    """flow_keys holds windows in whole seconds: windows starting 0.5 s past one (any length of
+    window starts anywhere) are all found, and a range starting 0.3 s past a whole second still
+    holds its first window."""
+    from sinks.chdb_store import ChdbStore
+    svc, results = service
+    shifted = [dataclasses.replace(r, start=r.start + 500_000_000) for r in results]
+    ChdbStore(svc.backend.store.path).write(rows_of(shifted, "half"))
+    text = svc.dialect.addr_text
+    src, dst, sport, dport, proto = svc.backend.rows(
+        f"SELECT {text('src')}, {text('dst')}, sport, dport, proto FROM netspectra.flows WHERE source = 'cap' "
+        f"GROUP BY src, dst, sport, dport, proto ORDER BY count() DESC, sum(bytes) DESC LIMIT 1", {})[0]
+    first = results[0].start // 10**6
+    rng = m.TimeRange(start_ms=first + 300, end_ms=first + 10**7)
+    req = m.TraceFlowRequest(range=rng, src=address(src), dst=address(dst), sport=sport, dport=dport, proto=proto)
+    cap = svc.trace_flow(req.model_copy(update={"source": "cap", "range": m.TimeRange(start_ms=first, end_ms=first + 10**7)}))
+    half = svc.trace_flow(req.model_copy(update={"source": "half"}))
+    assert len(cap.windows) > 1
+    assert [(w.window_start_ms, w.packets) for w in half.windows] == [(w.window_start_ms + 500, w.packets) for w in cap.windows]

@@ -87,3 +87,43 @@ def test_a_store_from_before_tunnels_gains_them_in_its_sorting_key(tmp_path, loc
     sink.write(tls_flows_rows("tun-after", 1_500_000_000))
     assert sink.client.execute(f"SELECT count(), countIf(tunnel = '' AND tunnel_id = 0) FROM {sink.database}.flows "
                                "WHERE source = 'tun-after'") == [(79, 79)]
+
+
+def test_a_store_written_before_flow_keys_gains_them_from_its_records(tmp_path, local_stack):
+    """flow_keys (TraceFlow's index) made by a writer from the records of a store written
+    without it, then kept by its materialized view: a row per record, the key its 5-tuple's
+    (chDB and the 18.16 server)."""
+    from schemas.clickhouse import FLOW_KEYS, flow_key_sql
+    from sinks.chdb_store import ChdbStore
+    from sinks.clickhouse_native import ClickHouseNative
+    from tests.support import tls_flows_rows
+
+    before = "DROP TABLE {db}.{t}_mv", "DROP TABLE {db}.{t}"
+    count = (f"SELECT (SELECT count() FROM {{db}}.flows FINAL), (SELECT count() FROM {{db}}.{FLOW_KEYS} FINAL), "
+             f"(SELECT count() FROM {{db}}.flows AS f FINAL WHERE ({flow_key_sql()}, toDateTime(window_start), source) "
+             f"NOT IN (SELECT key_hash, window_start, source FROM {{db}}.{FLOW_KEYS}))")
+    path = str(tmp_path / "old")
+    store = ChdbStore(path)
+    store.write(tls_flows_rows("before", 1_500_000_000))
+    for stmt in before:
+        store.sess.query(stmt.format(db=DATABASE, t=FLOW_KEYS))
+    store = ChdbStore(path)
+    store.write(tls_flows_rows("after", 1_600_000_000))
+    n, keys, missing = store.rows(count.format(db=DATABASE))[0]
+    assert n == keys > 79 and missing == 0
+
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    sink.write(tls_flows_rows("ddl-before", 1_500_000_000))
+    for stmt in before:
+        sink.client.execute(stmt.format(db=sink.database, t=FLOW_KEYS))
+    sink = ClickHouseNative(f"127.0.0.1:{local_stack[1]['clickhouse']}")
+    sink.write(tls_flows_rows("ddl-after", 1_600_000_000))
+    n, keys, missing = sink.client.execute(count.format(db=sink.database))[0]
+    assert n == keys > 79 and missing == 0
+
+
+def test_flow_keys_live_as_long_as_the_records():
+    from schemas.clickhouse import ddl
+    made = {s.split("(")[0].split()[-1]: s for s in ddl(retention={"flows": 86400 * 3}) if s.startswith("CREATE TABLE")}
+    assert "TTL inserted_at + INTERVAL 259200 SECOND" in made[f"{DATABASE}.flow_keys"]
+    assert "CODEC" not in "".join(ddl(legacy=True))         # 18.16 has no column codecs

@@ -35,11 +35,13 @@ def test_a_store_made_before_gets_the_new_retention_and_loses_what_is_past_it(wi
     assert "toIntervalSecond(7776000)" in _ttl(s, "flows")             # 90 days
     s = ChdbStore(path, retention={"flows": 1, "heavy_hitters": 7 * 86400})
     assert "toIntervalSecond(1)" in _ttl(s, "flows") and "toIntervalSecond(604800)" in _ttl(s, "heavy_hitters")
+    assert "toIntervalSecond(1)" in _ttl(s, "flow_keys")        # TraceFlow's index: as long as the records
     assert "toIntervalSecond(7776000)" in _ttl(s, "window_totals")     # not named: as it was
     assert ttl_changes("netspectra", s.rows(engines_sql()), {"flows": 1}) == []      # set once, not every start
     time.sleep(2.5)
-    s.query("OPTIMIZE TABLE netspectra.flows FINAL")
-    assert int(s.rows("SELECT count() FROM netspectra.flows")[0][0]) == 0
+    for table in ("flows", "flow_keys"):
+        s.query(f"OPTIMIZE TABLE netspectra.{table} FINAL")
+        assert int(s.rows(f"SELECT count() FROM netspectra.{table}")[0][0]) == 0, table
     assert int(s.rows("SELECT count() FROM netspectra.window_totals")[0][0]) == len(windows)
 
 
