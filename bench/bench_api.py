@@ -3,7 +3,8 @@
 Fills a fresh chDB store with generated window results by INSERT ... SELECT from numbers():
 10M flow records over 1,000 one-minute windows (10k flows a window, 5k hosts; --traffic: uniformly
 random pairs, or clients and servers, TRAFFIC below), 1M heavy-hitter rows and 200k spreader rows,
-and the roll-ups of the records (sinks/rollups.py). Then each method runs --repeat times over gRPC (a real channel to
+and the roll-ups of the records (sinks/rollups.py); then times the records' INSERT alone into fresh tables with flow_keys'
+materialized view and without it (ingest_rates). Then each method runs --repeat times over gRPC (a real channel to
 the API served in this process) after one uncounted warm-up call, for a one-hour range (60 windows, 600k flow records) and for
 the whole table, with the answer cache off (api/cache.py: every call computed). Then --clients
 parallel clients (threads of a separate process, each with its own channel) call hour-scale
@@ -88,18 +89,23 @@ _CLIENTS = ("toUInt32(pow((cityHash64(number, 5) % 1000000) / 1000000, 3) * 2000
             "1024 + cityHash64(number, 3) % 60000 AS ephemeral")
 
 
-def fill(execute, sql: Sql, rows: int, windows: int, traffic: str = "uniform") -> float:
-    per = rows // windows
-    t = time.perf_counter()
+def records_sql(sql: Sql, rows: int, per: int, traffic: str, database: str = "netspectra") -> str:
+    """The INSERT of `rows` flow records, `per` a window."""
     w = f"{T0_S} + intDiv(number, {per}) * {WINDOW_S}"
     c = TRAFFIC[traffic]
-    execute(f"""INSERT INTO netspectra.flows (window_start, source, src, dst, sport, dport, proto, packets,
+    return f"""INSERT INTO {database}.flows (window_start, source, src, dst, sport, dport, proto, packets,
         bytes, first_seen, last_seen, tcp_flags)
         SELECT {sql.window(w)}, 'bench', {sql.ipv4(c["src"])}, {sql.ipv4(c["dst"])},
                toUInt16({c["sport"]}), toUInt16({c["dport"]}), toUInt8({c["proto"]}),
                1 + cityHash64(number, 4) % 100, (1 + cityHash64(number, 4) % 100) * 700,
                {sql.ns(w)}, {sql.ns(w + " + 59")}, 24
-        FROM (SELECT number{", " + _CLIENTS if traffic == "clients" else ""} FROM numbers({rows}))""")
+        FROM (SELECT number{", " + _CLIENTS if traffic == "clients" else ""} FROM numbers({rows}))"""
+
+
+def fill(execute, sql: Sql, rows: int, windows: int, traffic: str = "uniform") -> float:
+    per = rows // windows
+    t = time.perf_counter()
+    execute(records_sql(sql, rows, per, traffic))
     execute(f"""INSERT INTO netspectra.window_totals (window_start, source, window_seconds, first_seen, last_seen,
         frames, packets, bytes, flows, late_packets, late_bytes, complete)
         SELECT {sql.window(f"{T0_S} + number * {WINDOW_S}")}, 'bench', {WINDOW_S}, {sql.ns(f"{T0_S} + number * {WINDOW_S}")},
@@ -124,6 +130,29 @@ def fill(execute, sql: Sql, rows: int, windows: int, traffic: str = "uniform") -
             FROM numbers({windows * 100})""")
     execute("OPTIMIZE TABLE netspectra.flows FINAL")
     return time.perf_counter() - t
+
+
+INGEST_ROWS = 5_000_000       # records a timed INSERT of ingest_rates writes
+
+
+def ingest_rates(execute, sql: Sql, rows: int, windows: int, traffic: str, rounds: int = 3) -> dict:
+    """Rows/s of the records' INSERT into fresh tables with the materialized view that writes
+    flow_keys (TraceFlow's index) and without it, alternated, the best of `rounds` each (the
+    roll-ups are computed apart by the writer: rollup_rows_per_s)."""
+    from schemas.clickhouse import ddl, flow_keys_sql
+    n, db = min(rows, INGEST_ROWS), "bench_ingest"
+    took: dict[str, list[float]] = {"with the flow_keys view": [], "without": []}
+    for _ in range(rounds):
+        for mode, times in took.items():
+            for stmt in ddl(db, legacy=sql.legacy):
+                execute(stmt)
+            if mode != "without":
+                execute(flow_keys_sql(db)[0])
+            t = time.perf_counter()
+            execute(records_sql(sql, n, rows // windows, traffic, db))
+            times.append(time.perf_counter() - t)
+            execute(f"DROP DATABASE {db}")
+    return {mode: round(n / min(times)) for mode, times in took.items()}
 
 
 def roll_up(execute, rows, legacy: bool, windows: int) -> float:
@@ -287,6 +316,7 @@ def main() -> int:
     else:
         fill_s = fill(execute, sql, args.rows, args.windows, args.traffic)
         rollup_s = roll_up(execute, rows_fn, sql.legacy, args.windows)
+        ingest = ingest_rates(execute, sql, args.rows, args.windows, args.traffic)
     server.start()
     stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
     md = [("authorization", f"Bearer {token}")]
@@ -318,7 +348,8 @@ def main() -> int:
     out = {"rows": args.rows, "windows": args.windows, "traffic": args.traffic}
     if not args.store:
         out.update({"fill_seconds": round(fill_s, 1), "fill_rows_per_s": round(args.rows / fill_s),
-                    "rollup_seconds": round(rollup_s, 1), "rollup_rows_per_s": round(args.rows / rollup_s)})
+                    "rollup_seconds": round(rollup_s, 1), "rollup_rows_per_s": round(args.rows / rollup_s),
+                    "records_insert_rows_per_s": ingest})
     out.update({"latency_ms": {}, "table": {}})
     cached = service.cache
     if args.clients:
